@@ -1,0 +1,111 @@
+"""k8swatch: Kubernetes watch semantics for custom REST storage, on asyncio and trio.
+
+The core depends only on attrs, anyio and typing-extensions. Subpackages add
+an ASGI serving layer (`k8swatch.server`), the Coder reference adapters
+(`k8swatch.coder`), a Redis Streams event log (`k8swatch.redis`) and pytest
+helpers (`k8swatch.testing`).
+"""
+
+from __future__ import annotations
+
+from ._broadcaster import Broadcaster as Broadcaster
+from ._broadcaster import FullChannelBehavior as FullChannelBehavior
+from ._cache import WatchCache as WatchCache
+from ._events import Event as Event
+from ._events import EventType as EventType
+from ._events import FilterFunc as FilterFunc
+from ._filters import default_get_attrs as default_get_attrs
+from ._filters import filter_for_list_options as filter_for_list_options
+from ._memory import MemoryStorage as MemoryStorage
+from ._options import ListOptions as ListOptions
+from ._options import WatchCapabilities as WatchCapabilities
+from ._options import default_list_options as default_list_options
+from ._options import validate_field_selector as validate_field_selector
+from ._options import validate_list_options as validate_list_options
+from ._options import validate_watch_options as validate_watch_options
+from ._selectors import FieldSelector as FieldSelector
+from ._selectors import LabelSelector as LabelSelector
+from ._selectors import SelectorError as SelectorError
+from ._selectors import escape_field_value as escape_field_value
+from ._selectors import parse_field_selector as parse_field_selector
+from ._selectors import parse_label_selector as parse_label_selector
+from ._selectors import unescape_field_value as unescape_field_value
+from ._status import Status as Status
+from ._status import StatusCause as StatusCause
+from ._status import StatusDetails as StatusDetails
+from ._status import StatusError as StatusError
+from ._status import already_exists as already_exists
+from ._status import bad_request as bad_request
+from ._status import conflict as conflict
+from ._status import expired as expired
+from ._status import forbidden as forbidden
+from ._status import gone as gone
+from ._status import internal_error as internal_error
+from ._status import invalid as invalid
+from ._status import method_not_supported as method_not_supported
+from ._status import not_found as not_found
+from ._status import service_unavailable as service_unavailable
+from ._status import timeout as timeout
+from ._status import too_many_requests as too_many_requests
+from ._status import unauthorized as unauthorized
+from ._storage import ObjectList as ObjectList
+from ._util import fix_module_metadata as _fix_module_metadata
+from ._version import __version__ as __version__
+from ._watch import StopAwareWatch as StopAwareWatch
+from ._watch import Watch as Watch
+from ._watch import WatchBase as WatchBase
+from ._watch import filter_watch as filter_watch
+from ._watch import stop_aware_watch as stop_aware_watch
+from ._wire import encode_event as encode_event
+
+__all__ = (
+    "Broadcaster",
+    "Event",
+    "EventType",
+    "FieldSelector",
+    "FilterFunc",
+    "FullChannelBehavior",
+    "LabelSelector",
+    "ListOptions",
+    "MemoryStorage",
+    "ObjectList",
+    "SelectorError",
+    "Status",
+    "StatusCause",
+    "StatusDetails",
+    "StatusError",
+    "StopAwareWatch",
+    "Watch",
+    "WatchBase",
+    "WatchCache",
+    "WatchCapabilities",
+    "already_exists",
+    "bad_request",
+    "conflict",
+    "default_get_attrs",
+    "default_list_options",
+    "encode_event",
+    "escape_field_value",
+    "expired",
+    "filter_for_list_options",
+    "filter_watch",
+    "forbidden",
+    "gone",
+    "internal_error",
+    "invalid",
+    "method_not_supported",
+    "not_found",
+    "parse_field_selector",
+    "parse_label_selector",
+    "service_unavailable",
+    "stop_aware_watch",
+    "timeout",
+    "too_many_requests",
+    "unauthorized",
+    "unescape_field_value",
+    "validate_field_selector",
+    "validate_list_options",
+    "validate_watch_options",
+)
+
+_fix_module_metadata(__name__, globals())
