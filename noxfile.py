@@ -47,7 +47,9 @@ def typecheck(session: nox.Session) -> None:
 def docs(session: nox.Session) -> None:
     """Build the documentation with warnings as errors."""
     session.install("-e", ".[all]", *_groups("docs"))
-    session.run("mkdocs", "build", "--strict", "--site-dir", os.path.join(session.create_tmp(), "site"))
+    session.run(
+        "mkdocs", "build", "--strict", "--site-dir", os.path.join(session.create_tmp(), "site")
+    )
 
 
 @nox.session

@@ -208,9 +208,7 @@ def bad_request(message: str) -> StatusError:
 
 def unauthorized(message: str = "") -> StatusError:
     """401 Unauthorized (message defaults to ``not authorized``)."""
-    return StatusError(
-        Status(code=401, reason="Unauthorized", message=message or "not authorized")
-    )
+    return StatusError(Status(code=401, reason="Unauthorized", message=message or "not authorized"))
 
 
 def forbidden(resource: str, name: str, err: str, *, group: str = "") -> StatusError:

@@ -14,4 +14,4 @@ def fix_module_metadata(public: str, namespace: dict[str, object]) -> None:
     for obj in namespace.values():
         if getattr(obj, "__module__", "").startswith(public + "._"):
             with contextlib.suppress(AttributeError, TypeError):  # read-only aliases
-                obj.__module__ = public  # type: ignore[union-attr]
+                obj.__module__ = public
