@@ -1,0 +1,587 @@
+"""An async client for the subset of the Coder REST API the storages use.
+
+One ``httpx.AsyncClient`` per `CoderClient`: connections are pooled and
+reused, every request carries ``Coder-Session-Token`` and a timeout. It runs on
+asyncio and on trio (httpx uses anyio underneath).
+
+Request bodies are byte-for-byte what the Go SDK (codersdk v2.30.0) sends for
+the same call, including unset UUIDs sent as the nil UUID, so the behaviour
+against a real Coder matches the Go original's.
+
+Errors: an answer with an unexpected status code raises `CoderError`
+(parsed like the SDK does); no answer at all (connection refused, reset,
+timeout) raises `CoderUnavailableError`; a success answer that is not the
+expected JSON raises `CoderProtocolError`. `map_coder_error` turns them into
+Kubernetes `StatusError`s. The session token never appears in a message, a
+repr or a log line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from typing import Any, cast
+
+import httpx
+from typing_extensions import final
+
+from k8swatch._status import (
+    Status,
+    StatusCause,
+    StatusDetails,
+    StatusError,
+    already_exists,
+    bad_request,
+    conflict,
+    forbidden,
+    internal_error,
+    not_found,
+    service_unavailable,
+    too_many_requests,
+    unauthorized,
+)
+
+from ._convert import NIL_UUID
+
+__all__ = [
+    "CoderClient",
+    "CoderError",
+    "CoderProtocolError",
+    "CoderUnavailableError",
+    "map_coder_error",
+]
+
+logger = logging.getLogger("k8swatch.coder")
+
+SESSION_TOKEN_HEADER = "Coder-Session-Token"
+_MAX_DETAIL_BYTES = 2048
+
+
+class CoderError(Exception):
+    """Coder answered with an unexpected HTTP status code.
+
+    Attributes:
+        status_code: The HTTP status code.
+        message: The ``message`` of Coder's error body (or the SDK's substitute
+            for a body without one).
+        detail: The ``detail`` of the body, if any.
+        validations: ``(field, detail)`` pairs from the body's ``validations``.
+        method: The request method.
+        url: The request URL (never contains the session token).
+
+    ``str(err)`` is the Go SDK's error text:
+    ``<METHOD> <URL>: unexpected status code <code>: <message>`` followed by
+    the detail and one line per validation.
+    """
+
+    def __init__(
+        self,
+        status_code: int,
+        message: str,
+        *,
+        detail: str = "",
+        validations: Sequence[tuple[str, str]] = (),
+        method: str = "",
+        url: str = "",
+    ) -> None:
+        self.status_code = status_code
+        self.message = message
+        self.detail = detail
+        self.validations = tuple(validations)
+        self.method = method
+        self.url = url
+        super().__init__(self._text())
+
+    def _text(self) -> str:
+        text = (
+            f"{self.method} {self.url}: unexpected status code {self.status_code}: {self.message}"
+        )
+        if self.detail:
+            text += f"\n\tError: {self.detail}"
+        for field, detail in self.validations:
+            text += f"\n\t{field}: {detail}"
+        return text
+
+
+class CoderUnavailableError(Exception):
+    """Coder could not be reached: connection refused or reset, or a timeout.
+
+    The message names the request (method and URL) and the transport error,
+    never the session token.
+    """
+
+
+class CoderProtocolError(Exception):
+    """Coder answered with a success status but a body that is not the expected JSON."""
+
+
+def _error_from_response(response: httpx.Response, body: bytes) -> CoderError:
+    """Parse an error answer the way codersdk's ``ReadBodyAsError`` does."""
+    method = response.request.method
+    url = str(response.request.url)
+    code = response.status_code
+    content_type = response.headers.get("content-type", "")
+    if not body:
+        return CoderError(code, "empty response body", method=method, url=url)
+    if not content_type.split(";", 1)[0].strip().lower().endswith("json"):
+        detail = body[:_MAX_DETAIL_BYTES].decode("utf-8", "replace")
+        return CoderError(
+            code,
+            f'unexpected non-JSON response "{content_type}"',
+            detail=detail,
+            method=method,
+            url=url,
+        )
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        return CoderError(code, f"decode JSON error response: {exc}", method=method, url=url)
+    if not isinstance(data, Mapping):
+        data = {}
+    message = str(data.get("message") or "")  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
+    if not message:
+        message = f"unexpected status code {code}, response has no message"
+    validations: list[tuple[str, str]] = []
+    for item in data.get("validations") or ():  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        if isinstance(item, Mapping):
+            validations.append((str(item.get("field", "")), str(item.get("detail", ""))))  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
+    return CoderError(
+        code,
+        message,
+        detail=str(data.get("detail") or ""),  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
+        validations=validations,
+        method=method,
+        url=url,
+    )
+
+
+def map_coder_error(
+    err: BaseException, resource: str, name: str, *, group: str = ""
+) -> StatusError:
+    """Turn an error of a Coder call into the Kubernetes `StatusError` to answer with.
+
+    The Go original's mapping (``coder-adapters.md`` §2.5) for *resource* (a
+    plural such as ``coderworkspaces``) and object *name*:
+
+    * 404 → NotFound; 403 → Forbidden; 409 → AlreadyExists when the message
+      says "already exists", else Conflict; 400, 422 and every other 4xx →
+      BadRequest (Coder's ``validations`` become the Status' causes); 401 →
+      Unauthorized; 429 → TooManyRequests;
+    * a `StatusError` passes through unchanged.
+
+    Different from the Go original, which answers 500 InternalError: when
+    Coder cannot be reached, times out or answers 5xx, the result is **503
+    ServiceUnavailable**, so clients (kubectl, informers) retry. Anything else
+    (a malformed success answer, a bug) is 500 InternalError.
+    """
+    if isinstance(err, StatusError):
+        return err
+    if isinstance(err, CoderUnavailableError):
+        return service_unavailable(f"the Coder deployment is unavailable: {err}")
+    if not isinstance(err, CoderError):
+        return internal_error(err)
+    code = err.status_code
+    message = err.message.strip() or str(err)
+    if code == 404:
+        return not_found(resource, name, group=group)
+    if code == 403:
+        return forbidden(resource, name, str(err), group=group)
+    if code == 409:
+        if "already exists" in err.message.lower():
+            return already_exists(resource, name, group=group)
+        return conflict(resource, name, str(err), group=group)
+    if code == 401:
+        return unauthorized(message)
+    if code == 429:
+        return too_many_requests(message, 0)
+    if 400 <= code < 500:
+        if not err.validations:
+            return bad_request(message)
+        causes = tuple(
+            StatusCause(reason="FieldValueInvalid", message=detail, field=field)
+            for field, detail in err.validations
+        )
+        return StatusError(
+            Status(
+                code=400,
+                reason="BadRequest",
+                message=message,
+                details=StatusDetails(causes=causes),
+            )
+        )
+    return service_unavailable(f"the Coder deployment failed: {message}")
+
+
+def _json_body(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise CoderProtocolError(
+            f"{response.request.method} {response.request.url}: invalid JSON in answer: {exc}"
+        ) from None
+
+
+def _uuid_or_nil(value: str | None) -> str:
+    return value or NIL_UUID
+
+
+@final
+class CoderClient:
+    """An async client for the Coder REST API subset of the reference storages.
+
+    Args:
+        url: The deployment's base URL (``https://coder.example.com``).
+        token: The session token, sent as ``Coder-Session-Token`` on every
+            request. It is never logged and never part of an error message.
+        timeout: Seconds allowed per request (connect, read, write and pool
+            wait each); the Go original's default is 30.
+        max_connections: Connection pool size; idle connections are reused.
+        transport: An httpx transport to use instead of the network (tests).
+
+    Use it as an async context manager, or call `aclose()` when done. Methods
+    return Coder's JSON objects as dicts.
+
+    Raises (every method):
+        CoderError: Coder answered with an unexpected status code.
+        CoderUnavailableError: no answer (connection failure, timeout).
+        CoderProtocolError: a success answer with an unexpected body.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        timeout: float = 30.0,
+        max_connections: int = 20,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._url = url.rstrip("/")
+        self._http = httpx.AsyncClient(
+            base_url=self._url + "/api/v2",
+            headers={SESSION_TOKEN_HEADER: token, "Accept": "application/json"},
+            timeout=httpx.Timeout(timeout),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            transport=transport,
+            follow_redirects=False,
+        )
+        self._timeout = timeout
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"CoderClient({self._url!r})"
+
+    @property
+    def url(self) -> str:
+        """The deployment's base URL."""
+        return self._url
+
+    async def aclose(self) -> None:
+        """Close the connection pool. Idempotent."""
+        if not self._closed:
+            self._closed = True
+            await self._http.aclose()
+
+    async def __aenter__(self) -> CoderClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # --- transport -------------------------------------------------------------
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        expect: tuple[int, ...] = (200,),
+        params: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        content: bytes | None = None,
+        content_type: str | None = None,
+    ) -> httpx.Response:
+        headers: dict[str, str] = {}
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        body: bytes | None = content
+        if json_body is not None:
+            body = json.dumps(json_body, separators=(",", ":")).encode()
+            headers["Content-Type"] = "application/json"
+        try:
+            response = await self._http.request(
+                method, path, params=params, content=body, headers=headers
+            )
+        except httpx.TransportError as exc:
+            url = f"{self._url}/api/v2{path}"
+            reason = type(exc).__name__
+            text = str(exc)
+            raise CoderUnavailableError(
+                f"{method} {url}: {reason}" + (f": {text}" if text else "")
+            ) from None
+        if response.status_code not in expect:
+            raise _error_from_response(response, response.content)
+        return response
+
+    async def _get_json(self, path: str, params: Mapping[str, str] | None = None) -> Any:
+        return _json_body(await self._send("GET", path, params=params))
+
+    # --- organizations and users -----------------------------------------------
+
+    async def organization(self, org: str) -> dict[str, Any]:
+        """``GET /organizations/{org}`` (*org* is a name or an id)."""
+        return dict(await self._get_json(f"/organizations/{org}"))
+
+    async def user(self, user: str) -> dict[str, Any]:
+        """``GET /users/{user}`` (*user* is a username, an id or ``me``)."""
+        return dict(await self._get_json(f"/users/{user}"))
+
+    async def build_info(self) -> dict[str, Any]:
+        """``GET /buildinfo``: the deployment's version (a cheap liveness probe)."""
+        return dict(await self._get_json("/buildinfo"))
+
+    # --- templates -------------------------------------------------------------
+
+    async def templates(self, query: str = "") -> list[dict[str, Any]]:
+        """``GET /templates?q=<query>``: every template the token can see."""
+        return list(await self._get_json("/templates", {"q": query}))
+
+    async def template(self, template_id: str) -> dict[str, Any]:
+        """``GET /templates/{id}``."""
+        return dict(await self._get_json(f"/templates/{template_id}"))
+
+    async def template_by_name(self, org_id: str, name: str) -> dict[str, Any]:
+        """``GET /organizations/{org_id}/templates/{name}``."""
+        return dict(await self._get_json(f"/organizations/{org_id}/templates/{name}"))
+
+    async def create_template(
+        self,
+        org_id: str,
+        *,
+        name: str,
+        version_id: str,
+        display_name: str = "",
+        description: str = "",
+        icon: str = "",
+    ) -> dict[str, Any]:
+        """``POST /organizations/{org_id}/templates`` (201), the Go SDK's body."""
+        body: dict[str, Any] = {"name": name}
+        if display_name:
+            body["display_name"] = display_name
+        if description:
+            body["description"] = description
+        if icon:
+            body["icon"] = icon
+        body.update(
+            {
+                "template_version_id": version_id,
+                "allow_user_cancel_workspace_jobs": None,
+                "disable_everyone_group_access": False,
+                "require_active_version": False,
+                "max_port_share_level": None,
+            }
+        )
+        response = await self._send(
+            "POST", f"/organizations/{org_id}/templates", expect=(201,), json_body=body
+        )
+        return dict(_json_body(response))
+
+    async def update_template_meta(
+        self, template_id: str, *, display_name: str, description: str, icon: str
+    ) -> dict[str, Any]:
+        """``PATCH /templates/{id}`` with the three presentation fields, as coder-k8s sends it."""
+        body = {
+            "display_name": display_name,
+            "description": description,
+            "icon": icon,
+            "update_workspace_last_used_at": False,
+            "update_workspace_dormant_at": False,
+            "disable_everyone_group_access": False,
+        }
+        response = await self._send("PATCH", f"/templates/{template_id}", json_body=body)
+        return dict(_json_body(response))
+
+    async def update_active_template_version(self, template_id: str, version_id: str) -> None:
+        """``PATCH /templates/{id}/versions`` ``{"id": version_id}``: promote a version."""
+        await self._send(
+            "PATCH", f"/templates/{template_id}/versions", json_body={"id": version_id}
+        )
+
+    async def delete_template(self, template_id: str) -> None:
+        """``DELETE /templates/{id}``."""
+        await self._send("DELETE", f"/templates/{template_id}")
+
+    async def create_template_version(
+        self, org_id: str, *, file_id: str, template_id: str | None = None
+    ) -> dict[str, Any]:
+        """``POST /organizations/{org_id}/templateversions`` (201): import an uploaded file.
+
+        *template_id* unset is sent as the nil UUID, as the Go SDK does.
+        """
+        body = {
+            "template_id": _uuid_or_nil(template_id),
+            "storage_method": "file",
+            "file_id": file_id,
+            "provisioner": "terraform",
+            "tags": None,
+        }
+        response = await self._send(
+            "POST", f"/organizations/{org_id}/templateversions", expect=(201,), json_body=body
+        )
+        return dict(_json_body(response))
+
+    async def template_version(self, version_id: str) -> dict[str, Any]:
+        """``GET /templateversions/{id}``."""
+        return dict(await self._get_json(f"/templateversions/{version_id}"))
+
+    # --- files -----------------------------------------------------------------
+
+    async def upload(self, data: bytes, content_type: str = "application/zip") -> str:
+        """``POST /files`` (200 or 201); return the file id (the answer's ``hash``)."""
+        response = await self._send(
+            "POST", "/files", expect=(200, 201), content=data, content_type=content_type
+        )
+        body: Any = _json_body(response)
+        file_id: object = (
+            cast("dict[str, Any]", body).get("hash") if isinstance(body, dict) else None
+        )
+        if not isinstance(file_id, str) or not file_id:
+            raise CoderProtocolError("POST /files: answer has no hash")
+        return file_id
+
+    async def download(self, file_id: str, *, format: str = "zip") -> bytes:
+        """``GET /files/{id}?format=zip``: the archive's bytes."""
+        response = await self._send("GET", f"/files/{file_id}", params={"format": format})
+        return response.content
+
+    # --- workspaces ------------------------------------------------------------
+
+    async def workspaces(self, query: str = "") -> list[dict[str, Any]]:
+        """``GET /workspaces?q=<query>``: every workspace the token can see."""
+        body = await self._get_json("/workspaces", {"q": query})
+        if not isinstance(body, Mapping):
+            raise CoderProtocolError("GET /workspaces: answer is not an object")
+        return list(body.get("workspaces") or ())  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
+
+    async def workspace(self, workspace_id: str) -> dict[str, Any]:
+        """``GET /workspaces/{id}`` (410 once the workspace is deleted)."""
+        return dict(await self._get_json(f"/workspaces/{workspace_id}"))
+
+    async def workspace_by_owner_and_name(self, owner: str, name: str) -> dict[str, Any]:
+        """``GET /users/{owner}/workspace/{name}?include_deleted=false``."""
+        return dict(
+            await self._get_json(f"/users/{owner}/workspace/{name}", {"include_deleted": "false"})
+        )
+
+    async def create_user_workspace(
+        self,
+        owner: str,
+        *,
+        name: str,
+        template_id: str | None = None,
+        template_version_id: str | None = None,
+        ttl_ms: int | None = None,
+        autostart_schedule: str | None = None,
+    ) -> dict[str, Any]:
+        """``POST /users/{owner}/workspaces`` (201), the Go SDK's body.
+
+        Give exactly one of *template_id* and *template_version_id*; the other
+        is sent as the nil UUID.
+        """
+        body: dict[str, Any] = {
+            "template_id": _uuid_or_nil(template_id),
+            "template_version_id": _uuid_or_nil(template_version_id),
+            "name": name,
+        }
+        if autostart_schedule is not None:
+            body["autostart_schedule"] = autostart_schedule
+        if ttl_ms is not None:
+            body["ttl_ms"] = ttl_ms
+        body["template_version_preset_id"] = NIL_UUID
+        response = await self._send(
+            "POST", f"/users/{owner}/workspaces", expect=(201,), json_body=body
+        )
+        return dict(_json_body(response))
+
+    async def create_workspace_build(
+        self, workspace_id: str, transition: str, *, template_version_id: str | None = None
+    ) -> dict[str, Any]:
+        """``POST /workspaces/{id}/builds`` (201): start a ``start``/``stop``/``delete`` build."""
+        body = {
+            "template_version_id": _uuid_or_nil(template_version_id),
+            "transition": transition,
+            "template_version_preset_id": NIL_UUID,
+        }
+        response = await self._send(
+            "POST", f"/workspaces/{workspace_id}/builds", expect=(201,), json_body=body
+        )
+        return dict(_json_body(response))
+
+    @contextlib.asynccontextmanager
+    async def watch_workspace(
+        self, workspace_id: str
+    ) -> AsyncGenerator[AsyncIterator[dict[str, Any]], None]:
+        """Stream ``GET /workspaces/{id}/watch`` (Server-Sent Events).
+
+        Use as ``async with client.watch_workspace(id) as updates: async for
+        workspace in updates: ...``. Yields the full workspace on every ``data``
+        frame (the first one is the current state); pings are skipped; an
+        ``error`` frame raises `CoderError`. The stream has no read timeout
+        (Coder pings every 15 s); leaving the block closes it.
+        """
+        url = f"/workspaces/{workspace_id}/watch"
+        request = self._http.build_request(
+            "GET",
+            url,
+            headers={"Accept": "text/event-stream"},
+            timeout=httpx.Timeout(self._timeout, read=None),
+        )
+        try:
+            response = await self._http.send(request, stream=True)
+        except httpx.TransportError as exc:
+            raise CoderUnavailableError(
+                f"GET {self._url}/api/v2{url}: {type(exc).__name__}"
+            ) from None
+        try:
+            if response.status_code != 200:
+                body = await response.aread()
+                raise _error_from_response(response, body)
+            yield _read_sse(response)
+        finally:
+            await response.aclose()
+
+
+async def _read_sse(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+    event = ""
+    data: list[str] = []
+    try:
+        async for line in response.aiter_lines():
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].strip())
+            elif line == "":
+                if event == "data" and data:
+                    try:
+                        payload = json.loads("\n".join(data))
+                    except ValueError as exc:
+                        raise CoderProtocolError(f"bad workspace watch frame: {exc}") from None
+                    if isinstance(payload, dict):
+                        yield payload  # pyright: ignore[reportReturnType]
+                elif event == "error":
+                    payload = json.loads("\n".join(data) or "{}")
+                    message = str(payload.get("message") or "workspace watch error")
+                    raise CoderError(
+                        200,
+                        message,
+                        detail=str(payload.get("detail") or ""),
+                        method="GET",
+                        url=str(response.request.url),
+                    )
+                event, data = "", []
+    except httpx.TransportError as exc:
+        raise CoderUnavailableError(f"workspace watch stream broke: {type(exc).__name__}") from None
