@@ -314,7 +314,6 @@ def test_type_errors_regardless_of_directive() -> None:
     ("path", "value", "field"),
     [
         ("spec.ttlMillis", 1.5, "spec.ttlMillis"),
-        ("spec.organization", None, "spec.organization"),
         ("spec", [], "spec"),
         ("metadata.labels", {"a": 1}, "metadata.labels.a"),
     ],
@@ -343,6 +342,7 @@ def test_maps_arrays_and_preserve_unknown() -> None:
     )
     assert find_schema_errors(3, {"type": "number"}) == ([], [])
     assert find_schema_errors(None, {"type": "string", "nullable": True}) == ([], [])
+    assert find_schema_errors({"a": None}, {"properties": {"a": {"type": "string"}}}) == ([], [])
 
 
 def test_coder_columns() -> None:

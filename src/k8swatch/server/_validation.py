@@ -135,8 +135,7 @@ def _walk(
         return
     expected = schema.get("type")
     if value is None:
-        if expected and not schema.get("nullable"):
-            type_errors.append(_type_error(path, value, str(expected)))
+        # kube-apiserver prunes nulls of non-nullable fields rather than failing.
         return
     if isinstance(expected, str) and expected and not _type_ok(expected, value):
         type_errors.append(_type_error(path, value, expected))
