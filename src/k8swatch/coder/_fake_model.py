@@ -1,0 +1,496 @@
+"""Records, JSON rendering helpers and small parsers of the fake Coder (pure, no I/O).
+
+Everything here is synchronous and free of anyio; ``_fake.py`` owns the state, the
+ASGI edge and the change feed.  Times are integers of microseconds since the Unix
+epoch, the precision of Coder's database, so arithmetic is exact.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import json
+import re
+import tarfile
+import uuid
+import zipfile
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import attrs
+
+__all__ = [
+    "NIL_UUID",
+    "BuildTransition",
+    "JobStatus",
+    "WorkspaceStatus",
+    "CoderAPIError",
+    "Organization",
+    "User",
+    "StoredFile",
+    "Job",
+    "TemplateVersion",
+    "Template",
+    "Workspace",
+    "Build",
+    "format_time",
+    "parse_time",
+    "encode_go_json",
+    "parse_search_query",
+    "workspace_status",
+    "tar_to_zip",
+    "build_zip",
+    "validate_name",
+]
+
+NIL_UUID = "00000000-0000-0000-0000-000000000000"
+
+BuildTransition = Literal["start", "stop", "delete"]
+JobStatus = Literal["pending", "running", "succeeded", "canceling", "canceled", "failed"]
+WorkspaceStatus = Literal[
+    "pending",
+    "starting",
+    "running",
+    "stopping",
+    "stopped",
+    "failed",
+    "canceling",
+    "canceled",
+    "deleting",
+    "deleted",
+]
+
+ACTIVE_JOB_STATUSES: frozenset[str] = frozenset({"pending", "running", "canceling"})
+WORKSPACE_STATUSES: tuple[str, ...] = (
+    "pending",
+    "starting",
+    "running",
+    "stopping",
+    "stopped",
+    "failed",
+    "canceling",
+    "canceled",
+    "deleting",
+    "deleted",
+)
+
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+_NAME_RE = re.compile(r"^[a-zA-Z0-9]+(?:-[a-zA-Z0-9]+)*$")
+
+
+class CoderAPIError(Exception):
+    """An error answer of the fake: HTTP *status* and Coder's error body.
+
+    Raised by the fake's operations; the ASGI edge turns it into
+    ``{"message", "detail"?, "validations"?}`` (empty parts omitted).  Also raised to
+    Python callers of the out-of-band helpers (e.g. an unknown workspace).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        detail: str = "",
+        validations: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.detail = detail
+        self.validations = tuple(validations)
+
+    def to_body(self) -> dict[str, Any]:
+        """Return the Coder error body (``detail``/``validations`` only when set)."""
+        body: dict[str, Any] = {"message": self.message}
+        if self.detail:
+            body["detail"] = self.detail
+        if self.validations:
+            body["validations"] = [{"field": f, "detail": d} for f, d in self.validations]
+        return body
+
+
+# --------------------------------------------------------------------------- time
+
+
+def format_time(us: int) -> str:
+    """Format microseconds since the epoch as Go's RFC3339Nano in UTC (zeros trimmed)."""
+    seconds, fraction = divmod(us, 1_000_000)
+    text = (_EPOCH + datetime.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
+    if fraction:
+        text += f".{fraction:06d}".rstrip("0")
+    return text + "Z"
+
+
+def format_optional_time(us: int | None) -> str | None:
+    """Like `format_time`, ``None`` staying ``None`` (a JSON ``null``)."""
+    return None if us is None else format_time(us)
+
+
+def parse_time(text: str) -> int:
+    """Parse an RFC 3339 UTC timestamp (``...Z``, any fraction) into microseconds."""
+    if not text.endswith("Z"):
+        raise ValueError(f"timestamp must be UTC ('Z'), got {text!r}")
+    body = text[:-1]
+    base, _, fraction = body.partition(".")
+    moment = datetime.datetime.strptime(base, "%Y-%m-%dT%H:%M:%S").replace(
+        tzinfo=datetime.timezone.utc
+    )
+    delta = moment - _EPOCH
+    us = (delta.days * 86_400 + delta.seconds) * 1_000_000
+    if fraction:
+        if not fraction.isdigit():
+            raise ValueError(f"invalid fractional seconds in {text!r}")
+        us += int((fraction + "000000")[:6])
+    return us
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def encode_go_json(value: object) -> bytes:
+    """Encode like Go's ``encoding/json``: compact, UTF-8, HTML characters escaped."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    # These characters only occur inside JSON strings, so plain replacement is safe.
+    text = (
+        text.replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+        .replace("\u2028", "\\u2028")
+        .replace("\u2029", "\\u2029")
+    )
+    return text.encode()
+
+
+# --------------------------------------------------------------------------- records
+
+
+@attrs.define(eq=False)
+class Organization:
+    """A Coder organization."""
+
+    id: str
+    name: str
+    display_name: str
+    description: str
+    icon: str
+    created_at: int
+    updated_at: int
+    is_default: bool
+
+    def to_json(self) -> dict[str, Any]:
+        """Render as codersdk.Organization."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "display_name": self.display_name,
+            "icon": self.icon,
+            "description": self.description,
+            "created_at": format_time(self.created_at),
+            "updated_at": format_time(self.updated_at),
+            "is_default": self.is_default,
+        }
+
+
+@attrs.define(eq=False)
+class User:
+    """A Coder user (member of every organization)."""
+
+    id: str
+    username: str
+    name: str
+    email: str
+    avatar_url: str
+    created_at: int
+    updated_at: int
+    roles: list[dict[str, str]]
+
+    def to_json(self, organization_ids: list[str]) -> dict[str, Any]:
+        """Render as codersdk.User."""
+        return {
+            "id": self.id,
+            "username": self.username,
+            "name": self.name,
+            "avatar_url": self.avatar_url,
+            "email": self.email,
+            "created_at": format_time(self.created_at),
+            "updated_at": format_time(self.updated_at),
+            "last_seen_at": format_time(self.updated_at),
+            "status": "active",
+            "login_type": "password",
+            "organization_ids": organization_ids,
+            "roles": [dict(role) for role in self.roles],
+        }
+
+
+@attrs.define(eq=False)
+class StoredFile:
+    """An uploaded archive."""
+
+    id: str
+    data: bytes
+    content_type: str
+    created_at: int
+    creator_id: str
+
+
+@attrs.define(eq=False)
+class Job:
+    """A provisioner job (template version import or workspace build)."""
+
+    id: str
+    created_at: int
+    status: JobStatus
+    file_id: str
+    organization_id: str
+    initiator_id: str
+    started_at: int | None = None
+    completed_at: int | None = None
+    error: str = ""
+
+    def render(
+        self, *, kind: str, job_input: dict[str, str], metadata: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Render as codersdk.ProvisionerJob (``omitempty`` fields left out when unset)."""
+        out: dict[str, Any] = {"id": self.id, "created_at": format_time(self.created_at)}
+        if self.started_at is not None:
+            out["started_at"] = format_time(self.started_at)
+        if self.completed_at is not None:
+            out["completed_at"] = format_time(self.completed_at)
+        if self.error:
+            out["error"] = self.error
+        out["status"] = self.status
+        if self.started_at is not None:
+            out["worker_id"] = "c0ffee00-0000-4000-8000-000000000001"
+            out["worker_name"] = "provisioner-0"
+        queued = 1 if kind == "template_version_import" and self.status == "pending" else 0
+        out.update(
+            {
+                "file_id": self.file_id,
+                "tags": {"owner": "", "scope": "organization"},
+                "queue_position": queued,
+                "queue_size": queued,
+                "organization_id": self.organization_id,
+                "initiator_id": self.initiator_id,
+                "input": job_input,
+                "type": kind,
+                "metadata": metadata,
+                "logs_overflowed": False,
+            }
+        )
+        return out
+
+
+@attrs.define(eq=False)
+class TemplateVersion:
+    """A template version and its import job."""
+
+    id: str
+    template_id: str | None
+    organization_id: str
+    name: str
+    message: str
+    created_at: int
+    updated_at: int
+    created_by_id: str
+    job: Job
+    #: GETs left before a ``pending`` import turns ``succeeded`` (``None``: stays).
+    pending_polls: int | None = None
+
+
+@attrs.define(eq=False)
+class Template:
+    """A template (soft-deleted with ``deleted``)."""
+
+    id: str
+    organization_id: str
+    name: str
+    display_name: str
+    description: str
+    icon: str
+    active_version_id: str
+    created_at: int
+    updated_at: int
+    created_by_id: str
+    default_ttl_ms: int = 0
+    activity_bump_ms: int = 3_600_000
+    deprecation_message: str = ""
+    deleted: bool = False
+    meta_update_count: int = 0
+
+
+@attrs.define(eq=False)
+class Build:
+    """A workspace build; ``schedule`` lists future (due time, job status) steps."""
+
+    id: str
+    workspace_id: str
+    build_number: int
+    transition: BuildTransition
+    template_version_id: str
+    initiator_id: str
+    created_at: int
+    updated_at: int
+    job: Job
+    deadline: int | None = None
+    schedule: list[tuple[int, JobStatus]] = attrs.field(
+        factory=lambda: list[tuple[int, JobStatus]]()
+    )
+
+
+@attrs.define(eq=False)
+class Workspace:
+    """A workspace (``deleted`` once a delete build succeeded)."""
+
+    id: str
+    owner_id: str
+    organization_id: str
+    template_id: str
+    name: str
+    created_at: int
+    updated_at: int
+    last_used_at: int
+    latest_build_id: str
+    ttl_ms: int | None = None
+    autostart_schedule: str | None = None
+    next_start_at: int | None = None
+    deleted: bool = False
+
+
+def workspace_status(transition: str, job_status: str) -> WorkspaceStatus:
+    """Derive ``latest_build.status`` from the job status and the transition."""
+    if job_status == "pending":
+        return "pending"
+    if job_status == "running":
+        return {"start": "starting", "stop": "stopping"}.get(transition, "deleting")  # type: ignore[return-value]
+    if job_status == "succeeded":
+        return {"start": "running", "stop": "stopped"}.get(transition, "deleted")  # type: ignore[return-value]
+    if job_status in ("canceling", "canceled"):
+        return job_status  # type: ignore[return-value]
+    return "failed"
+
+
+def job_for_workspace_status(status: str, transition: str) -> tuple[str, JobStatus]:
+    """Return (transition, job status) that yields workspace *status*."""
+    table: dict[str, tuple[str, JobStatus]] = {
+        "pending": (transition, "pending"),
+        "starting": ("start", "running"),
+        "running": ("start", "succeeded"),
+        "stopping": ("stop", "running"),
+        "stopped": ("stop", "succeeded"),
+        "deleting": ("delete", "running"),
+        "deleted": ("delete", "succeeded"),
+        "failed": (transition, "failed"),
+        "canceling": (transition, "canceling"),
+        "canceled": (transition, "canceled"),
+    }
+    try:
+        return table[status]
+    except KeyError:
+        raise ValueError(
+            f"unknown workspace status {status!r}; expected one of {', '.join(table)}"
+        ) from None
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def is_uuid(text: str) -> bool:
+    """Tell whether *text* is a UUID string."""
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_uuid_param(text: str) -> str:
+    """Parse a UUID path parameter as coderd does (400 ``Invalid UUID "x".``)."""
+    try:
+        return str(uuid.UUID(text))
+    except ValueError as exc:
+        raise CoderAPIError(400, f'Invalid UUID "{text}".', detail=str(exc)) from None
+
+
+def validate_name(value: object, *, field: str = "name", tag: str) -> str:
+    """Validate a Coder name (1-32 chars of ``[a-zA-Z0-9]`` groups joined by ``-``)."""
+    if not isinstance(value, str) or not value:
+        raise CoderAPIError(
+            400,
+            "Validation failed.",
+            validations=[(field, f'Validation failed for tag "required" with value: "{value}"')],
+        )
+    if len(value) > 32 or not _NAME_RE.match(value) or value in ("new", "create"):
+        raise CoderAPIError(
+            400,
+            "Validation failed.",
+            validations=[(field, f'Validation failed for tag "{tag}" with value: "{value}"')],
+        )
+    return value
+
+
+_TERM_RE = re.compile(r'(?:[^\s"]+|"[^"]*")+')
+
+
+def parse_search_query(
+    query: str, *, allowed: Sequence[str], default_key: str, what: str
+) -> dict[str, str]:
+    """Parse Coder's ``q`` (space-separated ``key:value``, values may be quoted).
+
+    A bare term is read as *default_key*.  Unknown keys raise a 400
+    ``Invalid <what> search query.`` with one validation per bad key.
+    """
+    terms: dict[str, str] = {}
+    problems: list[tuple[str, str]] = []
+    for raw in _TERM_RE.findall(query):
+        key, sep, value = raw.partition(":")
+        if not sep:
+            key, value = default_key, raw
+        key = key.strip().lower()
+        value = value.strip().strip('"')
+        if key not in allowed:
+            problems.append((key, f'Query param "{key}" is not a valid query param'))
+            continue
+        if not value:
+            problems.append((key, f'Query element "{raw}" has an empty value'))
+            continue
+        terms[key] = value
+    if problems:
+        raise CoderAPIError(400, f"Invalid {what} search query.", validations=problems)
+    return terms
+
+
+# --------------------------------------------------------------------------- archives
+
+
+def build_zip(files: Mapping[str, bytes]) -> bytes:
+    """Build a zip archive (deflated, unix mode 0755) of *files*, in the given order."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files.items():
+            info = zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = (0o100755 & 0xFFFF) << 16
+            info.create_system = 3
+            archive.writestr(info, data)
+    return buffer.getvalue()
+
+
+def tar_to_zip(data: bytes) -> bytes:
+    """Convert a tar archive to a zip archive (as coderd does for ``format=zip``)."""
+    buffer = io.BytesIO()
+    with (
+        tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as source,
+        zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive,
+    ):
+        for member in source.getmembers():
+            if not member.isfile():
+                continue
+            extracted = source.extractfile(member)
+            content = extracted.read() if extracted is not None else b""
+            info = zipfile.ZipInfo(member.name, date_time=(2026, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = ((0o100000 | (member.mode & 0o7777)) & 0xFFFF) << 16
+            info.create_system = 3
+            archive.writestr(info, content)
+    return buffer.getvalue()
