@@ -1,0 +1,193 @@
+"""The Lua scripts behind the Redis event log, and the key layout they use.
+
+Layout for a key prefix ``P`` and a resource ``R`` (every key carries the hash
+tag ``{P}`` so one script may touch them all, also on a Redis Cluster):
+
+``{P}:rv``
+    The resourceVersion counter, shared by every resource under ``P``
+    (``INCR``): one global, strictly increasing integer, as etcd's revision.
+``{P}:R:events``
+    The stream of changes. Entry id ``<rv>-0``; fields ``t`` (``ADDED``,
+    ``MODIFIED``, ``DELETED``), ``k`` (the object key), ``o`` (the object
+    JSON, without its resourceVersion) and ``p``: the id of the previous entry
+    of *this* stream (``0`` for the first). ``p`` chains the entries, so a
+    reader can prove it missed nothing: the first entry it reads after RV ``r``
+    must have ``p <= r``; when the stream was trimmed past ``r``, ``p > r``
+    and the reader knows ``r`` is too old (410 Expired). The first retained
+    entry's ``p`` is therefore the oldest RV one can resume from.
+``{P}:R:objects``
+    The current state: a hash of key -> ``"<rv>:<json>"``, updated by the
+    same script call as the stream, so lists and the stream always agree.
+
+Every write goes through `APPEND`, which checks the condition of each operation
+(create-if-absent, update/delete-if-present-and-RV-matches, put, remove) before
+it changes anything, so an operation is applied completely or not at all.
+"""
+
+from __future__ import annotations
+
+__all__ = ["APPEND", "SNAPSHOT", "Op", "keys_for"]
+
+
+class Op:
+    """Operation codes understood by `APPEND` (one letter each)."""
+
+    CREATE = "C"
+    """Create: the key must be absent (else ``exists``); records ADDED."""
+    UPDATE = "U"
+    """Update: the key must exist (else ``missing``) and, when an expected RV
+    is given, carry it (else ``conflict``); records MODIFIED."""
+    DELETE = "D"
+    """Delete: like update; records DELETED with the given body, or the stored
+    one when the body is empty."""
+    PUT = "P"
+    """Put: ADDED when absent, MODIFIED when the body differs, nothing
+    (``same``) when it is identical: lets several pollers report one external
+    change without duplicating its event."""
+    REMOVE = "R"
+    """Remove: DELETED when present, nothing (``same``) when absent."""
+
+
+def keys_for(prefix: str, resource: str) -> tuple[str, str, str]:
+    """Return the (counter, stream, objects) keys of *resource* under *prefix*."""
+    tag = "{" + prefix + "}"
+    return (f"{tag}:rv", f"{tag}:{resource}:events", f"{tag}:{resource}:objects")
+
+
+# KEYS: counter, stream, objects.
+# ARGV: maxlen (0 = keep everything), then 4 per operation: op, key, expected RV
+# ("" = any), body (JSON without resourceVersion).
+# Returns 3 per operation: status, rv, body.
+#   status "ok":       applied; rv = the new RV; body = the recorded event type
+#                      followed by ":" and, for DELETED, the recorded JSON.
+#   status "same":     nothing to do (PUT of an identical body, REMOVE of an
+#                      absent key); rv = the key's current RV ("0" if absent).
+#   status "exists" / "missing" / "conflict": refused; rv = the key's current
+#                      RV ("0" if absent).
+#   status "error":    Redis refused the append (body = its message); the
+#                      operation was not applied (later ones were not tried).
+APPEND = """
+local counter, stream, objects = KEYS[1], KEYS[2], KEYS[3]
+local maxlen = tonumber(ARGV[1])
+local out = {}
+local last = nil
+
+local function stream_last()
+  if last == nil then
+    local e = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)
+    if #e == 0 then
+      last = '0'
+    else
+      last = string.match(e[1][1], '^(%d+)')
+    end
+  end
+  return last
+end
+
+local function add(typ, key, body)
+  local prev = stream_last()
+  local rv = string.format('%d', redis.call('INCR', counter))
+  local res
+  if maxlen > 0 then
+    res = redis.pcall('XADD', stream, 'MAXLEN', '~', maxlen, rv .. '-0',
+                      't', typ, 'k', key, 'o', body, 'p', prev)
+  else
+    res = redis.pcall('XADD', stream, rv .. '-0', 't', typ, 'k', key, 'o', body, 'p', prev)
+  end
+  if type(res) == 'table' and res.err then
+    return nil, res.err
+  end
+  last = rv
+  return rv, nil
+end
+
+local n = (#ARGV - 1) / 4
+for i = 0, n - 1 do
+  local op, key, expect, body = ARGV[2 + 4*i], ARGV[3 + 4*i], ARGV[4 + 4*i], ARGV[5 + 4*i]
+  local cur = redis.call('HGET', objects, key)
+  local cur_rv, cur_body = '0', nil
+  if cur then
+    local sep = string.find(cur, ':', 1, true)
+    cur_rv = string.sub(cur, 1, sep - 1)
+    cur_body = string.sub(cur, sep + 1)
+  end
+  local status, typ = nil, nil
+  if op == 'C' then
+    if cur then status = 'exists' else typ = 'ADDED' end
+  elseif op == 'U' or op == 'D' then
+    if not cur then
+      status = 'missing'
+    elseif expect ~= '' and expect ~= cur_rv then
+      status = 'conflict'
+    elseif op == 'U' then
+      typ = 'MODIFIED'
+    else
+      typ = 'DELETED'
+      if body == '' then body = cur_body end
+    end
+  elseif op == 'P' then
+    if not cur then
+      typ = 'ADDED'
+    elseif cur_body == body then
+      status = 'same'
+    else
+      typ = 'MODIFIED'
+    end
+  elseif op == 'R' then
+    if not cur then
+      status = 'same'
+    else
+      typ = 'DELETED'
+      body = cur_body
+    end
+  else
+    return redis.error_reply('unknown operation ' .. tostring(op))
+  end
+  if status then
+    table.insert(out, status)
+    table.insert(out, cur_rv)
+    table.insert(out, '')
+  else
+    local rv, err = add(typ, key, body)
+    if err then
+      table.insert(out, 'error')
+      table.insert(out, cur_rv)
+      table.insert(out, err)
+      return out
+    end
+    if typ == 'DELETED' then
+      redis.call('HDEL', objects, key)
+      table.insert(out, 'ok')
+      table.insert(out, rv)
+      table.insert(out, typ .. ':' .. body)
+    else
+      redis.call('HSET', objects, key, rv .. ':' .. body)
+      table.insert(out, 'ok')
+      table.insert(out, rv)
+      table.insert(out, typ .. ':')
+    end
+  end
+end
+return out
+"""
+
+# KEYS: stream, objects.  Returns {current_rv, oldest_rv, key1, value1, ...}:
+# the stream's last RV ("0" when empty), the oldest RV one can resume from (the
+# ``p`` of the first retained entry), and the current objects as "<rv>:<json>".
+SNAPSHOT = """
+local stream, objects = KEYS[1], KEYS[2]
+local current, oldest = '0', '0'
+local e = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)
+if #e > 0 then
+  current = string.match(e[1][1], '^(%d+)')
+  local f = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)
+  local fields = f[1][2]
+  for i = 1, #fields, 2 do
+    if fields[i] == 'p' then oldest = fields[i + 1] end
+  end
+end
+local out = {current, oldest}
+local all = redis.call('HGETALL', objects)
+for i = 1, #all do out[#out + 1] = all[i] end
+return out
+"""

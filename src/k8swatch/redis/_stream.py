@@ -1,0 +1,237 @@
+"""One resource's stream and object hash in Redis: batched conditional appends,
+chained reads, consistent snapshots. No cache logic here, only Redis I/O."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+import attrs
+
+from k8swatch._events import EventType
+from k8swatch._status import expired
+
+from ._errors import REDIS_ERRORS, status_error_for
+from ._scripts import APPEND, SNAPSHOT, keys_for
+
+__all__ = ["AppendResult", "Record", "Snapshot", "StreamClient"]
+
+_TYPES = {
+    b"ADDED": EventType.ADDED,
+    b"MODIFIED": EventType.MODIFIED,
+    b"DELETED": EventType.DELETED,
+}
+
+
+@attrs.frozen
+class Record:
+    """One stream entry: the change with RV ``rv``; ``prev`` is the stream's previous RV."""
+
+    rv: int
+    type: EventType
+    key: str
+    body: bytes
+    prev: int
+
+
+@attrs.frozen
+class AppendResult:
+    """What `APPEND` did with one operation (see `_scripts.APPEND`)."""
+
+    status: str
+    rv: int
+    type: EventType | None = None
+    body: bytes = b""
+
+
+@attrs.frozen
+class Snapshot:
+    """The current objects at ``rv`` (the stream's last RV) and the oldest resumable RV."""
+
+    rv: int
+    oldest: int
+    objects: dict[str, tuple[int, bytes]]
+
+
+@attrs.define(eq=False)
+class _Pending:
+    args: tuple[str, str, str, bytes]
+    done: anyio.Event = attrs.field(factory=anyio.Event)
+    result: AppendResult | None = None
+    error: BaseException | None = None
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _bytes(value: Any) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
+def _rv_of(identifier: Any) -> int:
+    return int(_bytes(identifier).split(b"-", 1)[0])
+
+
+def too_old(rv: int, oldest: int) -> Exception:
+    """The 410 for resuming from *rv* when *oldest* is the oldest resumable RV."""
+    return expired(f"too old resource version: {rv} ({oldest})")
+
+
+@attrs.define(eq=False)
+class StreamClient:
+    """Redis I/O for one resource (the keys of `_scripts.keys_for`).
+
+    Appends are group-committed: every operation submitted while a batch is in
+    flight goes into the next one, so many concurrent writers cost one round
+    trip per batch, not one each. ``run_batcher()`` must run in a task for
+    ``append()`` to make progress.
+    """
+
+    client: Any  # coredis.Redis[bytes]
+    prefix: str
+    resource: str
+    retention: int = 10_000
+    max_batch: int = 512
+    keys: tuple[str, str, str] = attrs.field(init=False)
+    _append_script: Any = attrs.field(init=False)
+    _snapshot_script: Any = attrs.field(init=False)
+    _queue: deque[_Pending] = attrs.field(init=False, factory=lambda: deque[_Pending]())
+    _wakeup: anyio.Event = attrs.field(init=False, factory=anyio.Event)
+
+    def __attrs_post_init__(self) -> None:
+        self.keys = keys_for(self.prefix, self.resource)
+        # register_script: EVALSHA, re-loading the script after NOSCRIPT (Redis restarted)
+        self._append_script = self.client.register_script(APPEND)
+        self._snapshot_script = self.client.register_script(SNAPSHOT)
+
+    # -- writes -----------------------------------------------------------------
+
+    async def append(self, op: str, key: str, expect: str, body: bytes) -> AppendResult:
+        """Apply one operation (an `Op` code); raises 503/500 `StatusError` on failure."""
+        pending = _Pending((op, key, expect, body))
+        self._queue.append(pending)
+        self._wakeup.set()
+        await pending.done.wait()
+        if pending.error is not None:
+            raise pending.error
+        assert pending.result is not None
+        return pending.result
+
+    async def run_batcher(self) -> None:
+        """Send queued appends in batches, one batch in flight at a time (runs forever)."""
+        queue = self._queue
+        while True:
+            while not queue:
+                await self._wakeup.wait()
+                self._wakeup = anyio.Event()
+            batch = [queue.popleft() for _ in range(min(len(queue), self.max_batch))]
+            try:
+                results = await self.append_batch([p.args for p in batch])
+            except Exception as exc:
+                for p in batch:
+                    p.error = exc
+                    p.done.set()
+                continue
+            for i, p in enumerate(batch):
+                if i < len(results):
+                    p.result = results[i]
+                else:  # the script stopped at an error: the rest were not tried
+                    p.error = status_error_for(RuntimeError("append aborted"))
+                p.done.set()
+
+    async def append_batch(self, ops: Sequence[tuple[str, str, str, bytes]]) -> list[AppendResult]:
+        """Apply *ops* in one script call, in order; each is all-or-nothing."""
+        args: list[Any] = [self.retention]
+        for op in ops:
+            args.extend(op)
+        try:
+            raw = await self._append_script(keys=self.keys, args=args)
+        except REDIS_ERRORS as exc:
+            raise status_error_for(exc) from exc
+        out: list[AppendResult] = []
+        for i in range(0, len(raw), 3):
+            status = _text(raw[i])
+            rv = int(_text(raw[i + 1]))
+            tail = _bytes(raw[i + 2])
+            if status == "ok":
+                typ, _, body = tail.partition(b":")
+                out.append(AppendResult(status, rv, _TYPES[typ], body))
+            elif status == "error":
+                if out:  # earlier operations were applied; report them, fail the rest
+                    return out
+                raise status_error_for(RuntimeError(tail.decode(errors="replace")))
+            else:
+                out.append(AppendResult(status, rv))
+        return out
+
+    # -- reads ------------------------------------------------------------------
+
+    async def snapshot(self) -> Snapshot:
+        """Return the current objects and the stream's RV, read atomically."""
+        try:
+            raw = await self._snapshot_script(keys=self.keys[1:], args=[])
+        except REDIS_ERRORS as exc:
+            raise status_error_for(exc) from exc
+        objects: dict[str, tuple[int, bytes]] = {}
+        for i in range(2, len(raw), 2):
+            rv, _, body = _bytes(raw[i + 1]).partition(b":")
+            objects[_text(raw[i])] = (int(rv), body)
+        return Snapshot(int(_text(raw[0])), int(_text(raw[1])), objects)
+
+    async def get(self, key: str) -> tuple[int, bytes] | None:
+        """Return the current (rv, body) of *key*, or None when absent."""
+        try:
+            raw = await self.client.hget(self.keys[2], key)
+        except REDIS_ERRORS as exc:
+            raise status_error_for(exc) from exc
+        if raw is None:
+            return None
+        rv, _, body = _bytes(raw).partition(b":")
+        return int(rv), body
+
+    async def bounds(self) -> tuple[int, int]:
+        """Return (oldest resumable RV, current RV) of the stream ((0, 0) when empty)."""
+        try:
+            last = await self.client.xrevrange(self.keys[1], count=1)
+            first = await self.client.xrange(self.keys[1], count=1)
+        except REDIS_ERRORS as exc:
+            raise status_error_for(exc) from exc
+        if not last or not first:
+            return (0, 0)
+        return int(first[0].field_values[b"p"]), _rv_of(last[0].identifier)
+
+    async def read_after(
+        self, rv: int, *, count: int = 1000, block: float | None = None
+    ) -> list[Record]:
+        """Return up to *count* entries with RV > *rv*, oldest first.
+
+        With *block* (seconds), wait up to that long for the first entry
+        (``XREAD BLOCK``). Raises a 410 Expired `StatusError` when entries after
+        *rv* were trimmed (the first entry's ``prev`` is newer than *rv*), so a
+        reader never skips a change silently. Redis errors propagate unchanged
+        (the caller decides whether to retry).
+        """
+        start = f"{rv}-0"
+        if block is None:
+            entries = await self.client.xrange(self.keys[1], start=f"({start}", count=count)
+        else:
+            res = await self.client.xread(
+                {self.keys[1]: start}, count=count, block=max(1, int(block * 1000))
+            )
+            entries = next(iter(res.values())) if res else ()
+        records = [
+            Record(
+                _rv_of(e.identifier),
+                _TYPES[e.field_values[b"t"]],
+                _text(e.field_values[b"k"]),
+                e.field_values[b"o"],
+                int(e.field_values[b"p"]),
+            )
+            for e in entries
+        ]
+        if records and records[0].prev > rv:
+            raise too_old(rv, records[0].prev)
+        return records

@@ -1,0 +1,111 @@
+"""The Lua scripts on a real redis-server: conditions, RV order, trimming chain, snapshot."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import coredis
+import pytest
+
+from k8swatch.redis._scripts import APPEND, SNAPSHOT, Op, keys_for
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+async def client(redis_url: str) -> AsyncIterator[coredis.Redis[bytes]]:
+    async with coredis.Redis.from_url(redis_url) as c:
+        yield c
+
+
+async def append(
+    client: coredis.Redis[bytes],
+    keys: tuple[str, str, str],
+    *ops: tuple[str, str, str, str],
+    maxlen: int = 0,
+) -> list[tuple[str, int, str]]:
+    args: list[str | int] = [maxlen]
+    for op in ops:
+        args.extend(op)
+    raw = await client.eval(APPEND, keys=keys, args=args)
+    assert isinstance(raw, list)
+    vals = [v.decode() if isinstance(v, bytes) else str(v) for v in raw]
+    return [(vals[i], int(vals[i + 1]), vals[i + 2]) for i in range(0, len(vals), 3)]
+
+
+async def test_conditions_and_rv_order(client: coredis.Redis[bytes], prefix: str) -> None:
+    keys = keys_for(prefix, "widgets")
+    res = await append(
+        client,
+        keys,
+        (Op.CREATE, "a", "", '{"n":1}'),
+        (Op.CREATE, "a", "", '{"n":2}'),
+        (Op.UPDATE, "b", "", '{"n":3}'),
+        (Op.UPDATE, "a", "999", '{"n":4}'),
+        (Op.UPDATE, "a", "1", '{"n":5}'),
+        (Op.DELETE, "a", "1", ""),
+        (Op.DELETE, "a", "", ""),
+        (Op.DELETE, "a", "", ""),
+    )
+    assert res == [
+        ("ok", 1, "ADDED:"),
+        ("exists", 1, ""),
+        ("missing", 0, ""),
+        ("conflict", 1, ""),
+        ("ok", 2, "MODIFIED:"),
+        ("conflict", 2, ""),
+        ("ok", 3, 'DELETED:{"n":5}'),
+        ("missing", 0, ""),
+    ]
+    entries = await client.xrange(keys[1])
+    assert [e.identifier for e in entries] == [b"1-0", b"2-0", b"3-0"]
+    assert [e.field_values[b"p"] for e in entries] == [b"0", b"1", b"2"]
+    assert [e.field_values[b"t"] for e in entries] == [b"ADDED", b"MODIFIED", b"DELETED"]
+    assert await client.hgetall(keys[2]) == {}
+
+
+async def test_put_and_remove_deduplicate(client: coredis.Redis[bytes], prefix: str) -> None:
+    keys = keys_for(prefix, "widgets")
+    res = await append(
+        client,
+        keys,
+        (Op.PUT, "a", "", '{"n":1}'),
+        (Op.PUT, "a", "", '{"n":1}'),
+        (Op.PUT, "a", "", '{"n":2}'),
+        (Op.REMOVE, "a", "", ""),
+        (Op.REMOVE, "a", "", ""),
+    )
+    assert [r[0] for r in res] == ["ok", "same", "ok", "ok", "same"]
+    assert [r[2] for r in res] == ["ADDED:", "", "MODIFIED:", 'DELETED:{"n":2}', ""]
+
+
+async def test_counter_is_shared_between_resources(
+    client: coredis.Redis[bytes], prefix: str
+) -> None:
+    a, b = keys_for(prefix, "a"), keys_for(prefix, "b")
+    assert a[0] == b[0]
+    await append(client, a, (Op.CREATE, "x", "", "{}"))
+    await append(client, b, (Op.CREATE, "x", "", "{}"))
+    await append(client, a, (Op.CREATE, "y", "", "{}"))
+    entries = await client.xrange(a[1])
+    assert [(e.identifier, e.field_values[b"p"]) for e in entries] == [
+        (b"1-0", b"0"),
+        (b"3-0", b"1"),
+    ]
+
+
+async def test_trim_keeps_the_chain(client: coredis.Redis[bytes], prefix: str) -> None:
+    keys = keys_for(prefix, "widgets")
+    for i in range(0, 600, 50):
+        ops = [(Op.PUT, f"k{j}", "", f'{{"i":{j}}}') for j in range(i, i + 50)]
+        await append(client, keys, *ops, maxlen=100)
+    entries = await client.xrange(keys[1])
+    assert 100 <= len(entries) < 600
+    first = entries[0]
+    oldest = int(first.field_values[b"p"])
+    assert oldest == int(first.identifier.split(b"-")[0]) - 1 > 0
+    snap = await client.eval(SNAPSHOT, keys=keys[1:], args=[])
+    assert isinstance(snap, list)
+    assert snap[0] == b"600"
+    assert int(snap[1]) == oldest
+    assert len(snap) == 2 + 2 * 600
