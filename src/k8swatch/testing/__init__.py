@@ -1,5 +1,22 @@
-"""pytest helpers and a conformance suite for watch semantics (filled by later issues)."""
+"""Test helpers for k8swatch apps and storages.
+
+* [`ASGIClient`][k8swatch.testing.ASGIClient]: drive an ASGI app in-process,
+  including streaming watches and client disconnects (asyncio and trio).
+* [`serve_app`][k8swatch.testing.serve_app]: run an app under uvicorn or
+  hypercorn's trio worker on 127.0.0.1 for real clients such as kubectl.
+* A pytest plugin (registered automatically) with the ``asgi_client`` and
+  ``live_server`` fixtures, both built on an ``asgi_app`` fixture you define.
+"""
 
 from __future__ import annotations
 
-__all__ = ()
+from k8swatch._util import fix_module_metadata as _fix_module_metadata
+
+from ._asgi import ASGIClient as ASGIClient
+from ._asgi import ASGIResponse as ASGIResponse
+from ._asgi import ASGIStream as ASGIStream
+from ._server import serve_app as serve_app
+
+__all__ = ("ASGIClient", "ASGIResponse", "ASGIStream", "serve_app")
+
+_fix_module_metadata(__name__, globals())

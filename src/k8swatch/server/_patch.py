@@ -1,0 +1,95 @@
+"""PATCH support: a content type → patch function registry, with JSON merge patch.
+
+A patch function takes the current object and the raw request body and returns
+the patched object; it raises [`StatusError`][k8swatch.StatusError] (400
+BadRequest) for a body it cannot apply. Add more patch types by passing
+``patch_types`` to [`create_app`][k8swatch.server.create_app].
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from k8swatch._status import Status, StatusError, bad_request
+
+__all__ = [
+    "DEFAULT_PATCH_TYPES",
+    "MERGE_PATCH",
+    "PatchFunction",
+    "apply_merge_patch",
+    "merge_patch",
+    "patch_object",
+    "unsupported_media_type",
+]
+
+PatchFunction = Callable[[dict[str, Any], bytes], dict[str, Any]]
+"""``(current object, request body) -> patched object``."""
+
+MERGE_PATCH = "application/merge-patch+json"
+
+
+def apply_merge_patch(target: Any, patch: Any) -> Any:
+    """Apply an RFC 7386 JSON merge patch to *target* and return the result.
+
+    *target* is not modified. A ``null`` in the patch removes the key; a
+    non-object patch replaces the target entirely.
+    """
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result: dict[str, Any] = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = apply_merge_patch(result.get(key), value)
+    return result
+
+
+def merge_patch(current: dict[str, Any], body: bytes) -> dict[str, Any]:
+    """The ``application/merge-patch+json`` [`PatchFunction`][k8swatch.server.PatchFunction]."""
+    try:
+        patch = json.loads(body)
+    except ValueError as exc:
+        raise bad_request(f"error decoding patch: {exc}") from None
+    if not isinstance(patch, dict):
+        raise bad_request("error decoding patch: a merge patch must be a JSON object")
+    result = apply_merge_patch(current, patch)
+    assert isinstance(result, dict)
+    return result
+
+
+DEFAULT_PATCH_TYPES: Mapping[str, PatchFunction] = {MERGE_PATCH: merge_patch}
+"""The patch types every app understands."""
+
+
+def unsupported_media_type(content_type: str, accepted: Mapping[str, object]) -> StatusError:
+    """415 UnsupportedMediaType naming *content_type* and the accepted types."""
+    listed = ", ".join(accepted)
+    shown = content_type or "(none)"
+    return StatusError(
+        Status(
+            code=415,
+            reason="UnsupportedMediaType",
+            message=(
+                f"the body of the request was in an unknown format ({shown}) - "
+                f"accepted media types include: {listed}"
+            ),
+        )
+    )
+
+
+def patch_object(
+    patch_types: Mapping[str, PatchFunction],
+    content_type: str,
+    current: dict[str, Any],
+    body: bytes,
+) -> dict[str, Any]:
+    """Dispatch on *content_type* (parameters ignored) and apply the patch."""
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    function = patch_types.get(media_type)
+    if function is None:
+        raise unsupported_media_type(media_type, patch_types)
+    return function(current, body)

@@ -1,0 +1,161 @@
+"""``meta.k8s.io/v1`` Table responses with the default Name and Age columns.
+
+kubectl asks for ``Accept: application/json;as=Table;v=v1;g=meta.k8s.io`` and
+prints the cells exactly as it receives them, so the Age cell is sent already
+humanised (``5m``, ``3h``), as kube-apiserver does.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+__all__ = [
+    "INCLUDE_METADATA",
+    "INCLUDE_NONE",
+    "INCLUDE_OBJECT",
+    "build_table",
+    "format_age",
+    "human_duration",
+    "parse_timestamp",
+]
+
+INCLUDE_NONE = "None"
+INCLUDE_METADATA = "Metadata"
+INCLUDE_OBJECT = "Object"
+
+_NAME_COLUMN: dict[str, Any] = {
+    "name": "Name",
+    "type": "string",
+    "format": "name",
+    "description": (
+        "Name must be unique within a namespace. Is required when creating resources, "
+        "although some resources may allow a client to request the generation of an "
+        "appropriate name automatically. Name is primarily intended for creation "
+        "idempotence and configuration definition. Cannot be updated."
+    ),
+    "priority": 0,
+}
+_AGE_COLUMN: dict[str, Any] = {
+    "name": "Age",
+    "type": "date",
+    "format": "",
+    "description": (
+        "CreationTimestamp is a timestamp representing the server time when this object "
+        "was created. It is not guaranteed to be set in happens-before order across "
+        "separate operations."
+    ),
+    "priority": 0,
+}
+DEFAULT_COLUMNS: tuple[dict[str, Any], ...] = (_NAME_COLUMN, _AGE_COLUMN)
+
+
+def human_duration(seconds: float) -> str:
+    """Format a duration the way apimachinery's ``duration.HumanDuration`` does.
+
+    ``90`` ⇒ ``90s``, ``300`` ⇒ ``5m``, ``330`` ⇒ ``5m30s``, ``10800`` ⇒ ``3h``,
+    ``200000`` ⇒ ``2d7h``; negative beyond one second ⇒ ``<invalid>``.
+    """
+    whole = int(seconds)
+    if whole < -1:
+        return "<invalid>"
+    if whole < 0:
+        return "0s"
+    if whole < 120:
+        return f"{whole}s"
+    minutes = whole // 60
+    if minutes < 10:
+        rest = whole % 60
+        return f"{minutes}m" if rest == 0 else f"{minutes}m{rest}s"
+    if minutes < 180:
+        return f"{minutes}m"
+    hours = whole // 3600
+    if hours < 8:
+        rest = minutes % 60
+        return f"{hours}h" if rest == 0 else f"{hours}h{rest}m"
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 24 * 8:
+        rest = hours % 24
+        return f"{hours // 24}d" if rest == 0 else f"{hours // 24}d{rest}h"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24}d"
+    if hours < 24 * 365 * 8:
+        days = (hours // 24) % 365
+        years = hours // 24 // 365
+        return f"{years}y" if days == 0 else f"{years}y{days}d"
+    return f"{hours // 24 // 365}y"
+
+
+def parse_timestamp(value: object) -> datetime.datetime | None:
+    """Parse an RFC 3339 timestamp (``2024-05-01T10:00:00Z``); None if absent or bad."""
+    if not isinstance(value, str) or not value:
+        return None
+    text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
+    try:
+        parsed = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+    return parsed
+
+
+def format_age(timestamp: object, now: datetime.datetime | None = None) -> str:
+    """The Age cell for a ``creationTimestamp``: ``<unknown>`` when missing."""
+    created = parse_timestamp(timestamp)
+    if created is None:
+        return "<unknown>"
+    current = now if now is not None else datetime.datetime.now(datetime.timezone.utc)
+    return human_duration((current - created).total_seconds())
+
+
+def _metadata(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    metadata = obj.get("metadata")
+    return metadata if isinstance(metadata, Mapping) else {}
+
+
+def _row(obj: Mapping[str, Any], include_object: str, now: datetime.datetime) -> dict[str, Any]:
+    metadata = _metadata(obj)
+    row: dict[str, Any] = {
+        "cells": [metadata.get("name", ""), format_age(metadata.get("creationTimestamp"), now)]
+    }
+    if include_object == INCLUDE_OBJECT:
+        row["object"] = obj
+    elif include_object == INCLUDE_METADATA:
+        row["object"] = {
+            "kind": "PartialObjectMetadata",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": dict(metadata),
+        }
+    return row
+
+
+def build_table(
+    objects: Iterable[Mapping[str, Any]],
+    *,
+    resource_version: str = "",
+    continue_token: str = "",
+    include_object: str = INCLUDE_METADATA,
+    now: datetime.datetime | None = None,
+) -> dict[str, Any]:
+    """Return a ``meta.k8s.io/v1`` Table of *objects* with Name and Age columns.
+
+    *include_object* follows the ``includeObject`` query parameter: ``None``
+    (no object per row), ``Metadata`` (a ``PartialObjectMetadata``, the default)
+    or ``Object`` (the whole object).
+    """
+    current = now if now is not None else datetime.datetime.now(datetime.timezone.utc)
+    list_meta: dict[str, Any] = {}
+    if resource_version:
+        list_meta["resourceVersion"] = resource_version
+    if continue_token:
+        list_meta["continue"] = continue_token
+    return {
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": list_meta,
+        "columnDefinitions": list(DEFAULT_COLUMNS),
+        "rows": [_row(obj, include_object, current) for obj in objects],
+    }
