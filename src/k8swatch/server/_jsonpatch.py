@@ -292,7 +292,10 @@ def _add(doc: Any, tokens: Sequence[str], value: Any, pointer: str) -> Any:
 
 def _remove(doc: Any, tokens: Sequence[str], pointer: str, kind: str) -> tuple[Any, Any]:
     if not tokens:
-        return None, doc
+        # Like kube-apiserver's json-patch library: the root cannot be removed.
+        raise _PatchFailed(
+            f'{kind} operation does not apply: doc is missing path: "{pointer}": missing value'
+        )
     parent, key = _container(doc, tokens, pointer, kind)
     if is_object(parent):
         if key not in parent:
