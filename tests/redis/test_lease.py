@@ -1,0 +1,71 @@
+"""RedisLease: one holder at a time, renewal, release, lapse, Redis down."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import anyio
+import coredis
+import pytest
+
+from k8swatch.redis import RedisLease
+from k8swatch.redis._client import create_client
+
+from .conftest import RedisServer
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+async def client(redis_url: str) -> AsyncIterator[coredis.Redis[bytes]]:
+    async with coredis.Redis.from_url(redis_url) as c:
+        yield c
+
+
+async def test_one_holder_at_a_time(client: coredis.Redis[bytes], prefix: str) -> None:
+    a = RedisLease(client, f"{prefix}:lease", ttl=30)
+    b = RedisLease(client, f"{prefix}:lease", ttl=30)
+    assert not a.held
+    assert await a.acquire()
+    assert a.held
+    assert not await b.acquire()
+    assert not b.held
+    assert await a.acquire()  # renewal
+    await a.release()
+    assert not a.held
+    assert await b.acquire()
+    assert not await a.acquire()
+    await a.release()  # not ours: leaves b's lease alone
+    assert await b.acquire()
+    await b.release()
+    await b.release()  # idempotent
+
+
+async def test_lapses_when_the_holder_stops_renewing(
+    client: coredis.Redis[bytes], prefix: str
+) -> None:
+    a = RedisLease(client, f"{prefix}:lease", ttl=0.2)
+    b = RedisLease(client, f"{prefix}:lease", ttl=30)
+    assert await a.acquire()
+    with anyio.fail_after(10):
+        while not await b.acquire():
+            await anyio.sleep(0.05)
+    assert not a.held
+    assert not await a.acquire()
+
+
+async def test_ttl_must_be_positive(client: coredis.Redis[bytes]) -> None:
+    with pytest.raises(ValueError, match="ttl must be > 0"):
+        RedisLease(client, "x", ttl=0)
+
+
+async def test_unreachable_redis_means_not_held(own_redis_server: RedisServer) -> None:
+    async with create_client(own_redis_server.url) as client:
+        lease = RedisLease(client, "lease", ttl=30)
+        assert await lease.acquire()
+        own_redis_server.stop()
+        assert not await lease.acquire()
+        assert not lease.held
+        await lease.release()  # does not raise
+        own_redis_server.start()
+        assert await lease.acquire()  # our token survived the restart (AOF)
