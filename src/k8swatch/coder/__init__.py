@@ -16,6 +16,10 @@ from ._client import CoderError as CoderError
 from ._client import CoderProtocolError as CoderProtocolError
 from ._client import CoderUnavailableError as CoderUnavailableError
 from ._client import map_coder_error as map_coder_error
+from ._fake import FakeCoder as FakeCoder
+from ._fake import FakeCoderChange as FakeCoderChange
+from ._fake import FakeCoderChanges as FakeCoderChanges
+from ._fake import FakeCoderError as FakeCoderError
 from ._models import CoderTemplate as CoderTemplate
 from ._models import CoderTemplateSpec as CoderTemplateSpec
 from ._models import CoderTemplateStatus as CoderTemplateStatus
@@ -30,6 +34,9 @@ from ._provider import ClientProvider as ClientProvider
 from ._provider import NamespaceLister as NamespaceLister
 from ._provider import NamespaceResolver as NamespaceResolver
 from ._provider import StaticClientProvider as StaticClientProvider
+from ._storages import WATCH_QUEUE_LENGTH as WATCH_QUEUE_LENGTH
+from ._storages import TemplateStorage as TemplateStorage
+from ._storages import WorkspaceStorage as WorkspaceStorage
 
 __all__ = (
     "ClientProvider",
@@ -43,9 +50,16 @@ __all__ = (
     "CoderWorkspace",
     "CoderWorkspaceSpec",
     "CoderWorkspaceStatus",
+    "FakeCoder",
+    "FakeCoderChange",
+    "FakeCoderChanges",
+    "FakeCoderError",
     "NamespaceLister",
     "NamespaceResolver",
     "StaticClientProvider",
+    "TemplateStorage",
+    "WATCH_QUEUE_LENGTH",
+    "WorkspaceStorage",
     "build_template_name",
     "build_workspace_name",
     "map_coder_error",

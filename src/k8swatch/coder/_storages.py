@@ -1,0 +1,1166 @@
+"""`WorkspaceStorage` and `TemplateStorage`: Coder objects behind the storage protocol.
+
+Verb by verb they do what the Go original (coder/coder-k8s) does
+(``coder-adapters.md`` §2), with the same messages. Two event sources:
+
+* default: a per-storage `Broadcaster` fed in mutation order, and the
+  original's watch option rules (no resume, no initial events, no bookmarks);
+* ``watch_cache=True``: a `WatchCache` fed by this server's writes and by the
+  poller is the source of truth for list and watch; resume, bookmarks and
+  ``sendInitialEvents`` work. Its resourceVersions are the cache's own
+  counter, not Coder's ``updated_at``; get, create and update answer with the
+  cache's resourceVersion of the state they return, so get, list and watch
+  agree (see the explanation page "Coder adapters").
+
+Either way the storage remembers the last state it saw of every object (its
+own writes included); `resync` lists Coder and turns differences into
+ADDED/MODIFIED/DELETED events, which is how `CoderPoller` reports changes made
+outside this server without repeating the storage's own events.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import Any, ClassVar, TypeVar
+
+import anyio
+import attrs
+from typing_extensions import final
+
+from k8swatch._broadcaster import Broadcaster, FullChannelBehavior
+from k8swatch._cache import WatchCache
+from k8swatch._events import EventType
+from k8swatch._filters import filter_for_list_options
+from k8swatch._options import ListOptions, WatchCapabilities, validate_watch_options
+from k8swatch._status import (
+    Status,
+    StatusError,
+    bad_request,
+    conflict,
+    internal_error,
+    not_found,
+    service_unavailable,
+    timeout,
+)
+from k8swatch._storage import ObjectList
+from k8swatch._watch import Watch, filter_watch, stop_aware_watch
+from k8swatch.coder._client import CoderClient, map_coder_error
+from k8swatch.coder._convert import parse_rfc3339_ns, parse_uuid, quote
+from k8swatch.coder._files import build_archive, merge_archive, normalize_files, read_archive
+from k8swatch.coder._models import (
+    API_VERSION,
+    GROUP,
+    CoderTemplate,
+    CoderWorkspace,
+)
+from k8swatch.coder._names import build_template_name, parse_template_name, parse_workspace_name
+from k8swatch.coder._provider import ClientProvider, NamespaceLister, NamespaceResolver
+
+__all__ = ["WATCH_QUEUE_LENGTH", "TemplateStorage", "WorkspaceStorage"]
+
+logger = logging.getLogger("k8swatch.coder")
+
+WATCH_QUEUE_LENGTH = 100
+"""Per-watcher event buffer of the broadcaster, as in the Go original."""
+
+_Key = tuple[str, str]
+_T = TypeVar("_T")
+
+
+@attrs.define
+class _Known:
+    """The last state of one object this storage emitted or observed."""
+
+    fingerprint: Any
+    version: int
+    seq: int
+    object: dict[str, Any]
+
+
+def _name_of(obj: Mapping[str, Any]) -> str:
+    return str(obj["metadata"]["name"])
+
+
+def _without_files(obj: dict[str, Any]) -> dict[str, Any]:
+    spec = obj.get("spec")
+    if isinstance(spec, dict) and "files" in spec:
+        out = dict(obj)
+        out["spec"] = {k: v for k, v in spec.items() if k != "files"}  # pyright: ignore[reportUnknownVariableType]
+        return out
+    return obj
+
+
+def _format_go_duration(seconds: float) -> str:
+    """Format *seconds* like Go's ``time.Duration.String()`` (``2m0s``, ``120ms``)."""
+    if seconds == 0:
+        return "0s"
+    if seconds < 1:
+        ms = seconds * 1000
+        return f"{ms:g}ms" if ms >= 1 else f"{seconds * 1e6:g}µs"
+    total = round(seconds, 9)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    secs_text = f"{secs:.9f}".rstrip("0").rstrip(".")
+    out = ""
+    if hours:
+        out += f"{int(hours)}h"
+    if hours or minutes:
+        out += f"{int(minutes)}m"
+    return out + f"{secs_text}s"
+
+
+class _CoderStorage:
+    """What both storages share: client resolution, events, list, watch, resync."""
+
+    _RESOURCE: ClassVar[str]
+    _KIND: ClassVar[str]
+    _LIST_KIND: ClassVar[str]
+
+    def __init__(
+        self,
+        provider: ClientProvider,
+        *,
+        watch_cache: bool = False,
+        full_channel_behavior: FullChannelBehavior = FullChannelBehavior.TERMINATE_IF_FULL,
+        queue_length: int = WATCH_QUEUE_LENGTH,
+        cache_window: int = 1000,
+        bookmark_interval: float = 60.0,
+    ) -> None:
+        self._provider = provider
+        self._cache: WatchCache[dict[str, Any]] | None = None
+        self._broadcaster: Broadcaster[dict[str, Any]] | None = None
+        if watch_cache:
+            self._cache = WatchCache(
+                API_VERSION,
+                self._KIND,
+                window=cache_window,
+                queue_length=queue_length,
+                bookmark_interval=bookmark_interval,
+            )
+        else:
+            self._broadcaster = Broadcaster(
+                queue_length=queue_length, full_channel_behavior=full_channel_behavior
+            )
+        self._known: dict[_Key, _Known] = {}
+        self._tombstones: dict[_Key, int] = {}
+        self._primed: set[str] = set()
+        self._seq = 0
+        self._closed = False
+
+    @property
+    def watch_cache(self) -> WatchCache[dict[str, Any]] | None:
+        """The watch cache, when the storage was built with ``watch_cache=True``."""
+        return self._cache
+
+    # --- helpers ---------------------------------------------------------------
+
+    def _map(self, err: BaseException, name: str, resource: str | None = None) -> StatusError:
+        return map_coder_error(err, resource or self._RESOURCE, name, group=GROUP)
+
+    async def _call(self, name: str, call: Awaitable[_T], *, resource: str | None = None) -> _T:
+        try:
+            return await call
+        except StatusError:
+            raise
+        except Exception as exc:
+            raise self._map(exc, name, resource) from None
+
+    async def _client(self, namespace: str) -> CoderClient:
+        try:
+            return await self._provider.client_for_namespace(namespace)
+        except StatusError:
+            raise
+        except Exception as exc:
+            raise internal_error(exc) from None
+
+    @staticmethod
+    def _require_namespace(namespace: str) -> None:
+        if not namespace:
+            raise bad_request("namespace is required")
+
+    async def _namespaces(self, namespace: str) -> list[str]:
+        """The namespaces a request for *namespace* ("" = all) covers."""
+        if namespace:
+            return [namespace]
+        try:
+            if isinstance(self._provider, NamespaceLister):
+                return list(await self._provider.eligible_namespaces())
+            if isinstance(self._provider, NamespaceResolver):
+                return [await self._provider.default_namespace()]
+        except StatusError:
+            raise
+        except Exception as exc:
+            raise internal_error(exc) from None
+        raise service_unavailable(
+            "all-namespaces list requires a provider that implements namespace resolution"
+        )
+
+    # --- conversion hooks (per kind) ------------------------------------------
+
+    async def _fetch_all(self, client: CoderClient) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def _convert(self, namespace: str, coder_obj: Mapping[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @staticmethod
+    def _version(coder_obj: Mapping[str, Any]) -> int:
+        return parse_rfc3339_ns(str(coder_obj["updated_at"]))
+
+    # --- events ----------------------------------------------------------------
+
+    def _fingerprint(self, obj: dict[str, Any]) -> Any:
+        fp = _without_files(obj)
+        if self._cache is not None:
+            meta = {k: v for k, v in fp["metadata"].items() if k != "resourceVersion"}
+            fp = {**fp, "metadata": meta}
+        return fp
+
+    def _emit(self, type_: EventType, obj: dict[str, Any]) -> dict[str, Any]:
+        """Send one event; never raises, never waits. Returns the object as stored."""
+        if self._cache is not None:
+            try:
+                event = self._cache.apply(type_, copy.deepcopy(_without_files(obj)))
+            except Exception:
+                logger.exception("coder: %s %s event not recorded", type_.value, self._RESOURCE)
+                return obj
+            stored = copy.deepcopy(event.object)
+            if "files" in obj.get("spec", {}):
+                stored["spec"]["files"] = copy.deepcopy(obj["spec"]["files"])
+            return stored
+        assert self._broadcaster is not None
+        try:
+            sent = self._broadcaster.action_or_drop(type_, copy.deepcopy(obj))
+        except Exception:
+            logger.warning(
+                "coder: %s %s event dropped: the broadcaster is shut down",
+                type_.value,
+                self._RESOURCE,
+            )
+            return obj
+        if not sent:
+            logger.warning("coder: %s %s event dropped: queue full", type_.value, self._RESOURCE)
+        return obj
+
+    def _publish(
+        self, type_: EventType, namespace: str, obj: dict[str, Any], version: int, *, own: bool
+    ) -> dict[str, Any]:
+        """Record *obj* as the last known state and emit it. Returns what to answer."""
+        key = (namespace, _name_of(obj))
+        seq = 0
+        if own:
+            self._seq += 1
+            seq = self._seq
+        if type_ is EventType.DELETED:
+            previous = self._known.pop(key, None)
+            if own:
+                self._tombstones[key] = seq
+            if previous is not None and self._cache is not None:
+                obj = previous.object
+            return self._emit(type_, obj)
+        self._tombstones.pop(key, None)
+        stored = self._emit(type_, obj)
+        self._known[key] = _Known(self._fingerprint(obj), version, seq, _without_files(stored))
+        return stored
+
+    def _observe(self, namespace: str, obj: dict[str, Any], version: int) -> dict[str, Any]:
+        """Cache mode: fold a state read from Coder into the cache; return it with its RV."""
+        if self._cache is None:
+            return obj
+        key = (namespace, _name_of(obj))
+        known = self._known.get(key)
+        if known is not None and (
+            known.fingerprint == self._fingerprint(obj) or version < known.version
+        ):
+            result = copy.deepcopy(known.object)
+        else:
+            type_ = EventType.ADDED if known is None else EventType.MODIFIED
+            result = self._publish(type_, namespace, obj, version, own=False)
+        if "files" in obj.get("spec", {}):
+            result["spec"]["files"] = copy.deepcopy(obj["spec"]["files"])
+        return result
+
+    def _reconcile(
+        self, namespace: str, listed: Sequence[Mapping[str, Any]], epoch: int, *, baseline: bool
+    ) -> None:
+        """Diff a complete listing of *namespace* against the last known state."""
+        silent = baseline and self._cache is None
+        seen: set[_Key] = set()
+        for coder_obj in listed:
+            try:
+                obj = self._convert(namespace, coder_obj)
+                version = self._version(coder_obj)
+            except (KeyError, ValueError) as exc:
+                logger.warning("coder: skipping malformed %s: %s", self._RESOURCE, exc)
+                continue
+            key = (namespace, _name_of(obj))
+            seen.add(key)
+            tombstone = self._tombstones.get(key)
+            if tombstone is not None and tombstone > epoch:
+                continue  # deleted through this server while the listing ran
+            known = self._known.get(key)
+            if silent:
+                self._known[key] = _Known(self._fingerprint(obj), version, 0, obj)
+                continue
+            if known is None:
+                self._publish(EventType.ADDED, namespace, obj, version, own=False)
+            elif known.seq > epoch or version < known.version:
+                continue  # written through this server while the listing ran, or stale
+            elif known.fingerprint != self._fingerprint(obj):
+                self._publish(EventType.MODIFIED, namespace, obj, version, own=False)
+        for key in [k for k in self._known if k[0] == namespace and k not in seen]:
+            known = self._known[key]
+            if known.seq > epoch:
+                continue
+            if silent:
+                del self._known[key]
+            else:
+                self._publish(EventType.DELETED, namespace, known.object, known.version, own=False)
+        for key in [k for k, seq in self._tombstones.items() if k[0] == namespace]:
+            if self._tombstones[key] <= epoch:
+                del self._tombstones[key]
+        self._primed.add(namespace)
+
+    async def resync(self, namespace: str = "") -> None:
+        """List Coder and turn every difference from the last known state into an event.
+
+        Objects written through this storage while the listing ran are left
+        alone (the listing may predate the write), so the storage's own events
+        are never repeated or undone. The first listing of a namespace only
+        records the state in broadcaster mode (a watch starts "now"), and
+        fills the cache in cache mode.
+
+        Raises:
+            StatusError: the provider or Coder failed (503 when Coder is
+                unreachable).
+        """
+        for ns in await self._namespaces(namespace):
+            client = await self._client(ns)
+            epoch = self._seq
+            listed = await self._call("<list>", self._fetch_all(client))
+            self._reconcile(ns, listed, epoch, baseline=ns not in self._primed)
+
+    # --- list and watch ------------------------------------------------------
+
+    async def list(self, namespace: str, options: ListOptions) -> ObjectList:
+        """List objects (all namespaces when *namespace* is empty).
+
+        Without the watch cache: every object Coder shows, converted, in
+        Coder's order (sorted by namespace and name across namespaces); options
+        are ignored and the list has no resourceVersion, as in the Go original.
+        With the cache: a consistent read (Coder is listed first when
+        ``resourceVersion`` is unset), then the cache answers, with selectors,
+        pagination and a list resourceVersion to watch from.
+
+        Raises:
+            StatusError: provider errors, mapped Coder errors.
+        """
+        if self._cache is not None:
+            namespaces = await self._namespaces(namespace)
+            if options.resource_version == "" or any(n not in self._primed for n in namespaces):
+                await self.resync(namespace)
+            return await self._cache.list(namespace, options)
+        items: list[dict[str, Any]] = []
+        namespaces = await self._namespaces(namespace)
+        for ns in namespaces:
+            client = await self._client(ns)
+            listed = await self._call("<list>", self._fetch_all(client))
+            items.extend(self._convert(ns, obj) for obj in listed)
+        if len(namespaces) > 1:
+            items.sort(key=lambda o: (o["metadata"].get("namespace", ""), _name_of(o)))
+        return ObjectList(items)
+
+    async def watch(self, namespace: str, options: ListOptions) -> Watch[dict[str, Any]]:
+        """Watch objects (all namespaces when *namespace* is empty).
+
+        Without the watch cache, the Go original's rules: ``sendInitialEvents=true``
+        and any ``resourceVersionMatch`` are rejected (400 ``invalid watch
+        options: ...``), any ``resourceVersion`` is accepted and the watch
+        starts now. With the cache, resume from a resourceVersion, bookmarks
+        and ``sendInitialEvents`` work as in `WatchCache`. Either way the field
+        selector may only use ``metadata.name`` and ``metadata.namespace``,
+        ``timeoutSeconds`` ends the watch, and a Coder outage does not.
+
+        Raises:
+            StatusError: 400 for rejected options; before the first use of the
+                cache, the errors of the listing that fills it.
+        """
+        if self._closed:
+            raise service_unavailable(f"{self._RESOURCE} storage is shut down")
+        if self._cache is not None:
+            validate_watch_options(options, WatchCapabilities(initial_events=True, resume=True))
+            namespaces = await self._namespaces(namespace)
+            if any(n not in self._primed for n in namespaces):
+                await self.resync(namespace)
+            elif options.resource_version == "":
+                try:
+                    await self.resync(namespace)
+                except StatusError as exc:
+                    logger.warning("coder: serving the watch from the cache: %s", exc)
+            return await self._cache.watch(namespace, options)
+        validate_watch_options(options)
+        filter_func = filter_for_list_options(namespace, options)
+        assert self._broadcaster is not None
+        watch: Watch[dict[str, Any]] = self._broadcaster.watch()
+        if filter_func is not None:
+            watch = filter_watch(watch, filter_func)
+        seconds = options.timeout_seconds
+        if seconds is not None and seconds > 0:
+            watch = stop_aware_watch(watch, timeout=float(seconds))
+        return watch
+
+    async def aclose(self) -> None:
+        """Shut the event source down; open watches end. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._broadcaster is not None:
+            self._broadcaster.shutdown()
+        if self._cache is not None:
+            await self._cache.aclose()
+
+
+def _success() -> dict[str, Any]:
+    return Status.success().to_dict()
+
+
+def _check_update_identity(
+    desired_name: str, name: str, desired_namespace: str, namespace: str
+) -> None:
+    if desired_name and desired_name != name:
+        raise bad_request(
+            f"updated object metadata.name {quote(desired_name)} must match request name "
+            f"{quote(name)}"
+        )
+    if desired_namespace and desired_namespace != namespace:
+        raise bad_request(
+            f"metadata.namespace {quote(desired_namespace)} does not match request namespace "
+            f"{quote(namespace)}"
+        )
+
+
+def _check_create_identity(name: str, obj_namespace: str, namespace: str) -> None:
+    if not name:
+        raise bad_request("metadata.name must not be empty")
+    if obj_namespace and obj_namespace != namespace:
+        raise bad_request(
+            f"metadata.namespace {quote(obj_namespace)} must match request namespace "
+            f"{quote(namespace)}"
+        )
+
+
+def _with_name(obj: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """For create-on-update: *obj* with its name defaulted to *name* (or checked)."""
+    out = dict(obj)
+    meta = dict(out.get("metadata") or {})
+    given = meta.get("name") or ""
+    if given and given != name:
+        raise bad_request(
+            f"updated object metadata.name {quote(str(given))} must match request name "
+            f"{quote(name)}"
+        )
+    meta["name"] = name
+    out["metadata"] = meta
+    return out
+
+
+# --------------------------------------------------------------------------------
+# Workspaces
+# --------------------------------------------------------------------------------
+
+
+def _apply_build(workspace: dict[str, Any], build: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(workspace)
+    out["latest_build"] = dict(build)
+    updated = build.get("updated_at")
+    if updated and not str(updated).startswith("0001-01-01"):
+        out["updated_at"] = updated
+    return out
+
+
+def _workspace_version(workspace: Mapping[str, Any]) -> int:
+    version = parse_rfc3339_ns(str(workspace["updated_at"]))
+    build_updated = (workspace.get("latest_build") or {}).get("updated_at")
+    if build_updated:
+        version = max(version, parse_rfc3339_ns(str(build_updated)))
+    return version
+
+
+@final
+class WorkspaceStorage(_CoderStorage):
+    """``coderworkspaces``: Coder workspaces as ``CoderWorkspace`` objects.
+
+    * create: ``POST /users/{owner}/workspaces`` (then a ``stop`` build when
+      ``spec.running`` is false; its failure is ignored) → ADDED;
+    * update: only ``spec.running`` may change: a ``start``/``stop`` build →
+      MODIFIED; an update that changes nothing answers the current object
+      and emits nothing;
+    * delete: a ``delete`` build → MODIFIED (Coder deletes asynchronously; the
+      event carries the delete build as the latest build), answers
+      ``Status Success``; the poller reports the DELETED once Coder is done.
+
+    Args:
+        provider: Resolves the Coder deployment of a namespace.
+        watch_cache: Serve list and watch from a `WatchCache` (resume,
+            bookmarks, ``sendInitialEvents``) instead of a plain broadcaster.
+        full_channel_behavior: Broadcaster policy for slow watchers (default
+            `TERMINATE_IF_FULL`: the slow watcher gets a 410 and relists; the
+            Go original drops events instead, `DROP_IF_FULL`).
+        queue_length: Events buffered per watcher.
+        cache_window: Events the cache keeps for resume.
+        bookmark_interval: Seconds between bookmarks on an idle cached watch.
+    """
+
+    _RESOURCE: ClassVar[str] = CoderWorkspace.PLURAL
+    _KIND: ClassVar[str] = CoderWorkspace.KIND
+    _LIST_KIND: ClassVar[str] = CoderWorkspace.LIST_KIND
+
+    async def _fetch_all(self, client: CoderClient) -> list[dict[str, Any]]:
+        return await client.workspaces()
+
+    def _convert(self, namespace: str, coder_obj: Mapping[str, Any]) -> dict[str, Any]:
+        return CoderWorkspace.from_coder(namespace, coder_obj).to_dict()
+
+    @staticmethod
+    def _version(coder_obj: Mapping[str, Any]) -> int:
+        return _workspace_version(coder_obj)
+
+    def _parse(self, name: str) -> tuple[str, str, str]:
+        try:
+            return parse_workspace_name(name)
+        except ValueError as exc:
+            raise bad_request(f"invalid workspace name {quote(name)}: {exc}") from None
+
+    async def _fetch(
+        self, client: CoderClient, name: str, org: str, owner: str, ws: str
+    ) -> dict[str, Any]:
+        workspace = await self._call(name, client.workspace_by_owner_and_name(owner, ws))
+        if workspace.get("organization_name") != org:
+            raise not_found(self._RESOURCE, name, group=GROUP)
+        return workspace
+
+    def _answer(self, namespace: str, workspace: Mapping[str, Any]) -> dict[str, Any]:
+        return self._observe(
+            namespace, self._convert(namespace, workspace), _workspace_version(workspace)
+        )
+
+    async def get(self, namespace: str, name: str) -> dict[str, Any]:
+        """``GET /users/{owner}/workspace/{name}``; another organization is NotFound.
+
+        Raises:
+            StatusError: 400 namespace missing or bad name; mapped Coder errors.
+        """
+        self._require_namespace(namespace)
+        org, owner, ws = self._parse(name)
+        client = await self._client(namespace)
+        workspace = await self._fetch(client, name, org, owner, ws)
+        return self._answer(namespace, workspace)
+
+    async def create(self, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
+        """Create the workspace (``spec.organization`` and ``spec.templateName`` required).
+
+        Raises:
+            StatusError: 400 for a bad object; 404 ``codertemplates ... not
+                found`` for an unknown template; 409 AlreadyExists; mapped
+                Coder errors.
+        """
+        self._require_namespace(namespace)
+        desired = CoderWorkspace.from_dict(obj)
+        _check_create_identity(desired.name, desired.namespace, namespace)
+        name = desired.name
+        org, owner, ws = self._parse(name)
+        spec = desired.spec
+        if spec.organization != org:
+            raise bad_request(
+                f"spec.organization {quote(spec.organization)} must match organization "
+                f"{quote(org)} parsed from metadata.name"
+            )
+        if not spec.template_name:
+            raise bad_request("spec.templateName must not be empty")
+        client = await self._client(namespace)
+        organization = await self._call(name, client.organization(org))
+        template_name = build_template_name(org, spec.template_name)
+        template = await self._call(
+            template_name,
+            client.template_by_name(str(organization["id"]), spec.template_name),
+            resource=CoderTemplate.PLURAL,
+        )
+        version_id: str | None = None
+        if spec.template_version_id:
+            try:
+                version_id = parse_uuid(spec.template_version_id)
+            except ValueError as exc:
+                raise bad_request(
+                    "invalid workspace spec: invalid templateVersionID "
+                    f"{quote(spec.template_version_id)}: {exc}"
+                ) from None
+            version = await self._call(name, client.template_version(version_id))
+            if not version.get("template_id") or version.get("template_id") != template["id"]:
+                raise bad_request(
+                    f"spec.templateVersionID {quote(spec.template_version_id)} does not belong "
+                    f"to template {quote(spec.template_name)}"
+                )
+        created = await self._call(
+            name,
+            client.create_user_workspace(
+                owner,
+                name=ws,
+                template_id=None if version_id else str(template["id"]),
+                template_version_id=version_id,
+                ttl_ms=spec.ttl_millis,
+                autostart_schedule=spec.autostart_schedule,
+            ),
+        )
+        if not spec.running:
+            try:
+                build = await client.create_workspace_build(str(created["id"]), "stop")
+            except Exception as exc:
+                # The workspace exists; failing now would make a retry hit
+                # AlreadyExists. The stop can be retried with an update.
+                logger.info("coder: stop build after creating %s failed: %s", name, exc)
+            else:
+                created = _apply_build(created, build)
+        result = self._convert(namespace, created)
+        return self._publish(
+            EventType.ADDED, namespace, result, _workspace_version(created), own=True
+        )
+
+    async def update(
+        self,
+        namespace: str,
+        name: str,
+        obj: dict[str, Any],
+        *,
+        force_allow_create: bool = False,
+    ) -> dict[str, Any]:
+        """Start or stop the workspace (see `update_or_create`)."""
+        return (
+            await self.update_or_create(namespace, name, obj, force_allow_create=force_allow_create)
+        )[0]
+
+    async def update_or_create(
+        self,
+        namespace: str,
+        name: str,
+        obj: dict[str, Any],
+        *,
+        force_allow_create: bool = False,
+    ) -> tuple[dict[str, Any], bool]:
+        """Update; with *force_allow_create* (server-side apply), create a missing workspace.
+
+        Only ``spec.running`` may change. Returns ``(object, created)``.
+
+        Raises:
+            StatusError: 400 for a changed immutable field, a missing
+                resourceVersion or an identity mismatch; 409 Conflict for a
+                stale resourceVersion or an active build; mapped Coder errors.
+        """
+        self._require_namespace(namespace)
+        org, owner, ws = self._parse(name)
+        client = await self._client(namespace)
+        try:
+            workspace = await self._call(name, client.workspace_by_owner_and_name(owner, ws))
+        except StatusError as exc:
+            if exc.status.code == 404 and force_allow_create:
+                return await self.create(namespace, _with_name(obj, name)), True
+            raise
+        if workspace.get("organization_name") != org:
+            raise not_found(self._RESOURCE, name, group=GROUP)
+        current_dict = self._answer(namespace, workspace)
+        current = CoderWorkspace.from_dict(current_dict)
+        desired = CoderWorkspace.from_dict(obj)
+        _check_update_identity(desired.name, name, "", namespace)
+        if desired.spec.organization and desired.spec.organization != org:
+            raise bad_request(
+                f"updated object spec.organization {quote(desired.spec.organization)} must "
+                f"match organization {quote(org)} parsed from metadata.name"
+            )
+        _check_update_identity("", name, desired.namespace, namespace)
+        if not desired.resource_version:
+            raise bad_request("metadata.resourceVersion is required for update")
+        if desired.resource_version != current.resource_version:
+            raise conflict(
+                self._RESOURCE,
+                name,
+                f"resource version mismatch: got {quote(desired.resource_version)}, current is "
+                f"{quote(current.resource_version)}",
+                group=GROUP,
+            )
+        want, have = desired.spec, current.spec
+        if (
+            want.organization != have.organization
+            or want.template_name != have.template_name
+            or (want.template_version_id and want.template_version_id != have.template_version_id)
+            or (want.ttl_millis is not None and want.ttl_millis != have.ttl_millis)
+            or (
+                want.autostart_schedule is not None
+                and want.autostart_schedule != have.autostart_schedule
+            )
+        ):
+            raise bad_request(
+                "workspace update only supports changing spec.running; other spec fields are "
+                "immutable"
+            )
+        if want.running == have.running:
+            return current_dict, False
+        transition = "start" if want.running else "stop"
+        build = await self._call(
+            name, client.create_workspace_build(str(workspace["id"]), transition)
+        )
+        updated = _apply_build(workspace, build)
+        result = self._convert(namespace, updated)
+        stored = self._publish(
+            EventType.MODIFIED, namespace, result, _workspace_version(updated), own=True
+        )
+        return stored, False
+
+    async def delete(self, namespace: str, name: str) -> dict[str, Any]:
+        """Start a ``delete`` build; emit MODIFIED with it applied; answer Status Success.
+
+        Raises:
+            StatusError: 400 bad name; 404; mapped Coder errors.
+        """
+        self._require_namespace(namespace)
+        org, owner, ws = self._parse(name)
+        client = await self._client(namespace)
+        workspace = await self._fetch(client, name, org, owner, ws)
+        build = await self._call(
+            name, client.create_workspace_build(str(workspace["id"]), "delete")
+        )
+        updated = _apply_build(workspace, build)
+        result = self._convert(namespace, updated)
+        self._publish(EventType.MODIFIED, namespace, result, _workspace_version(updated), own=True)
+        return _success()
+
+    async def observe(self, namespace: str, workspace: Mapping[str, Any]) -> None:
+        """Fold one workspace read from Coder (e.g. from its watch stream) into the state.
+
+        Emits MODIFIED (or ADDED) if it differs from the last known state and
+        is not older than it; used by `CoderPoller`'s stream bridge.
+        """
+        try:
+            obj = self._convert(namespace, workspace)
+            version = _workspace_version(workspace)
+        except (KeyError, ValueError) as exc:
+            logger.warning("coder: skipping malformed workspace: %s", exc)
+            return
+        key = (namespace, _name_of(obj))
+        if namespace not in self._primed:
+            return
+        known = self._known.get(key)
+        if known is None:
+            if self._tombstones.get(key) is None:
+                self._publish(EventType.ADDED, namespace, obj, version, own=False)
+            return
+        if version < known.version or known.fingerprint == self._fingerprint(obj):
+            return
+        self._publish(EventType.MODIFIED, namespace, obj, version, own=False)
+
+    def active_workspaces(self) -> list[tuple[str, str]]:
+        """``(namespace, workspace id)`` of known workspaces whose latest build is in progress."""
+        out: list[tuple[str, str]] = []
+        for (namespace, _), known in self._known.items():
+            status = known.object.get("status", {})
+            if status.get("latestBuildStatus") in _ACTIVE_BUILD_STATUSES and status.get("id"):
+                out.append((namespace, str(status["id"])))
+        return out
+
+
+_ACTIVE_BUILD_STATUSES = frozenset({"pending", "starting", "stopping", "deleting", "canceling"})
+
+
+# --------------------------------------------------------------------------------
+# Templates
+# --------------------------------------------------------------------------------
+
+_DEFAULT_WAIT_TIMEOUT = 25 * 60.0
+_DEFAULT_POLL_INTERVAL = 2.0
+_DEFAULT_BACKOFF_AFTER = 2 * 60.0
+_DEFAULT_MAX_POLL_INTERVAL = 10.0
+
+
+@final
+class TemplateStorage(_CoderStorage):
+    """``codertemplates``: Coder templates as ``CoderTemplate`` objects.
+
+    * get: the template plus ``spec.files`` read from its active version's
+      source archive;
+    * create: from ``spec.versionID``, or from ``spec.files`` (uploaded as a
+      new version) → ADDED (no files);
+    * update: display name, description and icon; ``spec.files`` uploads a
+      new version, waits for its import and promotes it → MODIFIED (always,
+      with files; in cache mode the cached event carries no files);
+    * delete: ``DELETE /templates/{id}`` → DELETED with the template as it
+      was.
+
+    Args:
+        provider: Resolves the Coder deployment of a namespace.
+        watch_cache: See [`WorkspaceStorage`][k8swatch.coder.WorkspaceStorage].
+        full_channel_behavior: See `WorkspaceStorage`.
+        queue_length: See `WorkspaceStorage`.
+        cache_window: See `WorkspaceStorage`.
+        bookmark_interval: See `WorkspaceStorage`.
+        build_wait_timeout: Seconds to wait for a new version's import
+            (default 25 min); then 400 ``... did not succeed within ...``.
+        build_poll_interval: First poll interval (default 2 s).
+        build_backoff_after: Seconds after which the interval doubles (2 min).
+        build_max_poll_interval: Interval cap (10 s).
+    """
+
+    _RESOURCE: ClassVar[str] = CoderTemplate.PLURAL
+    _KIND: ClassVar[str] = CoderTemplate.KIND
+    _LIST_KIND: ClassVar[str] = CoderTemplate.LIST_KIND
+
+    def __init__(
+        self,
+        provider: ClientProvider,
+        *,
+        watch_cache: bool = False,
+        full_channel_behavior: FullChannelBehavior = FullChannelBehavior.TERMINATE_IF_FULL,
+        queue_length: int = WATCH_QUEUE_LENGTH,
+        cache_window: int = 1000,
+        bookmark_interval: float = 60.0,
+        build_wait_timeout: float = _DEFAULT_WAIT_TIMEOUT,
+        build_poll_interval: float = _DEFAULT_POLL_INTERVAL,
+        build_backoff_after: float = _DEFAULT_BACKOFF_AFTER,
+        build_max_poll_interval: float = _DEFAULT_MAX_POLL_INTERVAL,
+    ) -> None:
+        super().__init__(
+            provider,
+            watch_cache=watch_cache,
+            full_channel_behavior=full_channel_behavior,
+            queue_length=queue_length,
+            cache_window=cache_window,
+            bookmark_interval=bookmark_interval,
+        )
+        self._wait_timeout = build_wait_timeout
+        self._poll_interval = build_poll_interval
+        self._backoff_after = build_backoff_after
+        self._max_poll_interval = build_max_poll_interval
+
+    async def _fetch_all(self, client: CoderClient) -> list[dict[str, Any]]:
+        return await client.templates()
+
+    def _convert(self, namespace: str, coder_obj: Mapping[str, Any]) -> dict[str, Any]:
+        return CoderTemplate.from_coder(namespace, coder_obj).to_dict()
+
+    def _parse(self, name: str) -> tuple[str, str]:
+        try:
+            return parse_template_name(name)
+        except ValueError as exc:
+            raise bad_request(f"invalid template name {quote(name)}: {exc}") from None
+
+    async def _fetch(
+        self, client: CoderClient, name: str, org: str, tmpl: str
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        organization = await self._call(name, client.organization(org))
+        template = await self._call(name, client.template_by_name(str(organization["id"]), tmpl))
+        return organization, template
+
+    async def _active_archive(self, client: CoderClient, template: Mapping[str, Any]) -> bytes:
+        """The active version's source zip (any failure is a plain error → 500)."""
+        try:
+            version = await client.template_version(str(template["active_version_id"]))
+            file_id = (version.get("job") or {}).get("file_id")
+            if not file_id:
+                raise ValueError(
+                    f"template version {quote(str(version.get('id')))} has no source file"
+                )
+            return await client.download(str(file_id))
+        except StatusError:
+            raise
+        except Exception as exc:
+            raise internal_error(f"read template source: {exc}") from None
+
+    async def _files(self, client: CoderClient, template: Mapping[str, Any]) -> dict[str, str]:
+        data = await self._active_archive(client, template)
+        try:
+            return read_archive(data)
+        except ValueError as exc:
+            raise internal_error(f"read template source: {exc}") from None
+
+    async def _full(
+        self, client: CoderClient, namespace: str, template: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        files = await self._files(client, template)
+        obj = CoderTemplate.from_coder(namespace, template, files=files).to_dict()
+        obj["spec"]["files"] = files  # present even when empty: GET always reads the source
+        return obj
+
+    async def get(self, namespace: str, name: str) -> dict[str, Any]:
+        """The template with ``spec.files`` from its active version.
+
+        Raises:
+            StatusError: 400 bad name; 404; 500 when the source cannot be read.
+        """
+        self._require_namespace(namespace)
+        org, tmpl = self._parse(name)
+        client = await self._client(namespace)
+        _, template = await self._fetch(client, name, org, tmpl)
+        full = await self._full(client, namespace, template)
+        return self._answer(namespace, full, template)
+
+    def _answer(
+        self, namespace: str, full: dict[str, Any], template: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        if not full["spec"].get("files"):
+            full["spec"].pop("files", None)
+        return self._observe(namespace, full, self._version(template))
+
+    @staticmethod
+    def _files_or_error(files: Mapping[str, str]) -> dict[str, str]:
+        try:
+            normalized = normalize_files(files)
+            build_archive(normalized)
+        except ValueError as exc:
+            raise bad_request(f"invalid template spec.files: {exc}") from None
+        return normalized
+
+    async def create(self, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
+        """Create the template from ``spec.files`` or ``spec.versionID``.
+
+        Raises:
+            StatusError: 400 for a bad object; 409 AlreadyExists; 404 for an
+                unknown version; mapped Coder errors.
+        """
+        self._require_namespace(namespace)
+        desired = CoderTemplate.from_dict(obj)
+        _check_create_identity(desired.name, desired.namespace, namespace)
+        name = desired.name
+        org, tmpl = self._parse(name)
+        spec = desired.spec
+        if spec.organization != org:
+            raise bad_request(
+                f"spec.organization {quote(spec.organization)} must match organization "
+                f"{quote(org)} parsed from metadata.name"
+            )
+        client = await self._client(namespace)
+        organization = await self._call(name, client.organization(org))
+        org_id = str(organization["id"])
+        if spec.files is not None:
+            archive = self._archive_or_error(spec.files)
+            file_id = await self._call(name, client.upload(archive))
+            version = await self._call(
+                name, client.create_template_version(org_id, file_id=file_id)
+            )
+            version_id = str(version["id"])
+        else:
+            try:
+                version_id = parse_uuid(spec.version_id)
+            except ValueError as exc:
+                raise bad_request(
+                    f"parse template spec.versionID {quote(spec.version_id)}: {exc}"
+                ) from None
+        template = await self._call(
+            name,
+            client.create_template(
+                org_id,
+                name=tmpl,
+                version_id=version_id,
+                display_name=spec.display_name,
+                description=spec.description,
+                icon=spec.icon,
+            ),
+        )
+        result = self._convert(namespace, template)
+        return self._publish(EventType.ADDED, namespace, result, self._version(template), own=True)
+
+    def _archive_or_error(self, files: Mapping[str, str]) -> bytes:
+        try:
+            return build_archive(files)
+        except ValueError as exc:
+            raise bad_request(f"invalid template spec.files: {exc}") from None
+
+    async def update(
+        self,
+        namespace: str,
+        name: str,
+        obj: dict[str, Any],
+        *,
+        force_allow_create: bool = False,
+    ) -> dict[str, Any]:
+        """Update the template (see `update_or_create`)."""
+        return (
+            await self.update_or_create(namespace, name, obj, force_allow_create=force_allow_create)
+        )[0]
+
+    async def update_or_create(
+        self,
+        namespace: str,
+        name: str,
+        obj: dict[str, Any],
+        *,
+        force_allow_create: bool = False,
+    ) -> tuple[dict[str, Any], bool]:
+        """Update; with *force_allow_create* (server-side apply), create a missing template.
+
+        Returns ``(object, created)``. Always emits MODIFIED on success.
+
+        Raises:
+            StatusError: 400 for a read-only ``spec.versionID``, bad files, a
+                failed or slow version import, a missing resourceVersion or an
+                identity mismatch; 409 Conflict for a stale resourceVersion;
+                504 Timeout when the request's deadline comes first; 500 when
+                a promotion does not take effect; mapped Coder errors.
+        """
+        self._require_namespace(namespace)
+        org, tmpl = self._parse(name)
+        client = await self._client(namespace)
+        try:
+            _, template = await self._fetch(client, name, org, tmpl)
+        except StatusError as exc:
+            if exc.status.code == 404 and force_allow_create:
+                return await self.create(namespace, _with_name(obj, name)), True
+            raise
+        full = await self._full(client, namespace, template)
+        current_files: dict[str, str] = full["spec"]["files"]
+        current_dict = self._answer(namespace, full, template)
+        current = CoderTemplate.from_dict(current_dict)
+        desired = CoderTemplate.from_dict(obj)
+        _check_update_identity(desired.name, name, desired.namespace, namespace)
+        if not desired.resource_version:
+            raise bad_request("metadata.resourceVersion is required for update")
+        if desired.resource_version != current.resource_version:
+            raise conflict(
+                self._RESOURCE,
+                name,
+                f"resource version mismatch: got {quote(desired.resource_version)}, current is "
+                f"{quote(current.resource_version)}",
+                group=GROUP,
+            )
+        want, have = desired.spec, current.spec
+        if want.organization != have.organization:
+            raise bad_request(
+                f"spec.organization {quote(want.organization)} must match existing organization "
+                f"{quote(have.organization)}"
+            )
+        if want.version_id and want.version_id != have.version_id:
+            raise bad_request(
+                "spec.versionID is read-only; to change the active version, update spec.files "
+                f"instead (current: {quote(have.version_id)}, requested: {quote(want.version_id)})"
+            )
+        new_files = self._files_or_error(want.files) if want.files is not None else None
+        template_id = str(template["id"])
+        if (want.display_name, want.description, want.icon) != (
+            have.display_name,
+            have.description,
+            have.icon,
+        ):
+            await self._call(
+                name,
+                client.update_template_meta(
+                    template_id,
+                    display_name=want.display_name,
+                    description=want.description,
+                    icon=want.icon,
+                ),
+            )
+        if new_files is not None and new_files != current_files:
+            await self._replace_source(client, name, org, template, new_files)
+        template = await self._call(name, client.template(template_id))
+        full = await self._full(client, namespace, template)
+        if not full["spec"].get("files"):
+            full["spec"].pop("files", None)
+        stored = self._publish(
+            EventType.MODIFIED, namespace, full, self._version(template), own=True
+        )
+        return stored, False
+
+    async def _replace_source(
+        self,
+        client: CoderClient,
+        name: str,
+        org: str,
+        template: Mapping[str, Any],
+        files: dict[str, str],
+    ) -> None:
+        template_id = str(template["id"])
+        old = await self._active_archive(client, template)
+        try:
+            archive = merge_archive(files, old)
+        except ValueError as exc:
+            raise bad_request(f"invalid template spec.files: {exc}") from None
+        file_id = await self._call(name, client.upload(archive))
+        organization = await self._call(name, client.organization(org))
+        version = await self._call(
+            name,
+            client.create_template_version(
+                str(organization["id"]), file_id=file_id, template_id=template_id
+            ),
+        )
+        version_id = str(version["id"])
+        await self._wait_for_import(client, name, version_id)
+        await self._call(name, client.update_active_template_version(template_id, version_id))
+        after = await self._call(name, client.template(template_id))
+        if after.get("active_version_id") != version_id:
+            raise internal_error(
+                "assertion failed: active version promotion did not take effect: expected "
+                f"{quote(version_id)}, got {quote(str(after.get('active_version_id')))}"
+            )
+
+    async def _wait_for_import(self, client: CoderClient, name: str, version_id: str) -> None:
+        """Poll the new version until its import job ends (Go's backoff schedule).
+
+        The request's own deadline (the enclosing cancel scope's) is honoured:
+        shortly before it, the wait gives up with 504 Timeout, so the client
+        gets an answer instead of a dropped connection.
+        """
+        deadline = anyio.current_effective_deadline()
+        last: list[str] = [""]
+        if math.isinf(deadline):
+            await self._poll_import(client, name, version_id, last)
+            return
+        margin = min(0.5, max(0.0, deadline - anyio.current_time()) * 0.2)
+        with anyio.CancelScope(deadline=deadline - margin) as scope:
+            await self._poll_import(client, name, version_id, last)
+        if scope.cancelled_caught:
+            raise timeout(
+                f"waiting for template version {quote(version_id)} to build "
+                f"(last status: {quote(last[0])}): request deadline exceeded"
+            )
+
+    async def _poll_import(
+        self, client: CoderClient, name: str, version_id: str, last: list[str]
+    ) -> None:
+        start = anyio.current_time()
+        interval = self._poll_interval
+        while True:
+            version = await self._call(name, client.template_version(version_id))
+            job = version.get("job") or {}
+            status = last[0] = str(job.get("status") or "")
+            if status == "succeeded":
+                return
+            if status in ("failed", "canceled"):
+                reason = str(job.get("error") or "template version build did not succeed")
+                raise bad_request(
+                    f"template version {quote(version_id)} build ended with status "
+                    f"{quote(status)}: {reason}"
+                )
+            elapsed = anyio.current_time() - start
+            if elapsed >= self._wait_timeout:
+                raise bad_request(
+                    f"template version {quote(version_id)} did not succeed within "
+                    f"{_format_go_duration(self._wait_timeout)} (last status: {quote(status)})"
+                )
+            if elapsed >= self._backoff_after:
+                interval = min(interval * 2, self._max_poll_interval)
+            await anyio.sleep(min(interval, self._wait_timeout - elapsed))
+
+    async def delete(self, namespace: str, name: str) -> dict[str, Any]:
+        """``DELETE /templates/{id}``; emit DELETED with the template as fetched before.
+
+        Raises:
+            StatusError: 400 bad name or templates still used by workspaces;
+                404; mapped Coder errors.
+        """
+        self._require_namespace(namespace)
+        org, tmpl = self._parse(name)
+        client = await self._client(namespace)
+        _, template = await self._fetch(client, name, org, tmpl)
+        await self._call(name, client.delete_template(str(template["id"])))
+        result = self._convert(namespace, template)
+        self._publish(EventType.DELETED, namespace, result, self._version(template), own=True)
+        return _success()
