@@ -35,7 +35,7 @@ from ._fake_model import (
     WORKSPACE_STATUSES,
     Build,
     BuildTransition,
-    CoderAPIError,
+    FakeCoderError,
     Job,
     JobStatus,
     Organization,
@@ -58,7 +58,7 @@ from ._fake_model import (
     workspace_status,
 )
 
-__all__ = ["FakeCoder", "FakeCoderChange", "FakeCoderChanges", "CoderAPIError"]
+__all__ = ["FakeCoder", "FakeCoderChange", "FakeCoderChanges", "FakeCoderError"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -168,9 +168,9 @@ class _Request:
         try:
             value = json.loads(self.body or b"null")
         except ValueError as exc:
-            raise CoderAPIError(400, "Request body must be valid JSON.", detail=str(exc)) from None
+            raise FakeCoderError(400, "Request body must be valid JSON.", detail=str(exc)) from None
         if not isinstance(value, dict):
-            raise CoderAPIError(
+            raise FakeCoderError(
                 400,
                 "Request body must be valid JSON.",
                 detail=f"json: cannot unmarshal {type(value).__name__} into an object",
@@ -196,7 +196,7 @@ def _optional_uuid(body: dict[str, Any], key: str) -> str | None:
     if value in (None, "", NIL_UUID):
         return None
     if not isinstance(value, str) or not is_uuid(value):
-        raise CoderAPIError(
+        raise FakeCoderError(
             400,
             "Request body must be valid JSON.",
             detail=f"invalid UUID {value!r} in field {key!r}",
@@ -209,7 +209,7 @@ def _optional_str(body: dict[str, Any], key: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise CoderAPIError(
+        raise FakeCoderError(
             400,
             "Request body must be valid JSON.",
             detail=f"json: cannot unmarshal {type(value).__name__} into field {key!r} (string)",
@@ -222,7 +222,7 @@ def _optional_int(body: dict[str, Any], key: str) -> int | None:
     if value is None:
         return None
     if not isinstance(value, int) or isinstance(value, bool):
-        raise CoderAPIError(
+        raise FakeCoderError(
             400,
             "Request body must be valid JSON.",
             detail=f"json: cannot unmarshal {type(value).__name__} into field {key!r} (int64)",
@@ -537,7 +537,7 @@ class FakeCoder:
         for org in self._organizations.values():
             if ref in (org.id, org.name):
                 return org
-        raise CoderAPIError(404, _NOT_FOUND)
+        raise FakeCoderError(404, _NOT_FOUND)
 
     def _user(self, ref: str) -> User:
         if ref == "me":
@@ -545,7 +545,7 @@ class FakeCoder:
         for user in self._users.values():
             if ref in (user.id, user.username):
                 return user
-        raise CoderAPIError(
+        raise FakeCoderError(
             400,
             '"user" must be an existing uuid or username.',
             detail=f'queried user="{ref}"',
@@ -554,21 +554,21 @@ class FakeCoder:
     def _live_template(self, template_id: str) -> Template:
         template = self._templates.get(template_id)
         if template is None or template.deleted:
-            raise CoderAPIError(404, _NOT_FOUND)
+            raise FakeCoderError(404, _NOT_FOUND)
         return template
 
     def _version(self, version_id: str) -> TemplateVersion:
         version = self._versions.get(version_id)
         if version is None:
-            raise CoderAPIError(404, _NOT_FOUND)
+            raise FakeCoderError(404, _NOT_FOUND)
         return version
 
     def _workspace_by_id(self, workspace_id: str, *, include_deleted: bool = False) -> Workspace:
         workspace = self._workspaces.get(workspace_id)
         if workspace is None:
-            raise CoderAPIError(404, _NOT_FOUND)
+            raise FakeCoderError(404, _NOT_FOUND)
         if workspace.deleted and not include_deleted:
-            raise CoderAPIError(
+            raise FakeCoderError(
                 410,
                 f'Workspace "{workspace.id}" was deleted, you can view this workspace by '
                 "specifying '?deleted=true' and trying again.",
@@ -838,12 +838,12 @@ class FakeCoder:
     def _check_version_buildable(self, version: TemplateVersion) -> None:
         status = version.job.status
         if status in ("pending", "running"):
-            raise CoderAPIError(
+            raise FakeCoderError(
                 406,
                 f"The provided template version is {status}. Wait for it to complete importing!",
             )
         if status in ("failed", "canceled"):
-            raise CoderAPIError(
+            raise FakeCoderError(
                 400,
                 f'The provided template version "{version.name}" has failed to import: '
                 f'"{version.job.error}". You cannot build workspaces with it!',
@@ -943,7 +943,7 @@ class FakeCoder:
         description = _optional_str(body, "description") or ""
         icon = _optional_str(body, "icon") or ""
         if version_id is None:
-            raise CoderAPIError(
+            raise FakeCoderError(
                 400,
                 "Validation failed.",
                 validations=[
@@ -955,7 +955,7 @@ class FakeCoder:
             )
         for other in self._templates.values():
             if other.organization_id == org.id and other.name == name and not other.deleted:
-                raise CoderAPIError(
+                raise FakeCoderError(
                     409,
                     f'Template with name "{name}" already exists.',
                     validations=[("name", "This value is already in use and should be unique.")],
@@ -963,14 +963,14 @@ class FakeCoder:
         version = self._versions.get(version_id)
         if version is None:
             if not self.accept_unknown_template_versions:
-                raise CoderAPIError(
+                raise FakeCoderError(
                     404,
                     f'Template version "{version_id}" does not exist.',
                     validations=[("template_version_id", "Template version does not exist")],
                 )
             version = self._register_version(org, version_id=version_id, data=build_zip({}))
         elif version.template_id is not None:
-            raise CoderAPIError(
+            raise FakeCoderError(
                 400,
                 f"Template version {version_id} is already part of a template",
                 validations=[
@@ -1091,7 +1091,7 @@ class FakeCoder:
         template = self._live_template(template_id)
         version_id = _optional_uuid(body, "id")
         if version_id is None:
-            raise CoderAPIError(
+            raise FakeCoderError(
                 400,
                 "Validation failed.",
                 validations=[
@@ -1102,11 +1102,11 @@ class FakeCoder:
         if version.template_id is None:
             version.template_id = template.id
         elif version.template_id != template.id:
-            raise CoderAPIError(
+            raise FakeCoderError(
                 400, "The provided template version doesn't belong to the specified template."
             )
         if version.job.status != "succeeded":
-            raise CoderAPIError(
+            raise FakeCoderError(
                 403,
                 "Only versions that have been built successfully can be promoted.",
                 detail=f"Attempted to promote a version with a {version.job.status} build",
@@ -1125,7 +1125,7 @@ class FakeCoder:
         if any(
             ws.template_id == template.id and not ws.deleted for ws in self._workspaces.values()
         ):
-            raise CoderAPIError(
+            raise FakeCoderError(
                 400, "All workspaces must be deleted before a template can be removed."
             )
         template.deleted = True
@@ -1141,7 +1141,7 @@ class FakeCoder:
         name = _optional_str(body, "name")
         message = _optional_str(body, "message") or ""
         if storage_method != "file":
-            raise CoderAPIError(
+            raise FakeCoderError(
                 400,
                 "Validation failed.",
                 validations=[
@@ -1152,7 +1152,7 @@ class FakeCoder:
                 ],
             )
         if file_id is None:
-            raise CoderAPIError(
+            raise FakeCoderError(
                 400,
                 "Validation failed.",
                 validations=[
@@ -1165,9 +1165,9 @@ class FakeCoder:
         if template_id is not None:
             template = self._templates.get(template_id)
             if template is None or template.deleted:
-                raise CoderAPIError(404, "Template does not exist.")
+                raise FakeCoderError(404, "Template does not exist.")
         if file_id not in self._files:
-            raise CoderAPIError(404, "File not found.")
+            raise FakeCoderError(404, "File not found.")
         status: JobStatus = "succeeded"
         pending_polls: int | None = None
         error = ""
@@ -1221,20 +1221,20 @@ class FakeCoder:
     def _op_upload(self, request: _Request) -> _Response:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type not in ("application/zip", "application/x-tar"):
-            raise CoderAPIError(400, f'Unsupported content type header "{content_type}".')
+            raise FakeCoderError(400, f'Unsupported content type header "{content_type}".')
         if not request.body:
-            raise CoderAPIError(400, "File must not be empty.")
+            raise FakeCoderError(400, "File must not be empty.")
         file_id, created = self._store_file(request.body, content_type)
         return _json_response(201 if created else 200, {"hash": file_id})
 
     def _op_download(self, file_id: str, fmt: str) -> _Response:
         if fmt not in ("", "zip"):
-            raise CoderAPIError(
+            raise FakeCoderError(
                 400, "Invalid format.", detail=f'format "{fmt}" is not supported; use "zip"'
             )
         file = self._files.get(file_id)
         if file is None:
-            raise CoderAPIError(404, _NOT_FOUND)
+            raise FakeCoderError(404, _NOT_FOUND)
         if fmt == "zip" and file.content_type == "application/x-tar":
             return _Response(200, tar_to_zip(file.data), "application/zip")
         return _Response(200, file.data, file.content_type)
@@ -1247,7 +1247,7 @@ class FakeCoder:
             what="workspace",
         )
         if "status" in terms and terms["status"] not in WORKSPACE_STATUSES:
-            raise CoderAPIError(
+            raise FakeCoderError(
                 400,
                 "Invalid workspace search query.",
                 validations=[("status", f'"{terms["status"]}" is not a valid workspace status')],
@@ -1291,7 +1291,7 @@ class FakeCoder:
             if ws.owner_id == owner.id and ws.name == name and (include_deleted or not ws.deleted)
         ]
         if not matches:
-            raise CoderAPIError(404, _NOT_FOUND)
+            raise FakeCoderError(404, _NOT_FOUND)
         matches.sort(key=lambda ws: (not ws.deleted, ws.created_at))
         return self._workspace_json(matches[-1])
 
@@ -1307,7 +1307,7 @@ class FakeCoder:
         schedule = _optional_str(body, "autostart_schedule")
         if (template_id is None) == (version_id is None):
             detail = "exactly one of template_id and template_version_id must be set"
-            raise CoderAPIError(
+            raise FakeCoderError(
                 400,
                 "Validation failed.",
                 validations=[("template_id", detail), ("template_version_id", detail)],
@@ -1315,13 +1315,13 @@ class FakeCoder:
         if version_id is not None:
             version = self._versions.get(version_id)
             if version is None:
-                raise CoderAPIError(
+                raise FakeCoderError(
                     400,
                     f'Template version "{version_id}" doesn\'t exist.',
                     validations=[("template_version_id", "template not found")],
                 )
             if version.template_id is None:
-                raise CoderAPIError(
+                raise FakeCoderError(
                     400,
                     f"Template version {version_id} must be associated with a template.",
                     validations=[("template_version_id", "template version has no template")],
@@ -1330,20 +1330,20 @@ class FakeCoder:
         assert template_id is not None
         template = self._templates.get(template_id)
         if template is None:
-            raise CoderAPIError(
+            raise FakeCoderError(
                 400,
                 f'Template "{template_id}" doesn\'t exist.',
                 validations=[("template_id", "template not found")],
             )
         if template.deleted:
-            raise CoderAPIError(404, f'Template "{template.name}" has been deleted!')
+            raise FakeCoderError(404, f'Template "{template.name}" has been deleted!')
         if org_from_path is not None and template.organization_id != org_from_path.id:
-            raise CoderAPIError(
+            raise FakeCoderError(
                 400,
                 f'Template "{template.name}" is not in organization "{org_from_path.name}".',
             )
         if template.deprecation_message:
-            raise CoderAPIError(
+            raise FakeCoderError(
                 400,
                 f'Template "{template.name}" has been deprecated, and cannot be used to '
                 "create a new workspace.",
@@ -1353,7 +1353,7 @@ class FakeCoder:
             version_id = template.active_version_id
         version = self._version(version_id)
         if ttl_ms is not None and ttl_ms < 60_000:
-            raise CoderAPIError(
+            raise FakeCoderError(
                 400,
                 "Invalid Workspace Time to Shutdown.",
                 validations=[("ttl_ms", "time until shutdown must be at least one minute")],
@@ -1363,14 +1363,14 @@ class FakeCoder:
             if fields and fields[0].startswith("CRON_TZ="):
                 fields = fields[1:]
             if len(fields) != 5:
-                raise CoderAPIError(
+                raise FakeCoderError(
                     400,
                     "Invalid Autostart Schedule.",
                     validations=[("schedule", f"parse schedule: invalid cron spec {schedule!r}")],
                 )
         for other in self._workspaces.values():
             if other.owner_id == owner.id and other.name == name and not other.deleted:
-                raise CoderAPIError(
+                raise FakeCoderError(
                     409,
                     f'Workspace "{name}" already exists.',
                     validations=[("name", "This value is already in use and should be unique.")],
@@ -1399,7 +1399,7 @@ class FakeCoder:
         workspace = self._workspace_by_id(workspace_id)
         transition = body.get("transition")
         if transition not in ("start", "stop", "delete"):
-            raise CoderAPIError(
+            raise FakeCoderError(
                 400,
                 "Validation failed.",
                 validations=[
@@ -1413,10 +1413,10 @@ class FakeCoder:
         failures = self._build_failures.get(transition)
         if failures:
             status, message = failures.popleft()
-            raise CoderAPIError(status, message)
+            raise FakeCoderError(status, message)
         latest = self._builds[workspace.latest_build_id]
         if latest.job.status in ACTIVE_JOB_STATUSES:
-            raise CoderAPIError(
+            raise FakeCoderError(
                 409,
                 "A workspace build is already active.",
                 detail="A workspace build is already active.",
@@ -1425,13 +1425,13 @@ class FakeCoder:
             version_id = latest.template_version_id
         version = self._versions.get(version_id)
         if version is None:
-            raise CoderAPIError(
+            raise FakeCoderError(
                 400,
                 f'Template version "{version_id}" doesn\'t exist.',
                 validations=[("template_version_id", "template version not found")],
             )
         if version.template_id != workspace.template_id:
-            raise CoderAPIError(
+            raise FakeCoderError(
                 400, "The provided template version doesn't belong to the specified template."
             )
         if transition == "start":
@@ -1483,10 +1483,10 @@ class FakeCoder:
 
     def _match(
         self, method: str, path: str
-    ) -> tuple[_Handler, dict[str, str], bool] | CoderAPIError:
+    ) -> tuple[_Handler, dict[str, str], bool] | FakeCoderError:
         prefix = "/api/v2/"
         if not path.startswith(prefix):
-            return CoderAPIError(404, "Route not found.")
+            return FakeCoderError(404, "Route not found.")
         segments = tuple(
             urllib.parse.unquote(s) for s in path[len(prefix) :].rstrip("/").split("/")
         )
@@ -1508,8 +1508,8 @@ class FakeCoder:
                     continue
                 return handler, params, auth
         if method_mismatch:
-            return CoderAPIError(405, "Method not allowed.")
-        return CoderAPIError(404, "Route not found.")
+            return FakeCoderError(405, "Method not allowed.")
+        return FakeCoderError(404, "Route not found.")
 
     def _authenticated(self, request: _Request) -> None:
         token = request.headers.get("coder-session-token")
@@ -1522,11 +1522,11 @@ class FakeCoder:
         if token is None:
             token = request.query.get("coder_session_token")
         if not token:
-            raise CoderAPIError(
+            raise FakeCoderError(
                 401, 'Cookie "coder_session_token" or query parameter must be provided.'
             )
         if not secrets.compare_digest(token.encode(), self.token.encode()):
-            raise CoderAPIError(401, "API key secret is invalid.")
+            raise FakeCoderError(401, "API key secret is invalid.")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection (``http`` and ``lifespan`` scopes)."""
@@ -1557,13 +1557,13 @@ class FakeCoder:
         self.advance()
         try:
             matched = self._match(request.method, request.path)
-            if isinstance(matched, CoderAPIError):
+            if isinstance(matched, FakeCoderError):
                 raise matched
             handler, params, auth = matched
             if auth:
                 self._authenticated(request)
             result = handler(request, **params)
-        except CoderAPIError as exc:
+        except FakeCoderError as exc:
             result = _json_response(exc.status, exc.to_body())
         if isinstance(result, _Stream):
             await result.run(receive, send)
@@ -1609,7 +1609,7 @@ class FakeCoder:
                 and not template.deleted
             ):
                 return _json_response(200, self._template_json(template))
-        raise CoderAPIError(404, _NOT_FOUND)
+        raise FakeCoderError(404, _NOT_FOUND)
 
     def _h_create_template(self, request: _Request, org: str) -> _Response:
         return _json_response(201, self._op_create_template(org, request.json_object()))
@@ -1673,7 +1673,7 @@ class FakeCoder:
         except ValueError:
             value = -1
         if value < 0:
-            raise CoderAPIError(
+            raise FakeCoderError(
                 400,
                 "Query parameters have invalid values.",
                 validations=[(key, f"Query param {key!r} must be a valid non-negative integer")],
@@ -1693,7 +1693,7 @@ class FakeCoder:
     def _h_get_build(self, request: _Request, id: str) -> _Response:
         build = self._builds.get(parse_uuid_param(id))
         if build is None:
-            raise CoderAPIError(404, _NOT_FOUND)
+            raise FakeCoderError(404, _NOT_FOUND)
         return _json_response(200, self._build_json(build))
 
     def _h_watch_workspace(self, request: _Request, id: str) -> _Stream:
@@ -1734,9 +1734,8 @@ class FakeCoder:
                 if scope.cancelled_caught or change is None:
                     await send_chunk(b"event: ping\n\n")
                     next_ping = anyio.current_time() + self.heartbeat_seconds
-                elif (change.kind == "workspace" and change.id == workspace.id) or (
-                    change.kind == "template" and change.id == workspace.template_id
-                ):
+                elif change.kind == "workspace" and change.id == workspace.id:
+                    # Template changes are also published for each of its workspaces.
                     await send_chunk(data_frame())
 
         await send(
@@ -1930,7 +1929,7 @@ class FakeCoder:
         self.advance()
         workspace = self._find_workspace(ref)
         if workspace.deleted:
-            raise CoderAPIError(410, f'Workspace "{workspace.id}" was deleted.')
+            raise FakeCoderError(410, f'Workspace "{workspace.id}" was deleted.')
         latest = self._builds[workspace.latest_build_id]
         latest.schedule.clear()
         self._scheduled.pop(latest.id, None)
@@ -1965,7 +1964,7 @@ class FakeCoder:
         """Create a workspace as a Coder user would; returns its id.
 
         Raises:
-            CoderAPIError: as ``POST /users/{owner}/workspaces`` would answer.
+            FakeCoderError: as ``POST /users/{owner}/workspaces`` would answer.
             KeyError: no such template.
         """
         self.advance()
@@ -1989,7 +1988,7 @@ class FakeCoder:
         """Create a template (with a succeeded version of *files*) and return its id.
 
         Raises:
-            CoderAPIError: as ``POST /organizations/{org}/templates`` would answer.
+            FakeCoderError: as ``POST /organizations/{org}/templates`` would answer.
         """
         self.advance()
         org = self._organization(organization)
@@ -2034,7 +2033,7 @@ class FakeCoder:
         """Soft-delete template *ref* (Coder's rules: no live workspace may use it).
 
         Raises:
-            CoderAPIError: 400 when a workspace still uses it.
+            FakeCoderError: 400 when a workspace still uses it.
         """
         self.advance()
         self._op_delete_template(self._find_template(ref).id)

@@ -24,7 +24,7 @@ __all__ = [
     "BuildTransition",
     "JobStatus",
     "WorkspaceStatus",
-    "CoderAPIError",
+    "FakeCoderError",
     "Organization",
     "User",
     "StoredFile",
@@ -78,12 +78,19 @@ _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 _NAME_RE = re.compile(r"^[a-zA-Z0-9]+(?:-[a-zA-Z0-9]+)*$")
 
 
-class CoderAPIError(Exception):
-    """An error answer of the fake: HTTP *status* and Coder's error body.
+class FakeCoderError(Exception):
+    """A Coder error answer of a [`FakeCoder`][k8swatch.coder.FakeCoder].
 
-    Raised by the fake's operations; the ASGI edge turns it into
-    ``{"message", "detail"?, "validations"?}`` (empty parts omitted).  Also raised to
-    Python callers of the out-of-band helpers (e.g. an unknown workspace).
+    The fake's operations raise it; over HTTP it becomes the status code *status* and
+    Coder's error body ``{"message", "detail"?, "validations"?}`` (empty parts
+    omitted).  The out-of-band helpers raise it to Python callers when Coder would
+    refuse the change (e.g. a duplicate workspace name).
+
+    Attributes:
+        status: the HTTP status code.
+        message: Coder's ``message`` (also ``str(error)``).
+        detail: Coder's ``detail`` (``""`` when absent).
+        validations: ``(field, detail)`` pairs of Coder's ``validations``.
     """
 
     def __init__(
@@ -409,19 +416,19 @@ def parse_uuid_param(text: str) -> str:
     try:
         return str(uuid.UUID(text))
     except ValueError as exc:
-        raise CoderAPIError(400, f'Invalid UUID "{text}".', detail=str(exc)) from None
+        raise FakeCoderError(400, f'Invalid UUID "{text}".', detail=str(exc)) from None
 
 
 def validate_name(value: object, *, field: str = "name", tag: str) -> str:
     """Validate a Coder name (1-32 chars of ``[a-zA-Z0-9]`` groups joined by ``-``)."""
     if not isinstance(value, str) or not value:
-        raise CoderAPIError(
+        raise FakeCoderError(
             400,
             "Validation failed.",
             validations=[(field, f'Validation failed for tag "required" with value: "{value}"')],
         )
     if len(value) > 32 or not _NAME_RE.match(value) or value in ("new", "create"):
-        raise CoderAPIError(
+        raise FakeCoderError(
             400,
             "Validation failed.",
             validations=[(field, f'Validation failed for tag "{tag}" with value: "{value}"')],
@@ -456,7 +463,7 @@ def parse_search_query(
             continue
         terms[key] = value
     if problems:
-        raise CoderAPIError(400, f"Invalid {what} search query.", validations=problems)
+        raise FakeCoderError(400, f"Invalid {what} search query.", validations=problems)
     return terms
 
 
