@@ -74,8 +74,9 @@ def _first(query: Mapping[str, QueryValue], name: str) -> str | None:
 
 
 def _decode_bool(value: str) -> bool:
-    # runtime.Convert_Slice_string_To_bool: only "0" and "false" (any case) are false.
-    return not (value == "0" or value.lower() == "false")
+    # runtime.Convert_Slice_string_To_bool: only "0" and "false" are false, the latter
+    # compared with Go's strings.EqualFold (so "FALSE" and "fal\u017fe" are false too).
+    return not (value == "0" or value.casefold() == "false")
 
 
 def _decode_int64(value: str) -> int:
@@ -213,15 +214,22 @@ class WatchCapabilities:
     resume: bool = False
 
 
-def default_list_options(options: ListOptions) -> ListOptions:
-    """Apply kube-apiserver's WatchList defaulting (the feature is on since 1.32).
+def default_list_options(options: ListOptions, *, watch_list_enabled: bool = True) -> ListOptions:
+    """Apply kube-apiserver's WatchList defaulting (``SetListOptionsDefaults``).
 
     For a watch with ``sendInitialEvents`` unset, no ``resourceVersionMatch``
     and resourceVersion ``""`` or ``"0"``, set ``sendInitialEvents=true`` and
     ``resourceVersionMatch=NotOlderThan``; return everything else unchanged.
     Run it before [`validate_list_options`][k8swatch.validate_list_options],
     as the apiserver does.
+
+    Args:
+        options: The decoded options.
+        watch_list_enabled: Whether the WatchList feature is on (as in every
+            current Kubernetes); off, nothing is defaulted.
     """
+    if not watch_list_enabled:
+        return options
     if options.send_initial_events is not None or options.resource_version_match:
         return options
     if options.watch and options.resource_version in ("", "0"):
