@@ -18,9 +18,21 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.abc
 import httpx
 import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import (
+    AcceptConnection,
+    CloseConnection,
+    Message,
+    Ping,
+    RejectConnection,
+    RejectData,
+    Request,
+    TextMessage,
+)
 
 from k8swatch.coder._fake import FakeCoder, FakeCoderChange, FakeCoderError
 from k8swatch.coder._fake_model import format_time, parse_time
@@ -1161,6 +1173,118 @@ async def test_async_builds_over_http_with_watch(serve_fake_coder: ServeFakeCode
         assert listed["count"] == 1
 
 
+class WSClient:
+    """A minimal WebSocket client (wsproto over an anyio socket)."""
+
+    def __init__(self, stream: anyio.abc.SocketStream, connection: WSConnection) -> None:
+        self._stream = stream
+        self._connection = connection
+        self._events: list[Any] = []
+        self._text = ""
+
+    async def _next_event(self) -> Any:
+        while not self._events:
+            try:
+                data: bytes | None = await self._stream.receive()
+            except (anyio.EndOfStream, anyio.BrokenResourceError):
+                data = None
+            self._connection.receive_data(data)
+            for event in self._connection.events():
+                if isinstance(event, Ping):
+                    await self._stream.send(self._connection.send(event.response()))
+                else:
+                    self._events.append(event)
+            if data is None and not self._events:
+                raise anyio.EndOfStream
+        return self._events.pop(0)
+
+    async def handshake(self) -> tuple[int, bytes]:
+        event = await self._next_event()
+        if isinstance(event, AcceptConnection):
+            return 101, b""
+        assert isinstance(event, RejectConnection), event
+        status, body = event.status_code, b""
+        more = event.has_body
+        while more:
+            data = await self._next_event()
+            assert isinstance(data, RejectData)
+            body += data.data
+            more = not data.body_finished
+        return status, body
+
+    async def message(self) -> dict[str, Any]:
+        while True:
+            event = await self._next_event()
+            assert isinstance(event, TextMessage), event
+            self._text += event.data
+            if event.message_finished:
+                text, self._text = self._text, ""
+                result: dict[str, Any] = json.loads(text)
+                return result
+
+    async def send_text(self, text: str) -> None:
+        await self._stream.send(self._connection.send(Message(data=text)))
+
+    async def close_code(self) -> int:
+        event = await self._next_event()
+        assert isinstance(event, CloseConnection), event
+        return int(event.code)
+
+
+@contextlib.asynccontextmanager
+async def open_watch_ws(
+    url: str, token: str, path: str = f"/api/v2/workspaces/{WORKSPACE_ID}/watch-ws"
+) -> AsyncIterator[WSClient]:
+    parsed = httpx.URL(url)
+    assert parsed.port is not None
+    async with await anyio.connect_tcp(parsed.host, parsed.port) as stream:
+        connection = WSConnection(ConnectionType.CLIENT)
+        request = Request(
+            host=f"{parsed.host}:{parsed.port}",
+            target=path,
+            extra_headers=[(b"coder-session-token", token.encode())],
+        )
+        await stream.send(connection.send(request))
+        yield WSClient(stream, connection)
+
+
+async def test_watch_ws(fake_coder_server: FakeCoderServer) -> None:
+    url, token, fake = fake_coder_server
+    with anyio.fail_after(30):
+        async with open_watch_ws(url, token) as ws:
+            assert await ws.handshake() == (101, b"")
+            assert await ws.message() == {"type": "ping", "data": None}
+            assert await ws.message() == {"type": "data", "data": fixture("workspace.json")}
+            fake.start_build_out_of_band("alice/dev-workspace", "stop")
+            message = await ws.message()
+            assert message["type"] == "data"
+            assert message["data"]["latest_build"]["status"] == "stopped"
+            await ws.send_text("hello")  # one-way stream: protocol error
+            assert await ws.close_code() == 1002
+        async with open_watch_ws(url, token) as ws:
+            assert (await ws.handshake())[0] == 101
+            await ws.message()
+            await ws.message()
+            fake.close()
+            assert await ws.close_code() == 1000
+
+
+async def test_watch_ws_errors(fake_coder_server: FakeCoderServer) -> None:
+    url, token, fake = fake_coder_server
+    with anyio.fail_after(30):
+        async with open_watch_ws(url, token, f"/api/v2/workspaces/{uuid.uuid4()}/watch-ws") as ws:
+            status, body = await ws.handshake()
+            assert status == 404
+            assert json.loads(body) == error_fixture("not_found")["body"]
+        async with open_watch_ws(url, "wrong") as ws:
+            assert (await ws.handshake())[0] == 401
+        async with open_watch_ws(url, token, "/api/v2/nonsense") as ws:
+            assert (await ws.handshake())[0] == 404
+        fake.delete_workspace_out_of_band(WORKSPACE_ID)
+        async with open_watch_ws(url, token) as ws:
+            assert (await ws.handshake())[0] == 410
+
+
 async def test_lifespan_shutdown_closes_the_fake() -> None:
     fake = FakeCoder()
     changes = fake.subscribe()
@@ -1179,5 +1303,5 @@ async def test_lifespan_shutdown_closes_the_fake() -> None:
         "lifespan.shutdown.complete",
     ]
     assert [c async for c in changes] == []
-    with pytest.raises(RuntimeError, match="websocket"):
-        await fake({"type": "websocket"}, receive, send)
+    with pytest.raises(RuntimeError, match="webtransport"):
+        await fake({"type": "webtransport"}, receive, send)

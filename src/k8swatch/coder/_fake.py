@@ -1434,8 +1434,7 @@ class FakeCoder:
             raise FakeCoderError(
                 400, "The provided template version doesn't belong to the specified template."
             )
-        if transition == "start":
-            self._check_version_buildable(version)
+        self._check_version_buildable(version)
         self._build_transitions.setdefault(workspace.id, []).append(transition)
         build = self._create_build(
             workspace, transition, version, build_number=latest.build_number + 1
@@ -1529,12 +1528,15 @@ class FakeCoder:
             raise FakeCoderError(401, "API key secret is invalid.")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve one ASGI connection (``http`` and ``lifespan`` scopes)."""
+        """Serve one ASGI connection (``http``, ``websocket`` and ``lifespan`` scopes)."""
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
         if scope["type"] != "http":
-            raise RuntimeError(f"FakeCoder serves only http and lifespan, not {scope['type']!r}")
+            raise RuntimeError(f"FakeCoder cannot serve ASGI scope type {scope['type']!r}")
         body = bytearray()
         while True:
             message = await receive()
@@ -1543,17 +1545,7 @@ class FakeCoder:
             body += message.get("body", b"")
             if not message.get("more_body", False):
                 break
-        headers = {
-            key.decode("latin-1").lower(): value.decode("latin-1")
-            for key, value in scope.get("headers", [])
-        }
-        query = {
-            key: values[0]
-            for key, values in urllib.parse.parse_qs(
-                scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True
-            ).items()
-        }
-        request = _Request(scope["method"].upper(), scope["path"], query, headers, bytes(body))
+        request = self._request_from_scope(scope, bytes(body))
         self.advance()
         try:
             matched = self._match(request.method, request.path)
@@ -1569,6 +1561,20 @@ class FakeCoder:
             await result.run(receive, send)
         else:
             await self._send_response(send, result)
+
+    @staticmethod
+    def _request_from_scope(scope: Scope, body: bytes) -> _Request:
+        headers = {
+            key.decode("latin-1").lower(): value.decode("latin-1")
+            for key, value in scope.get("headers", [])
+        }
+        query = {
+            key: values[0]
+            for key, values in urllib.parse.parse_qs(
+                scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True
+            ).items()
+        }
+        return _Request(scope.get("method", "GET").upper(), scope["path"], query, headers, body)
 
     async def _send_response(self, send: Send, response: _Response) -> None:
         headers = [(b"content-length", str(len(response.body)).encode())]
@@ -1706,37 +1712,44 @@ class FakeCoder:
 
         return _Stream(run)
 
+    async def _pump_workspace_events(
+        self,
+        workspace: Workspace,
+        changes: FakeCoderChanges,
+        emit: Callable[[str, dict[str, Any] | None], Awaitable[None]],
+    ) -> None:
+        """Emit ping, the current workspace, then one ``data`` per change, with heartbeats.
+
+        Returns when the subscription ends (`FakeCoder.close()`).
+        """
+        await emit("ping", None)
+        await emit("data", self._workspace_json(workspace))
+        next_ping = anyio.current_time() + self.heartbeat_seconds
+        while True:
+            change: FakeCoderChange | None = None
+            with anyio.move_on_after(max(0.0, next_ping - anyio.current_time())) as scope:
+                try:
+                    change = await changes.__anext__()
+                except StopAsyncIteration:
+                    return
+            if scope.cancelled_caught or change is None:
+                await emit("ping", None)
+                next_ping = anyio.current_time() + self.heartbeat_seconds
+            elif change.kind == "workspace" and change.id == workspace.id:
+                # Template changes are also published for each of its workspaces.
+                await emit("data", self._workspace_json(workspace))
+
     async def _stream_workspace(
         self, workspace: Workspace, changes: FakeCoderChanges, receive: Receive, send: Send
     ) -> None:
         """Send Coder's SSE workspace watch: ping, current state, one frame per change."""
         disconnected = False
 
-        async def send_chunk(chunk: bytes) -> None:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-
-        def data_frame() -> bytes:
-            return (
-                b"event: data\ndata: " + encode_go_json(self._workspace_json(workspace)) + b"\n\n"
-            )
-
-        async def pump() -> None:
-            await send_chunk(b"event: ping\n\n")
-            await send_chunk(data_frame())
-            next_ping = anyio.current_time() + self.heartbeat_seconds
-            while True:
-                change: FakeCoderChange | None = None
-                with anyio.move_on_after(max(0.0, next_ping - anyio.current_time())) as scope:
-                    try:
-                        change = await changes.__anext__()
-                    except StopAsyncIteration:
-                        return
-                if scope.cancelled_caught or change is None:
-                    await send_chunk(b"event: ping\n\n")
-                    next_ping = anyio.current_time() + self.heartbeat_seconds
-                elif change.kind == "workspace" and change.id == workspace.id:
-                    # Template changes are also published for each of its workspaces.
-                    await send_chunk(data_frame())
+        async def emit(event: str, data: dict[str, Any] | None) -> None:
+            frame = b"event: " + event.encode() + b"\n"
+            if data is not None:
+                frame += b"data: " + encode_go_json(data) + b"\n"
+            await send({"type": "http.response.body", "body": frame + b"\n", "more_body": True})
 
         await send(
             {
@@ -1760,10 +1773,66 @@ class FakeCoder:
                 tg.cancel_scope.cancel()
 
             tg.start_soon(watch_disconnect)
-            await pump()
+            await self._pump_workspace_events(workspace, changes, emit)
             tg.cancel_scope.cancel()
         if not disconnected:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve ``GET /api/v2/workspaces/{id}/watch-ws`` (one-way JSON messages)."""
+        if (await receive())["type"] != "websocket.connect":
+            return
+        request = self._request_from_scope(scope, b"")
+        self.advance()
+        try:
+            prefix, suffix = "/api/v2/workspaces/", "/watch-ws"
+            path = request.path
+            workspace_ref = path[len(prefix) : -len(suffix)]
+            if not (path.startswith(prefix) and path.endswith(suffix)) or "/" in workspace_ref:
+                raise FakeCoderError(404, "Route not found.")
+            self._authenticated(request)
+            workspace = self._workspace_by_id(parse_uuid_param(workspace_ref))
+        except FakeCoderError as exc:
+            if "websocket.http.response" in scope.get("extensions", {}):
+                body = encode_go_json(exc.to_body()) + b"\n"
+                await send(
+                    {
+                        "type": "websocket.http.response.start",
+                        "status": exc.status,
+                        "headers": [
+                            (b"content-type", _JSON_TYPE.encode()),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
+                await send({"type": "websocket.http.response.body", "body": body})
+            else:
+                await send({"type": "websocket.close", "code": 1008, "reason": exc.message})
+            return
+        closed_by_client = False
+        with self.subscribe() as changes:
+            await send({"type": "websocket.accept"})
+
+            async def emit(event: str, data: dict[str, Any] | None) -> None:
+                text = encode_go_json({"type": event, "data": data}).decode()
+                await send({"type": "websocket.send", "text": text})
+
+            async with anyio.create_task_group() as tg:
+
+                async def watch_client() -> None:
+                    nonlocal closed_by_client
+                    message = await receive()
+                    closed_by_client = True
+                    if message["type"] == "websocket.receive":
+                        # The stream is one-way: a client message is a protocol error.
+                        await send({"type": "websocket.close", "code": 1002})
+                    tg.cancel_scope.cancel()
+
+                tg.start_soon(watch_client)
+                await self._pump_workspace_events(workspace, changes, emit)
+                tg.cancel_scope.cancel()
+        if not closed_by_client:
+            await send({"type": "websocket.close", "code": 1000})
 
     # ------------------------------------------------------------------ knobs
 
