@@ -159,6 +159,8 @@ async def test_seed_matches_the_fixtures(client: httpx.AsyncClient) -> None:
         assert response.status_code == 200, (path, response.text)
         assert response.headers["content-type"] == "application/json; charset=utf-8"
         assert response.json() == expected, path
+        # Key order too, as codersdk's struct order (json.loads keeps it).
+        assert json.dumps(response.json()) == json.dumps(expected), path
 
 
 async def test_seeded_lists(client: httpx.AsyncClient) -> None:
@@ -680,6 +682,16 @@ async def test_workspace_create_errors(fake_coder: FakeCoder, client: httpx.Asyn
     assert not fake_coder.has_workspace("alice/x")
 
 
+async def test_workspace_without_ttl(client: httpx.AsyncClient) -> None:
+    response = await create_workspace(client, "no-ttl", ttl_ms=0, autostart_schedule="")
+    assert response.status_code == 201
+    workspace = response.json()
+    assert "ttl_ms" not in workspace
+    assert "autostart_schedule" not in workspace
+    assert workspace["latest_build"]["deadline"] is None
+    assert workspace["next_start_at"] is None
+
+
 async def test_workspace_create_pinned_version_and_org_route(client: httpx.AsyncClient) -> None:
     pinned = await create_workspace(
         client, "pinned", template_id=NIL, template_version_id=VERSION_ID
@@ -1076,6 +1088,12 @@ async def test_real_http_round_trip(fake_coder_server: FakeCoderServer) -> None:
         )
         assert stop.json()["status"] == "stopped"
         assert fake.build_transitions("alice/over-http") == ["stop"]
+        meta = {"display_name": "Starter Template"}
+        not_modified = await client.patch(f"/api/v2/templates/{TEMPLATE_ID}", json=meta)
+        assert not_modified.status_code == 304
+        assert not_modified.content == b""
+        source = await client.get(f"/api/v2/files/{FILE_ID}", params={"format": "zip"})
+        assert source.content == fake.template_active_source_zip("acme/starter-template")
         unauthenticated = await client.get(
             "/api/v2/workspaces", headers={"Coder-Session-Token": ""}
         )

@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Literal, cast
 
 import anyio
+import anyio.lowlevel
 import attrs
 from typing_extensions import Self, final
 
@@ -55,8 +56,8 @@ from ._fake_model import (
     parse_uuid_param,
     tar_to_zip,
     validate_name,
-    workspace_status,
 )
+from ._fake_model import workspace_status as derive_workspace_status
 
 __all__ = ["FakeCoder", "FakeCoderChange", "FakeCoderChanges", "FakeCoderError"]
 
@@ -65,7 +66,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-ChangeKind = Literal["organization", "user", "template", "template_version", "file", "workspace"]
+ChangeKind = Literal["template", "template_version", "file", "workspace"]
 ChangeAction = Literal["created", "updated", "deleted"]
 
 #: The Coder version the fake reports in ``/api/v2/buildinfo``.
@@ -754,7 +755,7 @@ class FakeCoder:
             "resources": [],
             "deadline": format_optional_time(build.deadline),
             "max_deadline": None,
-            "status": workspace_status(build.transition, build.job.status),
+            "status": derive_workspace_status(build.transition, build.job.status),
             "daily_cost": 0,
             "template_version_preset_id": None,
         }
@@ -1272,7 +1273,7 @@ class FakeCoder:
             if "organization" in terms and terms["organization"] not in (org.id, org.name):
                 continue
             if "status" in terms and (
-                workspace_status(build.transition, build.job.status) != terms["status"]
+                derive_workspace_status(build.transition, build.job.status) != terms["status"]
             ):
                 continue
             items.append(((org.name, owner.username, workspace.name), workspace))
@@ -1352,7 +1353,7 @@ class FakeCoder:
         if version_id is None:
             version_id = template.active_version_id
         version = self._version(version_id)
-        if ttl_ms is not None and ttl_ms < 60_000:
+        if ttl_ms is not None and ttl_ms != 0 and ttl_ms < 60_000:
             raise FakeCoderError(
                 400,
                 "Invalid Workspace Time to Shutdown.",
@@ -1924,7 +1925,7 @@ class FakeCoder:
         """Return ``latest_build.status`` of workspace *ref* (e.g. ``"running"``)."""
         self.advance()
         build = self._builds[self._find_workspace(ref).latest_build_id]
-        return workspace_status(build.transition, build.job.status)
+        return derive_workspace_status(build.transition, build.job.status)
 
     def build_transitions(self, ref: str) -> list[str]:
         """Return the transitions requested through ``POST /workspaces/{id}/builds``
