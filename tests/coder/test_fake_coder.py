@@ -1100,6 +1100,93 @@ async def test_real_http_round_trip(fake_coder_server: FakeCoderServer) -> None:
         assert unauthenticated.status_code == 401
 
 
+async def test_every_endpoint_over_http(fake_coder_server: FakeCoderServer) -> None:
+    url, token, fake = fake_coder_server
+    async with httpx.AsyncClient(base_url=url, headers={"Coder-Session-Token": token}) as client:
+        calls: list[tuple[str, str, int]] = []
+
+        async def call(method: str, path: str, expected: int, **kwargs: Any) -> Any:
+            response = await client.request(method, f"/api/v2{path}", **kwargs)
+            assert response.status_code == expected, (method, path, response.text)
+            calls.append((method, path, expected))
+            return response.json() if response.content and expected != 304 else None
+
+        assert (await call("GET", "/buildinfo", 200))["version"] == "v2.30.0"
+        assert len(await call("GET", "/organizations", 200)) == 1
+        org = await call("GET", "/organizations/acme", 200)
+        assert (await call("GET", "/users/alice", 200))["id"] == ALICE_ID
+        assert len(await call("GET", "/templates", 200, params={"q": ""})) == 1
+        await call("GET", f"/templates/{TEMPLATE_ID}", 200)
+        await call("GET", "/organizations/acme/templates/starter-template", 200)
+        archive = fake.template_active_source_zip("acme/starter-template") + b"\x00"
+        upload = {"content": archive, "headers": {"Content-Type": "application/zip"}}
+        file_id = (await call("POST", "/files", 201, **upload))["hash"]
+        assert (await call("POST", "/files", 200, **upload))["hash"] == file_id
+        raw = await client.get(f"/api/v2/files/{file_id}", params={"format": "zip"})
+        assert raw.content == archive
+        calls.append(("GET", f"/files/{file_id}", 200))
+        version = await call(
+            "POST",
+            f"/organizations/{org['id']}/templateversions",
+            201,
+            json={"template_id": NIL, "storage_method": "file", "file_id": file_id},
+        )
+        await call("GET", f"/templateversions/{version['id']}", 200)
+        template = await call(
+            "POST",
+            f"/organizations/{org['id']}/templates",
+            201,
+            json={"name": "http-template", "template_version_id": version["id"]},
+        )
+        await call("PATCH", f"/templates/{template['id']}", 200, json={"icon": "/i.png"})
+        await call("PATCH", f"/templates/{template['id']}", 304, json={"icon": "/i.png"})
+        second = await call(
+            "POST",
+            f"/organizations/{org['id']}/templateversions",
+            201,
+            json={"template_id": template["id"], "file_id": file_id},
+        )
+        await call("PATCH", f"/templates/{template['id']}/versions", 200, json={"id": second["id"]})
+        workspace = await call(
+            "POST",
+            "/users/alice/workspaces",
+            201,
+            json={"name": "http-ws", "template_id": template["id"]},
+        )
+        await call(
+            "POST",
+            f"/organizations/{org['id']}/members/alice/workspaces",
+            201,
+            json={"name": "http-ws-2", "template_version_id": second["id"]},
+        )
+        assert (await call("GET", "/workspaces", 200, params={"q": "owner:alice"}))["count"] == 3
+        await call(
+            "GET", "/users/alice/workspace/http-ws", 200, params={"include_deleted": "false"}
+        )
+        await call("GET", f"/workspaces/{workspace['id']}", 200)
+        build = await call(
+            "POST", f"/workspaces/{workspace['id']}/builds", 201, json={"transition": "stop"}
+        )
+        await call("GET", f"/workspacebuilds/{build['id']}", 200)
+        await call(
+            "POST", f"/workspaces/{workspace['id']}/builds", 201, json={"transition": "delete"}
+        )
+        await call("GET", f"/workspaces/{workspace['id']}", 410)
+        await call("GET", "/users/alice/workspace/http-ws", 404)
+        await call("DELETE", f"/templates/{template['id']}", 400)  # http-ws-2 still uses it
+        fake.delete_workspace_out_of_band("alice/http-ws-2")
+        await call("DELETE", f"/templates/{template['id']}", 200)
+        await call("GET", f"/templates/{template['id']}", 404)
+    # Every route except the watch streams (tested below) was exercised.
+    used = set()
+    for method, path, _ in calls:
+        matched = fake._match(method, f"/api/v2{path}")
+        assert not isinstance(matched, FakeCoderError)
+        used.add(matched[0].__name__)
+    routes = {handler.__name__ for _, _, handler, _ in fake._routes}
+    assert routes - used == {"_h_watch_workspace"}, routes - used
+
+
 async def test_watch_stream_matches_the_fixture(fake_coder_server: FakeCoderServer) -> None:
     url, token, _ = fake_coder_server
     expected = (FIXTURES / "workspace-watch.sse").read_bytes()

@@ -283,6 +283,17 @@ class FakeCoder:
 
     Raises:
         ValueError: an unknown *build_mode* or a negative duration.
+
+    Attributes:
+        token: the session token clients must send.
+        build_mode: ``"instant"`` or ``"async"``; may be changed between requests.
+        build_step_seconds: the ``async`` step duration for builds created from now on.
+        heartbeat_seconds: the watch streams' heartbeat interval.
+        accept_unknown_template_versions: see the argument of the same name.
+
+    The fake is an ASGI application (``http``, ``websocket`` and ``lifespan`` scopes);
+    lifespan shutdown calls `close()`.  It is not thread-safe: use it from the event
+    loop that serves it.
     """
 
     def __init__(
