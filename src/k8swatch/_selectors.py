@@ -19,10 +19,11 @@ runs a predicate compiled once at construction, so it never re-parses.
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import attrs
 from typing_extensions import Self, final
@@ -175,6 +176,8 @@ def _int64_or_none(value: object) -> int | None:
     """Fast Go ``ParseInt(v, 10, 64)`` for matching: the number, or None where Go fails."""
     if not isinstance(value, str):
         return None
+    if value.isdigit() and value.isascii() and len(value) <= 18:
+        return int(value)  # fast path: plain digits, cannot overflow
     m = _INT64_RE.fullmatch(value)
     if m is None:
         return None
@@ -242,10 +245,16 @@ _TOO_MANY_SLASHES_ERR = (
 )
 
 
+_VALID_KEY_RE = re.compile(f"(?:(?P<prefix>{_DNS1123_SUBDOMAIN_FMT})/)?(?P<name>{_LABEL_KEY_FMT})")
+
+
 def label_key_errors(key: str) -> list[str]:
     """Return the problems ``content.IsLabelKey`` finds in *key* (empty if valid)."""
-    if len(key) <= 63 and _LABEL_KEY_RE.fullmatch(key) is not None:
-        return []  # fast path: the common unprefixed key
+    m = _VALID_KEY_RE.fullmatch(key)
+    if m is not None:  # fast path: the pattern only admits ASCII, so len() counts bytes
+        prefix, name = m.group("prefix", "name")
+        if len(name) <= 63 and (prefix is None or len(prefix) <= 253):
+            return []
     errors: list[str] = []
     parts = key.split("/")
     if len(parts) == 1:
@@ -268,6 +277,19 @@ def label_key_errors(key: str) -> list[str]:
     if _LABEL_KEY_RE.fullmatch(name) is None:
         errors.append("name part " + _LABEL_KEY_ERR)
     return errors
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_key_errors(key: str) -> tuple[str, ...]:
+    return tuple(label_key_errors(key))
+
+
+def _key_errors(key: str) -> tuple[str, ...]:
+    # Keys repeat (app, tier, ...); only plausible ones are cached, so a client
+    # cannot fill the cache with huge strings.
+    if len(key) <= 317:
+        return _cached_key_errors(key)
+    return tuple(label_key_errors(key))
 
 
 def label_value_errors(value: str) -> list[str]:
@@ -331,36 +353,37 @@ LabelPredicate = Callable[[Mapping[str, str]], bool]
 
 
 def _requirement_problems(
-    key: str, operator: SelectorOperator, values: tuple[str, ...]
+    key: str, operator: SelectorOperator, values: tuple[str, ...], *, check_key: bool = True
 ) -> list[str]:
-    """Go's ``NewRequirement`` validation, rendered as field errors."""
+    """Go's ``NewRequirement`` validation, rendered as field errors (empty if valid)."""
     problems: list[str] = []
-    key_errors = label_key_errors(key)
-    if key_errors:
-        problems.append(f"key: Invalid value: {go_quote(key)}: {'; '.join(key_errors)}")
-    bad_values = go_json(list(values))
+    if check_key:
+        key_errors = _key_errors(key)
+        if key_errors:
+            problems.append(f"key: Invalid value: {go_quote(key)}: {'; '.join(key_errors)}")
+    count = len(values)
     if operator in _SET_OPS:
-        if not values:
+        if not count:
             problems.append(
-                f"values: Invalid value: {bad_values}: "
+                f"values: Invalid value: {go_json(list(values))}: "
                 "for 'in', 'notin' operators, values set can't be empty"
             )
     elif operator in _EXACT_OPS:
-        if len(values) != 1:
+        if count != 1:
             problems.append(
-                f"values: Invalid value: {bad_values}: "
+                f"values: Invalid value: {go_json(list(values))}: "
                 "exact-match compatibility requires one single value"
             )
     elif operator in _UNARY_OPS:
-        if values:
+        if count:
             problems.append(
-                f"values: Invalid value: {bad_values}: "
+                f"values: Invalid value: {go_json(list(values))}: "
                 "values set must be empty for exists and does not exist"
             )
     else:  # gt / lt
-        if len(values) != 1:
+        if count != 1:
             problems.append(
-                f"values: Invalid value: {bad_values}: "
+                f"values: Invalid value: {go_json(list(values))}: "
                 "for 'Gt', 'Lt' operators, exactly one value is required"
             )
         for i, value in enumerate(values):
@@ -372,6 +395,8 @@ def _requirement_problems(
                     "for 'Gt', 'Lt' operators, the value must be an integer"
                 )
     for i, value in enumerate(values):
+        if len(value) <= 63 and _LABEL_VALUE_RE.fullmatch(value) is not None:
+            continue  # fast path: valid (the pattern only admits ASCII)
         value_errors = label_value_errors(value)
         if value_errors:
             problems.append(
@@ -416,6 +441,18 @@ class LabelRequirement:
         problems = _requirement_problems(self.key, self.operator, values)
         if problems:
             raise SelectorError(_aggregate(problems), str(self), 0)
+
+    @classmethod
+    def _from_parser(cls, key: str, operator: SelectorOperator, values: tuple[str, ...]) -> Self:
+        """Build from parser output: key already validated, values sorted and unique."""
+        problems = _requirement_problems(key, operator, values, check_key=False)
+        if problems:
+            raise SelectorError(_aggregate(problems), key, 0)
+        self = object.__new__(cls)
+        object.__setattr__(self, "key", key)
+        object.__setattr__(self, "operator", operator)
+        object.__setattr__(self, "values", values)
+        return self
 
     def __str__(self) -> str:
         op = self.operator
@@ -472,35 +509,95 @@ def _never(_: Mapping[str, str]) -> bool:
     return False
 
 
+def _gt(value: object, bound: int) -> bool:
+    number = _int64_or_none(value)
+    return number is not None and number > bound
+
+
+def _lt(value: object, bound: int) -> bool:
+    number = _int64_or_none(value)
+    return number is not None and number < bound
+
+
+_TERM_TEMPLATES = {
+    "exists": "k{i} in labels",
+    "absent": "k{i} not in labels",
+    "eq": "get(k{i}) == v{i}",
+    "ne": "get(k{i}) != v{i}",
+    "in": "get(k{i}) in v{i}",
+    "notin": "get(k{i}) not in v{i}",
+    "gt": "_gt(get(k{i}), v{i})",
+    "lt": "_lt(get(k{i}), v{i})",
+}
+_MAX_GENERATED = 64
+
+
+@functools.lru_cache(maxsize=256)
+def _matcher_factory(shape: tuple[str, ...]) -> Callable[..., LabelPredicate]:
+    """Return ``factory(k0, v0, k1, ...) -> match`` for one sequence of requirement kinds.
+
+    Like attrs, this generates Python source, but only from the fixed templates
+    above: keys and values are passed to the factory as arguments and never
+    enter the source. One factory per shape is compiled and cached, so parsing
+    a selector only creates a closure. The generated ``match`` evaluates every
+    requirement inline (one ``and`` chain), which is several times faster than
+    calling one function per requirement.
+    """
+    params: list[str] = []
+    terms: list[str] = []
+    for i, kind in enumerate(shape):
+        params.append(f"k{i}")
+        if kind not in ("exists", "absent"):
+            params.append(f"v{i}")
+        terms.append(_TERM_TEMPLATES[kind].format(i=i))
+    source = (
+        f"def factory({', '.join(params)}):\n"
+        "    def match(labels):\n"
+        "        get = labels.get\n"
+        f"        return {' and '.join(terms)}\n"
+        "    return match\n"
+    )
+    namespace: dict[str, Any] = {"_gt": _gt, "_lt": _lt}
+    exec(compile(source, f"<k8swatch label selector {','.join(shape)}>", "exec"), namespace)
+    return cast("Callable[..., LabelPredicate]", namespace["factory"])
+
+
+def _requirement_shape(req: LabelRequirement) -> tuple[str, tuple[object, ...]]:
+    op = req.operator
+    if op is _Op.EXISTS:
+        return "exists", (req.key,)
+    if op is _Op.DOES_NOT_EXIST:
+        return "absent", (req.key,)
+    if op in _NUMERIC_OPS:
+        return ("gt" if op is _Op.GREATER_THAN else "lt"), (req.key, go_parse_int(req.values[0]))
+    positive = op in (_Op.EQUALS, _Op.DOUBLE_EQUALS, _Op.IN)
+    if len(req.values) == 1:
+        return ("eq" if positive else "ne"), (req.key, req.values[0])
+    return ("in" if positive else "notin"), (req.key, frozenset(req.values))
+
+
 def _compile_label_selector(requirements: tuple[LabelRequirement, ...]) -> LabelPredicate:
     if not requirements:
         return _always
     if len(requirements) == 1:
         return _compile_requirement(requirements[0])
-    if all(
-        r.operator in (_Op.EQUALS, _Op.DOUBLE_EQUALS)
-        or (r.operator is _Op.IN and len(r.values) == 1)
-        for r in requirements
-    ):
-        pairs = tuple((r.key, r.values[0]) for r in requirements)
+    if len(requirements) > _MAX_GENERATED:
+        predicates = tuple(_compile_requirement(r) for r in requirements)
 
-        def match_equalities(labels: Mapping[str, str]) -> bool:
-            get = labels.get
-            for key, value in pairs:  # noqa: SIM110 - a plain loop beats all() here
-                if get(key) != value:
+        def match_all(labels: Mapping[str, str]) -> bool:
+            for predicate in predicates:  # noqa: SIM110 - a plain loop beats all() here
+                if not predicate(labels):
                     return False
             return True
 
-        return match_equalities
-    predicates = tuple(_compile_requirement(r) for r in requirements)
-
-    def match_all(labels: Mapping[str, str]) -> bool:
-        for predicate in predicates:  # noqa: SIM110 - a plain loop beats all() here
-            if not predicate(labels):
-                return False
-        return True
-
-    return match_all
+        return match_all
+    shape: list[str] = []
+    args: list[object] = []
+    for req in requirements:
+        kind, values = _requirement_shape(req)
+        shape.append(kind)
+        args.extend(values)
+    return _matcher_factory(tuple(shape))(*args)
 
 
 # --------------------------------------------------------------------------------------
@@ -525,7 +622,7 @@ class LabelSelector:
     _requirements: tuple[LabelRequirement, ...]
     _selectable: bool
     _match: LabelPredicate
-    _hash: int
+    _hash: int | None
 
     def __init__(self, requirements: Iterable[LabelRequirement] = ()) -> None:
         reqs = tuple(sorted(requirements, key=_requirement_key))
@@ -539,7 +636,7 @@ class LabelSelector:
             "_match",
             _compile_label_selector(requirements) if selectable else _never,
         )
-        object.__setattr__(self, "_hash", hash((requirements, selectable)))
+        object.__setattr__(self, "_hash", None)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise attrs.exceptions.FrozenInstanceError
@@ -632,7 +729,9 @@ class LabelSelector:
         return self._selectable == other._selectable and self._requirements == other._requirements
 
     def __hash__(self) -> int:
-        return self._hash
+        if self._hash is None:
+            object.__setattr__(self, "_hash", hash((self._requirements, self._selectable)))
+        return cast("int", self._hash)
 
     def __reduce__(self) -> tuple[Any, ...]:
         if not self._selectable:
@@ -746,7 +845,7 @@ class _LabelParser:
             kind, key, key_pos = self.take()
         if kind != _IDENT:
             raise self.fail(f"{prefix}found '{key}', expected: identifier", key_pos)
-        key_errors = label_key_errors(key)
+        key_errors = _key_errors(key)
         if key_errors:
             raise self.fail(
                 f"{prefix}<nil>: Invalid value: {go_quote(key)}: {'; '.join(key_errors)}",
@@ -819,7 +918,7 @@ class _LabelParser:
         self, key: str, operator: SelectorOperator, values: tuple[str, ...], position: int
     ) -> LabelRequirement:
         try:
-            return LabelRequirement(key, operator, values)
+            return LabelRequirement._from_parser(key, operator, values)
         except SelectorError as exc:
             raise self.fail(f"unable to parse requirement: {exc.detail}", position) from None
 
