@@ -8,6 +8,7 @@ that streams (SSE) or needs a real server goes over HTTP through the
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import tarfile
@@ -22,6 +23,8 @@ import anyio.abc
 import httpx
 import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
+from hypothesis import given
+from hypothesis import strategies as st
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (
     AcceptConnection,
@@ -35,7 +38,7 @@ from wsproto.events import (
 )
 
 from k8swatch.coder._fake import FakeCoder, FakeCoderChange, FakeCoderError
-from k8swatch.coder._fake_model import format_time, parse_time
+from k8swatch.coder._fake_model import format_time, parse_search_query, parse_time
 
 from .conftest import TEST_TOKEN, FakeCoderServer, ServeFakeCoder
 
@@ -205,6 +208,50 @@ def test_seeded_constructor_and_token() -> None:
     assert len(key_id) == 10
     assert len(secret) == 22
     assert FakeCoder().token != random_token
+
+
+def test_repr_does_not_show_the_token() -> None:
+    fake = FakeCoder(token="s3cret")
+    assert repr(fake) == "<FakeCoder instant builds, 1 template(s), 1 workspace(s)>"
+    fake.close()
+    assert "s3cret" not in repr(fake)
+    assert repr(fake).endswith(", closed>")
+
+
+@given(st.integers(min_value=0, max_value=parse_time("9999-12-31T23:59:59.999999Z")))
+def test_time_format_round_trips(us: int) -> None:
+    text = format_time(us)
+    assert parse_time(text) == us
+    assert text.endswith("Z")
+    fraction = text[len("2026-01-01T00:00:00") : -1]
+    assert not fraction.endswith("0")  # Go's RFC3339Nano trims trailing zeros
+
+
+def test_time_format_examples() -> None:
+    # The resourceVersion examples of the fixtures' README.
+    assert parse_time("2026-01-01T11:30:00Z") * 1000 == 1767267000000000000
+    assert parse_time("2026-01-01T11:58:30.123456Z") * 1000 == 1767268710123456000
+    assert format_time(1767268710120000) == "2026-01-01T11:58:30.12Z"
+    with pytest.raises(ValueError, match="UTC"):
+        parse_time("2026-01-01T11:30:00+01:00")
+
+
+def test_search_query_parsing() -> None:
+    allowed = ("name", "owner")
+    parse = functools.partial(parse_search_query, allowed=allowed, default_key="name", what="x")
+    assert parse("") == {}
+    assert parse('owner:me name:"two words"') == {"owner": "me", "name": "two words"}
+    assert parse("  dev  ") == {"name": "dev"}
+    assert parse("OWNER:alice") == {"owner": "alice"}
+    with pytest.raises(FakeCoderError) as excinfo:
+        parse("owner: size:big")
+    assert excinfo.value.status == 400
+    assert excinfo.value.message == "Invalid x search query."
+    assert [field for field, _ in excinfo.value.validations] == ["owner", "size"]
+    assert excinfo.value.to_body()["validations"][1] == {
+        "field": "size",
+        "detail": 'Query param "size" is not a valid query param',
+    }
 
 
 def test_constructor_rejects_bad_arguments() -> None:

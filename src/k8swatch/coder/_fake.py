@@ -342,10 +342,34 @@ class FakeCoder:
             self.seed_demo_data()
 
     @classmethod
-    def seeded(cls, **kwargs: Any) -> FakeCoder:
-        """Return a fake seeded with the demo data (the keyword arguments of `FakeCoder`)."""
-        kwargs["seed"] = True
-        return cls(**kwargs)
+    def seeded(
+        cls,
+        *,
+        token: str | None = None,
+        build_mode: Literal["instant", "async"] = "instant",
+        build_step_seconds: float = 1.0,
+        clock: Callable[[], float] = time.time,
+        heartbeat_seconds: float = 15.0,
+        accept_unknown_template_versions: bool = True,
+    ) -> FakeCoder:
+        """Return a fake with the demo data; the arguments are those of `FakeCoder`."""
+        return cls(
+            token=token,
+            seed=True,
+            build_mode=build_mode,
+            build_step_seconds=build_step_seconds,
+            clock=clock,
+            heartbeat_seconds=heartbeat_seconds,
+            accept_unknown_template_versions=accept_unknown_template_versions,
+        )
+
+    def __repr__(self) -> str:
+        workspaces = sum(not ws.deleted for ws in self._workspaces.values())
+        templates = sum(not t.deleted for t in self._templates.values())
+        return (
+            f"<FakeCoder {self.build_mode} builds, {templates} template(s), "
+            f"{workspaces} workspace(s){', closed' if self._closed else ''}>"
+        )
 
     # ------------------------------------------------------------------ time & feed
 
