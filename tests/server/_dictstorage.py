@@ -2,7 +2,7 @@
 
 It implements the storage protocol with a simple event history, resume from a
 resourceVersion, 410 for a too-old one, ``sendInitialEvents`` and bookmarks,
-and equality-only selectors: enough to exercise the HTTP layer on its own.
+and selectors through ``SelectionPredicate``: enough to exercise the HTTP layer on its own.
 """
 
 from __future__ import annotations
@@ -23,33 +23,15 @@ from k8swatch import (
     StatusError,
     WatchBase,
     already_exists,
-    bad_request,
     conflict,
     expired,
     not_found,
 )
+from k8swatch._filters import SelectionPredicate
 
 
 def _matches(obj: dict[str, Any], namespace: str, options: ListOptions) -> bool:
-    meta = obj["metadata"]
-    if namespace and meta.get("namespace") != namespace:
-        return False
-    labels = meta.get("labels") or {}
-    for term in filter(None, options.label_selector.split(",")):
-        key, _, value = term.partition("=")
-        if labels.get(key) != value:
-            return False
-    fields = {
-        "metadata.name": meta.get("name", ""),
-        "metadata.namespace": meta.get("namespace", ""),
-    }
-    for term in filter(None, options.field_selector.split(",")):
-        key, _, value = term.partition("=")
-        if key not in fields:
-            raise bad_request(f"field label not supported: {key}")
-        if fields[key] != value:
-            return False
-    return True
+    return SelectionPredicate.from_list_options(namespace, options).matches(obj)
 
 
 class DictWatch(WatchBase[dict[str, Any]]):
@@ -70,7 +52,7 @@ class DictWatch(WatchBase[dict[str, Any]]):
         try:
             return await self._receive.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError):
-            self._stopped = True
+            self.stop()
             raise StopAsyncIteration from None
 
     async def batches(self) -> AsyncIterator[Sequence[Event[Any]]]:
@@ -132,7 +114,8 @@ class DictStorage:
             raise not_found(self.resource, name, group="example.com") from None
 
     async def list(self, namespace: str, options: ListOptions) -> ObjectList:
-        items = [o for o in self.objects.values() if _matches(o, namespace, options)]
+        predicate = SelectionPredicate.from_list_options(namespace, options)
+        items = [o for o in self.objects.values() if predicate.matches(o)]
         return ObjectList(items, resource_version=str(self.rv))
 
     async def create(self, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
@@ -184,6 +167,7 @@ class DictStorage:
 
     async def watch(self, namespace: str, options: ListOptions) -> DictWatch:
         self.watch_calls.append(options)
+        SelectionPredicate.from_list_options(namespace, options)  # 400 for bad selectors
         send, receive = anyio.create_memory_object_stream[Event[Any]](math.inf)
         if options.send_initial_events:
             for obj in list(self.objects.values()):

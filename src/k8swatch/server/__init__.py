@@ -13,22 +13,50 @@ from k8swatch._util import fix_module_metadata as _fix_module_metadata
 
 from ._app import App as App
 from ._app import create_app as create_app
+from ._columns import JSONPathError as JSONPathError
+from ._columns import PrinterColumn as PrinterColumn
+from ._columns import age_column as age_column
+from ._columns import evaluate_jsonpath as evaluate_jsonpath
+from ._columns import parse_jsonpath as parse_jsonpath
+from ._jsonpatch import apply_json_patch as apply_json_patch
+from ._openapi import OpenAPIResponse as OpenAPIResponse
+from ._openapi import OpenAPIService as OpenAPIService
+from ._openapi import build_openapi_v2 as build_openapi_v2
+from ._openapi import build_openapi_v3 as build_openapi_v3
+from ._openapi import build_openapi_v3_index as build_openapi_v3_index
+from ._openapi import object_schema as object_schema
 from ._patch import PatchFunction as PatchFunction
 from ._patch import apply_merge_patch as apply_merge_patch
 from ._resource import ResourceSpec as ResourceSpec
 from ._resource import storage_verbs as storage_verbs
 from ._stream import EventEncoder as EventEncoder
 from ._table import human_duration as human_duration
+from ._validation import check_field_validation as check_field_validation
+from ._validation import validate_object as validate_object
 
 __all__ = (
     "App",
     "EventEncoder",
+    "JSONPathError",
+    "OpenAPIResponse",
+    "OpenAPIService",
     "PatchFunction",
+    "PrinterColumn",
     "ResourceSpec",
+    "age_column",
+    "apply_json_patch",
     "apply_merge_patch",
+    "build_openapi_v2",
+    "build_openapi_v3",
+    "build_openapi_v3_index",
+    "check_field_validation",
     "create_app",
+    "evaluate_jsonpath",
     "human_duration",
+    "object_schema",
+    "parse_jsonpath",
     "storage_verbs",
+    "validate_object",
 )
 
 _fix_module_metadata(__name__, globals())

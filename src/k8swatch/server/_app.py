@@ -35,12 +35,22 @@ from k8swatch._storage import ObjectList
 from k8swatch._wire import encode_json
 
 from ._discovery import AGGREGATED_CONTENT_TYPE, Discovery, parse_accept
+from ._openapi import OpenAPIService, object_schema
 from ._patch import DEFAULT_PATCH_TYPES, PatchFunction, patch_object
 from ._resource import ResourceSpec
 from ._routes import DiscoveryRoute, NamespacesRoute, ResourceRoute, match_path
 from ._stream import FORMAT_JSON, EventEncoder, stream_watch, table_format, with_type_meta
 from ._table import INCLUDE_METADATA, INCLUDE_NONE, INCLUDE_OBJECT, build_table
-from ._types import Message, Receive, Scope, Send
+from ._types import (
+    JSONObject,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    as_object,
+    metadata_of,
+)
+from ._validation import check_field_validation, format_warning, validate_object
 
 __all__ = ["App", "create_app"]
 
@@ -131,6 +141,9 @@ class App:
         self.retry_after_seconds = retry_after_seconds
         self.patch_types: dict[str, PatchFunction] = {**DEFAULT_PATCH_TYPES, **(patch_types or {})}
         self.discovery = Discovery(self.resources, server_version or DEFAULT_SERVER_VERSION)
+        self.openapi = OpenAPIService(self.resources)
+        """Serves ``/openapi/v2``, ``/openapi/v3`` and the group-version documents."""
+        self._schemas = {id(res): object_schema(res) for res in self.resources}
         self.encoder = EventEncoder()
         """The shared [`EventEncoder`][k8swatch.server.EventEncoder] (``encode_count``)."""
         self._watch_stops: set[anyio.Event] = set()
@@ -224,6 +237,25 @@ class App:
     # -- routing ------------------------------------------------------------
 
     async def _dispatch(self, request: _Request, receive: Receive, send: Send) -> None:
+        openapi = self.openapi.respond(
+            request.method,
+            request.path,
+            {key: values[0] for key, values in request.query.items() if values},
+            request.headers,
+        )
+        if openapi is not None:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": openapi.status,
+                    "headers": [
+                        *((k.encode("latin-1"), v.encode("latin-1")) for k, v in openapi.headers),
+                        (b"content-length", str(len(openapi.body)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": openapi.body})
+            return
         route = match_path(request.path, self._by_path)
         if isinstance(route, ResourceRoute):
             await self._resource(route, request, receive, send)
@@ -282,9 +314,9 @@ class App:
                 continue
             result: ObjectList = await lister("", ListOptions())
             for item in result.items:
-                metadata = item.get("metadata")
-                if isinstance(metadata, dict) and metadata.get("namespace"):
-                    names.add(str(metadata["namespace"]))
+                namespace = metadata_of(item).get("namespace")
+                if namespace:
+                    names.add(str(namespace))
         return sorted(names)
 
     async def _namespaces(self, route: NamespacesRoute, request: _Request, send: Send) -> None:
@@ -303,7 +335,12 @@ class App:
             table = build_table(items, include_object=_table_request(request) or INCLUDE_METADATA)
             await _send_bytes(send, 200, encode_json(table))
             return
-        document = {"kind": "NamespaceList", "apiVersion": "v1", "metadata": {}, "items": items}
+        document: JSONObject = {
+            "kind": "NamespaceList",
+            "apiVersion": "v1",
+            "metadata": {},
+            "items": items,
+        }
         await _send_bytes(send, 200, encode_json(document))
 
     # -- resources ----------------------------------------------------------
@@ -344,19 +381,14 @@ class App:
         return method
 
     def _list_options(self, route: ResourceRoute, request: _Request) -> ListOptions:
-        try:
-            options = ListOptions.from_query(request.query)
-        except SelectorError as exc:
-            raise bad_request(str(exc)) from None
-        except ValueError as exc:
-            raise bad_request(str(exc)) from None
+        options = ListOptions.from_query(request.query)
         if route.watch_path and not options.watch:
             options = attrs.evolve(options, watch=True)
         try:
             parse_label_selector(options.label_selector)
             fields = parse_field_selector(options.field_selector)
         except SelectorError as exc:
-            raise bad_request(str(exc)) from None
+            raise bad_request(exc.detail) from None
         if route.name:
             if not fields.empty:
                 if fields.requires_exact_match("metadata.name") != route.name:
@@ -382,6 +414,7 @@ class App:
                 resource_version=result.resource_version,
                 continue_token=result.continue_token,
                 include_object=include,
+                columns=res.printer_columns,
             )
             await _send_bytes(send, 200, encode_json(table))
             return
@@ -431,14 +464,17 @@ class App:
             else:
                 timeout = self.min_request_timeout * (1.0 + random.random())
             encoder = self.encoder
-            await stream_watch(
-                watch,
-                receive=receive,
-                send=send,
-                encode=lambda event: encoder.encode(event, res, fmt),
-                timeout=timeout,
-                done=done,
-            )
+            try:
+                await stream_watch(
+                    watch,
+                    receive=receive,
+                    send=send,
+                    encode=lambda event: encoder.encode(event, res, fmt),
+                    timeout=timeout,
+                    done=done,
+                )
+            finally:
+                watch.stop()
         finally:
             self._watch_stops.discard(done)
 
@@ -451,9 +487,10 @@ class App:
             obj = json.loads(body)
         except ValueError as exc:
             raise bad_request(f"the request body is not valid JSON: {exc}") from None
-        if not isinstance(obj, dict):
+        found = as_object(obj)
+        if found is None:
             raise bad_request("the request body must be a JSON object")
-        return obj
+        return found
 
     def _check_type_meta(self, res: ResourceSpec, obj: dict[str, Any]) -> dict[str, Any]:
         api_version = obj.get("apiVersion")
@@ -505,8 +542,10 @@ class App:
                 ],
                 group=res.group,
             )
-        created = await creator(route.namespace, {**obj, "metadata": metadata})
-        await self._send_object(send, request, created, res, 201)
+        obj = {**obj, "metadata": metadata}
+        warnings = self._validate(res, obj, request, "create")
+        created = await creator(route.namespace, obj)
+        await self._send_object(send, request, created, res, 201, headers=warnings)
 
     def _check_name(self, route: ResourceRoute, metadata: dict[str, Any]) -> dict[str, Any]:
         name = metadata.get("name")
@@ -523,8 +562,10 @@ class App:
         updater = self._require(res, "update")
         obj = self._check_type_meta(res, await self._read_object(request, receive))
         metadata = self._check_name(route, obj["metadata"])
-        updated = await updater(route.namespace, route.name, {**obj, "metadata": metadata})
-        await self._send_object(send, request, updated, res, 200)
+        obj = {**obj, "metadata": metadata}
+        warnings = self._validate(res, obj, request, "update")
+        updated = await updater(route.namespace, route.name, obj)
+        await self._send_object(send, request, updated, res, 200, headers=warnings)
 
     async def _patch(
         self, route: ResourceRoute, request: _Request, receive: Receive, send: Send
@@ -543,6 +584,7 @@ class App:
             patched = patch_object(self.patch_types, content_type, current, body)
             patched = self._check_type_meta(res, patched)
             metadata = self._check_name(route, patched["metadata"])
+            warnings = self._validate(res, {**patched, "metadata": metadata}, request, "patch")
             try:
                 updated = await updater(
                     route.namespace, route.name, {**patched, "metadata": metadata}
@@ -550,12 +592,12 @@ class App:
             except StatusError as err:
                 # A patch without its own resourceVersion is retried on conflict,
                 # as kube-apiserver does.
-                current_rv = (current.get("metadata") or {}).get("resourceVersion")
+                current_rv = metadata_of(current).get("resourceVersion")
                 own_rv = metadata.get("resourceVersion") != current_rv
                 if err.reason != "Conflict" or own_rv or attempt == _PATCH_CONFLICT_RETRIES - 1:
                     raise
                 continue
-            await self._send_object(send, request, updated, res, 200)
+            await self._send_object(send, request, updated, res, 200, headers=warnings)
             return
 
     async def _delete(self, route: ResourceRoute, request: _Request, send: Send) -> None:
@@ -566,6 +608,26 @@ class App:
             return
         await self._send_object(send, request, deleted, route.resource, 200)
 
+    def _validate(
+        self, res: ResourceSpec, obj: dict[str, Any], request: _Request, verb: str
+    ) -> list[tuple[bytes, bytes]]:
+        """Check *obj* against the resource's schema (``fieldValidation``).
+
+        Returns the ``Warning`` headers to send (``fieldValidation=Warn``);
+        raises StatusError for ``Strict`` unknown fields and for wrong types.
+        """
+        directive = check_field_validation(request.first("fieldValidation"), verb)
+        warnings = validate_object(
+            obj,
+            self._schemas[id(res)],
+            kind=res.kind,
+            version=res.version,
+            group=res.group,
+            directive=directive,
+            verb=verb,
+        )
+        return [(b"warning", format_warning(text).encode()) for text in warnings]
+
     async def _send_object(
         self,
         send: Send,
@@ -573,20 +635,23 @@ class App:
         obj: dict[str, Any],
         res: ResourceSpec | None,
         code: int,
+        *,
+        headers: Iterable[tuple[bytes, bytes]] = (),
     ) -> None:
         if res is not None:
             obj = with_type_meta(obj, res)
         include = _table_request(request)
         if include is not None:
-            metadata = obj.get("metadata") or {}
+            metadata = metadata_of(obj)
             table = build_table(
                 [obj],
                 resource_version=str(metadata.get("resourceVersion", "")),
                 include_object=include,
+                columns=res.printer_columns if res is not None else (),
             )
-            await _send_bytes(send, code, encode_json(table))
+            await _send_bytes(send, code, encode_json(table), headers=headers)
             return
-        await _send_bytes(send, code, encode_json(obj))
+        await _send_bytes(send, code, encode_json(obj), headers=headers)
 
 
 _STORAGE_METHOD = {

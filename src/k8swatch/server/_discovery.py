@@ -120,15 +120,15 @@ def _aggregated_resource(res: ResourceSpec | _NamespaceResource) -> dict[str, An
     return entry
 
 
-@attrs.define
 class Discovery:
-    """Discovery documents for a set of resources (built once, served many times)."""
+    """Discovery documents for a set of resources."""
 
-    resources: Sequence[ResourceSpec]
-    server_version: Mapping[str, str]
-    _groups: dict[str, list[str]] = attrs.field(init=False, factory=dict)
-
-    def __attrs_post_init__(self) -> None:
+    def __init__(
+        self, resources: Sequence[ResourceSpec], server_version: Mapping[str, str]
+    ) -> None:
+        self.resources = resources
+        self.server_version = server_version
+        self._groups: dict[str, list[str]] = {}
         for res in self.resources:
             if res.group:
                 versions = self._groups.setdefault(res.group, [])

@@ -11,9 +11,12 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from k8swatch._status import Status, StatusError, bad_request
+
+from ._jsonpatch import json_patch
+from ._types import as_object
 
 __all__ = [
     "DEFAULT_PATCH_TYPES",
@@ -37,10 +40,11 @@ def apply_merge_patch(target: Any, patch: Any) -> Any:
     *target* is not modified. A ``null`` in the patch removes the key; a
     non-object patch replaces the target entirely.
     """
-    if not isinstance(patch, dict):
+    patch_object = as_object(patch)
+    if patch_object is None:
         return copy.deepcopy(patch)
-    result: dict[str, Any] = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
+    result: dict[str, Any] = dict(as_object(target) or {})
+    for key, value in patch_object.items():
         if value is None:
             result.pop(key, None)
         else:
@@ -56,29 +60,34 @@ def merge_patch(current: dict[str, Any], body: bytes) -> dict[str, Any]:
         raise bad_request(f"error decoding patch: {exc}") from None
     if not isinstance(patch, dict):
         raise bad_request("error decoding patch: a merge patch must be a JSON object")
-    result = apply_merge_patch(current, patch)
-    assert isinstance(result, dict)
+    result: dict[str, Any] = apply_merge_patch(current, cast("dict[str, Any]", patch))
     return result
 
 
-DEFAULT_PATCH_TYPES: Mapping[str, PatchFunction] = {MERGE_PATCH: merge_patch}
-"""The patch types every app understands."""
+JSON_PATCH = "application/json-patch+json"
+APPLY_PATCH_TYPES = ("application/apply-patch+yaml", "application/apply-patch+cbor")
+
+DEFAULT_PATCH_TYPES: Mapping[str, PatchFunction] = {
+    JSON_PATCH: json_patch,
+    MERGE_PATCH: merge_patch,
+}
+"""The patch types every app understands: RFC 6902 JSON Patch and RFC 7386 merge patch."""
 
 
 def unsupported_media_type(content_type: str, accepted: Mapping[str, object]) -> StatusError:
     """415 UnsupportedMediaType naming *content_type* and the accepted types."""
     listed = ", ".join(accepted)
     shown = content_type or "(none)"
-    return StatusError(
-        Status(
-            code=415,
-            reason="UnsupportedMediaType",
-            message=(
-                f"the body of the request was in an unknown format ({shown}) - "
-                f"accepted media types include: {listed}"
-            ),
-        )
+    message = (
+        f"the body of the request was in an unknown format ({shown}) - "
+        f"accepted media types include: {listed}"
     )
+    if content_type in APPLY_PATCH_TYPES:
+        message += (
+            "; server-side apply is not supported by this server: use client-side "
+            "apply (kubectl apply without --server-side)"
+        )
+    return StatusError(Status(code=415, reason="UnsupportedMediaType", message=message))
 
 
 def patch_object(

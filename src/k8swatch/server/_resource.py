@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
 from typing_extensions import final
+
+from ._columns import PrinterColumn
 
 __all__ = ["ResourceSpec", "storage_verbs"]
 
@@ -67,6 +70,14 @@ class ResourceSpec:
             defaults to what the storage implements (see
             [`storage_verbs`][k8swatch.server.storage_verbs]).
         list_kind: Kind of the list object (defaults to ``<kind>List``).
+        schema: OpenAPI v3 schema of the whole object (as a CRD's
+            ``openAPIV3Schema``): served in ``/openapi/v2`` and ``/openapi/v3``
+            (``kubectl explain`` prints its descriptions) and checked on create,
+            update and patch (``fieldValidation``). ``None`` serves a permissive
+            schema (``x-kubernetes-preserve-unknown-fields``).
+        printer_columns: Extra [`PrinterColumn`][k8swatch.server.PrinterColumn]s of
+            Table output after ``Name`` (``kubectl get``; ``priority > 0`` only
+            with ``-o wide``). Empty means the default ``Age`` column.
     """
 
     group: str
@@ -82,6 +93,8 @@ class ResourceSpec:
         default=attrs.Factory(_default_verbs, takes_self=True), converter=tuple
     )
     list_kind: str = attrs.field(default=attrs.Factory(_default_list_kind, takes_self=True))
+    schema: Mapping[str, Any] | None = attrs.field(default=None, repr=False)
+    printer_columns: tuple[PrinterColumn, ...] = attrs.field(default=(), converter=tuple)
 
     @property
     def api_version(self) -> str:

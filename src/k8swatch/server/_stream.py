@@ -17,7 +17,7 @@ from k8swatch._wire import encode_event, encode_json
 
 from ._resource import ResourceSpec
 from ._table import build_table
-from ._types import Receive, Send
+from ._types import Receive, Send, as_object, metadata_of
 
 __all__ = ["FORMAT_JSON", "EventEncoder", "stream_watch", "table_format"]
 
@@ -36,9 +36,14 @@ def table_format(include_object: str) -> str:
 
 def with_type_meta(obj: Any, resource: ResourceSpec) -> Any:
     """Return *obj* with ``apiVersion`` and ``kind`` set (a copy only if missing)."""
-    if isinstance(obj, dict) and ("apiVersion" not in obj or "kind" not in obj):
-        return {"apiVersion": resource.api_version, "kind": resource.kind, **obj}
+    fields = as_object(obj)
+    if fields is not None and ("apiVersion" not in fields or "kind" not in fields):
+        return {"apiVersion": resource.api_version, "kind": resource.kind, **fields}
     return obj
+
+
+def _resource_version(obj: Any) -> str:
+    return str(metadata_of(obj).get("resourceVersion", ""))
 
 
 def _status_of(obj: object) -> Status | None:
@@ -91,10 +96,14 @@ class EventEncoder:
         obj = with_type_meta(obj, resource)
         if fmt.startswith(_TABLE_PREFIX):
             include_object = fmt[len(_TABLE_PREFIX) :]
-            metadata = obj.get("metadata") if isinstance(obj, dict) else None
-            rv = metadata.get("resourceVersion", "") if isinstance(metadata, dict) else ""
-            rows = [] if event.type is EventType.BOOKMARK else [obj]
-            table = build_table(rows, resource_version=rv, include_object=include_object)
+            rv = _resource_version(obj)
+            rows: list[dict[str, Any]] = [] if event.type is EventType.BOOKMARK else [obj]
+            table = build_table(
+                rows,
+                resource_version=rv,
+                include_object=include_object,
+                columns=resource.printer_columns,
+            )
             return encode_json({"type": str(event.type), "object": table}) + b"\n"
         return encode_json({"type": str(event.type), "object": obj}) + b"\n"
 

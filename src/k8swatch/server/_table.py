@@ -8,8 +8,11 @@ humanised (``5m``, ``3h``), as kube-apiserver does.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, cast
+
+from ._columns import PrinterColumn
+from ._columns import build_table as build_column_table
 
 __all__ = [
     "INCLUDE_METADATA",
@@ -112,8 +115,8 @@ def format_age(timestamp: object, now: datetime.datetime | None = None) -> str:
 
 
 def _metadata(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    metadata = obj.get("metadata")
-    return metadata if isinstance(metadata, Mapping) else {}
+    metadata: Any = obj.get("metadata")
+    return cast("Mapping[str, Any]", metadata) if isinstance(metadata, Mapping) else {}
 
 
 def _row(obj: Mapping[str, Any], include_object: str, now: datetime.datetime) -> dict[str, Any]:
@@ -139,13 +142,24 @@ def build_table(
     continue_token: str = "",
     include_object: str = INCLUDE_METADATA,
     now: datetime.datetime | None = None,
+    columns: Sequence[PrinterColumn] = (),
 ) -> dict[str, Any]:
     """Return a ``meta.k8s.io/v1`` Table of *objects* with Name and Age columns.
 
     *include_object* follows the ``includeObject`` query parameter: ``None``
     (no object per row), ``Metadata`` (a ``PartialObjectMetadata``, the default)
-    or ``Object`` (the whole object).
+    or ``Object`` (the whole object). *columns* (a resource's printer columns)
+    replace the Age column.
     """
+    if columns:
+        return build_column_table(
+            objects,
+            columns,
+            include_object=include_object,
+            resource_version=resource_version,
+            continue_token=continue_token,
+            now=now,
+        )
     current = now if now is not None else datetime.datetime.now(datetime.timezone.utc)
     list_meta: dict[str, Any] = {}
     if resource_version:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, cast
 
 Scope: TypeAlias = MutableMapping[str, Any]
 """The ASGI connection scope."""
@@ -20,4 +20,28 @@ Send: TypeAlias = Callable[[Message], Awaitable[None]]
 ASGIApp: TypeAlias = Callable[[Scope, Receive, Send], Awaitable[None]]
 """An ASGI 3 application."""
 
-__all__ = ["ASGIApp", "Message", "Receive", "Scope", "Send"]
+JSONObject: TypeAlias = dict[str, Any]
+"""A decoded JSON object (a Kubernetes-shaped dict)."""
+
+
+def as_object(value: object) -> JSONObject | None:
+    """*value* as a JSON object if it is a dict, else None."""
+    return cast(JSONObject, value) if isinstance(value, dict) else None
+
+
+def metadata_of(obj: object) -> JSONObject:
+    """The ``metadata`` dict of *obj* ({} when missing or not a dict)."""
+    found = as_object(obj)
+    return (as_object(found.get("metadata")) or {}) if found is not None else {}
+
+
+__all__ = [
+    "ASGIApp",
+    "JSONObject",
+    "Message",
+    "Receive",
+    "Scope",
+    "Send",
+    "as_object",
+    "metadata_of",
+]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json as _json
 import math
-from collections.abc import AsyncIterator, Iterable, Mapping, MutableMapping
+from collections.abc import AsyncGenerator, Iterable, Mapping, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
@@ -225,10 +225,11 @@ class ASGIClient:
         """Send one request and return the whole response."""
         data, extra = self._encode_body(body, json)
         scope = self._scope(method, path, {**extra, **(headers or {})}, data)
+        status = 500
+        response_headers: list[tuple[str, str]] = []
+        chunks: list[bytes] = []
         async with anyio.create_task_group() as tg:
             to_app, from_app = await self._start(tg, scope, data)
-            status, response_headers = 500, []
-            chunks: list[bytes] = []
             async with from_app:
                 async for message in from_app:
                     if message["type"] == "http.response.start":
@@ -253,7 +254,7 @@ class ASGIClient:
         headers: Mapping[str, str] | None = None,
         body: bytes | str | None = None,
         json: Any = None,
-    ) -> AsyncIterator[ASGIStream]:
+    ) -> AsyncGenerator[ASGIStream, None]:
         """Send a request and yield the response as soon as its headers arrive.
 
         Leaving the block disconnects the client (``http.disconnect``) and
@@ -263,8 +264,9 @@ class ASGIClient:
         scope = self._scope(method, path, {**extra, **(headers or {})}, data)
         async with anyio.create_task_group() as tg:
             to_app, from_app = await self._start(tg, scope, data)
+            status = 500
+            response_headers: list[tuple[str, str]] = []
             try:
-                status, response_headers, first = 500, [], b""
                 async for message in from_app:
                     if message["type"] == "http.response.start":
                         status = message["status"]
@@ -273,13 +275,13 @@ class ASGIClient:
                             for k, v in message.get("headers", [])
                         ]
                         break
-                yield ASGIStream(status, response_headers, from_app, first)
+                yield ASGIStream(status, response_headers, from_app, b"")
             finally:
                 to_app.close()
                 from_app.close()
 
     @asynccontextmanager
-    async def lifespan(self) -> AsyncIterator[None]:
+    async def lifespan(self) -> AsyncGenerator[None, None]:
         """Run the app's lifespan: startup on entry, shutdown on exit."""
         to_app_send, to_app_receive = anyio.create_memory_object_stream[_Message](math.inf)
         from_app_send, from_app_receive = anyio.create_memory_object_stream[_Message](math.inf)
@@ -292,7 +294,12 @@ class ASGIClient:
                     from_app_send.send,
                 )
 
-        async with anyio.create_task_group() as tg:
+        async with (
+            to_app_send,
+            to_app_receive,
+            from_app_receive,
+            anyio.create_task_group() as tg,
+        ):
             tg.start_soon(run)
             to_app_send.send_nowait({"type": "lifespan.startup"})
             message = await from_app_receive.receive()

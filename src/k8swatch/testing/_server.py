@@ -12,8 +12,8 @@ import contextlib
 import functools
 import socket
 import time
-from collections.abc import Iterator
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable, Generator
+from typing import Any, Literal, cast
 
 import anyio
 from anyio.from_thread import BlockingPortal, start_blocking_portal
@@ -56,7 +56,7 @@ async def _aclose_app(app: Any) -> None:
 
 
 @contextlib.contextmanager
-def _serve_uvicorn(app: Any, host: str, timeout: float) -> Iterator[str]:
+def _serve_uvicorn(app: Any, host: str, timeout: float) -> Generator[str, None, None]:
     import uvicorn
 
     sock = _bound_socket(host)
@@ -94,9 +94,14 @@ async def _make_event() -> anyio.Event:
 
 
 @contextlib.contextmanager
-def _serve_hypercorn(app: Any, host: str, timeout: float) -> Iterator[str]:
+def _serve_hypercorn(app: Any, host: str, timeout: float) -> Generator[str, None, None]:
+    import hypercorn.trio
     from hypercorn.config import Config
-    from hypercorn.trio import serve
+
+    serve = cast(
+        "Callable[..., Awaitable[None]]",
+        hypercorn.trio.serve,  # pyright: ignore[reportUnknownMemberType]
+    )
 
     sock = _bound_socket(host)
     port = sock.getsockname()[1]
@@ -131,7 +136,7 @@ def serve_app(
     server: ServerName = "uvicorn",
     host: str = "127.0.0.1",
     timeout: float = 30.0,
-) -> Iterator[str]:
+) -> Generator[str, None, None]:
     """Run *app* on *host* with a free port in a background thread; yield the base URL.
 
     Args:
