@@ -273,8 +273,18 @@ async def test_authentication(fake_coder: FakeCoder) -> None:
         assert response.json() == error_fixture("unauthorized_missing_token")["body"]
         bad = await anonymous.get("/api/v2/workspaces", headers={"Coder-Session-Token": "nope"})
         assert bad.status_code == 401
-        assert bad.json()["message"]
+        assert bad.json() == {
+            "message": (
+                "You are signed out or your session has expired. Please sign in again to continue."
+            ),
+            "detail": "API key is invalid.",
+        }
         assert "nope" not in bad.text
+        wrong_secret = fake_coder.token.partition("-")[0] + "-wrong"
+        bad = await anonymous.get(
+            "/api/v2/workspaces", headers={"Coder-Session-Token": wrong_secret}
+        )
+        assert bad.json()["detail"] == "API key secret is invalid."
         by_query = await anonymous.get(
             "/api/v2/workspaces", params={"coder_session_token": TEST_TOKEN}
         )

@@ -73,6 +73,7 @@ ChangeAction = Literal["created", "updated", "deleted"]
 CODER_VERSION = "v2.30.0"
 
 _NOT_FOUND = "Resource not found or you do not have access to this resource"
+_SIGNED_OUT = "You are signed out or your session has expired. Please sign in again to continue."
 _JSON_TYPE = "application/json; charset=utf-8"
 _TOKEN_ALPHABET = string.ascii_letters + string.digits
 _SEED_NOW = "2026-01-01T12:00:00Z"
@@ -1561,7 +1562,14 @@ class FakeCoder:
                 401, 'Cookie "coder_session_token" or query parameter must be provided.'
             )
         if not secrets.compare_digest(token.encode(), self.token.encode()):
-            raise FakeCoderError(401, "API key secret is invalid.")
+            # coderd splits "<id>-<secret>": a known id with a wrong secret says so.
+            key_id = token.partition("-")[0]
+            known_id = bool(key_id) and key_id == self.token.partition("-")[0]
+            raise FakeCoderError(
+                401,
+                _SIGNED_OUT,
+                detail="API key secret is invalid." if known_id else "API key is invalid.",
+            )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection (``http``, ``websocket`` and ``lifespan`` scopes)."""
