@@ -13,8 +13,8 @@ kube-apiserver does:
    [`validate_watch_options`][k8swatch.validate_watch_options] and
    [`validate_field_selector`][k8swatch.validate_field_selector] (400
    BadRequest), and, for a storage with resourceVersions, the storage-level
-   checks ([`parse_resource_version`][k8swatch._options.parse_resource_version],
-   [`validate_list_resource_version`][k8swatch._options.validate_list_resource_version]).
+   checks ([`parse_resource_version`][k8swatch.parse_resource_version],
+   [`validate_list_resource_version`][k8swatch.validate_list_resource_version]).
 """
 
 from __future__ import annotations
@@ -455,7 +455,7 @@ def parse_resource_version(value: str) -> int:
 def parse_watch_resource_version(value: str, resource: str, *, group: str = "") -> int:
     """Parse a watch request's resourceVersion as the apiserver's watch cache does.
 
-    Same rules as [`parse_resource_version`][k8swatch._options.parse_resource_version],
+    Same rules as [`parse_resource_version`][k8swatch.parse_resource_version],
     but a bad value is a 422 Invalid naming the resource, e.g.
     ``widgets.example.com "" is invalid: resourceVersion: Invalid value: "abc":
     strconv.ParseUint: parsing "abc": invalid syntax``.
