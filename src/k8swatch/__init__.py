@@ -9,23 +9,31 @@ helpers (`k8swatch.testing`).
 from __future__ import annotations
 
 from ._broadcaster import Broadcaster as Broadcaster
+from ._broadcaster import BroadcasterStatistics as BroadcasterStatistics
 from ._broadcaster import FullChannelBehavior as FullChannelBehavior
 from ._cache import WatchCache as WatchCache
 from ._events import Event as Event
 from ._events import EventType as EventType
 from ._events import FilterFunc as FilterFunc
+from ._filters import SelectionPredicate as SelectionPredicate
 from ._filters import default_get_attrs as default_get_attrs
 from ._filters import filter_for_list_options as filter_for_list_options
 from ._memory import MemoryStorage as MemoryStorage
 from ._options import ListOptions as ListOptions
 from ._options import WatchCapabilities as WatchCapabilities
 from ._options import default_list_options as default_list_options
+from ._options import parse_resource_version as parse_resource_version
+from ._options import parse_watch_resource_version as parse_watch_resource_version
 from ._options import validate_field_selector as validate_field_selector
 from ._options import validate_list_options as validate_list_options
+from ._options import validate_list_resource_version as validate_list_resource_version
 from ._options import validate_watch_options as validate_watch_options
+from ._selectors import FieldRequirement as FieldRequirement
 from ._selectors import FieldSelector as FieldSelector
+from ._selectors import LabelRequirement as LabelRequirement
 from ._selectors import LabelSelector as LabelSelector
 from ._selectors import SelectorError as SelectorError
+from ._selectors import SelectorOperator as SelectorOperator
 from ._selectors import escape_field_value as escape_field_value
 from ._selectors import parse_field_selector as parse_field_selector
 from ._selectors import parse_label_selector as parse_label_selector
@@ -60,16 +68,21 @@ from ._wire import encode_event as encode_event
 
 __all__ = (
     "Broadcaster",
+    "BroadcasterStatistics",
     "Event",
     "EventType",
+    "FieldRequirement",
     "FieldSelector",
     "FilterFunc",
     "FullChannelBehavior",
+    "LabelRequirement",
     "LabelSelector",
     "ListOptions",
     "MemoryStorage",
     "ObjectList",
+    "SelectionPredicate",
     "SelectorError",
+    "SelectorOperator",
     "Status",
     "StatusCause",
     "StatusDetails",
@@ -97,6 +110,8 @@ __all__ = (
     "not_found",
     "parse_field_selector",
     "parse_label_selector",
+    "parse_resource_version",
+    "parse_watch_resource_version",
     "service_unavailable",
     "stop_aware_watch",
     "timeout",
@@ -105,6 +120,7 @@ __all__ = (
     "unescape_field_value",
     "validate_field_selector",
     "validate_list_options",
+    "validate_list_resource_version",
     "validate_watch_options",
 )
 

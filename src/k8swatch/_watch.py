@@ -1,17 +1,37 @@
-"""The Watch protocol and the base class watch implementations share."""
+"""The Watch protocol, its base class, filter_watch and stop_aware_watch.
+
+Besides the public protocol, this module defines a private fast path shared by
+the watches k8swatch implements (`_PollableWatch`): a non-blocking ``_poll()``
+/ ``_poll_batch()``, a ``_wait_readable()`` that waits for the source's shared
+wake-up, and ``_park(scope)`` which asks the source to cancel a cancel scope
+as soon as something can be read. ``StopAwareWatch`` uses ``_park`` to wait
+for "new events *or* done *or* timeout *or* stop" in the iterating task
+itself, with no helper task. Watches without the fast path still work: they
+are driven through their public ``__anext__``/``batches()``.
+"""
 
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Sequence
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
-from typing_extensions import Self
+import anyio
+from anyio.lowlevel import checkpoint_if_cancelled
+from typing_extensions import Self, final
 
-from ._events import Event
+from ._events import Event, FilterFunc
 
+__all__ = ["StopAwareWatch", "Watch", "WatchBase", "filter_watch", "stop_aware_watch"]
+
+T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
+
+#: Buffered events handed out before ``async for`` checks for cancellation
+#: again; every wait is a full checkpoint.
+CHECK_EVERY = 32
 
 
 @runtime_checkable
@@ -26,6 +46,8 @@ class Watch(Protocol[T_co]):
     * ``batches()`` yields every event available at each wake-up as one list,
       so a consumer (such as the HTTP layer) can handle many events per step.
     """
+
+    __slots__ = ()
 
     def __aiter__(self) -> Self: ...
 
@@ -79,14 +101,13 @@ class WatchBase(abc.ABC, Watch[T_co]):
     def stopped(self) -> bool:
         """True once ``stop()`` was called or the source ended the watch."""
 
-    async def batches(self) -> AsyncIterator[Sequence[Event[T_co]]]:
-        """Yield events in lists; this default yields one event per list."""
-        while True:
-            try:
-                event = await self.__anext__()
-            except StopAsyncIteration:
-                return
-            yield [event]
+    def batches(self) -> AsyncIterator[Sequence[Event[T_co]]]:
+        """Yield events in lists; this default yields one event per list.
+
+        The iterator is a plain object (not an async generator), so abandoning
+        it needs no ``aclose()``.
+        """
+        return _OneByOne(self)
 
     async def __aenter__(self) -> Self:
         return self
@@ -100,16 +121,576 @@ class WatchBase(abc.ABC, Watch[T_co]):
         self.stop()
 
 
-# STUB: filled by the foundation issue.
-class StopAwareWatch(WatchBase[T_co]):
-    """A watch stopped by a timeout, a done signal or its own stop()."""
+@final
+class _OneByOne(Generic[T_co]):
+    """``WatchBase.batches()``: each event of the watch as a one-item list."""
+
+    __slots__ = ("_watch",)
+
+    def __init__(self, watch: Watch[T_co]) -> None:
+        self._watch = watch
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Sequence[Event[T_co]]:
+        return [await self._watch.__anext__()]
+
+    async def aclose(self) -> None:
+        """Nothing to release; stop the watch itself with ``stop()``."""
 
 
-def filter_watch(watch: Watch[T_co], f: object) -> Watch[T_co]:
-    raise NotImplementedError
+class _PollableWatch(WatchBase[T_co]):
+    """A watch with the private non-blocking fast path (see the module docstring)."""
+
+    __slots__ = ()
+
+    @abc.abstractmethod
+    def _poll(self) -> Event[T_co] | None:
+        """Return the next event, or None when one has to wait.
+
+        Raises:
+            StopAsyncIteration: the watch has ended.
+        """
+
+    @abc.abstractmethod
+    def _poll_batch(self) -> Sequence[Event[T_co]] | None:
+        """Return every available event (never empty), or None when one has to wait.
+
+        Raises:
+            StopAsyncIteration: the watch has ended.
+        """
+
+    @abc.abstractmethod
+    async def _wait_readable(self) -> None:
+        """Wait until ``_poll`` may return something or raise (a checkpoint)."""
+
+    @abc.abstractmethod
+    def _park(self, scope: anyio.CancelScope) -> None:
+        """Cancel *scope* once ``_poll`` may return something (at once if it can now)."""
+
+    @abc.abstractmethod
+    def _unpark(self, scope: anyio.CancelScope) -> None:
+        """Forget a scope given to ``_park`` (it was cancelled or is no longer needed)."""
+
+    def _can_poll(self) -> bool:
+        """Whether the fast path may be used (a wrapper may decline)."""
+        return True
+
+    def batches(self) -> AsyncIterator[Sequence[Event[T_co]]]:
+        """Iterate over every event available at each wake-up, as one list."""
+        return _PollBatches(self)
+
+
+@final
+class _PollBatches(Generic[T_co]):
+    """``batches()`` of a pollable watch; each step is a cancellation point."""
+
+    __slots__ = ("_watch",)
+
+    def __init__(self, watch: _PollableWatch[T_co]) -> None:
+        self._watch = watch
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Sequence[Event[T_co]]:
+        await checkpoint_if_cancelled()
+        watch = self._watch
+        while True:
+            batch = watch._poll_batch()
+            if batch is not None:
+                return batch
+            await watch._wait_readable()
+
+    async def aclose(self) -> None:
+        """Nothing to release; stop the watch itself with ``stop()``."""
+
+
+# --- filter_watch ----------------------------------------------------------------
+
+
+def filter_watch(watch: Watch[T], f: FilterFunc) -> Watch[T]:
+    """Return a watch yielding ``f(event)`` for each event of *watch*, skipping None.
+
+    *f* may drop an event (return None) or transform it (return another
+    [`Event`][k8swatch.Event]). ``stop()`` stops *watch*; the filtered watch
+    ends when *watch* ends. ``batches()`` is filtered too (batches that
+    filter down to nothing are skipped). Exceptions raised by *f* propagate
+    to the consumer.
+    """
+    if isinstance(watch, _PollableWatch) and _is_fast(watch):
+        return _PollableFilterWatch(watch, f)
+    return _FilterWatch(watch, f)
+
+
+class _FilterWatch(WatchBase[T]):
+    """``filter_watch`` over any watch, driven through its public API."""
+
+    __slots__ = ("_filter", "_upstream")
+
+    def __init__(self, upstream: Watch[T], f: FilterFunc) -> None:
+        self._upstream = upstream
+        self._filter = f
+
+    def __repr__(self) -> str:
+        return f"<filter_watch of {self._upstream!r}>"
+
+    async def __anext__(self) -> Event[T]:
+        """Return the next event *f* keeps.
+
+        Raises:
+            StopAsyncIteration: when the upstream watch ends.
+        """
+        f = self._filter
+        while True:
+            result: Event[T] | None = f(await self._upstream.__anext__())
+            if result is not None:
+                return result
+
+    def stop(self) -> None:
+        """Stop the upstream watch. Idempotent."""
+        self._upstream.stop()
+
+    @property
+    def stopped(self) -> bool:
+        """True once the upstream watch is stopped or has ended."""
+        return self._upstream.stopped
+
+    def batches(self) -> AsyncIterator[Sequence[Event[T]]]:
+        """The upstream batches, filtered; empty batches are skipped."""
+        return _FilteredBatches(self._upstream.batches(), self._filter)
+
+
+@final
+class _FilteredBatches(Generic[T]):
+    __slots__ = ("_filter", "_it")
+
+    def __init__(self, it: AsyncIterator[Sequence[Event[T]]], f: FilterFunc) -> None:
+        self._it = it
+        self._filter = f
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Sequence[Event[T]]:
+        f = self._filter
+        while True:
+            batch = await self._it.__anext__()
+            out: list[Event[T]] = [r for r in map(f, batch) if r is not None]
+            if out:
+                return out
+
+    async def aclose(self) -> None:
+        """Close the upstream batch iterator, if it can be closed."""
+        closer: Callable[[], Awaitable[object]] | None = getattr(self._it, "aclose", None)
+        if closer is not None:
+            await closer()
+
+
+class _PollableFilterWatch(_PollableWatch[T]):
+    """``filter_watch`` over a pollable watch: keeps the fast path."""
+
+    __slots__ = ("_budget", "_filter", "_upstream")
+
+    def __init__(self, upstream: _PollableWatch[T], f: FilterFunc) -> None:
+        self._upstream = upstream
+        self._filter = f
+        self._budget = CHECK_EVERY
+
+    def __repr__(self) -> str:
+        return f"<filter_watch of {self._upstream!r}>"
+
+    async def __anext__(self) -> Event[T]:
+        """Return the next event *f* keeps.
+
+        Checks for cancellation whenever it waits and at least every 32
+        buffered events.
+
+        Raises:
+            StopAsyncIteration: when the upstream watch ends.
+        """
+        self._budget -= 1
+        if not self._budget:
+            self._budget = CHECK_EVERY
+            await checkpoint_if_cancelled()
+        while True:
+            event = self._poll()
+            if event is not None:
+                return event
+            await self._upstream._wait_readable()
+
+    def stop(self) -> None:
+        """Stop the upstream watch. Idempotent."""
+        self._upstream.stop()
+
+    @property
+    def stopped(self) -> bool:
+        """True once the upstream watch is stopped or has ended."""
+        return self._upstream.stopped
+
+    def _poll(self) -> Event[T] | None:
+        upstream = self._upstream
+        f = self._filter
+        while True:
+            event = upstream._poll()
+            if event is None:
+                return None
+            result: Event[T] | None = f(event)
+            if result is not None:
+                return result
+
+    def _poll_batch(self) -> Sequence[Event[T]] | None:
+        upstream = self._upstream
+        f = self._filter
+        while True:
+            batch = upstream._poll_batch()
+            if batch is None:
+                return None
+            out: list[Event[T]] = [r for r in map(f, batch) if r is not None]
+            if out:
+                return out
+
+    async def _wait_readable(self) -> None:
+        await self._upstream._wait_readable()
+
+    def _park(self, scope: anyio.CancelScope) -> None:
+        self._upstream._park(scope)
+
+    def _unpark(self, scope: anyio.CancelScope) -> None:
+        self._upstream._unpark(scope)
+
+
+# --- stop_aware_watch ------------------------------------------------------------
+
+
+class _Done(Protocol):
+    """What *done* must offer: an awaitable ``wait()`` (``is_set()`` is optional)."""
+
+    def wait(self) -> Awaitable[Any]: ...
+
+
+@final
+class StopAwareWatch(_PollableWatch[T_co]):
+    """A watch that stops its inner watch on a timeout, a done signal or ``stop()``.
+
+    The Python counterpart of the original ``stopAwareWatch``: the inner watch
+    is stopped, and iteration ends, when
+
+    * *timeout* seconds have passed since the wrapper was created,
+    * *done* fires (e.g. the HTTP client disconnected): an ``anyio.Event`` or
+      anything with an awaitable ``wait()``,
+    * or ``stop()`` is called on this wrapper,
+
+    and also when the inner watch ends by itself.
+
+    No helper task watches these conditions, so nothing can outlive the watch:
+    the deadline is a cancel scope around each wait, and *done* is awaited by
+    the iterating task itself while the inner watch is asked to cancel that
+    wait as soon as it has events (for k8swatch's own watches; any other
+    watch is raced against *done* with a short-lived task group around each
+    wait). While events are buffered, *done* (when it has an ``is_set()``) is
+    checked before every event and the clock at least every 32 events.
+
+    Args:
+        watch: The inner watch.
+        timeout: Seconds until the watch ends; None for no timeout. The clock
+            starts when the wrapper is created (or at its first use when it
+            was created outside an event loop).
+        done: A signal that ends the watch when it fires.
+    """
+
+    __slots__ = (
+        "_batches",
+        "_budget",
+        "_deadline",
+        "_done",
+        "_done_fired",
+        "_fast",
+        "_inner",
+        "_is_set",
+        "_parked",
+        "_scope",
+        "_stopped",
+        "_timeout",
+    )
+
+    def __init__(
+        self, watch: Watch[T_co], *, timeout: float | None = None, done: _Done | None = None
+    ) -> None:
+        self._inner = watch
+        self._timeout = timeout
+        self._deadline = math.inf
+        if timeout is not None:
+            try:
+                self._deadline = anyio.current_time() + timeout
+            except RuntimeError:  # no event loop yet: start the clock on first use
+                self._deadline = -math.inf
+        self._done = done
+        is_set: object = getattr(done, "is_set", None)
+        self._is_set: Callable[[], object] | None = is_set if callable(is_set) else None
+        self._done_fired = False
+        self._fast = _is_fast(watch)
+        self._scope: anyio.CancelScope | None = None  # our own wait
+        self._parked: anyio.CancelScope | None = None  # an outer watch's wait
+        self._stopped = False
+        self._budget = CHECK_EVERY
+        self._batches: AsyncIterator[Sequence[Event[T_co]]] | None = None
+
+    def __repr__(self) -> str:
+        state = "stopped" if self.stopped else "live"
+        return f"<StopAwareWatch {state} of {self._inner!r}>"
+
+    @property
+    def inner(self) -> Watch[T_co]:
+        """The wrapped watch."""
+        return self._inner
+
+    @property
+    def stopped(self) -> bool:
+        """True once this watch or its inner watch was stopped or ended."""
+        return self._stopped or self._inner.stopped
+
+    def stop(self) -> None:
+        """Stop the inner watch and wake a pending iteration. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._done = None
+        self._is_set = None
+        self._inner.stop()
+        for scope in (self._scope, self._parked):
+            if scope is not None:
+                scope.cancel()
+
+    # --- the conditions ---------------------------------------------------------
+
+    def _check(self, clock: bool) -> None:
+        """Stop and raise StopAsyncIteration if a condition has been met."""
+        if self._stopped:
+            raise StopAsyncIteration
+        if self._done_fired or (self._is_set is not None and self._is_set()):
+            self.stop()
+            raise StopAsyncIteration
+        if clock and self._deadline != math.inf:
+            now = anyio.current_time()
+            if self._deadline == -math.inf:
+                assert self._timeout is not None
+                self._deadline = now + self._timeout
+            if now >= self._deadline:
+                self.stop()
+                raise StopAsyncIteration
+
+    def _tick(self) -> bool:
+        """Count one event; True when the clock and cancellation are due."""
+        self._budget -= 1
+        if self._budget:
+            return False
+        self._budget = CHECK_EVERY
+        return True
+
+    async def _wait_fast(self, inner: _PollableWatch[T_co]) -> None:
+        """Wait for events, *done*, the deadline or ``stop()``, in this task."""
+        done = self._done
+        with anyio.CancelScope(deadline=self._deadline) as scope:
+            self._scope = scope
+            try:
+                inner._park(scope)
+                if done is None:
+                    await anyio.sleep_forever()
+                else:
+                    await done.wait()
+                    self._done_fired = True
+            finally:
+                inner._unpark(scope)
+                self._scope = None
+
+    async def _race(self, step: Callable[[], Awaitable[T]]) -> T | None:
+        """Await *step* unless a condition ends the watch first (generic inner watch)."""
+        done = self._done
+        result: T | None = None
+        with anyio.CancelScope(deadline=self._deadline) as scope:
+            self._scope = scope
+            try:
+                if done is None:
+                    result = await step()
+                else:
+                    error: Exception | None = None
+
+                    async def watch_done() -> None:
+                        await done.wait()
+                        self._done_fired = True
+                        scope.cancel()
+
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(watch_done)
+                        try:
+                            result = await step()
+                        except Exception as exc:  # re-raised as is, not in a group
+                            error = exc
+                        tg.cancel_scope.cancel()
+                    if error is not None:
+                        raise error
+            finally:
+                self._scope = None
+        return result
+
+    # --- the fast path, for an outer watch (e.g. another StopAwareWatch) ------
+
+    def _can_poll(self) -> bool:
+        return self._fast and self._done is None
+
+    def _poll(self) -> Event[T_co] | None:
+        self._check(self._tick())
+        assert isinstance(self._inner, _PollableWatch)
+        try:
+            return self._inner._poll()
+        except StopAsyncIteration:
+            self.stop()
+            raise
+
+    def _poll_batch(self) -> Sequence[Event[T_co]] | None:
+        self._check(True)
+        assert isinstance(self._inner, _PollableWatch)
+        try:
+            return self._inner._poll_batch()
+        except StopAsyncIteration:
+            self.stop()
+            raise
+
+    async def _wait_readable(self) -> None:
+        assert isinstance(self._inner, _PollableWatch)
+        await self._wait_fast(self._inner)
+
+    def _park(self, scope: anyio.CancelScope) -> None:
+        if self._stopped or self._deadline <= anyio.current_time():
+            scope.cancel()
+            return
+        scope.deadline = min(scope.deadline, self._deadline)
+        self._parked = scope
+        assert isinstance(self._inner, _PollableWatch)
+        self._inner._park(scope)
+
+    def _unpark(self, scope: anyio.CancelScope) -> None:
+        if self._parked is scope:
+            self._parked = None
+        assert isinstance(self._inner, _PollableWatch)
+        self._inner._unpark(scope)
+
+    # --- iteration --------------------------------------------------------------
+
+    async def __anext__(self) -> Event[T_co]:
+        """Return the next event of the inner watch.
+
+        Raises:
+            StopAsyncIteration: when the timeout passed, *done* fired, this
+                watch was stopped, or the inner watch ended; the inner watch
+                is stopped in every case.
+        """
+        clock = self._tick()
+        if clock:
+            await checkpoint_if_cancelled()
+        inner = self._inner
+        if self._fast:
+            assert isinstance(inner, _PollableWatch)
+            while True:
+                self._check(clock)
+                try:
+                    event = inner._poll()
+                except StopAsyncIteration:
+                    self.stop()
+                    raise
+                if event is not None:
+                    return event
+                await self._wait_fast(inner)
+                clock = True
+        while True:
+            self._check(True)
+            try:
+                result = await self._race(inner.__anext__)
+            except StopAsyncIteration:
+                self.stop()
+                raise
+            if result is not None:
+                return result
+
+    def batches(self) -> AsyncIterator[Sequence[Event[T_co]]]:
+        """Iterate over every event available at each wake-up, as one list.
+
+        Ends under the same conditions as ``async for``; each step is a
+        cancellation point and checks the clock.
+        """
+        return _AwareBatches(self)
+
+    async def _next_batch(self) -> Sequence[Event[T_co]]:
+        await checkpoint_if_cancelled()
+        inner = self._inner
+        if self._fast:
+            assert isinstance(inner, _PollableWatch)
+            while True:
+                self._check(True)
+                try:
+                    batch = inner._poll_batch()
+                except StopAsyncIteration:
+                    self.stop()
+                    raise
+                if batch is not None:
+                    return batch
+                await self._wait_fast(inner)
+        if self._batches is None:
+            self._batches = inner.batches()
+        it = self._batches
+        while True:
+            self._check(True)
+            try:
+                result = await self._race(it.__anext__)
+            except StopAsyncIteration:
+                self.stop()
+                raise
+            if result is not None:
+                return result
+
+
+def _is_fast(watch: object) -> bool:
+    """Whether *watch* offers the private fast path right now."""
+    return isinstance(watch, _PollableWatch) and watch._can_poll()
+
+
+@final
+class _AwareBatches(Generic[T_co]):
+    __slots__ = ("_watch",)
+
+    def __init__(self, watch: StopAwareWatch[T_co]) -> None:
+        self._watch = watch
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Sequence[Event[T_co]]:
+        return await self._watch._next_batch()
+
+    async def aclose(self) -> None:
+        """Close the inner watch's batch iterator, if one was opened."""
+        it = self._watch._batches
+        closer: Callable[[], Awaitable[object]] | None = getattr(it, "aclose", None)
+        if closer is not None:
+            await closer()
 
 
 def stop_aware_watch(
-    watch: Watch[T_co], *, timeout: float | None = None, done: object = None
+    watch: Watch[T_co], *, timeout: float | None = None, done: _Done | None = None
 ) -> StopAwareWatch[T_co]:
-    raise NotImplementedError
+    """Wrap *watch* so that it stops on a *timeout*, when *done* fires, or on ``stop()``.
+
+    See [`StopAwareWatch`][k8swatch.StopAwareWatch]; the HTTP layer passes
+    the request's ``timeoutSeconds`` and a disconnect event.
+
+    Example:
+        ```python
+        disconnected = anyio.Event()
+        async with stop_aware_watch(broadcaster.watch(), timeout=30, done=disconnected) as w:
+            async for batch in w.batches():
+                await send(b"".join(map(encode_event, batch)))
+        ```
+    """
+    return StopAwareWatch(watch, timeout=timeout, done=done)
