@@ -480,3 +480,42 @@ def test_random_text_raises_only_selector_error(text: str) -> None:
         assert 0 <= error.position <= len(text)
     else:
         assert parse_label_selector(str(selector)) == selector
+
+
+# --- compiled matchers ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("count", [2, 6, 64, 65, 200])
+def test_selectors_of_every_size_match_like_the_reference(count: int) -> None:
+    shapes = [
+        "k{i}=v",
+        "k{i}!=w",
+        "k{i} in (v,x)",
+        "k{i} notin (w,y)",
+        "k{i}",
+        "!missing{i}",
+        "n{i}>1",
+        "n{i}<100",
+        "k{i} in (v)",
+    ]
+    text = ",".join(shapes[i % len(shapes)].format(i=i) for i in range(count))
+    selector = parse_label_selector(text)
+    labels = {f"k{i}": "v" for i in range(count)} | {f"n{i}": "50" for i in range(count)}
+    assert selector.matches(labels)
+    for key in list(labels)[:: max(1, count // 7)]:
+        for changed in ({**labels, key: "w"}, {k: v for k, v in labels.items() if k != key}):
+            expected = all(reference_match(r, changed) for r in selector.requirements)
+            assert selector.matches(changed) is expected
+    if count > 5:
+        assert not selector.matches({**labels, "missing5": ""})
+
+
+def test_compiled_matchers_are_shared_per_shape() -> None:
+    from k8swatch._selectors import _matcher_factory
+
+    parse_label_selector("a=1,b in (x,y),c")
+    before = _matcher_factory.cache_info().hits
+    selector = parse_label_selector("z=2,zz in (p,q),zzz")
+    assert _matcher_factory.cache_info().hits == before + 1
+    assert selector.matches({"z": "2", "zz": "q", "zzz": ""})
+    assert not selector.matches({"z": "2", "zz": "r", "zzz": ""})
