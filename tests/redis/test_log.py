@@ -10,7 +10,8 @@ import anyio
 import pytest
 
 from k8swatch import EventType, StatusError
-from k8swatch.redis import LogEntry, RedisBackend, RedisEventLog, open_redis_backend
+from k8swatch._eventlog import EventLog, LogEntry, PreconditionFailedError, Write, WriteOp
+from k8swatch.redis import RedisBackend, RedisEventLog, open_redis_backend
 from k8swatch.redis._client import create_client
 from k8swatch.redis._log import Backoff
 from k8swatch.redis._stream import StreamClient
@@ -29,6 +30,26 @@ def widget(name: str, namespace: str = "default", **spec: Any) -> dict[str, Any]
     }
 
 
+async def create(log: RedisEventLog, key: str, obj: dict[str, Any]) -> LogEntry:
+    entry = await log.append(Write(WriteOp.CREATE, key, obj))
+    assert entry is not None
+    return entry
+
+
+async def update(
+    log: RedisEventLog, key: str, obj: dict[str, Any], expect: int | None = None
+) -> LogEntry:
+    entry = await log.append(Write(WriteOp.UPDATE, key, obj, expect))
+    assert entry is not None
+    return entry
+
+
+async def delete(log: RedisEventLog, key: str, expect: int | None = None) -> LogEntry:
+    entry = await log.append(Write(WriteOp.DELETE, key, None, expect))
+    assert entry is not None
+    return entry
+
+
 @pytest.fixture
 async def replicas(redis_url: str, prefix: str) -> AsyncIterator[tuple[RedisBackend, RedisBackend]]:
     """Two replicas (two backends, two connection pools) on one Redis."""
@@ -44,74 +65,79 @@ async def collect(log: RedisEventLog, after: int, count: int) -> list[LogEntry]:
     out: list[LogEntry] = []
     with anyio.fail_after(30):
         while len(out) < count:
-            await log.wait_for_new(after)
-            got = await log.read_after(after)
+            got = await log.read_after(after, wait=True)
             out.extend(got)
             if got:
-                after = got[-1].rv
+                after = got[-1].resource_version
     return out
 
 
-async def test_conditional_writes_and_messages(replicas: tuple[RedisBackend, RedisBackend]) -> None:
+async def test_is_an_event_log(replicas: tuple[RedisBackend, RedisBackend]) -> None:
+    assert isinstance(replicas[0].log_for("widgets"), EventLog)
+
+
+async def test_conditional_writes(replicas: tuple[RedisBackend, RedisBackend]) -> None:
     log = replicas[0].log_for("widgets", group="example.com")
-    await log.wait_ready()
-    created = await log.create("default/a", widget("a", size=1))
+    created = await create(log, "default/a", widget("a", size=1))
     assert created.type is EventType.ADDED
-    assert created.object["metadata"]["resourceVersion"] == str(created.rv)
+    assert created.key == "default/a"
+    assert created.object["metadata"]["resourceVersion"] == str(created.resource_version)
     assert created.object["spec"] == {"size": 1}
+    rv = created.resource_version
 
-    with pytest.raises(StatusError) as err:
-        await log.create("default/a", widget("a"))
-    assert err.value.status.code == 409
-    assert err.value.status.reason == "AlreadyExists"
-    assert str(err.value) == 'widgets.example.com "a" already exists'
+    with pytest.raises(PreconditionFailedError) as err:
+        await create(log, "default/a", widget("a"))
+    assert (err.value.reason, err.value.current_resource_version) == ("AlreadyExists", rv)
+    with pytest.raises(PreconditionFailedError) as err:
+        await update(log, "default/b", widget("b"))
+    assert (err.value.reason, err.value.current_resource_version) == ("NotFound", 0)
+    with pytest.raises(PreconditionFailedError) as err:
+        await update(log, "default/a", widget("a", size=2), expect=rv + 1000)
+    assert (err.value.reason, err.value.current_resource_version) == ("Conflict", rv)
 
-    with pytest.raises(StatusError) as err:
-        await log.update("default/b", widget("b"))
-    assert err.value.status.code == 404
-    assert str(err.value) == 'widgets.example.com "b" not found'
-
-    with pytest.raises(StatusError) as err:
-        await log.update("default/a", widget("a", size=2), expect_rv=str(created.rv + 1000))
-    assert err.value.status.code == 409
-    assert err.value.status.reason == "Conflict"
-    assert str(err.value) == (
-        'Operation cannot be fulfilled on widgets.example.com "a": the object has been '
-        "modified; please apply your changes to the latest version and try again"
-    )
-
-    updated = await log.update("default/a", widget("a", size=2), expect_rv=str(created.rv))
+    updated = await update(log, "default/a", widget("a", size=2), expect=rv)
     assert updated.type is EventType.MODIFIED
-    assert updated.rv > created.rv
-    unconditional = await log.update("default/a", widget("a", size=3))
-    assert unconditional.rv > updated.rv
+    assert updated.resource_version > rv
+    unconditional = await update(log, "default/a", widget("a", size=3))
+    assert unconditional.resource_version > updated.resource_version
 
-    with pytest.raises(StatusError) as err:
-        await log.delete("default/a", expect_rv=str(updated.rv))
-    assert str(err.value) == (
-        'Operation cannot be fulfilled on widgets.example.com "a": Precondition failed: '
-        f"ResourceVersion in precondition: {updated.rv}, "
-        f"ResourceVersion in object meta: {unconditional.rv}"
-    )
-    deleted = await log.delete("default/a")
+    with pytest.raises(PreconditionFailedError) as err:
+        await delete(log, "default/a", expect=updated.resource_version)
+    assert err.value.reason == "Conflict"
+    deleted = await delete(log, "default/a")
     assert deleted.type is EventType.DELETED
     assert deleted.object["spec"] == {"size": 3}  # the last state ...
-    assert deleted.object["metadata"]["resourceVersion"] == str(
-        deleted.rv
-    )  # ... at the delete's RV
-    assert await log.get("default/a") is None
-    with pytest.raises(StatusError) as err:
-        await log.delete("default/a")
-    assert err.value.status.code == 404
+    assert deleted.object["metadata"]["resourceVersion"] == str(deleted.resource_version)
+    with pytest.raises(PreconditionFailedError) as err:
+        await delete(log, "default/a")
+    assert err.value.reason == "NotFound"
+    assert (await log.snapshot()).objects == {}
 
     # Nothing refused was recorded: the log holds exactly the four applied changes.
     got = await log.read_after(0)
-    assert [(e.type, e.rv) for e in got] == [
-        (EventType.ADDED, created.rv),
-        (EventType.MODIFIED, updated.rv),
-        (EventType.MODIFIED, unconditional.rv),
-        (EventType.DELETED, deleted.rv),
+    assert [(e.type, e.resource_version) for e in got] == [
+        (EventType.ADDED, rv),
+        (EventType.MODIFIED, updated.resource_version),
+        (EventType.MODIFIED, unconditional.resource_version),
+        (EventType.DELETED, deleted.resource_version),
     ]
+    assert got[3].object == deleted.object
+    assert await log.current_resource_version() == deleted.resource_version
+    assert await log.oldest_resource_version() == 0
+
+
+async def test_delete_records_the_given_last_state(
+    replicas: tuple[RedisBackend, RedisBackend],
+) -> None:
+    log = replicas[0].log_for("widgets")
+    await create(log, "x", widget("x", size=1))
+    final = widget("x", size=1)
+    final["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    entry = await log.append(Write(WriteOp.DELETE, "x", final))
+    assert entry is not None
+    assert entry.object["metadata"]["deletionTimestamp"] == "2026-01-01T00:00:00Z"
+    (seen,) = await log.read_after(entry.resource_version - 1)
+    assert seen.object == entry.object
 
 
 async def test_put_and_remove_record_each_change_once(
@@ -119,21 +145,22 @@ async def test_put_and_remove_record_each_change_once(
 ) -> None:
     a = replicas[0].log_for("widgets")
     b = replicas[1].log_for("widgets")
-    await a.wait_ready()
-    await b.wait_ready()
     # Two pollers (one per replica) report the same external state.
-    first = await a.put("default/w", widget("w", size=1))
+    first = await a.append(Write(WriteOp.PUT, "default/w", widget("w", size=1)))
     assert first is not None
     assert first.type is EventType.ADDED
-    assert await b.put("default/w", widget("w", size=1)) is None
-    second = await b.put("default/w", widget("w", size=2))
+    # metadata.resourceVersion is not part of the comparison
+    same = widget("w", size=1)
+    same["metadata"]["resourceVersion"] = "12345"
+    assert await b.append(Write(WriteOp.PUT, "default/w", same)) is None
+    second = await b.append(Write(WriteOp.PUT, "default/w", widget("w", size=2)))
     assert second is not None
     assert second.type is EventType.MODIFIED
-    assert await a.put("default/w", widget("w", size=2)) is None
-    gone = await a.remove("default/w")
+    assert await a.append(Write(WriteOp.PUT, "default/w", widget("w", size=2))) is None
+    gone = await a.append(Write(WriteOp.REMOVE, "default/w"))
     assert gone is not None
     assert gone.type is EventType.DELETED
-    assert await b.remove("default/w") is None
+    assert await b.append(Write(WriteOp.REMOVE, "default/w")) is None
     entries = await collect(b, 0, 3)
     assert [e.type for e in entries] == [EventType.ADDED, EventType.MODIFIED, EventType.DELETED]
 
@@ -141,24 +168,24 @@ async def test_put_and_remove_record_each_change_once(
 async def test_replicas_see_one_order(replicas: tuple[RedisBackend, RedisBackend]) -> None:
     a = replicas[0].log_for("widgets")
     b = replicas[1].log_for("widgets")
-    await a.wait_ready()
-    await b.wait_ready()
-    start = b.current_rv
+    start = await b.current_resource_version()
     results: list[LogEntry] = []
 
     async def write(log: RedisEventLog, tag: str) -> None:
         for i in range(50):
-            results.append(await log.create(f"default/{tag}{i}", widget(f"{tag}{i}")))
+            results.append(await create(log, f"default/{tag}{i}", widget(f"{tag}{i}")))
 
     async with anyio.create_task_group() as tg:
         for tag, log in (("a", a), ("b", b), ("c", a), ("d", b)):
             tg.start_soon(write, log, tag)
-    rvs = sorted(e.rv for e in results)
+    rvs = sorted(e.resource_version for e in results)
     assert len(set(rvs)) == 200  # every write got its own RV
     seen_a = await collect(a, start, 200)
     seen_b = await collect(b, start, 200)
-    assert [e.rv for e in seen_a] == rvs  # strictly increasing, nothing missing
-    assert [(e.rv, e.key) for e in seen_b] == [(e.rv, e.key) for e in seen_a]
+    assert [e.resource_version for e in seen_a] == rvs  # strictly increasing, nothing missing
+    assert [(e.resource_version, e.key) for e in seen_b] == [
+        (e.resource_version, e.key) for e in seen_a
+    ]
     writers = {e.key[8] for e in seen_b[:100]}  # writes from both replicas interleave
     assert len(writers) > 1
 
@@ -166,11 +193,12 @@ async def test_replicas_see_one_order(replicas: tuple[RedisBackend, RedisBackend
 async def test_rv_is_global_across_resources(replicas: tuple[RedisBackend, RedisBackend]) -> None:
     widgets = replicas[0].log_for("widgets")
     gadgets = replicas[1].log_for("gadgets")
-    w1 = await widgets.create("default/x", widget("x"))
-    g1 = await gadgets.create("default/x", widget("x"))
-    w2 = await widgets.update("default/x", widget("x", size=1))
-    assert w1.rv < g1.rv < w2.rv
-    assert [e.rv for e in await widgets.read_after(0)] == [w1.rv, w2.rv]
+    w1 = await create(widgets, "default/x", widget("x"))
+    g1 = await create(gadgets, "default/x", widget("x"))
+    w2 = await update(widgets, "default/x", widget("x", size=1))
+    assert w1.resource_version < g1.resource_version < w2.resource_version
+    got = await widgets.read_after(0)
+    assert [e.resource_version for e in got] == [w1.resource_version, w2.resource_version]
 
 
 async def test_resume_from_an_rv_got_on_another_replica(redis_url: str, prefix: str) -> None:
@@ -179,43 +207,46 @@ async def test_resume_from_an_rv_got_on_another_replica(redis_url: str, prefix: 
         open_redis_backend(redis_url, prefix=prefix, window=5) as b_backend,
     ):
         a = a_backend.log_for("widgets")
-        created = [await a.create(f"default/w{i}", widget(f"w{i}")) for i in range(30)]
+        created = [await create(a, f"default/w{i}", widget(f"w{i}")) for i in range(30)]
         b = b_backend.log_for("widgets")
-        await b.wait_ready()
-        middle = created[9].rv
-        # B's mirror started after these writes: the older part comes from Redis.
-        assert b.oldest_rv > middle
-        got = await b.read_after(middle)
-        assert [e.rv for e in got] == [e.rv for e in created[10:]]
+        await b.read_after(0)  # B's mirror starts now, after these writes
+        middle = created[9].resource_version
+        assert b.mirrored_oldest_resource_version > middle
+        # The part older than B's mirror comes from Redis.
+        got = await collect(b, middle, 20)
+        assert [e.resource_version for e in got] == [e.resource_version for e in created[10:]]
         assert got[0].object["metadata"]["name"] == "w10"
+        assert got[0].object["metadata"]["resourceVersion"] == str(got[0].resource_version)
         # Later writes reach B's mirror, which keeps only its window.
-        more = [await a.create(f"default/v{i}", widget(f"v{i}")) for i in range(20)]
-        tail = await collect(b, created[-1].rv, 20)
-        assert [e.rv for e in tail] == [e.rv for e in more]
-        assert b.read_local(more[-6].rv) == tail[-5:]
-        assert [e.rv for e in await b.read_after(created[0].rv)] == [
-            e.rv for e in created[1:] + more
+        more = [await create(a, f"default/v{i}", widget(f"v{i}")) for i in range(20)]
+        tail = await collect(b, created[-1].resource_version, 20)
+        assert [e.resource_version for e in tail] == [e.resource_version for e in more]
+        assert b.mirrored_oldest_resource_version == more[-6].resource_version
+        assert list(await b.read_after(more[-6].resource_version)) == tail[-5:]
+        assert len(await b.read_after(created[0].resource_version, limit=7)) == 7
+        everything = await collect(b, created[0].resource_version, 49)
+        assert [e.resource_version for e in everything] == [
+            e.resource_version for e in created[1:] + more
         ]
 
 
 async def test_rv_older_than_retention_is_410(redis_url: str, prefix: str) -> None:
     async with open_redis_backend(redis_url, prefix=prefix, retention=100, window=50) as backend:
         log = backend.log_for("widgets")
-        first = await log.create("default/w0", widget("w0"))
+        first = (await create(log, "default/w0", widget("w0"))).resource_version
         async with anyio.create_task_group() as tg:
             for i in range(1, 400):
-                tg.start_soon(log.create, f"default/w{i}", widget(f"w{i}"))
-        await log.wait_for_new(first.rv + 398)
+                tg.start_soon(create, log, f"default/w{i}", widget(f"w{i}"))
         with pytest.raises(StatusError) as err:
-            await log.read_after(first.rv)
+            await log.read_after(first)
         status = err.value.status
         assert (status.code, status.reason) == (410, "Expired")
-        oldest = int(status.message.rsplit("(", 1)[1].rstrip(")"))
-        assert status.message == f"too old resource version: {first.rv} ({oldest})"
-        assert first.rv < oldest < first.rv + 399 - 100
-        # From the oldest resumable RV on, every later change is there.
-        got = await log.read_after(oldest)
-        assert [e.rv for e in got] == list(range(oldest + 1, first.rv + 400))
+        oldest = await log.oldest_resource_version()
+        assert status.message == f"too old resource version: {first} ({oldest})"
+        assert first < oldest < first + 399 - 100
+        # From the oldest readable RV on, every later change is there.
+        got = await collect(log, oldest, first + 399 - oldest)
+        assert [e.resource_version for e in got] == list(range(oldest + 1, first + 400))
 
 
 async def test_snapshot_then_follow_misses_nothing(
@@ -224,11 +255,12 @@ async def test_snapshot_then_follow_misses_nothing(
     a = replicas[0].log_for("widgets")
     b = replicas[1].log_for("widgets")
     for i in range(10):
-        await a.create(f"default/w{i}", widget(f"w{i}"))
-    rv, objects = await b.snapshot()
-    assert sorted(objects) == [f"default/w{i}" for i in range(10)]
-    assert objects["default/w3"]["metadata"]["resourceVersion"] == str(rv - 6)
-    await a.delete("default/w3")
+        await create(a, f"default/w{i}", widget(f"w{i}"))
+    snap = await b.snapshot()
+    rv = snap.resource_version
+    assert sorted(snap.objects) == [f"default/w{i}" for i in range(10)]
+    assert snap.objects["default/w3"]["metadata"]["resourceVersion"] == str(rv - 6)
+    await delete(a, "default/w3")
     later = await collect(b, rv, 1)
     assert [(e.type, e.key) for e in later] == [(EventType.DELETED, "default/w3")]
 
@@ -240,64 +272,124 @@ async def test_503_while_redis_is_down_then_resume(own_redis_server: RedisServer
     ):
         a = a_backend.log_for("widgets")
         b = b_backend.log_for("widgets")
-        await b.wait_ready()
-        before = [await a.create(f"default/w{i}", widget(f"w{i}")) for i in range(5)]
+        await b.read_after(0)
+        before = [await create(a, f"default/w{i}", widget(f"w{i}")) for i in range(5)]
         await collect(b, 0, 5)
 
-        own_redis_server.stop(kill=True)  # crash: appendfsync always kept every reply
-        with pytest.raises(StatusError) as err:
-            await a.create("default/down", widget("down"))
-        assert err.value.status.code == 503
-        assert err.value.status.reason == "ServiceUnavailable"
-        with anyio.fail_after(30):
-            while b.connected:
-                await anyio.sleep(0.01)
-        # Reads of the mirror keep working while Redis is away.
-        assert [e.rv for e in await b.read_after(0)] == [e.rv for e in before]
+        own_redis_server.stop(kill=True)  # a crash; appendfsync always kept every reply
+        for call in (
+            create(a, "default/down", widget("down")),
+            a.snapshot(),
+            a.current_resource_version(),
+        ):
+            with pytest.raises(StatusError) as err:
+                await call
+            assert err.value.status.code == 503
+            assert err.value.status.reason == "ServiceUnavailable"
+        # The mirror keeps serving what it has, and waiting readers keep waiting.
+        assert [e.resource_version for e in await b.read_after(0)] == [
+            e.resource_version for e in before
+        ]
+        assert await b.oldest_resource_version() == 0
 
         own_redis_server.start()
         after: list[LogEntry] = []
         with anyio.fail_after(30):
             while len(after) < 5:
                 try:
-                    after.append(await a.create(f"default/v{len(after)}", widget("v")))
+                    after.append(await create(a, f"default/v{len(after)}", widget("v")))
                 except StatusError as exc:
-                    assert exc.status.code == 503
+                    if exc.status.code != 503:
+                        raise
                     await anyio.sleep(0.05)
         seen = await collect(b, 0, 10)
-        assert [e.rv for e in seen] == [e.rv for e in before + after]  # no loss, no duplicate
+        # no loss, no duplicate, one order
+        assert [e.resource_version for e in seen] == [e.resource_version for e in before + after]
         assert b.resets == 0
-        assert await a.get("default/down") is None  # the refused write left nothing behind
+        assert "default/down" not in (await a.snapshot()).objects  # nothing half-applied
 
 
-async def test_gap_trimmed_while_away_is_410_and_reload(redis_url: str, prefix: str) -> None:
+async def test_open_reader_waits_through_an_outage(own_redis_server: RedisServer) -> None:
+    async with open_redis_backend(own_redis_server.url, prefix="p") as backend:
+        log = backend.log_for("widgets")
+        last = (await create(log, "a", widget("a"))).resource_version
+        got: list[LogEntry] = []
+
+        async def watcher() -> None:
+            got.extend(await log.read_after(last, wait=True))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watcher)
+            own_redis_server.stop()
+            with anyio.fail_after(30):
+                while log.connected:
+                    await log.read_after(last)  # checkpoints; the watcher keeps waiting
+                    await anyio.sleep(0.01)
+            assert not got
+            own_redis_server.start()
+            with anyio.fail_after(30):
+                while True:
+                    try:
+                        await create(log, "b", widget("b"))
+                        break
+                    except StatusError:
+                        await anyio.sleep(0.05)
+        assert [e.key for e in got] == ["b"]
+
+
+async def test_gap_trimmed_while_away_is_410_and_restart(redis_url: str, prefix: str) -> None:
     async with (
         open_redis_backend(redis_url, prefix=prefix, retention=50) as a_backend,
         create_client(redis_url) as client,
     ):
         a = a_backend.log_for("widgets")
-        first = await a.create("default/w0", widget("w0"))
-        b = RedisEventLog(StreamClient(client, prefix, "widgets", retention=50), "widgets")
+        first = (await create(a, "default/w0", widget("w0"))).resource_version
+        b = RedisEventLog(StreamClient(client, prefix, "widgets", retention=50))
         async with anyio.create_task_group() as tg:
-            tg.start_soon(StreamClient.run_batcher, b._stream)
             reader = anyio.CancelScope()
             tg.start_soon(run_in, reader, b)
-            await b.wait_ready()
             await collect(b, 0, 1)
             reader.cancel()  # B's reader is away ...
             for i in range(1, 300):  # ... while A writes far more than the stream keeps
-                await a.create(f"default/w{i}", widget(f"w{i}"))
+                await create(a, f"default/w{i}", widget(f"w{i}"))
             tg.start_soon(run_in, anyio.CancelScope(), b)
-            with anyio.fail_after(30):
-                while b.resets == 0 or b.current_rv < first.rv + 299:
-                    await b.wait_for_new(b.current_rv, timeout=0.1)
-            with pytest.raises(StatusError) as err:
-                await b.read_after(first.rv)
+            tail = await collect(b, first + 298, 1)  # B follows again, from now on
+            assert tail[0].resource_version == first + 299
+            assert b.resets == 1
+            with pytest.raises(StatusError) as err:  # the gap is reported, not skipped
+                await b.read_after(first)
             assert err.value.status.code == 410
-            _, objects = await b.snapshot()
-            assert len(objects) == 300
-            b.close()
-            tg.cancel_scope.cancel()
+            assert len((await b.snapshot()).objects) == 300  # a follower reloads from here
+            await b.aclose()
+            with pytest.raises(anyio.ClosedResourceError):
+                await b.read_after(0)
+
+
+async def test_aclose_wakes_waiters_and_fails_later_calls(
+    replicas: tuple[RedisBackend, RedisBackend],
+) -> None:
+    log = replicas[0].log_for("widgets")
+    rv = await log.current_resource_version()
+    async with anyio.create_task_group() as tg:
+
+        async def waiter() -> None:
+            with pytest.raises(anyio.ClosedResourceError):
+                await log.read_after(rv, wait=True)
+
+        tg.start_soon(waiter)
+        await anyio.wait_all_tasks_blocked()
+        await log.aclose()
+    await log.aclose()  # idempotent
+    for call in (
+        log.append(Write(WriteOp.PUT, "x", {})),
+        log.read_after(0),
+        log.snapshot(),
+        log.current_resource_version(),
+        log.oldest_resource_version(),
+    ):
+        with pytest.raises(anyio.ClosedResourceError):
+            await call
+    assert replicas[0].log_for("widgets") is not log  # a closed log is replaced
 
 
 async def run_in(scope: anyio.CancelScope, log: RedisEventLog) -> None:

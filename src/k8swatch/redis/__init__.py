@@ -19,11 +19,9 @@ from k8swatch._util import fix_module_metadata as _fix_module_metadata
 from ._backend import RedisBackend as RedisBackend
 from ._backend import open_redis_backend as open_redis_backend
 from ._lease import RedisLease as RedisLease
-from ._log import LogEntry as LogEntry
 from ._log import RedisEventLog as RedisEventLog
 
 __all__ = (
-    "LogEntry",
     "RedisBackend",
     "RedisEventLog",
     "RedisLease",

@@ -49,19 +49,18 @@ class RedisBackend:
     def log_for(self, resource: str, *, group: str = "") -> RedisEventLog:
         """Return the event log of *resource* (a plural name) in *group*, starting it if new.
 
-        The log's reader task runs until the backend closes; the log loads the
-        current state in the background and its operations wait for that
-        (503 ServiceUnavailable when Redis stays unreachable). Calling again with
-        the same names returns the same log.
+        The log's task runs until the log or the backend is closed; it starts
+        following the stream in the background, and the log's operations wait
+        for that (503 ServiceUnavailable when Redis stays unreachable). The
+        same names return the same log until it is closed.
         """
         name = f"{resource}.{group}" if group else resource
         log = self._logs.get(name)
-        if log is None:
+        if log is None or log.closed:
             stream = StreamClient(self.client, self.prefix, name, retention=self.retention)
-            log = RedisEventLog(stream, resource, group, window=self.window)
+            log = RedisEventLog(stream, window=self.window)
             self._logs[name] = log
-            self._task_group.start_soon(stream.run_batcher, name=f"k8swatch-redis-writer-{name}")
-            self._task_group.start_soon(log.run, name=f"k8swatch-redis-reader-{name}")
+            self._task_group.start_soon(log.run, name=f"k8swatch-redis-{name}")
         return log
 
     def lease(self, name: str, *, ttl: float = 10.0) -> RedisLease:
@@ -107,6 +106,7 @@ async def open_redis_backend(
         try:
             yield backend
         finally:
-            for log in backend._logs.values():
-                log.close()
+            with anyio.CancelScope(shield=True):
+                for log in backend._logs.values():
+                    await log.aclose()
             tg.cancel_scope.cancel()

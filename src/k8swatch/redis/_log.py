@@ -5,28 +5,32 @@ from __future__ import annotations
 import bisect
 import json
 import random
-from collections.abc import Callable, Mapping
-from typing import Any, cast
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal, cast
 
 import anyio
+import anyio.lowlevel
 import attrs
 from anyio.abc import TaskStatus
 from typing_extensions import final
 
-from k8swatch._events import EventType
-from k8swatch._status import (
-    StatusError,
-    already_exists,
-    conflict,
-    not_found,
-    service_unavailable,
+from k8swatch._eventlog import (
+    LogEntry,
+    LogSnapshot,
+    PreconditionFailedError,
+    Write,
+    WriteOp,
+    too_old_resource_version,
+    with_resource_version,
 )
+from k8swatch._events import EventType
+from k8swatch._status import StatusError, service_unavailable
 
 from ._errors import REDIS_ERRORS, UNAVAILABLE_ERRORS, status_error_for
 from ._scripts import Op
-from ._stream import AppendResult, Record, Snapshot, StreamClient, too_old
+from ._stream import Record, StreamClient
 
-__all__ = ["Backoff", "LogEntry", "RedisEventLog", "decode_object", "encode_object"]
+__all__ = ["Backoff", "RedisEventLog", "decode_object", "encode_object"]
 
 
 def _select_loads() -> Callable[[bytes], Any]:
@@ -63,25 +67,6 @@ def decode_object(body: bytes, rv: int) -> dict[str, Any]:
     return obj
 
 
-@final
-@attrs.frozen
-class LogEntry:
-    """One change in the log.
-
-    Attributes:
-        rv: The change's resourceVersion (global and strictly increasing).
-        type: ``ADDED``, ``MODIFIED`` or ``DELETED``.
-        key: The object's key (``namespace/name``, or ``name`` when cluster-scoped).
-        object: The object after the change (the last state for ``DELETED``),
-            with ``metadata.resourceVersion`` set to ``rv``. Read-only: shared.
-    """
-
-    rv: int
-    type: EventType
-    key: str
-    object: dict[str, Any]
-
-
 @attrs.define
 class Backoff:
     """Exponential backoff with full jitter: sleep a random time in [0, min(cap, base * 2**n)].
@@ -108,43 +93,70 @@ class Backoff:
         self.attempts = 0
 
 
-def _name_of(key: str) -> str:
-    return key.rpartition("/")[2]
+_OPS = {
+    WriteOp.CREATE: Op.CREATE,
+    WriteOp.UPDATE: Op.UPDATE,
+    WriteOp.DELETE: Op.DELETE,
+    WriteOp.PUT: Op.PUT,
+    WriteOp.REMOVE: Op.REMOVE,
+}
+
+_REFUSALS: dict[str, Literal["AlreadyExists", "NotFound", "Conflict"]] = {
+    "exists": "AlreadyExists",
+    "missing": "NotFound",
+    "conflict": "Conflict",
+}
+
+
+def _entry(record: Record) -> LogEntry:
+    return LogEntry(record.rv, record.type, record.key, decode_object(record.body, record.rv))
 
 
 @final
 @attrs.define(eq=False)
 class RedisEventLog:
-    """The event log of one resource, kept in Redis and mirrored in this process.
+    """An [`EventLog`][k8swatch._eventlog.EventLog] on Redis Streams, mirrored in each replica.
 
-    Writes run a Lua script in Redis that checks the write's condition,
-    increments the global resourceVersion counter, appends to the resource's
-    stream (id ``<rv>-0``) and updates the current-state hash, all atomically:
+    Give it to a storage (``MemoryStorage(..., log=log)``); get it from
+    [`RedisBackend.log_for()`][k8swatch.redis.RedisBackend.log_for], which
+    also runs its task.
+
+    **Writes** (`append()`) run one Lua script in Redis that checks the write's
+    condition, increments the resourceVersion counter shared by every resource
+    of the backend's prefix, appends the change to the resource's stream (entry
+    id ``<rv>-0``) and updates the resource's current-state hash, atomically:
     every replica sees the same changes in the same RV order, and a refused or
-    failed write changes nothing. Concurrent writes are sent in batches (one
-    round trip for many writes).
+    failed write changes nothing. Concurrent writes are sent in batches, one
+    round trip for many writes. `append()` returns once this replica's mirror
+    has the entry too (read your writes), or after ``write_wait`` seconds.
 
-    One reader task per log (`run()`, started by
-    [`RedisBackend`][k8swatch.redis.RedisBackend]) follows the stream with a
-    blocking ``XREAD`` and keeps the newest ``window`` entries in memory, so any
-    number of local watchers cost one Redis read. Older RVs are read from
-    Redis, which keeps ``retention`` entries per stream; an RV older than that
-    gets the same 410 Expired as the in-memory window. When Redis is down,
-    writes fail with 503 ServiceUnavailable, reads of the mirror keep working,
-    and the reader reconnects with jittered exponential backoff and continues
-    where it stopped, or, if the stream was trimmed past that point meanwhile,
-    reloads the current state and reports the gap as 410 to whoever asks for
-    an RV inside it. No change is ever skipped silently.
+    **Reads**: one reader task per log (`run()`) follows the stream with a
+    blocking ``XREAD`` and keeps the newest ``window`` entries in memory, so
+    the storage's follower and every local watcher cost one Redis read in
+    total. `read_after()` serves RVs inside the mirror from memory and older
+    ones from the stream in Redis, which keeps about ``retention`` entries;
+    an RV older than that gets 410 Expired, as the in-memory window does.
+    `snapshot()` reads the current-state hash and its RV atomically, so a
+    fresh replica starts consistent.
+
+    **Failures**: with Redis down, `append()`, `snapshot()` and
+    `current_resource_version()` raise 503 ServiceUnavailable (nothing is
+    half-applied; a write whose reply was lost may or may not have been
+    applied, as with any remote store); the mirror keeps serving what it has
+    and `read_after(wait=True)` keeps waiting; the reader reconnects with
+    jittered exponential backoff and continues exactly where it stopped. If
+    the stream was trimmed past that point meanwhile (or Redis came back
+    without its data), the mirror restarts at the current RV and every read
+    from inside the gap gets 410: nothing is skipped silently.
 
     Attributes:
-        resource: The resource (plural) name used in error messages.
-        group: The API group used in error messages ("" for the core group).
-        window: How many recent entries the local mirror keeps.
+        window: Entries the mirror keeps in memory.
+        read_batch: Entries the reader takes per ``XREAD``.
+        block: Seconds one blocking ``XREAD`` waits before it is re-issued.
+        write_wait: Seconds `append()` waits for the mirror to reach its entry.
     """
 
     _stream: StreamClient = attrs.field(alias="stream")
-    resource: str
-    group: str = ""
     window: int = 1000
     read_batch: int = 1000
     block: float = 2.0
@@ -154,22 +166,28 @@ class RedisEventLog:
     _head: int = attrs.field(init=False, default=0)
     _rv: int = attrs.field(init=False, default=0)
     _oldest: int = attrs.field(init=False, default=0)
+    _lost: tuple[int, int] | None = attrs.field(init=False, default=None)
     _changed: anyio.Event = attrs.field(init=False, factory=anyio.Event)
     _ready: anyio.Event = attrs.field(init=False, factory=anyio.Event)
     _connected: bool = attrs.field(init=False, default=False)
     _resets: int = attrs.field(init=False, default=0)
     _closed: bool = attrs.field(init=False, default=False)
+    _scope: anyio.CancelScope = attrs.field(init=False, factory=anyio.CancelScope)
+
+    def __attrs_post_init__(self) -> None:
+        if self.window < 1:
+            raise ValueError(f"window must be >= 1, got {self.window}")
 
     # -- state ------------------------------------------------------------------
 
     @property
-    def current_rv(self) -> int:
-        """The newest RV this replica has read from the stream (or loaded)."""
+    def mirrored_resource_version(self) -> int:
+        """The newest RV this replica has read from the stream (or started at)."""
         return self._rv
 
     @property
-    def oldest_rv(self) -> int:
-        """The oldest RV `read_after()` can resume from without asking Redis."""
+    def mirrored_oldest_resource_version(self) -> int:
+        """The oldest RV the mirror can read after without asking Redis."""
         return self._oldest
 
     @property
@@ -179,48 +197,61 @@ class RedisEventLog:
 
     @property
     def resets(self) -> int:
-        """How many times the reader found a trimmed gap and reloaded the state."""
+        """How often the reader found a gap (trimmed or lost) and restarted the mirror."""
         return self._resets
+
+    @property
+    def closed(self) -> bool:
+        """True after `aclose()`."""
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise anyio.ClosedResourceError
 
     # -- the reader -------------------------------------------------------------
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Follow the stream until cancelled (one per log; the backend starts it).
+        """Run the writer and the reader of this log until `aclose()` or cancellation.
 
-        ``task_status.started()`` is called at once: the first snapshot is
-        loaded in the background, and operations wait for it (`wait_ready()`).
+        One call per log (`RedisBackend.log_for()` starts it). The mirror
+        starts at the stream's current RV, loaded in the background; calls
+        that need it wait for that.
         """
-        task_status.started()
+        self._scope = scope = anyio.CancelScope()
+        if self._closed:
+            scope.cancel()
+        with scope:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._stream.run_batcher)
+                task_status.started()
+                await self._follow()
+
+    async def _follow(self) -> None:
         backoff = Backoff()
-        need_snapshot = not self._ready.is_set()
-        verify = not need_snapshot  # restarted: check where Redis is first
+        need_start = not self._ready.is_set()
+        verify = not need_start  # run() again after a pause: check Redis first
         while not self._closed:
             try:
-                if need_snapshot:
-                    self._load(await self._stream.snapshot())
-                    need_snapshot = verify = False
-                elif verify:
-                    # Back after an outage: if Redis now has less than we read
-                    # (it restarted without persistence), our position means
-                    # nothing any more: reload, and report older RVs as 410.
-                    if (await self._stream.bounds())[1] < self._rv:
-                        need_snapshot = True
-                        self._resets += 1
-                        continue
-                    verify = False
+                if need_start or verify:
+                    current = (await self._stream.bounds())[1]
+                    if need_start:
+                        self._restart(current)
+                    elif current < self._rv:
+                        # Redis has less than we read (it restarted without its
+                        # data): our position means nothing there any more.
+                        self._lost = (current, self._rv)
+                        self._restart(current)
+                    need_start = verify = False
                 records = await self._stream.read_after(
                     self._rv, count=self.read_batch, block=self.block
                 )
             except StatusError as exc:
-                if exc.status.code == 410:  # trimmed past our position: reload
-                    need_snapshot = True
-                    self._resets += 1
-                    continue
-                if exc.status.code != 503:
+                if exc.status.code != 410:
                     raise
-                self._set_connected(False)
-                verify = True
-                await backoff.sleep()
+                # Trimmed past our position while we were away: start again at
+                # the current RV; reads from inside the gap get 410 from Redis.
+                need_start = True
                 continue
             except UNAVAILABLE_ERRORS:
                 self._set_connected(False)
@@ -241,24 +272,22 @@ class RedisEventLog:
         self._changed.set()
         self._changed = anyio.Event()
 
-    def _load(self, snap: Snapshot) -> None:
-        # A (re)load: the mirror restarts at the snapshot's RV. Older RVs are
-        # then read from Redis, which reports a trimmed gap as 410.
+    def _restart(self, rv: int) -> None:
+        if self._ready.is_set():
+            self._resets += 1
         self._rvs.clear()
         self._entries.clear()
         self._head = 0
-        self._rv = snap.rv
-        self._oldest = snap.rv
+        self._rv = self._oldest = rv
         self._ready.set()
         self._notify()
 
     def _ingest(self, records: list[Record]) -> None:
         for r in records:
-            if r.rv <= self._rv:
-                continue
-            self._rvs.append(r.rv)
-            self._entries.append(LogEntry(r.rv, r.type, r.key, decode_object(r.body, r.rv)))
-            self._rv = r.rv
+            if r.rv > self._rv:
+                self._rvs.append(r.rv)
+                self._entries.append(_entry(r))
+                self._rv = r.rv
         excess = len(self._rvs) - self._head - self.window
         if excess > 0:
             self._head += excess
@@ -269,171 +298,121 @@ class RedisEventLog:
                 self._head = 0
         self._notify()
 
-    # -- reads ------------------------------------------------------------------
+    async def _wait_ready(self) -> None:
+        if not self._ready.is_set():
+            with anyio.move_on_after(self.write_wait):
+                await self._ready.wait()
+            self._check_open()
+            if not self._ready.is_set():
+                raise service_unavailable(
+                    "the Redis event log is unavailable: cannot reach Redis to start"
+                )
 
-    async def wait_ready(self, timeout: float = 5.0) -> None:
-        """Wait until the first snapshot is loaded; 503 if Redis stays unreachable."""
-        if self._ready.is_set():
-            return
-        with anyio.move_on_after(timeout):
-            await self._ready.wait()
-            return
-        raise service_unavailable("the Redis event log is unavailable: cannot load the state")
+    # -- EventLog ---------------------------------------------------------------
 
-    async def wait_for_new(self, rv: int, timeout: float | None = None) -> bool:
-        """Wait until the mirror holds an entry newer than *rv* (or *timeout* passes).
+    async def append(self, write: Write) -> LogEntry | None:
+        """Apply *write* atomically in Redis (see ``EventLog.append``).
 
-        Returns True when ``current_rv > rv``.
+        Raises:
+            PreconditionFailedError: The condition failed; nothing was applied.
+            StatusError: 503 ServiceUnavailable when Redis is unreachable.
+            anyio.ClosedResourceError: The log was closed.
         """
-        with anyio.move_on_after(timeout):
-            while self._rv <= rv and not self._closed:
-                await self._changed.wait()
-        return self._rv > rv
-
-    def read_local(self, rv: int) -> list[LogEntry]:
-        """Return the mirrored entries with RV > *rv*, oldest first (never waits).
-
-        Raises a 410 Expired `StatusError` when *rv* is older than the mirror
-        (`oldest_rv`); `read_after()` then falls back to Redis.
-        """
-        if rv < self._oldest:
-            raise too_old(rv, self._oldest)
-        start = bisect.bisect_right(self._rvs, rv, lo=self._head)
-        return self._entries[start:]
-
-    async def read_after(self, rv: int) -> list[LogEntry]:
-        """Return every entry with RV > *rv* this replica has read, oldest first.
-
-        Served from the mirror when it reaches back to *rv*; otherwise the
-        missing part is read from the Redis stream. Raises a 410 Expired
-        `StatusError` (``too old resource version: rv (oldest)``) when the
-        stream no longer holds every change after *rv*, and 503 when the
-        mirror does not reach back and Redis is unreachable.
-        """
-        if rv >= self._oldest:
-            return self.read_local(rv)
-        older: list[LogEntry] = []
-        after = rv
-        limit = self._oldest
-        while after < limit:
-            try:
-                records = await self._stream.read_after(after, count=self.read_batch)
-            except REDIS_ERRORS as exc:
-                raise status_error_for(exc) from exc
-            if not records:
-                break
-            for r in records:
-                if r.rv > limit:
-                    break
-                older.append(LogEntry(r.rv, r.type, r.key, decode_object(r.body, r.rv)))
-            after = records[-1].rv
-            if records[-1].rv >= limit:
-                break
-        # The mirror may have moved on (or been reloaded) while we read.
-        try:
-            newer = self.read_local(limit)
-        except StatusError:
-            newer = await self.read_after(limit)
-        return older + newer
-
-    async def snapshot(self) -> tuple[int, dict[str, dict[str, Any]]]:
-        """Return ``(rv, objects)``: the current objects in Redis and the RV they are at.
-
-        Read atomically from Redis (503 when unreachable). Continue with
-        ``read_after(rv)`` to see every later change exactly once.
-        """
-        snap = await self._stream.snapshot()
-        return snap.rv, {k: decode_object(body, rv) for k, (rv, body) in snap.objects.items()}
-
-    async def fetch_current_rv(self) -> int:
-        """Return the stream's newest RV as Redis has it now (503 when unreachable)."""
-        return (await self._stream.bounds())[1]
-
-    async def get(self, key: str) -> dict[str, Any] | None:
-        """Return the current object stored under *key* in Redis, or None."""
-        got = await self._stream.get(key)
-        return None if got is None else decode_object(got[1], got[0])
-
-    # -- writes -----------------------------------------------------------------
-
-    async def create(self, key: str, obj: Mapping[str, Any]) -> LogEntry:
-        """Record ADDED for a new *key*; 409 AlreadyExists if it exists."""
-        entry = await self._write(Op.CREATE, key, obj, "")
-        assert entry is not None
-        return entry
-
-    async def update(self, key: str, obj: Mapping[str, Any], *, expect_rv: str = "") -> LogEntry:
-        """Record MODIFIED; 404 if *key* is absent, 409 Conflict if its RV is not *expect_rv*.
-
-        An empty *expect_rv* means an unconditional update.
-        """
-        entry = await self._write(Op.UPDATE, key, obj, expect_rv)
-        assert entry is not None
-        return entry
-
-    async def delete(
-        self, key: str, *, expect_rv: str = "", obj: Mapping[str, Any] | None = None
-    ) -> LogEntry:
-        """Record DELETED with *obj* (default: the stored object); 404 / 409 as `update()`."""
-        entry = await self._write(Op.DELETE, key, obj, expect_rv)
-        assert entry is not None
-        return entry
-
-    async def put(self, key: str, obj: Mapping[str, Any]) -> LogEntry | None:
-        """Record ADDED or MODIFIED; None (no event) when *obj* equals the stored object.
-
-        For pollers reflecting an external system: several replicas reporting
-        the same change record it once.
-        """
-        return await self._write(Op.PUT, key, obj, "")
-
-    async def remove(self, key: str) -> LogEntry | None:
-        """Record DELETED for *key*; None (no event) when it is already absent."""
-        return await self._write(Op.REMOVE, key, None, "")
-
-    async def _write(
-        self, op: str, key: str, obj: Mapping[str, Any] | None, expect: str
-    ) -> LogEntry | None:
-        body = b"" if obj is None else encode_object(obj)
-        res = await self._stream.append(op, key, expect, body)
+        self._check_open()
+        await self._wait_ready()
+        body = b"" if write.object is None else encode_object(write.object)
+        expect = write.expected_resource_version
+        res = await self._stream.append(
+            _OPS[write.op], write.key, "" if expect is None else str(expect), body
+        )
         if res.status != "ok":
             if res.status == "same":
                 return None
-            raise self._refusal(res, op, key, expect)
+            raise PreconditionFailedError(_REFUSALS[res.status], write.key, res.rv)
         assert res.type is not None
-        entry = LogEntry(
-            res.rv,
-            res.type,
-            key,
-            decode_object(res.body if res.type is EventType.DELETED else body, res.rv),
-        )
-        # Read your writes on this replica: wait (briefly) until the reader has it.
-        await self.wait_for_new(res.rv - 1, timeout=self.write_wait)
-        return entry
+        if res.type is EventType.DELETED or write.object is None:
+            obj = decode_object(res.body, res.rv)
+        else:
+            obj = with_resource_version(write.object, res.rv)
+        # Read your writes on this replica: wait (briefly) until the mirror has it.
+        with anyio.move_on_after(self.write_wait):
+            while self._rv < res.rv and not self._closed:
+                await self._changed.wait()
+        return LogEntry(res.rv, res.type, write.key, obj)
 
-    def _refusal(self, res: AppendResult, op: str, key: str, expect: str) -> StatusError:
-        name = _name_of(key)
-        if res.status == "exists":
-            return already_exists(self.resource, name, group=self.group)
-        if res.status == "missing":
-            return not_found(self.resource, name, group=self.group)
-        if op == Op.DELETE:
-            return conflict(
-                self.resource,
-                name,
-                f"Precondition failed: ResourceVersion in precondition: {expect}, "
-                f"ResourceVersion in object meta: {res.rv}",
-                group=self.group,
-            )
-        return conflict(
-            self.resource,
-            name,
-            "the object has been modified; please apply your changes to the latest "
-            "version and try again",
-            group=self.group,
+    async def read_after(
+        self, resource_version: int, *, limit: int = 1000, wait: bool = False
+    ) -> Sequence[LogEntry]:
+        """Return up to *limit* entries with RV > *resource_version*, oldest first.
+
+        From the mirror when it reaches back that far, else from Redis. With
+        *wait*, block until there is at least one (also across Redis outages).
+
+        Raises:
+            StatusError: 410 Expired when entries after *resource_version* were
+                trimmed (``too old resource version: <rv> (<oldest>)``); 503
+                when they must come from Redis and Redis is unreachable.
+            anyio.ClosedResourceError: The log was (or got) closed.
+        """
+        self._check_open()
+        await self._wait_ready()
+        limit = max(limit, 1)
+        while True:
+            lost = self._lost
+            if lost is not None and lost[0] < resource_version <= lost[1]:
+                raise too_old_resource_version(resource_version, lost[0])
+            if resource_version >= self._oldest:
+                start = bisect.bisect_right(self._rvs, resource_version, lo=self._head)
+                found = self._entries[start : start + limit]
+            else:
+                try:
+                    records = await self._stream.read_after(resource_version, count=limit)
+                except REDIS_ERRORS as exc:
+                    raise status_error_for(exc) from exc
+                found = [_entry(r) for r in records]
+            if found or not wait:
+                await anyio.lowlevel.checkpoint()
+                return found
+            await self._changed.wait()
+            self._check_open()
+
+    async def oldest_resource_version(self) -> int:
+        """Return the smallest RV one can read after: Redis's, or the mirror's if Redis is down."""
+        self._check_open()
+        await self._wait_ready()
+        try:
+            oldest = (await self._stream.bounds())[0]
+        except REDIS_ERRORS:
+            return self._oldest
+        return min(oldest, self._oldest)
+
+    async def current_resource_version(self) -> int:
+        """Return the stream's newest RV as Redis has it now (503 when unreachable).
+
+        A cache that reached it serves a consistent read across replicas.
+        """
+        self._check_open()
+        try:
+            return (await self._stream.bounds())[1]
+        except REDIS_ERRORS as exc:
+            raise status_error_for(exc) from exc
+
+    async def snapshot(self) -> LogSnapshot:
+        """Return the current objects and their RV, read atomically from Redis (503 when down)."""
+        self._check_open()
+        snap = await self._stream.snapshot()
+        return LogSnapshot(
+            snap.rv, {k: decode_object(body, rv) for k, (rv, body) in snap.objects.items()}
         )
 
-    def close(self) -> None:
-        """Stop following the stream and wake every waiter (idempotent)."""
+    async def aclose(self) -> None:
+        """Stop the reader and writer and wake every waiter (idempotent).
+
+        Afterwards every method raises ``anyio.ClosedResourceError``; appends
+        not yet sent fail with it too.
+        """
         self._closed = True
+        self._scope.cancel()
+        self._stream.close()
         self._notify()
+        await anyio.lowlevel.checkpoint()

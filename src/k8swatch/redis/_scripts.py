@@ -26,7 +26,7 @@ it changes anything, so an operation is applied completely or not at all.
 
 from __future__ import annotations
 
-__all__ = ["APPEND", "SNAPSHOT", "Op", "keys_for"]
+__all__ = ["APPEND", "BOUNDS", "SNAPSHOT", "Op", "keys_for"]
 
 
 class Op:
@@ -45,7 +45,8 @@ class Op:
     (``same``) when it is identical: lets several pollers report one external
     change without duplicating its event."""
     REMOVE = "R"
-    """Remove: DELETED when present, nothing (``same``) when absent."""
+    """Remove: DELETED (with the given body, or the stored one when empty) when
+    present, nothing (``same``) when absent."""
 
 
 def keys_for(prefix: str, resource: str) -> tuple[str, str, str]:
@@ -138,7 +139,7 @@ for i = 0, n - 1 do
       status = 'same'
     else
       typ = 'DELETED'
-      body = cur_body
+      if body == '' then body = cur_body end
     end
   else
     return redis.error_reply('unknown operation ' .. tostring(op))
@@ -190,4 +191,19 @@ local out = {current, oldest}
 local all = redis.call('HGETALL', objects)
 for i = 1, #all do out[#out + 1] = all[i] end
 return out
+"""
+
+# KEYS: stream.  Returns {current_rv, oldest_rv} as SNAPSHOT does, without objects.
+BOUNDS = """
+local stream = KEYS[1]
+local current, oldest = '0', '0'
+local e = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)
+if #e > 0 then
+  current = string.match(e[1][1], '^(%d+)')
+  local fields = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)[1][2]
+  for i = 1, #fields, 2 do
+    if fields[i] == 'p' then oldest = fields[i + 1] end
+  end
+end
+return {current, oldest}
 """

@@ -10,11 +10,11 @@ from typing import Any
 import anyio
 import attrs
 
+from k8swatch._eventlog import too_old_resource_version
 from k8swatch._events import EventType
-from k8swatch._status import expired
 
 from ._errors import REDIS_ERRORS, status_error_for
-from ._scripts import APPEND, SNAPSHOT, keys_for
+from ._scripts import APPEND, BOUNDS, SNAPSHOT, keys_for
 
 __all__ = ["AppendResult", "Record", "Snapshot", "StreamClient"]
 
@@ -75,11 +75,6 @@ def _rv_of(identifier: Any) -> int:
     return int(_bytes(identifier).split(b"-", 1)[0])
 
 
-def too_old(rv: int, oldest: int) -> Exception:
-    """The 410 for resuming from *rv* when *oldest* is the oldest resumable RV."""
-    return expired(f"too old resource version: {rv} ({oldest})")
-
-
 @attrs.define(eq=False)
 class StreamClient:
     """Redis I/O for one resource (the keys of `_scripts.keys_for`).
@@ -98,19 +93,32 @@ class StreamClient:
     keys: tuple[str, str, str] = attrs.field(init=False)
     _append_script: Any = attrs.field(init=False)
     _snapshot_script: Any = attrs.field(init=False)
+    _bounds_script: Any = attrs.field(init=False)
     _queue: deque[_Pending] = attrs.field(init=False, factory=lambda: deque[_Pending]())
     _wakeup: anyio.Event = attrs.field(init=False, factory=anyio.Event)
+    _closed: bool = attrs.field(init=False, default=False)
 
     def __attrs_post_init__(self) -> None:
         self.keys = keys_for(self.prefix, self.resource)
         # register_script: EVALSHA, re-loading the script after NOSCRIPT (Redis restarted)
         self._append_script = self.client.register_script(APPEND)
         self._snapshot_script = self.client.register_script(SNAPSHOT)
+        self._bounds_script = self.client.register_script(BOUNDS)
 
     # -- writes -----------------------------------------------------------------
 
+    def close(self) -> None:
+        """Fail queued appends with ``anyio.ClosedResourceError`` (they were not sent)."""
+        self._closed = True
+        while self._queue:
+            pending = self._queue.popleft()
+            pending.error = anyio.ClosedResourceError()
+            pending.done.set()
+
     async def append(self, op: str, key: str, expect: str, body: bytes) -> AppendResult:
         """Apply one operation (an `Op` code); raises 503/500 `StatusError` on failure."""
+        if self._closed:
+            raise anyio.ClosedResourceError
         pending = _Pending((op, key, expect, body))
         self._queue.append(pending)
         self._wakeup.set()
@@ -121,26 +129,41 @@ class StreamClient:
         return pending.result
 
     async def run_batcher(self) -> None:
-        """Send queued appends in batches, one batch in flight at a time (runs forever)."""
+        """Send queued appends in batches, one batch in flight at a time (runs until cancelled).
+
+        When cancelled, the batch in flight and the queued appends fail with
+        ``anyio.ClosedResourceError`` (the one in flight may have been applied).
+        """
         queue = self._queue
-        while True:
-            while not queue:
-                await self._wakeup.wait()
-                self._wakeup = anyio.Event()
-            batch = [queue.popleft() for _ in range(min(len(queue), self.max_batch))]
-            try:
-                results = await self.append_batch([p.args for p in batch])
-            except Exception as exc:
-                for p in batch:
-                    p.error = exc
+        batch: list[_Pending] = []
+        try:
+            while True:
+                while not queue:
+                    await self._wakeup.wait()
+                    self._wakeup = anyio.Event()
+                batch = [queue.popleft() for _ in range(min(len(queue), self.max_batch))]
+                try:
+                    results = await self.append_batch([p.args for p in batch])
+                except Exception as exc:
+                    for p in batch:
+                        p.error = exc
+                        p.done.set()
+                    batch = []
+                    continue
+                for i, p in enumerate(batch):
+                    if i < len(results):
+                        p.result = results[i]
+                    else:  # the script stopped at an error: the rest were not tried
+                        p.error = status_error_for(RuntimeError("append aborted"))
                     p.done.set()
-                continue
-            for i, p in enumerate(batch):
-                if i < len(results):
-                    p.result = results[i]
-                else:  # the script stopped at an error: the rest were not tried
-                    p.error = status_error_for(RuntimeError("append aborted"))
-                p.done.set()
+                batch = []
+        finally:
+            batch.extend(queue)
+            queue.clear()
+            for p in batch:
+                if not p.done.is_set():
+                    p.error = anyio.ClosedResourceError()
+                    p.done.set()
 
     async def append_batch(self, ops: Sequence[tuple[str, str, str, bytes]]) -> list[AppendResult]:
         """Apply *ops* in one script call, in order; each is all-or-nothing."""
@@ -193,15 +216,12 @@ class StreamClient:
         return int(rv), body
 
     async def bounds(self) -> tuple[int, int]:
-        """Return (oldest resumable RV, current RV) of the stream ((0, 0) when empty)."""
-        try:
-            last = await self.client.xrevrange(self.keys[1], count=1)
-            first = await self.client.xrange(self.keys[1], count=1)
-        except REDIS_ERRORS as exc:
-            raise status_error_for(exc) from exc
-        if not last or not first:
-            return (0, 0)
-        return int(first[0].field_values[b"p"]), _rv_of(last[0].identifier)
+        """Return (oldest resumable RV, current RV) of the stream ((0, 0) when empty).
+
+        Redis errors propagate unchanged.
+        """
+        raw = await self._bounds_script(keys=self.keys[1:2], args=[])
+        return int(_text(raw[1])), int(_text(raw[0]))
 
     async def read_after(
         self, rv: int, *, count: int = 1000, block: float | None = None
@@ -233,5 +253,5 @@ class StreamClient:
             for e in entries
         ]
         if records and records[0].prev > rv:
-            raise too_old(rv, records[0].prev)
+            raise too_old_resource_version(rv, records[0].prev)
         return records
