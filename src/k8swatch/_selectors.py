@@ -405,12 +405,16 @@ def _requirement_problems(
     return problems
 
 
-def _normalize_values(operator: SelectorOperator, values: Iterable[str]) -> tuple[str, ...]:
+def _values_tuple(values: Iterable[str]) -> tuple[str, ...]:
     if isinstance(values, str):
         raise TypeError("values must be a sequence of strings, not a string")
-    if operator in _SET_OPS:
-        return tuple(sorted(set(values)))
     return tuple(values)
+
+
+def _normalize_values(operator: SelectorOperator, values: tuple[str, ...]) -> tuple[str, ...]:
+    if operator in _SET_OPS and (len(values) > 1 or not values):
+        return tuple(sorted(set(values)))
+    return values
 
 
 @final
@@ -433,7 +437,7 @@ class LabelRequirement:
 
     key: str
     operator: SelectorOperator = attrs.field(converter=SelectorOperator)
-    values: tuple[str, ...] = ()
+    values: tuple[str, ...] = attrs.field(default=(), converter=_values_tuple)
 
     def __attrs_post_init__(self) -> None:
         values = _normalize_values(self.operator, self.values)

@@ -115,8 +115,9 @@ def k8s_objects(draw: st.DrawFn) -> dict[str, Any]:
     namespace = draw(namespaces)
     if namespace:
         metadata["namespace"] = namespace
-    labels = draw(label_sets)
-    if labels or draw(st.booleans()):
+    labels: dict[str, str] = draw(label_sets)
+    with_labels: bool = bool(labels) or draw(st.booleans())
+    if with_labels:
         metadata["labels"] = labels
     return {"apiVersion": "v1", "kind": "Widget", "metadata": metadata}
 

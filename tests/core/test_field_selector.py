@@ -302,7 +302,7 @@ def test_nothing_and_equality() -> None:
     for value in (selector, nothing, FieldSelector.everything()):
         assert pickle.loads(pickle.dumps(value)) == value
     with pytest.raises(AttributeError):
-        selector._requirements = ()  # type: ignore[misc]
+        setattr(selector, "_requirements", ())  # noqa: B010
 
 
 def test_requirement_operators() -> None:

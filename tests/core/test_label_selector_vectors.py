@@ -208,7 +208,7 @@ def test_requirement_constructor_accepts(
 
 def test_requirement_constructor_rejects_unknown_operator() -> None:
     with pytest.raises(ValueError, match="unsupportedOp"):
-        LabelRequirement("x18", "unsupportedOp", ())  # type: ignore[arg-type]
+        LabelRequirement("x18", "unsupportedOp", ())
 
 
 # TestToString
