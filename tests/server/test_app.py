@@ -166,9 +166,11 @@ async def test_namespaces_seen_in_storages(client: ASGIClient) -> None:
     assert [n["metadata"]["name"] for n in listing["items"]] == ["default", "team-b"]
     one = await client.request("GET", "/api/v1/namespaces/team-b/")
     assert one.json()["kind"] == "Namespace"
-    missing = await client.request("GET", "/api/v1/namespaces/nope")
-    assert missing.status == 404
-    assert missing.json()["message"] == 'namespaces "nope" not found'
+    implicit = await client.request("GET", "/api/v1/namespaces/never-used")
+    assert implicit.json()["metadata"]["name"] == "never-used"
+    invalid = await client.request("GET", "/api/v1/namespaces/Not_A_Name")
+    assert invalid.status == 404
+    assert invalid.json()["message"] == 'namespaces "Not_A_Name" not found'
     watch = await client.request("GET", "/api/v1/namespaces?watch=true")
     assert watch.status == 405
     table = await client.request("GET", "/api/v1/namespaces", headers={"accept": TABLE})

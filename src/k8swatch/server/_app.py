@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qs, unquote
@@ -36,7 +37,7 @@ from k8swatch._wire import encode_json
 
 from ._discovery import AGGREGATED_CONTENT_TYPE, Discovery, parse_accept
 from ._openapi import OpenAPIService, object_schema
-from ._patch import DEFAULT_PATCH_TYPES, PatchFunction, patch_object
+from ._patch import DEFAULT_PATCH_TYPES, PatchFunction, check_patch_type, patch_object
 from ._resource import ResourceSpec
 from ._routes import DiscoveryRoute, NamespacesRoute, ResourceRoute, match_path
 from ._stream import FORMAT_JSON, EventEncoder, stream_watch, table_format, with_type_meta
@@ -72,6 +73,7 @@ _NOT_FOUND = Status(
     code=404, reason="NotFound", message="the server could not find the requested resource"
 )
 _PATCH_CONFLICT_RETRIES = 5
+_NAMESPACE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 def _request_entity_too_large(limit: int) -> StatusError:
@@ -324,12 +326,14 @@ class App:
             raise _method_not_allowed(request.method)
         if route.watch_path or _parse_bool(request.first("watch")):
             raise method_not_supported("namespaces", "watch")
-        names = await self._known_namespaces()
         if route.name:
-            if route.name not in names:
+            # Namespaces are implicit: every valid name exists (kubectl checks the
+            # namespace after a NotFound and would blame a missing namespace).
+            if not _NAMESPACE_NAME.fullmatch(route.name):
                 raise not_found("namespaces", route.name)
             await self._send_object(send, request, _namespace(route.name), None, 200)
             return
+        names = await self._known_namespaces()
         items = [_namespace(n) for n in names]
         if _table_request(request) is not None:
             table = build_table(items, include_object=_table_request(request) or INCLUDE_METADATA)
@@ -575,6 +579,7 @@ class App:
         getter = res.storage.get
         updater = res.storage.update
         content_type = request.headers.get("content-type", "")
+        check_patch_type(self.patch_types, content_type)
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
             raise _request_entity_too_large(self.max_body_bytes)
