@@ -12,7 +12,7 @@ it as a [`FilterFunc`][k8swatch.FilterFunc] for
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, cast
+from typing import Any
 
 import attrs
 from typing_extensions import Self, final
@@ -56,28 +56,31 @@ def default_get_attrs(obj: Any) -> ObjectAttrs | None:
     returns a bigger ``fields`` mapping and pass it as *get_attrs*, together
     with the matching *supported_fields*.
     """
-    metadata: Any = (
-        cast("Mapping[str, Any]", obj).get("metadata")
-        if isinstance(obj, Mapping)
-        else getattr(obj, "metadata", None)
-    )
-    name: Any
-    namespace: Any
-    labels: Any
+    meta = _metadata_of(obj)
+    if meta is None:
+        return None
+    name, namespace, labels = meta
+    return labels, {"metadata.name": name, "metadata.namespace": namespace}
+
+
+def _metadata_of(obj: Any) -> tuple[str, str, Mapping[str, str]] | None:
+    """``(name, namespace, labels)`` of a Kubernetes-shaped object, or None."""
+    data: Any = obj
+    # type() checks first: isinstance() against an ABC is several times slower.
+    if type(obj) is dict or isinstance(obj, Mapping):
+        metadata: Any = data.get("metadata")
+    else:
+        metadata = getattr(data, "metadata", None)
     if metadata is None:
         return None
-    if isinstance(metadata, Mapping):
-        meta = cast("Mapping[str, Any]", metadata)
-        name = meta.get("name")
-        namespace = meta.get("namespace")
-        labels = meta.get("labels")
-    else:
-        name = getattr(metadata, "name", None)
-        namespace = getattr(metadata, "namespace", None)
-        labels = getattr(metadata, "labels", None)
+    members: Any = metadata  # not narrowed by the checks below: members stay Any
+    if type(metadata) is dict or isinstance(metadata, Mapping):
+        get = members.get
+        return get("name") or "", get("namespace") or "", get("labels") or _EMPTY_LABELS
     return (
-        labels or _EMPTY_LABELS,
-        {"metadata.name": name or "", "metadata.namespace": namespace or ""},
+        getattr(metadata, "name", None) or "",
+        getattr(metadata, "namespace", None) or "",
+        getattr(metadata, "labels", None) or _EMPTY_LABELS,
     )
 
 
@@ -179,6 +182,23 @@ class SelectionPredicate:
         namespace = self.namespace
         label = None if self.label.empty else self.label.matches
         field = None if self.field.empty else self.field.matches
+        if get_attrs is default_get_attrs:
+            # Same decision without building the fields dict unless a field
+            # selector needs it.
+            def match_metadata(obj: Any) -> bool:
+                meta = _metadata_of(obj)
+                if meta is None:
+                    return True
+                name, obj_namespace, labels = meta
+                if namespace and obj_namespace != namespace:
+                    return False
+                if label is not None and not label(labels):
+                    return False
+                return field is None or field(
+                    {"metadata.name": name, "metadata.namespace": obj_namespace}
+                )
+
+            return match_metadata
 
         def match(obj: Any) -> bool:
             attrs_ = get_attrs(obj)
