@@ -12,9 +12,8 @@ from typing import Any
 import attrs
 import httpx
 
+from k8swatch import MemoryStorage
 from k8swatch.server import App, ResourceSpec, create_app
-
-from ._dictstorage import DictStorage
 
 GROUP = "example.com"
 VERSION = "v1"
@@ -30,9 +29,13 @@ def new_namespace() -> str:
     return next(_namespaces)
 
 
-def new_storage() -> Any:
-    """The storage the interop tests serve."""
-    return DictStorage(API_VERSION, KIND)
+WINDOW = 50
+"""Events the interop storage keeps for resuming (small, so 410 is easy to reach)."""
+
+
+def new_storage() -> MemoryStorage:
+    """The storage the interop tests serve: MemoryStorage with a short bookmark interval."""
+    return MemoryStorage(API_VERSION, KIND, window=WINDOW, bookmark_interval=1.0)
 
 
 def build_app(storage: Any) -> App:
