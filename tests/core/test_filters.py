@@ -305,3 +305,16 @@ def test_filter_drops_exactly_what_matches_rejects(
         else:
             assert (f(event) is event) is expected
             assert (f(event) is None) is (not expected)
+
+
+@given(namespaces, label_selectors, st.lists(k8s_objects(), max_size=6))
+def test_default_fast_path_agrees_with_generic_get_attrs(
+    namespace: str, label: LabelSelector, objects: list[dict[str, Any]]
+) -> None:
+    field = parse_field_selector("metadata.name!=b")
+    fast = SelectionPredicate(namespace, label, field)
+    generic = SelectionPredicate(namespace, label, field, lambda obj: default_get_attrs(obj))
+    for obj in objects:
+        assert fast.matches(obj) is generic.matches(obj)
+        wrapped = Obj(Meta(**obj["metadata"]))
+        assert fast.matches(wrapped) is generic.matches(obj)
