@@ -68,13 +68,22 @@ class SelectorError(ValueError):
     """
 
     def __init__(self, detail: str, text: str = "", position: int = 0) -> None:
-        super().__init__(f"{detail} (at position {position} in {text!r})")
+        super().__init__(f"{detail} (at position {position} in {_excerpt(text, position)})")
         self.detail = detail
         self.text = text
         self.position = position
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.detail, self.text, self.position))
+
+
+def _excerpt(text: str, position: int) -> str:
+    """The text around *position*, so errors on huge inputs stay readable."""
+    if len(text) <= 80:
+        return repr(text)
+    start = max(0, position - 30)
+    end = min(len(text), position + 30)
+    return f"{'...' if start else ''}{text[start:end]!r}{'...' if end < len(text) else ''}"
 
 
 # --------------------------------------------------------------------------------------

@@ -519,3 +519,15 @@ def test_compiled_matchers_are_shared_per_shape() -> None:
     assert _matcher_factory.cache_info().hits == before + 1
     assert selector.matches({"z": "2", "zz": "q", "zzz": ""})
     assert not selector.matches({"z": "2", "zz": "r", "zzz": ""})
+
+
+def test_error_message_shows_an_excerpt_of_long_input() -> None:
+    text = "a=b," * 40 + "(" + ",c" * 40
+    with pytest.raises(SelectorError) as info:
+        parse_label_selector(text)
+    assert info.value.position == 160
+    assert str(info.value) == (
+        "found '(', expected: !, identifier, or 'end of string' "
+        f"(at position 160 in ...{text[130:190]!r}...)"
+    )
+    assert info.value.text == text
