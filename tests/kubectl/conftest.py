@@ -188,10 +188,20 @@ class ThreadedServer:
         self.thread.join(timeout=30)
 
 
+def _memory_storage(api_version: str, kind: str) -> Any:
+    from k8swatch import MemoryStorage
+
+    try:
+        return MemoryStorage(api_version, kind)  # type: ignore[call-arg]
+    except TypeError:  # TEMPORARY: MemoryStorage not landed yet
+        from tests.server._dictstorage import DictStorage
+
+        return DictStorage(api_version, kind)
+
+
 def widget_resources() -> list[Any]:
     """MemoryStorage-backed resources: namespaced ``widgets`` with a schema and
     printer columns, and cluster-scoped ``gadgets`` without a schema."""
-    from k8swatch import MemoryStorage
     from k8swatch.server import PrinterColumn, ResourceSpec
 
     widget_schema = {
@@ -231,7 +241,7 @@ def widget_resources() -> list[Any]:
             "v1",
             "widgets",
             "Widget",
-            MemoryStorage("example.com/v1", "Widget"),
+            _memory_storage("example.com/v1", "Widget"),
             short_names=("wd",),
             schema=widget_schema,
             printer_columns=columns,
@@ -241,7 +251,7 @@ def widget_resources() -> list[Any]:
             "v1",
             "gadgets",
             "Gadget",
-            MemoryStorage("example.com/v1", "Gadget"),
+            _memory_storage("example.com/v1", "Gadget"),
             namespaced=False,
         ),
     ]

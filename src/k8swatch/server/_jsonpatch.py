@@ -45,7 +45,7 @@ def _unprocessable(reason: str) -> StatusError:
             reason="Invalid",
             message=_REJECTED,
             details=StatusDetails(
-                causes=(StatusCause(reason="FieldValueInvalid", message=reason),)
+                causes=(StatusCause(reason="FieldValueInvalid", message=reason, field="patch"),)
             ),
         )
     )
@@ -86,7 +86,7 @@ def decode_json_patch(body: bytes | str) -> list[dict[str, Any]]:
     Raises:
         StatusError: 400 BadRequest if the body is not a JSON list of objects,
             413 RequestEntityTooLarge beyond
-            [`MAX_JSON_PATCH_OPERATIONS`][k8swatch.server.MAX_JSON_PATCH_OPERATIONS].
+            ``MAX_JSON_PATCH_OPERATIONS`` (10000) operations.
     """
     try:
         ops = json.loads(body)

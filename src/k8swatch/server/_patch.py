@@ -23,6 +23,7 @@ __all__ = [
     "MERGE_PATCH",
     "PatchFunction",
     "apply_merge_patch",
+    "check_patch_type",
     "merge_patch",
     "patch_object",
     "unsupported_media_type",
@@ -97,8 +98,17 @@ def patch_object(
     body: bytes,
 ) -> dict[str, Any]:
     """Dispatch on *content_type* (parameters ignored) and apply the patch."""
+    return patch_types[check_patch_type(patch_types, content_type)](current, body)
+
+
+def check_patch_type(patch_types: Mapping[str, PatchFunction], content_type: str) -> str:
+    """Return the media type of *content_type* (parameters dropped).
+
+    Raises:
+        StatusError: 415 UnsupportedMediaType when no patch function handles it
+            (checked before anything else, as kube-apiserver does).
+    """
     media_type = content_type.split(";", 1)[0].strip().lower()
-    function = patch_types.get(media_type)
-    if function is None:
+    if media_type not in patch_types:
         raise unsupported_media_type(media_type, patch_types)
-    return function(current, body)
+    return media_type
