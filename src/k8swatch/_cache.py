@@ -109,7 +109,7 @@ def decode_continue(token: str) -> tuple[int, str]:
         return bad_request(f"invalid continue token: continue key is not valid: {detail}")
 
     try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        raw = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True)
     except (binascii.Error, ValueError) as exc:
         raise fail(f"illegal base64 data: {exc}") from None
     try:
