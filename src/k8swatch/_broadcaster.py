@@ -32,7 +32,7 @@ from typing import Generic, TypeVar, cast
 
 import anyio
 import attrs
-from anyio.lowlevel import cancel_shielded_checkpoint, checkpoint_if_cancelled
+from anyio.lowlevel import checkpoint, checkpoint_if_cancelled
 from typing_extensions import final
 
 from ._events import Event, EventType
@@ -47,6 +47,9 @@ T = TypeVar("T")
 _DETACHED = sys.maxsize
 
 _STOPPED_MESSAGE = "broadcaster already stopped"
+
+_MASK = CHECK_EVERY - 1
+assert not CHECK_EVERY & _MASK, "CHECK_EVERY must be a power of two"
 
 
 class FullChannelBehavior(enum.Enum):
@@ -135,10 +138,10 @@ class Broadcaster(Generic[T]):
 
     __slots__ = (
         "_base",
+        "_budget",
         "_closed",
         "_dropped",
         "_end",
-        "_half",
         "_log",
         "_low",
         "_parked",
@@ -149,6 +152,7 @@ class Broadcaster(Generic[T]):
         "_terminated",
         "_wakeup",
         "_watchers",
+        "_yield_at",
     )
 
     def __init__(
@@ -164,7 +168,10 @@ class Broadcaster(Generic[T]):
                 f"got {full_channel_behavior!r}"
             )
         self._queue_length = queue_length
-        self._half = queue_length // 2
+        # action() yields to other tasks when the slowest watcher has this many
+        # events waiting, before it accepts another one.
+        self._yield_at = max(1, queue_length - queue_length // 4)
+        self._budget = CHECK_EVERY
         self._policy = full_channel_behavior
         self._log: list[Event[T]] = []
         self._base = 0  # absolute index of _log[0]
@@ -257,10 +264,13 @@ class Broadcaster(Generic[T]):
     async def action(self, type: EventType, obj: T) -> None:
         """Distribute an event to every current watcher.
 
-        A cancellation point. With ``WAIT_IF_FULL`` it waits while some
-        watcher is full; otherwise it never waits for watchers, but yields to
-        other tasks once the slowest watcher is half full, so a producer in a
-        tight loop leaves watchers time to catch up.
+        With ``WAIT_IF_FULL`` it waits while some watcher is full. The other
+        policies never wait for watchers, but before accepting an event
+        ``action()`` yields to other tasks (a full checkpoint) when the
+        slowest watcher is three quarters full, so a producer in a tight
+        loop leaves watchers time to catch up. Otherwise it checks for
+        cancellation at least every 32 calls (checking costs more than
+        accepting an event). If cancelled, the event was not accepted.
 
         Raises:
             RuntimeError: ``broadcaster already stopped`` after
@@ -268,7 +278,10 @@ class Broadcaster(Generic[T]):
                 shutdown happens while this call waits for room); the event
                 was not distributed.
         """
-        await checkpoint_if_cancelled()
+        self._budget -= 1
+        if not self._budget:
+            self._budget = CHECK_EVERY
+            await checkpoint_if_cancelled()
         if self._closed:
             raise RuntimeError(_STOPPED_MESSAGE)
         event = Event(type, obj)
@@ -286,9 +299,14 @@ class Broadcaster(Generic[T]):
                     raise RuntimeError(_STOPPED_MESSAGE)
             self._append(event)
             return
+        if self._watchers and self._end - self._low >= self._yield_at:
+            self._sweep()
+            if self._watchers and self._end - self._low >= self._yield_at:
+                self._budget = CHECK_EVERY
+                await checkpoint()
+                if self._closed:
+                    raise RuntimeError(_STOPPED_MESSAGE)
         self._append(event)
-        if self._watchers and self._end - self._low > self._half:
-            await cancel_shielded_checkpoint()
 
     def action_or_drop(self, type: EventType, obj: T) -> bool:
         """Distribute an event without waiting; return False if it was not accepted.
@@ -337,9 +355,8 @@ class Broadcaster(Generic[T]):
         self._end += 1
         if self._wakeup is not None or self._parked:
             self._notify()
-        if self._end - self._low > self._half and (
+        if self._end - self._low > self._queue_length and (
             self._policy is not FullChannelBehavior.WAIT_IF_FULL
-            or self._end - self._low >= self._queue_length
         ):
             self._sweep()
 
@@ -563,6 +580,14 @@ class _BroadcastWatch(_PollableWatch[T]):
             raise StopAsyncIteration
         return None
 
+    def _ready(self) -> bool:
+        return (
+            bool(self._pending)
+            or self._pos < self._owner._end
+            or self._ended
+            or self._owner._closed
+        )
+
     async def _wait_readable(self) -> None:
         """Wait until ``_poll`` may return something (a checkpoint)."""
         self._waiting = True
@@ -597,18 +622,24 @@ class _BroadcastWatch(_PollableWatch[T]):
                 down and every accepted event was delivered, or after the
                 410 ERROR of ``TERMINATE_IF_FULL``.
         """
-        self._budget -= 1
-        if not self._budget:
-            self._budget = CHECK_EVERY
+        # Fast path: the next event is in the log, nothing is pending, and the
+        # position is not a multiple of 32 (those go through the slow path,
+        # which checks for cancellation and wakes a waiting writer).
+        pos = self._pos
+        owner = self._owner
+        if pos < owner._end and pos & _MASK and not self._pending:
+            self._pos = pos + 1
+            return owner._log[pos - owner._base]
+        return await self._next_slow()
+
+    async def _next_slow(self) -> Event[T]:
+        if self._pending:
+            self._budget -= 1
+            if not self._budget:
+                self._budget = CHECK_EVERY
+                await checkpoint_if_cancelled()
+        elif self._ready():  # otherwise the wait below is the checkpoint
             await checkpoint_if_cancelled()
-        if not self._pending:
-            owner = self._owner
-            pos = self._pos
-            if pos < owner._end:
-                self._pos = pos + 1
-                if owner._room is not None:
-                    owner._advanced(pos)
-                return owner._log[pos - owner._base]
         while True:
             event = self._poll()
             if event is not None:

@@ -177,6 +177,10 @@ class _PollableWatch(WatchBase[T_co]):
         """Whether the fast path may be used (a wrapper may decline)."""
         return True
 
+    def _ready(self) -> bool:
+        """Whether ``_poll`` would return without waiting (True when unsure)."""
+        return True
+
     def batches(self) -> AsyncIterator[Sequence[Event[T_co]]]:
         """Iterate over every event available at each wake-up, as one list."""
         return _PollBatches(self)
@@ -195,8 +199,9 @@ class _PollBatches(Generic[T_co]):
         return self
 
     async def __anext__(self) -> Sequence[Event[T_co]]:
-        await checkpoint_if_cancelled()
         watch = self._watch
+        if watch._ready():  # otherwise the wait below is the checkpoint
+            await checkpoint_if_cancelled()
         while True:
             batch = watch._poll_batch()
             if batch is not None:
@@ -350,6 +355,9 @@ class _PollableFilterWatch(_PollableWatch[T]):
             out: list[Event[T]] = [r for r in map(f, batch) if r is not None]
             if out:
                 return out
+
+    def _ready(self) -> bool:
+        return self._upstream._ready()
 
     async def _wait_readable(self) -> None:
         await self._upstream._wait_readable()
