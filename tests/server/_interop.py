@@ -123,6 +123,10 @@ def served_app(server: str) -> Iterator[Served]:
     app = build_app(storage)
     with serve_app(app, server=server) as url:  # type: ignore[arg-type]
         served = Served(url, app, storage)
+        # A never-written MemoryStorage lists at resourceVersion "0", which a
+        # client would then watch from ("0" means "any state", so changes made
+        # in between are lost). Kubernetes never lists at "0"; one write first.
+        served.create("seed", "seed")
         try:
             yield served
         finally:
