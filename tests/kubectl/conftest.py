@@ -188,20 +188,10 @@ class ThreadedServer:
         self.thread.join(timeout=30)
 
 
-def _memory_storage(api_version: str, kind: str) -> Any:
-    from k8swatch import MemoryStorage
-
-    try:
-        return MemoryStorage(api_version, kind)  # type: ignore[call-arg]
-    except TypeError:  # TEMPORARY: MemoryStorage not landed yet
-        from tests.server._dictstorage import DictStorage
-
-        return DictStorage(api_version, kind)
-
-
 def widget_resources() -> list[Any]:
     """MemoryStorage-backed resources: namespaced ``widgets`` with a schema and
     printer columns, and cluster-scoped ``gadgets`` without a schema."""
+    from k8swatch import MemoryStorage
     from k8swatch.server import PrinterColumn, ResourceSpec
 
     widget_schema = {
@@ -241,7 +231,7 @@ def widget_resources() -> list[Any]:
             "v1",
             "widgets",
             "Widget",
-            _memory_storage("example.com/v1", "Widget"),
+            MemoryStorage("example.com/v1", "Widget", resource="widgets"),
             short_names=("wd",),
             schema=widget_schema,
             printer_columns=columns,
@@ -251,7 +241,7 @@ def widget_resources() -> list[Any]:
             "v1",
             "gadgets",
             "Gadget",
-            _memory_storage("example.com/v1", "Gadget"),
+            MemoryStorage("example.com/v1", "Gadget", resource="gadgets", namespaced=False),
             namespaced=False,
         ),
     ]
