@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import heapq
 import json
 import random
 from collections.abc import Callable, Mapping, Sequence
@@ -33,15 +34,26 @@ from ._stream import Record, StreamClient
 __all__ = ["Backoff", "RedisEventLog", "decode_object", "encode_object"]
 
 
-def _select_loads() -> Callable[[bytes], Any]:
+def _encode_std(obj: Mapping[str, Any]) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
+
+
+def _select_codec() -> tuple[Callable[[bytes], Any], Callable[[Mapping[str, Any]], bytes]]:
     try:
         import orjson
     except ImportError:  # pragma: no cover - depends on the environment
-        return json.loads
-    return orjson.loads
+        return json.loads, _encode_std
+
+    def _encode_orjson(obj: Mapping[str, Any]) -> bytes:
+        try:
+            return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+        except TypeError:  # e.g. an int beyond 64 bits: the stdlib copes
+            return _encode_std(obj)
+
+    return orjson.loads, _encode_orjson
 
 
-_loads = _select_loads()
+_loads, _dumps = _select_codec()
 
 
 def encode_object(obj: Mapping[str, Any]) -> bytes:
@@ -54,7 +66,7 @@ def encode_object(obj: Mapping[str, Any]) -> bytes:
     if isinstance(metadata, Mapping) and "resourceVersion" in metadata:
         meta = cast("Mapping[str, Any]", metadata)
         obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "resourceVersion"}}
-    return json.dumps(obj, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
+    return _dumps(obj)
 
 
 def decode_object(body: bytes, rv: int) -> dict[str, Any]:
@@ -168,6 +180,11 @@ class RedisEventLog:
     _oldest: int = attrs.field(init=False, default=0)
     _lost: tuple[int, int] | None = attrs.field(init=False, default=None)
     _changed: anyio.Event = attrs.field(init=False, factory=anyio.Event)
+    # writers waiting for the mirror to reach their RV: a heap of (rv, seq, event)
+    _reached: list[tuple[int, int, anyio.Event]] = attrs.field(
+        init=False, factory=lambda: list[tuple[int, int, anyio.Event]]()
+    )
+    _seq: int = attrs.field(init=False, default=0)
     _ready: anyio.Event = attrs.field(init=False, factory=anyio.Event)
     _connected: bool = attrs.field(init=False, default=False)
     _resets: int = attrs.field(init=False, default=0)
@@ -271,6 +288,9 @@ class RedisEventLog:
     def _notify(self) -> None:
         self._changed.set()
         self._changed = anyio.Event()
+        reached = self._reached
+        while reached and (reached[0][0] <= self._rv or self._closed):
+            heapq.heappop(reached)[2].set()
 
     def _restart(self, rv: int) -> None:
         if self._ready.is_set():
@@ -335,9 +355,12 @@ class RedisEventLog:
         else:
             obj = with_resource_version(write.object, res.rv)
         # Read your writes on this replica: wait (briefly) until the mirror has it.
-        with anyio.move_on_after(self.write_wait):
-            while self._rv < res.rv and not self._closed:
-                await self._changed.wait()
+        if self._rv < res.rv and not self._closed:
+            event = anyio.Event()
+            self._seq += 1
+            heapq.heappush(self._reached, (res.rv, self._seq, event))
+            with anyio.move_on_after(self.write_wait):
+                await event.wait()
         return LogEntry(res.rv, res.type, write.key, obj)
 
     async def read_after(
