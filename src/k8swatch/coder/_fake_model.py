@@ -8,6 +8,7 @@ epoch, the precision of Coder's database, so arithmetic is exact.
 from __future__ import annotations
 
 import datetime
+import functools
 import io
 import json
 import re
@@ -120,10 +121,12 @@ class FakeCoderError(Exception):
 # --------------------------------------------------------------------------- time
 
 
+@functools.lru_cache(maxsize=8192)
 def format_time(us: int) -> str:
     """Format microseconds since the epoch as Go's RFC3339Nano in UTC (zeros trimmed)."""
     seconds, fraction = divmod(us, 1_000_000)
-    text = (_EPOCH + datetime.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
+    t = _EPOCH + datetime.timedelta(seconds=seconds)
+    text = f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
     if fraction:
         text += f".{fraction:06d}".rstrip("0")
     return text + "Z"
