@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from k8swatch import LabelSelector, SelectorError, parse_label_selector
-from k8swatch._selectors import LabelRequirement, SelectorOperator, _lex
+from k8swatch._selectors import (
+    LabelRequirement,
+    SelectorOperator,
+    _lex,
+    label_key_errors,
+    label_value_errors,
+)
 
 Op = SelectorOperator
 
@@ -434,3 +440,109 @@ def test_matches_nothing() -> None:
     assert not LabelSelector.everything().matches_nothing
     assert not LabelSelector.from_set({}).matches_nothing
     assert not LabelSelector.from_set({"key": "value"}).matches_nothing
+
+
+# --- pkg/api/validate/content: TestIsLabelKey, TestIsLabelValue, TestIsDNS1123Subdomain ----
+
+GOOD_KEYS = [
+    "simple",
+    "now-with-dashes",
+    "1-starts-with-num",
+    "1234",
+    "simple/simple",
+    "now-with-dashes/simple",
+    "now-with-dashes/now-with-dashes",
+    "now.with.dots/simple",
+    "now-with.dashes-and.dots/simple",
+    "1-num.2-num/3-num",
+    "1234/5678",
+    "1.2.3.4/5678",
+    "Uppercase_Is_OK_123",
+    "example.com/Uppercase_Is_OK_123",
+    "requests.storage-foo",
+    "a" * 63,
+    "a" * 253 + "/" + "b" * 63,
+]
+BAD_KEYS = [
+    "nospecialchars%^=@",
+    "cantendwithadash-",
+    "-cantstartwithadash-",
+    "only/one/slash",
+    "Example.com/abc",
+    "example_com/abc",
+    "example.com/",
+    "/simple",
+    "a" * 64,
+    "a" * 254 + "/abc",
+]
+GOOD_VALUES = [
+    "simple",
+    "now-with-dashes",
+    "1-starts-with-num",
+    "end-with-num-1",
+    "1234",
+    "a" * 63,
+    "",
+]
+BAD_VALUES = [
+    "nospecialchars%^=@",
+    "Tama-nui-te-rā.is.Māori.sun",
+    "\\backslashes\\are\\bad",
+    "-starts-with-dash",
+    "ends-with-dash-",
+    ".starts.with.dot",
+    "ends.with.dot.",
+    "a" * 64,
+]
+GOOD_SUBDOMAINS = [
+    "a", "ab", "abc", "a1", "a-1", "a--1--2--b", "0", "01", "012", "1a", "1-a", "1--a--b--2",
+    "a.a", "ab.a", "abc.a", "a1.a", "a-1.a", "a--1--2--b.a", "a.1", "ab.1", "abc.1", "a1.1",
+    "a-1.1", "a--1--2--b.1", "0.a", "01.a", "012.a", "1a.a", "1-a.a", "0.1", "01.1", "012.1",
+    "1a.1", "1-a.1", "1--a--b--2.1", "a.b.c.d.e", "aa.bb.cc.dd.ee", "1.2.3.4.5",
+    "11.22.33.44.55", "a" * 253,
+]  # fmt: skip
+BAD_SUBDOMAINS = [
+    "A", "ABC", "aBc", "A1", "A-1", "1-A", "-", "a-", "-a", "1-", "-1", "_", "a_", "_a", "a_b",
+    "1_", "_1", "1_2", ".", "a.", ".a", "a..b", "1.", ".1", "1..2", " ", "a ", " a", "a b", "1 ",
+    " 1", "1 2", "A.a", "aB.a", "ab.A", "A1.a", "a1.A", "A.1", "aB.1", "A1.1", "1A.1", "0.A",
+    "01.A", "012.A", "1A.a", "1a.A", "A.B.C.D.E", "AA.BB.CC.DD.EE", "a.B.c.d.e",
+    "aa.bB.cc.dd.ee", "a@b", "a,b", "a;b", "a:b", "a%b", "a?b", "a$b", "a" * 254,
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("key", GOOD_KEYS)
+def test_is_label_key_accepts(key: str) -> None:
+    assert label_key_errors(key) == []
+    assert parse_label_selector(key).requirements == (req(key, Op.EXISTS),)
+
+
+@pytest.mark.parametrize("key", BAD_KEYS)
+def test_is_label_key_rejects(key: str) -> None:
+    assert label_key_errors(key)
+    with pytest.raises(SelectorError):
+        LabelRequirement(key, Op.EXISTS)
+
+
+@pytest.mark.parametrize("value", GOOD_VALUES)
+def test_is_label_value_accepts(value: str) -> None:
+    assert label_value_errors(value) == []
+    assert LabelSelector.from_set({"k": value}).matches({"k": value})
+
+
+@pytest.mark.parametrize("value", BAD_VALUES)
+def test_is_label_value_rejects(value: str) -> None:
+    assert label_value_errors(value)
+    with pytest.raises(SelectorError):
+        LabelRequirement("k", Op.EQUALS, (value,))
+
+
+@pytest.mark.parametrize("prefix", GOOD_SUBDOMAINS)
+def test_dns_subdomain_prefixes_accepted(prefix: str) -> None:
+    assert label_key_errors(f"{prefix}/name") == []
+
+
+@pytest.mark.parametrize("prefix", [p for p in BAD_SUBDOMAINS if "/" not in p])
+def test_dns_subdomain_prefixes_rejected(prefix: str) -> None:
+    errors = label_key_errors(f"{prefix}/name")
+    assert errors
+    assert all(e.startswith("prefix part ") for e in errors)
