@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.abc
 import httpx
 import pytest
 from hypothesis import given
@@ -377,30 +381,87 @@ async def test_timeouts_are_503() -> None:
     await client.aclose()
 
 
+@contextlib.asynccontextmanager
+async def raw_http_server(response: bytes) -> AsyncIterator[tuple[str, list[bytes]]]:
+    """A one-answer HTTP server on 127.0.0.1: sends *response* verbatim, then closes."""
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    requests: list[bytes] = []
+
+    async def handle(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += await stream.receive()
+            requests.append(data)
+            await stream.send(response)
+
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, handle)
+        yield f"http://127.0.0.1:{port}", requests
+        tg.cancel_scope.cancel()
+
+
 async def test_workspace_watch_stream_parses_the_fixture() -> None:
     sse = (FIXTURES / "workspace-watch.sse").read_bytes()
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
     ws_id = "3b5d7f90-4c6e-4a8b-9c0d-1e2f3a4b5c50"
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        assert request.url.path == f"/api/v2/workspaces/{ws_id}/watch"
-        return httpx.Response(200, content=sse, headers={"content-type": "text/event-stream"})
-
-    client = CoderClient("http://coder.test", TOKEN, transport=httpx.MockTransport(handler))
-    async with client, client.watch_workspace(ws_id) as updates:
-        seen = [w["latest_build"]["status"] async for w in updates]
+    async with raw_http_server(head + sse) as (url, requests):
+        client = CoderClient(url, TOKEN)
+        async with client, client.watch_workspace(ws_id) as updates:
+            seen = [w["latest_build"]["status"] async for w in updates]
     assert seen == ["running", "pending"]
+    request = requests[0].decode()
+    assert request.startswith(f"GET /api/v2/workspaces/{ws_id}/watch HTTP/1.1\r\n")
+    assert f"coder-session-token: {TOKEN}" in request.lower()
+
+
+async def test_workspace_watch_stream_can_be_left_early() -> None:
+    sse = (FIXTURES / "workspace-watch.sse").read_bytes()
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n"
+    async with raw_http_server(head + sse) as (url, _):
+        client = CoderClient(url, TOKEN)
+        async with client, client.watch_workspace("x") as updates:
+            async for workspace in updates:
+                assert workspace["name"] == "dev-workspace"
+                break
+
+
+async def test_workspace_watch_error_frame_raises() -> None:
+    body = b'event: error\ndata: {"message":"boom","detail":"d"}\n\n'
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+    async with raw_http_server(head + body) as (url, _):
+        client = CoderClient(url, TOKEN)
+        async with client, client.watch_workspace("x") as updates:
+            with pytest.raises(CoderError, match="boom"):
+                await updates.__anext__()
 
 
 async def test_watch_of_unknown_workspace_raises_before_streaming() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(404, json={"message": "Resource not found"})
+    body = b'{"message":"Resource not found"}'
+    answer = (
+        b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+    async with raw_http_server(answer) as (url, _):
+        client = CoderClient(url, TOKEN)
+        async with client:
+            with pytest.raises(CoderError) as info:
+                async with client.watch_workspace("x"):
+                    pass  # pragma: no cover
+    assert info.value.status_code == 404
+    assert TOKEN not in str(info.value)
 
-    client = CoderClient("http://coder.test", TOKEN, transport=httpx.MockTransport(handler))
+
+async def test_watch_of_unreachable_coder_is_unavailable() -> None:
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    await listener.aclose()
+    client = CoderClient(f"http://127.0.0.1:{port}", TOKEN)
     async with client:
-        with pytest.raises(CoderError) as info:
+        with pytest.raises(CoderUnavailableError):
             async with client.watch_workspace("x"):
                 pass  # pragma: no cover
-    assert info.value.status_code == 404
 
 
 # --- static provider ---------------------------------------------------------------

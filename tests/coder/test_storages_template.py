@@ -83,7 +83,8 @@ async def test_create_and_delete(storage: TemplateStorage, fake: FakeCoder) -> N
     assert created["spec"]["displayName"] == "Ops Template"
     assert "files" not in created["spec"]
     assert fake.has_template("acme/ops-template")
-    assert await storage.delete(NS, "acme.ops-template") == {
+    status = await storage.delete(NS, "acme.ops-template")
+    assert status.to_dict() == {
         "kind": "Status",
         "apiVersion": "v1",
         "metadata": {},
@@ -193,10 +194,10 @@ async def test_version_wait_timeout_and_request_deadline(
 
     slow = TemplateStorage(provider, build_poll_interval=0.015)
     fake.set_next_template_version("pending")
-    with anyio.fail_after(5):  # the outer test guard
-        with anyio.CancelScope(deadline=anyio.current_time() + 0.5):
+    with anyio.fail_after(15):  # the outer test guard
+        with anyio.CancelScope(deadline=anyio.current_time() + 2.5):
             err = await expect_status(504, slow.update(NS, "acme.starter-template", current))
-    assert err.status.reason == "Timeout"
+    assert err.status.reason == "Timeout", err.status
     await storage.aclose()
     await slow.aclose()
 

@@ -93,7 +93,7 @@ async def test_lifecycle(storage: WorkspaceStorage, fake: FakeCoder) -> None:
     assert updated["metadata"]["resourceVersion"] != created["metadata"]["resourceVersion"]
     assert fake.build_transitions("alice/ops-workspace") == ["stop", "start"]
     status = await storage.delete(NS, "acme.alice.ops-workspace")
-    assert status["status"] == "Success"
+    assert status.status == "Success"
     assert fake.build_transitions("alice/ops-workspace") == ["stop", "start", "delete"]
 
 

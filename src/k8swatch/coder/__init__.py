@@ -30,6 +30,7 @@ from ._names import build_template_name as build_template_name
 from ._names import build_workspace_name as build_workspace_name
 from ._names import parse_template_name as parse_template_name
 from ._names import parse_workspace_name as parse_workspace_name
+from ._poller import CoderPoller as CoderPoller
 from ._provider import ClientProvider as ClientProvider
 from ._provider import NamespaceLister as NamespaceLister
 from ._provider import NamespaceResolver as NamespaceResolver
@@ -42,6 +43,7 @@ __all__ = (
     "ClientProvider",
     "CoderClient",
     "CoderError",
+    "CoderPoller",
     "CoderProtocolError",
     "CoderTemplate",
     "CoderTemplateSpec",

@@ -24,6 +24,9 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from typing import Any, cast
 
+import anyio
+import anyio.abc
+import h11
 import httpx
 from typing_extensions import final
 
@@ -270,6 +273,7 @@ class CoderClient:
             follow_redirects=False,
         )
         self._timeout = timeout
+        self._token = token
         self._closed = False
 
     def __repr__(self) -> str:
@@ -531,57 +535,174 @@ class CoderClient:
         workspace in updates: ...``. Yields the full workspace on every ``data``
         frame (the first one is the current state); pings are skipped; an
         ``error`` frame raises `CoderError`. The stream has no read timeout
-        (Coder pings every 15 s); leaving the block closes it.
+        (Coder pings every 15 s); leaving the block closes the connection.
+
+        The stream uses its own connection (h11 over an anyio socket), so
+        leaving it early never leaves a half-read response in the pool.
+
+        Raises:
+            CoderError: Coder answered with something else than 200 (e.g.
+                404 for an unknown workspace), before streaming.
+            CoderUnavailableError: the connection failed or timed out.
         """
-        url = f"/workspaces/{workspace_id}/watch"
-        request = self._http.build_request(
-            "GET",
-            url,
-            headers={"Accept": "text/event-stream"},
-            timeout=httpx.Timeout(self._timeout, read=None),
+        updates = await _SSEStream.open(
+            self._url + f"/api/v2/workspaces/{workspace_id}/watch", self._token, self._timeout
         )
         try:
-            response = await self._http.send(request, stream=True)
-        except httpx.TransportError as exc:
-            raise CoderUnavailableError(
-                f"GET {self._url}/api/v2{url}: {type(exc).__name__}"
-            ) from None
-        try:
-            if response.status_code != 200:
-                body = await response.aread()
-                raise _error_from_response(response, body)
-            yield _read_sse(response)
+            yield updates
         finally:
-            await response.aclose()
+            await updates.aclose()
 
 
-async def _read_sse(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
-    event = ""
-    data: list[str] = []
-    try:
-        async for line in response.aiter_lines():
+_SSE_ERRORS = (OSError, anyio.BrokenResourceError, anyio.EndOfStream, anyio.ClosedResourceError)
+
+
+@final
+class _SSEStream:
+    """Server-Sent Events from one HTTP/1.1 response, read with h11 over anyio."""
+
+    def __init__(self, stream: anyio.abc.ByteStream, conn: h11.Connection, url: str) -> None:
+        self._stream = stream
+        self._conn = conn
+        self._url = url
+        self._buffer = b""
+        self._eof = False
+        self._event = ""
+        self._data: list[str] = []
+
+    @classmethod
+    async def open(cls, url: str, token: str, timeout: float) -> _SSEStream:
+        parsed = httpx.URL(url)
+        https = parsed.scheme == "https"
+        host = parsed.host
+        port = parsed.port or (443 if https else 80)
+        target = parsed.raw_path
+        netloc = parsed.netloc
+        try:
+            with anyio.fail_after(timeout):
+                stream: anyio.abc.ByteStream
+                if https:
+                    stream = await anyio.connect_tcp(host, port, tls=True, tls_hostname=host)
+                else:
+                    stream = await anyio.connect_tcp(host, port)
+        except (TimeoutError, *_SSE_ERRORS) as exc:
+            raise CoderUnavailableError(f"GET {url}: {type(exc).__name__}") from None
+        conn = h11.Connection(h11.CLIENT)
+        self = cls(stream, conn, url)
+        try:
+            with anyio.fail_after(timeout):
+                await stream.send(
+                    conn.send(
+                        h11.Request(
+                            method="GET",
+                            target=target,
+                            headers=[
+                                (b"Host", netloc),
+                                (SESSION_TOKEN_HEADER.encode(), token.encode()),
+                                (b"Accept", b"text/event-stream"),
+                            ],
+                        )
+                    )
+                    or b""
+                )
+                await stream.send(conn.send(h11.EndOfMessage()) or b"")
+                response = await self._next_event()
+                if not isinstance(response, h11.Response):
+                    raise CoderProtocolError(f"GET {url}: no response")
+                if response.status_code != 200:
+                    body = b""
+                    while True:
+                        event = await self._next_event()
+                        if isinstance(event, h11.Data):
+                            body += bytes(event.data)
+                        else:
+                            break
+                    headers = [(k.decode(), v.decode()) for k, v in response.headers]
+                    fake = httpx.Response(
+                        response.status_code,
+                        headers=headers,
+                        content=body,
+                        request=httpx.Request("GET", url),
+                    )
+                    raise _error_from_response(fake, body)
+        except BaseException as exc:
+            await anyio.aclose_forcefully(stream)
+            if isinstance(exc, (TimeoutError, *_SSE_ERRORS)):
+                raise CoderUnavailableError(f"GET {url}: {type(exc).__name__}") from None
+            if isinstance(exc, h11.ProtocolError):
+                raise CoderProtocolError(f"GET {url}: {exc}") from None
+            raise
+        return self
+
+    async def _next_event(self) -> Any:
+        while True:
+            event = self._conn.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            try:
+                data = await self._stream.receive()
+            except (anyio.EndOfStream, anyio.ClosedResourceError):
+                data = b""
+            self._conn.receive_data(data)
+
+    def __aiter__(self) -> _SSEStream:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        while True:
+            payload = self._take_frame()
+            if payload is not None:
+                return payload
+            if self._eof:
+                raise StopAsyncIteration
+            try:
+                event = await self._next_event()
+            except _SSE_ERRORS as exc:
+                raise CoderUnavailableError(
+                    f"workspace watch stream broke: {type(exc).__name__}"
+                ) from None
+            except h11.ProtocolError as exc:
+                raise CoderProtocolError(f"workspace watch stream: {exc}") from None
+            if isinstance(event, h11.Data):
+                self._buffer += bytes(event.data)
+            else:
+                self._eof = True
+
+    def _take_frame(self) -> dict[str, Any] | None:
+        while b"\n" in self._buffer:
+            raw, self._buffer = self._buffer.split(b"\n", 1)
+            line = raw.rstrip(b"\r").decode("utf-8", "replace")
             if line.startswith("event:"):
-                event = line[6:].strip()
+                self._event = line[6:].strip()
             elif line.startswith("data:"):
-                data.append(line[5:].strip())
+                self._data.append(line[5:].strip())
             elif line == "":
+                event, data = self._event, "\n".join(self._data)
+                self._event, self._data = "", []
                 if event == "data" and data:
                     try:
-                        payload = json.loads("\n".join(data))
+                        payload = json.loads(data)
                     except ValueError as exc:
                         raise CoderProtocolError(f"bad workspace watch frame: {exc}") from None
                     if isinstance(payload, dict):
-                        yield payload  # pyright: ignore[reportReturnType]
+                        return cast("dict[str, Any]", payload)
                 elif event == "error":
-                    payload = json.loads("\n".join(data) or "{}")
-                    message = str(payload.get("message") or "workspace watch error")
+                    try:
+                        body = json.loads(data or "{}")
+                    except ValueError:
+                        body = {}
+                    if not isinstance(body, dict):
+                        body = {}
+                    body = cast("dict[str, Any]", body)
                     raise CoderError(
                         200,
-                        message,
-                        detail=str(payload.get("detail") or ""),
+                        str(body.get("message") or "workspace watch error"),
+                        detail=str(body.get("detail") or ""),
                         method="GET",
-                        url=str(response.request.url),
+                        url=self._url,
                     )
-                event, data = "", []
-    except httpx.TransportError as exc:
-        raise CoderUnavailableError(f"workspace watch stream broke: {type(exc).__name__}") from None
+        return None
+
+    async def aclose(self) -> None:
+        self._eof = True
+        await anyio.aclose_forcefully(self._stream)

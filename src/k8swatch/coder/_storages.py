@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import time
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
@@ -32,9 +33,11 @@ from typing_extensions import final
 
 from k8swatch._broadcaster import Broadcaster, FullChannelBehavior
 from k8swatch._cache import WatchCache
+from k8swatch._eventlog import LogSnapshot
 from k8swatch._events import EventType
 from k8swatch._filters import filter_for_list_options
 from k8swatch._options import ListOptions, WatchCapabilities, validate_watch_options
+from k8swatch._selectors import SelectorError, parse_field_selector
 from k8swatch._status import (
     Status,
     StatusError,
@@ -136,10 +139,16 @@ class _CoderStorage:
             self._cache = WatchCache(
                 API_VERSION,
                 self._KIND,
+                resource=self._RESOURCE,
+                group=GROUP,
                 window=cache_window,
-                queue_length=queue_length,
                 bookmark_interval=bookmark_interval,
             )
+            # Start numbering at the current time in microseconds: every
+            # resourceVersion of a later process is higher than any of this
+            # one, so a client resuming across a restart gets 410 and relists
+            # instead of silently waiting for the counter to catch up.
+            self._cache.reset(LogSnapshot(time.time_ns() // 1000, {}))
         else:
             self._broadcaster = Broadcaster(
                 queue_length=queue_length, full_channel_behavior=full_channel_behavior
@@ -231,25 +240,41 @@ class _CoderStorage:
             if "files" in obj.get("spec", {}):
                 stored["spec"]["files"] = copy.deepcopy(obj["spec"]["files"])
             return stored
-        assert self._broadcaster is not None
+        broadcaster = self._broadcaster
+        assert broadcaster is not None
         try:
-            sent = self._broadcaster.action_or_drop(type_, copy.deepcopy(obj))
+            sent = broadcaster.action_or_drop(type_, copy.deepcopy(obj))
         except Exception:
-            logger.warning(
-                "coder: %s %s event dropped: the broadcaster is shut down",
-                type_.value,
-                self._RESOURCE,
-            )
+            logger.exception("coder: %s %s event not sent", type_.value, self._RESOURCE)
             return obj
         if not sent:
-            logger.warning("coder: %s %s event dropped: queue full", type_.value, self._RESOURCE)
+            reason = "the storage is shut down" if broadcaster.closed else "queue full"
+            logger.warning("coder: %s %s event dropped: %s", type_.value, self._RESOURCE, reason)
         return obj
 
     def _publish(
-        self, type_: EventType, namespace: str, obj: dict[str, Any], version: int, *, own: bool
+        self,
+        type_: EventType,
+        namespace: str,
+        obj: dict[str, Any],
+        version: int,
+        *,
+        own: bool,
+        unless_seen: bool = False,
     ) -> dict[str, Any]:
-        """Record *obj* as the last known state and emit it. Returns what to answer."""
+        """Record *obj* as the last known state and emit it. Returns what to answer.
+
+        With *unless_seen*, a state already observed (e.g. through the
+        workspace watch stream, which can be faster than the answer to the
+        write itself) is not emitted a second time.
+        """
         key = (namespace, _name_of(obj))
+        known = self._known.get(key)
+        if unless_seen and known is not None and known.fingerprint == self._fingerprint(obj):
+            if own:
+                self._seq += 1
+                known.seq = self._seq
+            return copy.deepcopy(known.object)
         seq = 0
         if own:
             self._seq += 1
@@ -263,7 +288,8 @@ class _CoderStorage:
             return self._emit(type_, obj)
         self._tombstones.pop(key, None)
         stored = self._emit(type_, obj)
-        self._known[key] = _Known(self._fingerprint(obj), version, seq, _without_files(stored))
+        kept = copy.deepcopy(_without_files(stored))  # never shared with the caller
+        self._known[key] = _Known(self._fingerprint(obj), version, seq, kept)
         return stored
 
     def _observe(self, namespace: str, obj: dict[str, Any], version: int) -> dict[str, Any]:
@@ -371,7 +397,7 @@ class _CoderStorage:
             items.extend(self._convert(ns, obj) for obj in listed)
         if len(namespaces) > 1:
             items.sort(key=lambda o: (o["metadata"].get("namespace", ""), _name_of(o)))
-        return ObjectList(items)
+        return ObjectList(tuple(items))
 
     async def watch(self, namespace: str, options: ListOptions) -> Watch[dict[str, Any]]:
         """Watch objects (all namespaces when *namespace* is empty).
@@ -390,6 +416,7 @@ class _CoderStorage:
         """
         if self._closed:
             raise service_unavailable(f"{self._RESOURCE} storage is shut down")
+        _check_watch_field_selector(options.field_selector)
         if self._cache is not None:
             validate_watch_options(options, WatchCapabilities(initial_events=True, resume=True))
             namespaces = await self._namespaces(namespace)
@@ -420,11 +447,30 @@ class _CoderStorage:
         if self._broadcaster is not None:
             self._broadcaster.shutdown()
         if self._cache is not None:
-            await self._cache.aclose()
+            self._cache.close()
 
 
-def _success() -> dict[str, Any]:
-    return Status.success().to_dict()
+_WATCH_FIELDS = frozenset({"metadata.name", "metadata.namespace"})
+
+
+def _check_watch_field_selector(text: str) -> None:
+    """The Go original's field selector check, with its message."""
+    if not text:
+        return
+    try:
+        selector = parse_field_selector(text)
+    except SelectorError as exc:
+        raise bad_request(f"invalid watch options: {exc.detail}") from None
+    for requirement in selector.requirements:
+        if requirement.field not in _WATCH_FIELDS:
+            raise bad_request(
+                f"invalid watch options: field selector {quote(requirement.field)} is not "
+                "supported; supported fields: metadata.name, metadata.namespace"
+            )
+
+
+def _success() -> Status:
+    return Status.success()
 
 
 def _check_update_identity(
@@ -713,11 +759,16 @@ class WorkspaceStorage(_CoderStorage):
         updated = _apply_build(workspace, build)
         result = self._convert(namespace, updated)
         stored = self._publish(
-            EventType.MODIFIED, namespace, result, _workspace_version(updated), own=True
+            EventType.MODIFIED,
+            namespace,
+            result,
+            _workspace_version(updated),
+            own=True,
+            unless_seen=True,
         )
         return stored, False
 
-    async def delete(self, namespace: str, name: str) -> dict[str, Any]:
+    async def delete(self, namespace: str, name: str) -> Status:
         """Start a ``delete`` build; emit MODIFIED with it applied; answer Status Success.
 
         Raises:
@@ -732,7 +783,14 @@ class WorkspaceStorage(_CoderStorage):
         )
         updated = _apply_build(workspace, build)
         result = self._convert(namespace, updated)
-        self._publish(EventType.MODIFIED, namespace, result, _workspace_version(updated), own=True)
+        self._publish(
+            EventType.MODIFIED,
+            namespace,
+            result,
+            _workspace_version(updated),
+            own=True,
+            unless_seen=True,
+        )
         return _success()
 
     async def observe(self, namespace: str, workspace: Mapping[str, Any]) -> None:
@@ -1149,7 +1207,7 @@ class TemplateStorage(_CoderStorage):
                 interval = min(interval * 2, self._max_poll_interval)
             await anyio.sleep(min(interval, self._wait_timeout - elapsed))
 
-    async def delete(self, namespace: str, name: str) -> dict[str, Any]:
+    async def delete(self, namespace: str, name: str) -> Status:
         """``DELETE /templates/{id}``; emit DELETED with the template as fetched before.
 
         Raises:

@@ -1,0 +1,397 @@
+"""The ``k8swatch`` command: ``k8swatch serve`` and ``k8swatch fake-coder``.
+
+``k8swatch serve`` serves the Coder reference resources
+(``aggregation.coder.com/v1alpha1``: ``coderworkspaces``, ``codertemplates``)
+over HTTP with uvicorn, so ``kubectl get coderworkspaces -A -w`` works against
+it. Without ``--coder-url`` it starts an embedded `FakeCoder` seeded with demo
+data; with it, the session token comes from ``CODER_SESSION_TOKEN``.
+
+``k8swatch fake-coder`` runs the fake Coder API alone.
+
+This is the only module that imports uvicorn (the ``serve`` extra). It runs
+on anyio's asyncio backend (uvicorn needs asyncio) and handles SIGINT and
+SIGTERM itself: both shut the servers down cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Callable, Generator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import anyio
+import anyio.abc
+
+__all__ = ["build_kubeconfig", "main"]
+
+DEFAULT_PORT = 6443
+TOKEN_ENV = "CODER_SESSION_TOKEN"
+
+
+def build_kubeconfig(server: str, namespace: str, *, name: str = "k8swatch") -> str:
+    """Return a kubeconfig (YAML) for a plain-HTTP server at *server*.
+
+    The context's default namespace is *namespace*; the user is empty (the
+    server does no authentication).
+    """
+    return (
+        "apiVersion: v1\n"
+        "kind: Config\n"
+        "clusters:\n"
+        f"- name: {name}\n"
+        "  cluster:\n"
+        f"    server: {server}\n"
+        "contexts:\n"
+        f"- name: {name}\n"
+        "  context:\n"
+        f"    cluster: {name}\n"
+        f"    namespace: {namespace}\n"
+        f"    user: {name}\n"
+        f"current-context: {name}\n"
+        "preferences: {}\n"
+        "users:\n"
+        f"- name: {name}\n"
+        "  user: {}\n"
+    )
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+def _url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def _server(app: Any, *, log_level: str) -> Any:
+    import uvicorn
+
+    class _Server(uvicorn.Server):
+        # Signals are handled by the CLI (one handler for both servers).
+        @contextlib.contextmanager
+        def capture_signals(self) -> Generator[None, None, None]:
+            yield
+
+    config = uvicorn.Config(
+        app,
+        lifespan="on",
+        log_level=log_level,
+        access_log=log_level == "debug",
+        timeout_graceful_shutdown=3,
+    )
+    return _Server(config)
+
+
+@contextlib.asynccontextmanager
+async def _serving(
+    tg: anyio.abc.TaskGroup, app: Any, sock: socket.socket, *, log_level: str
+) -> AsyncIterator[Any]:
+    server = _server(app, log_level=log_level)
+    finished = anyio.Event()
+
+    async def run() -> None:
+        try:
+            await server.serve([sock])
+        finally:
+            finished.set()
+
+    tg.start_soon(run)
+    try:
+        with anyio.fail_after(30):
+            while not server.started and not finished.is_set():  # noqa: ASYNC110
+                await anyio.sleep(0.01)  # uvicorn offers no startup event to wait on
+        if not server.started:
+            raise RuntimeError(f"the server on {_url(sock)} did not start")
+        yield server
+    finally:
+        server.should_exit = True
+        with anyio.move_on_after(10, shield=True):
+            await finished.wait()
+        sock.close()
+
+
+async def _wait_for_signal(stop: Callable[[], None], out: TextIO) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            print(f"received {signal.Signals(signum).name}, shutting down", file=out, flush=True)
+            stop()
+            return
+
+
+async def _serve(args: argparse.Namespace, out: TextIO) -> int:
+    from k8swatch.coder import (
+        CoderPoller,
+        FakeCoder,
+        StaticClientProvider,
+        TemplateStorage,
+        WorkspaceStorage,
+    )
+    from k8swatch.coder._models import GROUP, VERSION, CoderTemplate, CoderWorkspace
+    from k8swatch.server import ResourceSpec, create_app
+
+    log_level = "debug" if args.verbose else "warning"
+    try:
+        api_sock = _bind(args.host, args.port)
+    except OSError as exc:
+        print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    async with anyio.create_task_group() as tg, contextlib.AsyncExitStack() as stack:
+        if args.coder_url:
+            token = os.environ.get(TOKEN_ENV, "")
+            coder_url = args.coder_url
+            coder_note = f"Coder deployment: {coder_url} (token from ${TOKEN_ENV})"
+        else:
+            fake = FakeCoder(
+                token=secrets.token_urlsafe(16),
+                build_mode=args.fake_build_mode,
+                build_step_seconds=args.fake_build_seconds,
+            )
+            fake_sock = _bind("127.0.0.1", 0)
+            await stack.enter_async_context(_serving(tg, fake, fake_sock, log_level=log_level))
+            stack.callback(fake.close)
+            token = fake.token
+            coder_url = _url(fake_sock)
+            coder_note = (
+                f"Coder: embedded FakeCoder at {coder_url} "
+                f"(session token {token}; demo data: organization acme, user alice)"
+            )
+        provider = StaticClientProvider(
+            coder_url, token, args.namespace, timeout=args.coder_timeout
+        )
+        stack.push_async_callback(provider.aclose)
+        cache = not args.no_watch_cache
+        workspaces = WorkspaceStorage(provider, watch_cache=cache)
+        templates = TemplateStorage(provider, watch_cache=cache)
+        app = create_app(
+            [
+                ResourceSpec(
+                    GROUP,
+                    VERSION,
+                    CoderTemplate.PLURAL,
+                    CoderTemplate.KIND,
+                    templates,
+                    singular=CoderTemplate.SINGULAR,
+                ),
+                ResourceSpec(
+                    GROUP,
+                    VERSION,
+                    CoderWorkspace.PLURAL,
+                    CoderWorkspace.KIND,
+                    workspaces,
+                    singular=CoderWorkspace.SINGULAR,
+                ),
+            ]
+        )
+        url = _url(api_sock)
+        server = await stack.enter_async_context(_serving(tg, app, api_sock, log_level=log_level))
+        poller = CoderPoller([workspaces, templates], interval=args.poll_interval)
+        poll_scope = anyio.CancelScope()
+
+        async def poll() -> None:
+            with poll_scope:
+                await poller.run()
+
+        tg.start_soon(poll)
+        kubeconfig = (
+            Path(args.kubeconfig)
+            if args.kubeconfig
+            else Path(tempfile.gettempdir(), f"k8swatch-{api_sock.getsockname()[1]}.kubeconfig")
+        )
+        text = build_kubeconfig(url, args.namespace)
+        kubeconfig.write_text(text)
+        print(f"k8swatch serving {GROUP}/{VERSION} on {url}", file=out)
+        print(f"URL: {url}", file=out)
+        print(coder_note, file=out)
+        print(f"kubeconfig: {kubeconfig}", file=out)
+        print("---", file=out)
+        print(text, end="", file=out)
+        print("---", file=out)
+        print(f"try: KUBECONFIG={kubeconfig} kubectl get coderworkspaces -A -w", file=out)
+        print("press Ctrl-C to stop", file=out, flush=True)
+        stopped = anyio.Event()
+
+        def stop() -> None:
+            server.should_exit = True
+            poll_scope.cancel()
+            stopped.set()
+
+        signal_scope = anyio.CancelScope()
+
+        async def signals() -> None:
+            with signal_scope:
+                await _wait_for_signal(stop, out)
+
+        tg.start_soon(signals)
+        while not stopped.is_set() and not server.should_exit:
+            with anyio.move_on_after(0.2):
+                await stopped.wait()
+        stop()
+        signal_scope.cancel()
+    print("stopped", file=out, flush=True)
+    return 0
+
+
+async def _fake_coder(args: argparse.Namespace, out: TextIO) -> int:
+    from k8swatch.coder import FakeCoder
+
+    fake = FakeCoder(
+        token=args.token or secrets.token_urlsafe(16),
+        build_mode=args.build_mode,
+        build_step_seconds=args.build_seconds,
+    )
+    try:
+        sock = _bind(args.host, args.port)
+    except OSError as exc:
+        print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    log_level = "debug" if args.verbose else "warning"
+    async with (
+        anyio.create_task_group() as tg,
+        _serving(tg, fake, sock, log_level=log_level) as server,
+    ):
+        url = _url(sock)
+        print(f"fake Coder API on {url}", file=out)
+        print(f"URL: {url}", file=out)
+        print(f"token: {fake.token}", file=out)
+        print(
+            f"try: curl -H 'Coder-Session-Token: {fake.token}' {url}/api/v2/workspaces",
+            file=out,
+        )
+        print("press Ctrl-C to stop", file=out, flush=True)
+        stopped = anyio.Event()
+
+        def stop() -> None:
+            server.should_exit = True
+            stopped.set()
+
+        signal_scope = anyio.CancelScope()
+
+        async def signals() -> None:
+            with signal_scope:
+                await _wait_for_signal(stop, out)
+
+        tg.start_soon(signals)
+        while not stopped.is_set() and not server.should_exit:
+            with anyio.move_on_after(0.2):
+                await stopped.wait()
+        signal_scope.cancel()
+        fake.close()
+    print("stopped", file=out, flush=True)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="k8swatch",
+        description="Kubernetes-style watch semantics for custom REST storage.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser(
+        "serve",
+        help="serve the Coder resources (coderworkspaces, codertemplates) over HTTP",
+        description=(
+            "Serve aggregation.coder.com/v1alpha1 (coderworkspaces, codertemplates). "
+            "Without --coder-url an embedded fake Coder with demo data is used; with it, "
+            f"the session token is read from ${TOKEN_ENV}."
+        ),
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help="port (0 picks a free one; default 6443)"
+    )
+    serve.add_argument(
+        "--namespace", default="default", help="the namespace the Coder deployment is served in"
+    )
+    serve.add_argument("--coder-url", default="", help="a real Coder deployment's URL")
+    serve.add_argument(
+        "--poll-interval",
+        type=float,
+        default=5.0,
+        help="seconds between polls for changes made outside this server (default 5)",
+    )
+    serve.add_argument(
+        "--coder-timeout", type=float, default=30.0, help="seconds per Coder request"
+    )
+    serve.add_argument("--kubeconfig", default="", help="where to write the kubeconfig")
+    serve.add_argument(
+        "--no-watch-cache",
+        action="store_true",
+        help="serve watches like the Go original (no resume, no initial events)",
+    )
+    serve.add_argument(
+        "--fake-build-mode",
+        choices=("instant", "async"),
+        default="async",
+        help="embedded fake: builds finish at once, or progress over time (default)",
+    )
+    serve.add_argument(
+        "--fake-build-seconds",
+        type=float,
+        default=2.0,
+        help="embedded fake: seconds per build step in async mode",
+    )
+    serve.add_argument("-v", "--verbose", action="store_true", help="log requests")
+
+    fake = sub.add_parser(
+        "fake-coder",
+        help="run the fake Coder API alone",
+        description="Run the in-memory fake Coder API, seeded with demo data.",
+    )
+    fake.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    fake.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    fake.add_argument("--token", default="", help="the session token (default: random)")
+    fake.add_argument(
+        "--build-mode", choices=("instant", "async"), default="async", help="build progress"
+    )
+    fake.add_argument("--build-seconds", type=float, default=2.0, help="seconds per build step")
+    fake.add_argument("-v", "--verbose", action="store_true", help="log requests")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``k8swatch`` command line; return the exit status."""
+    args = _parser().parse_args(argv)
+    out = sys.stdout
+    if args.command == "serve":
+        if args.coder_url and not os.environ.get(TOKEN_ENV):
+            print(
+                f"error: --coder-url needs a Coder session token in ${TOKEN_ENV} "
+                "(create one with `coder tokens create`)",
+                file=sys.stderr,
+            )
+            return 2
+        if args.poll_interval <= 0:
+            print("error: --poll-interval must be > 0", file=sys.stderr)
+            return 2
+        runner = _serve
+    else:
+        runner = _fake_coder
+    try:
+        return anyio.run(runner, args, out, backend="asyncio")
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

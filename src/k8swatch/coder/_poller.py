@@ -1,0 +1,177 @@
+"""`CoderPoller`: changes made outside this server, turned into watch events.
+
+Coder has no deployment-wide change feed. The poller lists workspaces and
+templates on an interval and lets each storage diff the listing against the
+last state it knows (its own writes included), so builds finishing, edits in
+the Coder UI and completed deletions reach watchers as MODIFIED, ADDED and
+DELETED, and the storage's own events are never repeated.
+
+For workspaces whose latest build is in progress, the poller also follows
+Coder's per-workspace watch stream (``GET /workspaces/{id}/watch``, Server-Sent
+Events), so a build's progress shows up without waiting for the next poll.
+
+Errors (Coder down, timeouts) are logged and retried with jittered
+exponential backoff; they never end the storages' open watches.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+import anyio.abc
+from typing_extensions import final
+
+from k8swatch.coder._storages import WorkspaceStorage, _CoderStorage
+
+__all__ = ["CoderPoller"]
+
+logger = logging.getLogger("k8swatch.coder")
+
+_ACTIVE = frozenset({"pending", "starting", "stopping", "deleting", "canceling"})
+
+
+@final
+class CoderPoller:
+    """Poll Coder and feed out-of-band changes into the storages' event sources.
+
+    Args:
+        storages: The storages to keep current (`WorkspaceStorage`,
+            `TemplateStorage`), usually sharing one provider.
+        interval: Seconds between successful polls.
+        max_backoff: Upper bound of the delay after consecutive failures (the
+            delay doubles from *interval* per failure).
+        jitter: Relative randomisation of every delay (0.2 = ±20 %), so many
+            servers do not poll in lockstep.
+        stream_workspaces: Follow the watch stream of workspaces with a build
+            in progress.
+        max_streams: At most this many workspace streams at once.
+
+    Use ``await poller.run()`` in a task group (it runs until cancelled), or
+    call `poll_once` yourself.
+
+    Raises:
+        ValueError: a non-positive *interval* or *max_backoff*, or *jitter*
+            outside [0, 1).
+    """
+
+    def __init__(
+        self,
+        storages: Sequence[Any],
+        *,
+        interval: float = 5.0,
+        max_backoff: float = 60.0,
+        jitter: float = 0.2,
+        stream_workspaces: bool = True,
+        max_streams: int = 20,
+    ) -> None:
+        if interval <= 0:
+            raise ValueError(f"interval must be > 0, got {interval}")
+        if max_backoff <= 0:
+            raise ValueError(f"max_backoff must be > 0, got {max_backoff}")
+        if not 0 <= jitter < 1:
+            raise ValueError(f"jitter must be in [0, 1), got {jitter}")
+        self._storages: tuple[_CoderStorage, ...] = tuple(storages)
+        self._interval = interval
+        self._max_backoff = max(max_backoff, interval)
+        self._jitter = jitter
+        self._stream_workspaces = stream_workspaces
+        self._max_streams = max_streams
+        self._streams: set[tuple[str, str]] = set()
+        self._failures = 0
+        self._polls = 0
+
+    @property
+    def failures(self) -> int:
+        """Consecutive failed polls (0 after a success)."""
+        return self._failures
+
+    @property
+    def polls(self) -> int:
+        """Polls completed successfully so far."""
+        return self._polls
+
+    @property
+    def streams(self) -> frozenset[tuple[str, str]]:
+        """``(namespace, workspace id)`` of the workspace streams currently followed."""
+        return frozenset(self._streams)
+
+    async def poll_once(self) -> None:
+        """List every storage's objects from Coder and emit the differences.
+
+        Raises:
+            StatusError: a storage could not list (503 when Coder is
+                unreachable); the other storages are still polled first.
+        """
+        first_error: BaseException | None = None
+        for storage in self._storages:
+            try:
+                await storage.resync()
+            except Exception as exc:
+                if first_error is None:
+                    first_error = exc
+        if first_error is not None:
+            raise first_error
+        self._polls += 1
+
+    def next_delay(self) -> float:
+        """The delay before the next poll: the interval, or the backoff after failures."""
+        base = self._interval
+        if self._failures:
+            base = min(self._max_backoff, self._interval * 2 ** min(self._failures, 30))
+        if self._jitter:
+            base *= random.uniform(1 - self._jitter, 1 + self._jitter)
+        return base
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Poll until cancelled. ``task_status.started()`` fires after the first attempt."""
+        async with anyio.create_task_group() as tg:
+            started = False
+            while True:
+                try:
+                    await self.poll_once()
+                except Exception as exc:
+                    self._failures += 1
+                    logger.warning(
+                        "coder poller: poll failed (%d in a row): %s", self._failures, exc
+                    )
+                else:
+                    if self._failures:
+                        logger.info("coder poller: Coder is reachable again")
+                    self._failures = 0
+                    if self._stream_workspaces:
+                        self._start_streams(tg)
+                if not started:
+                    started = True
+                    task_status.started()
+                await anyio.sleep(self.next_delay())
+
+    def _start_streams(self, tg: anyio.abc.TaskGroup) -> None:
+        for storage in self._storages:
+            if not isinstance(storage, WorkspaceStorage):
+                continue
+            for key in storage.active_workspaces():
+                if key in self._streams or len(self._streams) >= self._max_streams:
+                    continue
+                self._streams.add(key)
+                tg.start_soon(self._follow, storage, key)
+
+    async def _follow(self, storage: WorkspaceStorage, key: tuple[str, str]) -> None:
+        namespace, workspace_id = key
+        try:
+            client = await storage._client(namespace)
+            async with client.watch_workspace(workspace_id) as updates:
+                async for workspace in updates:
+                    await storage.observe(namespace, workspace)
+                    status = (workspace.get("latest_build") or {}).get("status")
+                    if status not in _ACTIVE:
+                        break
+        except Exception as exc:
+            logger.debug("coder poller: workspace stream %s ended: %s", workspace_id, exc)
+        finally:
+            self._streams.discard(key)
