@@ -371,3 +371,10 @@ def test_random_text_raises_only_selector_error(text: str) -> None:
     else:
         again = parse_field_selector(str(selector))
         assert parse_field_selector(str(again)) == again
+
+
+def test_fuzz_script_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.fuzz_selectors import main
+
+    assert main(0.5) == 0
+    assert "only SelectorError escaped" in capsys.readouterr().out
