@@ -2010,7 +2010,8 @@ class FakeCoder:
 
         E.g. ``"stopped"`` (transition stop, job succeeded), ``"starting"`` (start,
         running), ``"failed"`` (job failed with *error*), ``"deleted"`` (the workspace
-        is then deleted).  Scheduled ``async`` steps of that build are dropped.
+        is then deleted; any other status brings a deleted workspace back, as editing
+        Coder's database would).  Scheduled ``async`` steps of that build are dropped.
 
         Raises:
             KeyError: no such workspace.
@@ -2026,8 +2027,7 @@ class FakeCoder:
         build.job.error = error if job_status == "failed" else ""
         if job_status == "pending":
             build.job.started_at = None
-        if not (workspace.deleted and job_status != "succeeded"):
-            workspace.deleted = False
+        workspace.deleted = False  # deleted again only if the status is "deleted"
         self._set_job_status(build, job_status)
 
     def start_build_out_of_band(
