@@ -414,3 +414,29 @@ async def test_invalid_backend_options(redis_url: str) -> None:
     async with AsyncExitStack() as stack:
         with pytest.raises(ValueError, match="window must be >= 1"):
             await stack.enter_async_context(open_redis_backend(redis_url, window=0))
+
+
+async def test_racing_conditional_updates_one_winner(
+    replicas: tuple[RedisBackend, RedisBackend],
+) -> None:
+    logs = [replicas[0].log_for("widgets"), replicas[1].log_for("widgets")]
+    base = (await create(logs[0], "x", widget("x", n=0))).resource_version
+    wins: list[LogEntry] = []
+    conflicts = 0
+
+    async def racer(i: int) -> None:
+        nonlocal conflicts
+        try:
+            wins.append(await update(logs[i % 2], "x", widget("x", n=i), expect=base))
+        except PreconditionFailedError as exc:
+            if exc.reason != "Conflict":
+                raise
+            conflicts += 1
+
+    async with anyio.create_task_group() as tg:
+        for i in range(1, 41):
+            tg.start_soon(racer, i)
+    assert len(wins) == 1
+    assert conflicts == 39
+    snap = await logs[1].snapshot()
+    assert snap.objects["x"] == wins[0].object

@@ -127,7 +127,7 @@ def _entry(record: Record) -> LogEntry:
 @final
 @attrs.define(eq=False)
 class RedisEventLog:
-    """An [`EventLog`][k8swatch._eventlog.EventLog] on Redis Streams, mirrored in each replica.
+    """An `EventLog` on Redis Streams, mirrored in each replica.
 
     Give it to a storage (``MemoryStorage(..., log=log)``); get it from
     [`RedisBackend.log_for()`][k8swatch.redis.RedisBackend.log_for], which
