@@ -30,6 +30,10 @@ from ._names import build_template_name as build_template_name
 from ._names import build_workspace_name as build_workspace_name
 from ._names import parse_template_name as parse_template_name
 from ._names import parse_workspace_name as parse_workspace_name
+from ._openapi_schemas import CODER_TEMPLATE_COLUMNS as CODER_TEMPLATE_COLUMNS
+from ._openapi_schemas import CODER_WORKSPACE_COLUMNS as CODER_WORKSPACE_COLUMNS
+from ._openapi_schemas import coder_template_schema as coder_template_schema
+from ._openapi_schemas import coder_workspace_schema as coder_workspace_schema
 from ._poller import CoderPoller as CoderPoller
 from ._provider import ClientProvider as ClientProvider
 from ._provider import NamespaceLister as NamespaceLister
@@ -40,6 +44,8 @@ from ._storages import TemplateStorage as TemplateStorage
 from ._storages import WorkspaceStorage as WorkspaceStorage
 
 __all__ = (
+    "CODER_TEMPLATE_COLUMNS",
+    "CODER_WORKSPACE_COLUMNS",
     "ClientProvider",
     "CoderClient",
     "CoderError",
@@ -64,6 +70,8 @@ __all__ = (
     "WorkspaceStorage",
     "build_template_name",
     "build_workspace_name",
+    "coder_template_schema",
+    "coder_workspace_schema",
     "map_coder_error",
     "parse_template_name",
     "parse_workspace_name",
