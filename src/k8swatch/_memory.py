@@ -279,7 +279,8 @@ class MemoryStorage:
         finally:
             if task_group is not None:
                 task_group.cancel_scope.cancel()
-                await task_group.__aexit__(exc_type, exc, tb)
+                # The body's exception propagates by itself; do not wrap it in a group.
+                await task_group.__aexit__(None, None, None)
 
     async def aclose(self) -> None:
         """Close the storage and its log; open watches end. Idempotent."""
@@ -365,8 +366,7 @@ class MemoryStorage:
 
     async def _consistent(self) -> None:
         """Make the cache reflect every write the log holds (a consistent read)."""
-        if not isinstance(self._log, MemoryEventLog):
-            await self._catch_up(await self._log.current_resource_version())
+        await self._catch_up(await self._log.current_resource_version())
 
     async def create(self, namespace: str, obj: Mapping[str, Any]) -> JSONObject:
         """Create the object; return a copy of what was stored.
