@@ -153,3 +153,32 @@ async def test_tables_use_printer_columns(client: ASGIClient) -> None:
     assert one["rows"][0]["cells"][1] == 2
     gadgets = (await client.request("GET", f"{GV}/gadgets", headers={"Accept": TABLE})).json()
     assert [c["name"] for c in gadgets["columnDefinitions"]] == ["Name", "Age"]
+
+
+async def test_dry_run_persists_nothing(client: ASGIClient) -> None:
+    dry = await client.request("POST", f"{NS}?dryRun=All", json=_widget())
+    assert dry.status == 201
+    assert dry.json()["spec"] == {"size": 3}
+    assert (await client.request("GET", f"{NS}/w1")).status == 404
+    assert (await client.request("POST", NS, json=_widget())).status == 201
+    patched = await client.request(
+        "PATCH",
+        f"{NS}/w1?dryRun=All",
+        headers={"Content-Type": "application/merge-patch+json"},
+        body='{"spec": {"size": 9}}',
+    )
+    assert patched.json()["spec"] == {"size": 9}
+    replaced = await client.request("PUT", f"{NS}/w1?dryRun=All", json=_widget(size=8))
+    assert replaced.json()["spec"] == {"size": 8}
+    deleted = await client.request("DELETE", f"{NS}/w1?dryRun=All")
+    assert deleted.status == 200
+    stored = await client.request("GET", f"{NS}/w1")
+    assert stored.json()["spec"] == {"size": 3}
+    bad = await client.request("DELETE", f"{NS}/w1?dryRun=Some")
+    assert bad.status == 422
+    assert bad.json()["message"] == (
+        'DeleteOptions.meta.k8s.io "" is invalid: dryRun: Unsupported value: "Some": '
+        'supported values: "All"'
+    )
+    missing = await client.request("PUT", f"{NS}/nope?dryRun=All", json=_widget("nope"))
+    assert missing.status == 404

@@ -122,8 +122,15 @@ def test_apply_create_then_update(kubectl: Kubectl, tmp_path: Path) -> None:
         kubectl.run("apply", "-f", str(manifest)).stdout.strip()
         == "widget.example.com/w1 unchanged"
     )
+    manifest.write_text(WIDGET.format(name="w1", size=6))
     diff = kubectl.run("diff", "-f", str(manifest), check=False)
-    assert diff.returncode in (0, 1)
+    assert diff.returncode == 1, diff.stderr  # 1: differences found
+    assert "-  size: 5" in diff.stdout
+    assert "+  size: 6" in diff.stdout
+    dry = kubectl.run("apply", "--dry-run=server", "-f", str(manifest))
+    assert dry.stdout.strip() == "widget.example.com/w1 configured (server dry run)"
+    size = kubectl.run("get", "widget", "w1", "-o", "jsonpath={.spec.size}").stdout
+    assert size == "5"  # neither diff nor the dry run persisted anything
 
 
 def test_edit(kubectl: Kubectl, tmp_path: Path) -> None:

@@ -548,6 +548,9 @@ class App:
             )
         obj = {**obj, "metadata": metadata}
         warnings = self._validate(res, obj, request, "create")
+        if _dry_run(request, "CreateOptions"):
+            await self._send_object(send, request, obj, res, 201, headers=warnings)
+            return
         created = await creator(route.namespace, obj)
         await self._send_object(send, request, created, res, 201, headers=warnings)
 
@@ -568,6 +571,10 @@ class App:
         metadata = self._check_name(route, obj["metadata"])
         obj = {**obj, "metadata": metadata}
         warnings = self._validate(res, obj, request, "update")
+        if _dry_run(request, "UpdateOptions"):
+            await self._require(res, "get")(route.namespace, route.name)  # 404 if missing
+            await self._send_object(send, request, obj, res, 200, headers=warnings)
+            return
         updated = await updater(route.namespace, route.name, obj)
         await self._send_object(send, request, updated, res, 200, headers=warnings)
 
@@ -590,6 +597,10 @@ class App:
             patched = self._check_type_meta(res, patched)
             metadata = self._check_name(route, patched["metadata"])
             warnings = self._validate(res, {**patched, "metadata": metadata}, request, "patch")
+            if _dry_run(request, "PatchOptions"):
+                dry = {**patched, "metadata": metadata}
+                await self._send_object(send, request, dry, res, 200, headers=warnings)
+                return
             try:
                 updated = await updater(
                     route.namespace, route.name, {**patched, "metadata": metadata}
@@ -607,6 +618,10 @@ class App:
 
     async def _delete(self, route: ResourceRoute, request: _Request, send: Send) -> None:
         deleter = self._require(route.resource, "delete")
+        if _dry_run(request, "DeleteOptions"):
+            current = await self._require(route.resource, "get")(route.namespace, route.name)
+            await self._send_object(send, request, current, route.resource, 200)
+            return
         deleted = await deleter(route.namespace, route.name)
         if isinstance(deleted, Status):
             await _send_status(send, deleted)
@@ -711,6 +726,31 @@ def create_app(
 
 
 # -- helpers -----------------------------------------------------------------
+
+
+def _dry_run(request: _Request, options_kind: str) -> bool:
+    """Whether ``dryRun=All`` was asked for (then nothing may be persisted).
+
+    The storage protocol has no dry-run mode, so the app answers with the object
+    as it would be stored (validated, patched) without calling the storage's
+    write methods; server-set fields (uid, resourceVersion) are not filled in.
+    """
+    values = request.query.get("dryRun") or []
+    for value in values:
+        if value != "All":
+            raise invalid(
+                options_kind,
+                "",
+                [
+                    StatusCause(
+                        reason="FieldValueNotSupported",
+                        message=f'Unsupported value: "{value}": supported values: "All"',
+                        field="dryRun",
+                    )
+                ],
+                group="meta.k8s.io",
+            )
+    return bool(values)
 
 
 def _parse_bool(value: str | None) -> bool:
