@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import coredis
 import pytest
 
-from k8swatch.redis._scripts import APPEND, SNAPSHOT, Op, keys_for
+from k8swatch.redis._scripts import APPEND, SNAPSHOT, Op, keys_for, pack_op
 
 pytestmark = pytest.mark.redis
 
@@ -24,13 +24,15 @@ async def append(
     *ops: tuple[str, str, str, str],
     maxlen: int = 0,
 ) -> list[tuple[str, int, str]]:
-    args: list[str | int] = [maxlen]
-    for op in ops:
-        args.extend(op)
+    args: list[bytes | int] = [maxlen]
+    args.extend(pack_op(op, key, expect, body.encode()) for op, key, expect, body in ops)
     raw = await client.eval(APPEND, keys=keys, args=args)
     assert isinstance(raw, list)
-    vals = [v.decode() if isinstance(v, bytes) else str(v) for v in raw]
-    return [(vals[i], int(vals[i + 1]), vals[i + 2]) for i in range(0, len(vals), 3)]
+    out = []
+    for v in raw:
+        status, rv, tail = v.decode().split(":", 2)
+        out.append((status, int(rv), tail))
+    return out
 
 
 async def test_conditions_and_rv_order(client: coredis.Redis[bytes], prefix: str) -> None:

@@ -26,7 +26,7 @@ it changes anything, so an operation is applied completely or not at all.
 
 from __future__ import annotations
 
-__all__ = ["APPEND", "BOUNDS", "SNAPSHOT", "Op", "keys_for"]
+__all__ = ["APPEND", "BOUNDS", "SNAPSHOT", "Op", "keys_for", "pack_op"]
 
 
 class Op:
@@ -49,6 +49,11 @@ class Op:
     present, nothing (``same``) when absent."""
 
 
+def pack_op(op: str, key: str, expect: str, body: bytes) -> bytes:
+    """Pack one operation into the single `APPEND` argument it travels as."""
+    return b"%s%s\0%s\0%s" % (op.encode(), expect.encode(), key.encode(), body)
+
+
 def keys_for(prefix: str, resource: str) -> tuple[str, str, str]:
     """Return the (counter, stream, objects) keys of *resource* under *prefix*."""
     tag = "{" + prefix + "}"
@@ -56,17 +61,19 @@ def keys_for(prefix: str, resource: str) -> tuple[str, str, str]:
 
 
 # KEYS: counter, stream, objects.
-# ARGV: maxlen (0 = keep everything), then 4 per operation: op, key, expected RV
-# ("" = any), body (JSON without resourceVersion).
-# Returns 3 per operation: status, rv, body.
-#   status "ok":       applied; rv = the new RV; body = the recorded event type
-#                      followed by ":" and, for DELETED, the recorded JSON.
-#   status "same":     nothing to do (PUT of an identical body, REMOVE of an
-#                      absent key); rv = the key's current RV ("0" if absent).
-#   status "exists" / "missing" / "conflict": refused; rv = the key's current
-#                      RV ("0" if absent).
-#   status "error":    Redis refused the append (body = its message); the
-#                      operation was not applied (later ones were not tried).
+# ARGV: maxlen (0 = keep everything), then one argument per operation:
+#   <op letter><expected RV or nothing> NUL <key> NUL <body>
+# (body: JSON without resourceVersion; JSON never contains a raw NUL, and
+# Kubernetes keys cannot). One packed argument per operation keeps the
+# client's per-argument work low.
+# Returns one string per operation, "<status>:<rv>:<tail>":
+#   "ok":        applied; rv = the new RV; tail = the recorded event type, ":"
+#                and, for DELETED, the recorded JSON ("ADDED:", "DELETED:{...}").
+#   "same":      nothing to do (PUT of an identical body, REMOVE of an absent
+#                key); rv = the key's current RV ("0" if absent).
+#   "exists" / "missing" / "conflict": refused; rv = the key's current RV.
+#   "error":     Redis refused the append (tail = its message); the operation
+#                was not applied and the later ones were not tried.
 APPEND = """
 local counter, stream, objects = KEYS[1], KEYS[2], KEYS[3]
 local maxlen = tonumber(ARGV[1])
@@ -102,9 +109,14 @@ local function add(typ, key, body)
   return rv, nil
 end
 
-local n = (#ARGV - 1) / 4
-for i = 0, n - 1 do
-  local op, key, expect, body = ARGV[2 + 4*i], ARGV[3 + 4*i], ARGV[4 + 4*i], ARGV[5 + 4*i]
+for i = 2, #ARGV do
+  local arg = ARGV[i]
+  local s1 = string.find(arg, '\\0', 1, true)
+  local s2 = string.find(arg, '\\0', s1 + 1, true)
+  local op = string.sub(arg, 1, 1)
+  local expect = string.sub(arg, 2, s1 - 1)
+  local key = string.sub(arg, s1 + 1, s2 - 1)
+  local body = string.sub(arg, s2 + 1)
   local cur = redis.call('HGET', objects, key)
   local cur_rv, cur_body = '0', nil
   if cur then
@@ -145,27 +157,19 @@ for i = 0, n - 1 do
     return redis.error_reply('unknown operation ' .. tostring(op))
   end
   if status then
-    table.insert(out, status)
-    table.insert(out, cur_rv)
-    table.insert(out, '')
+    out[#out + 1] = status .. ':' .. cur_rv .. ':'
   else
     local rv, err = add(typ, key, body)
     if err then
-      table.insert(out, 'error')
-      table.insert(out, cur_rv)
-      table.insert(out, err)
+      out[#out + 1] = 'error:' .. cur_rv .. ':' .. err
       return out
     end
     if typ == 'DELETED' then
       redis.call('HDEL', objects, key)
-      table.insert(out, 'ok')
-      table.insert(out, rv)
-      table.insert(out, typ .. ':' .. body)
+      out[#out + 1] = 'ok:' .. rv .. ':DELETED:' .. body
     else
       redis.call('HSET', objects, key, rv .. ':' .. body)
-      table.insert(out, 'ok')
-      table.insert(out, rv)
-      table.insert(out, typ .. ':')
+      out[#out + 1] = 'ok:' .. rv .. ':' .. typ .. ':'
     end
   end
 end

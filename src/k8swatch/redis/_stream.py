@@ -14,7 +14,7 @@ from k8swatch._eventlog import too_old_resource_version
 from k8swatch._events import EventType
 
 from ._errors import REDIS_ERRORS, status_error_for
-from ._scripts import APPEND, BOUNDS, SNAPSHOT, keys_for
+from ._scripts import APPEND, BOUNDS, SNAPSHOT, keys_for, pack_op
 
 __all__ = ["AppendResult", "Record", "Snapshot", "StreamClient"]
 
@@ -55,12 +55,29 @@ class Snapshot:
     objects: dict[str, tuple[int, bytes]]
 
 
-@attrs.define(eq=False)
 class _Pending:
-    args: tuple[str, str, str, bytes]
-    done: anyio.Event = attrs.field(factory=anyio.Event)
-    result: AppendResult | None = None
-    error: BaseException | None = None
+    __slots__ = ("arg", "error", "result")
+
+    def __init__(self, arg: bytes) -> None:
+        self.arg = arg
+        self.result: AppendResult | None = None
+        self.error: BaseException | None = None
+
+
+class _Batch:
+    """Appends sent together; one event wakes all their callers."""
+
+    __slots__ = ("done", "items")
+
+    def __init__(self) -> None:
+        self.items: list[_Pending] = []
+        self.done = anyio.Event()
+
+    def fail(self, error: BaseException) -> None:
+        for p in self.items:
+            if p.result is None and p.error is None:
+                p.error = error
+        self.done.set()
 
 
 def _text(value: Any) -> str:
@@ -94,7 +111,7 @@ class StreamClient:
     _append_script: Any = attrs.field(init=False)
     _snapshot_script: Any = attrs.field(init=False)
     _bounds_script: Any = attrs.field(init=False)
-    _queue: deque[_Pending] = attrs.field(init=False, factory=lambda: deque[_Pending]())
+    _queue: deque[_Batch] = attrs.field(init=False, factory=lambda: deque[_Batch]())
     _wakeup: anyio.Event = attrs.field(init=False, factory=anyio.Event)
     _closed: bool = attrs.field(init=False, default=False)
 
@@ -111,18 +128,20 @@ class StreamClient:
         """Fail queued appends with ``anyio.ClosedResourceError`` (they were not sent)."""
         self._closed = True
         while self._queue:
-            pending = self._queue.popleft()
-            pending.error = anyio.ClosedResourceError()
-            pending.done.set()
+            self._queue.popleft().fail(anyio.ClosedResourceError())
 
     async def append(self, op: str, key: str, expect: str, body: bytes) -> AppendResult:
         """Apply one operation (an `Op` code); raises 503/500 `StatusError` on failure."""
         if self._closed:
             raise anyio.ClosedResourceError
-        pending = _Pending((op, key, expect, body))
-        self._queue.append(pending)
-        self._wakeup.set()
-        await pending.done.wait()
+        queue = self._queue
+        if not queue or len(queue[-1].items) >= self.max_batch:
+            queue.append(_Batch())
+            self._wakeup.set()
+        batch = queue[-1]
+        pending = _Pending(pack_op(op, key, expect, body))
+        batch.items.append(pending)
+        await batch.done.wait()
         if pending.error is not None:
             raise pending.error
         assert pending.result is not None
@@ -131,63 +150,52 @@ class StreamClient:
     async def run_batcher(self) -> None:
         """Send queued appends in batches, one batch in flight at a time (runs until cancelled).
 
-        When cancelled, the batch in flight and the queued appends fail with
+        Appends made while a batch is in flight form the next batch. When
+        cancelled, the batch in flight and the queued ones fail with
         ``anyio.ClosedResourceError`` (the one in flight may have been applied).
         """
         queue = self._queue
-        batch: list[_Pending] = []
+        batch: _Batch | None = None
         try:
             while True:
                 while not queue:
                     await self._wakeup.wait()
                     self._wakeup = anyio.Event()
-                batch = [queue.popleft() for _ in range(min(len(queue), self.max_batch))]
+                batch = queue.popleft()
                 try:
-                    results = await self.append_batch([p.args for p in batch])
+                    results = await self.append_batch([p.arg for p in batch.items])
                 except Exception as exc:
-                    for p in batch:
-                        p.error = exc
-                        p.done.set()
-                    batch = []
+                    batch.fail(exc)
                     continue
-                for i, p in enumerate(batch):
-                    if i < len(results):
-                        p.result = results[i]
-                    else:  # the script stopped at an error: the rest were not tried
-                        p.error = status_error_for(RuntimeError("append aborted"))
-                    p.done.set()
-                batch = []
+                for p, result in zip(batch.items, results, strict=False):
+                    p.result = result
+                # the script stopped at an error: the rest were not tried
+                batch.fail(status_error_for(RuntimeError("append aborted")))
+                batch = None
         finally:
-            batch.extend(queue)
-            queue.clear()
-            for p in batch:
-                if not p.done.is_set():
-                    p.error = anyio.ClosedResourceError()
-                    p.done.set()
+            if batch is not None:
+                batch.fail(anyio.ClosedResourceError())
+            while queue:
+                queue.popleft().fail(anyio.ClosedResourceError())
 
-    async def append_batch(self, ops: Sequence[tuple[str, str, str, bytes]]) -> list[AppendResult]:
-        """Apply *ops* in one script call, in order; each is all-or-nothing."""
-        args: list[Any] = [self.retention]
-        for op in ops:
-            args.extend(op)
+    async def append_batch(self, ops: Sequence[bytes]) -> list[AppendResult]:
+        """Apply packed *ops* (`pack_op`) in one script call, in order; each is all-or-nothing."""
         try:
-            raw = await self._append_script(keys=self.keys, args=args)
+            raw = await self._append_script(keys=self.keys, args=[self.retention, *ops])
         except REDIS_ERRORS as exc:
             raise status_error_for(exc) from exc
         out: list[AppendResult] = []
-        for i in range(0, len(raw), 3):
-            status = _text(raw[i])
-            rv = int(_text(raw[i + 1]))
-            tail = _bytes(raw[i + 2])
-            if status == "ok":
+        for item in raw:
+            status, rv, tail = _bytes(item).split(b":", 2)
+            if status == b"ok":
                 typ, _, body = tail.partition(b":")
-                out.append(AppendResult(status, rv, _TYPES[typ], body))
-            elif status == "error":
+                out.append(AppendResult("ok", int(rv), _TYPES[typ], body))
+            elif status == b"error":
                 if out:  # earlier operations were applied; report them, fail the rest
                     return out
                 raise status_error_for(RuntimeError(tail.decode(errors="replace")))
             else:
-                out.append(AppendResult(status, rv))
+                out.append(AppendResult(status.decode(), int(rv)))
         return out
 
     # -- reads ------------------------------------------------------------------
