@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -35,6 +35,14 @@ def storage_verbs(storage: object) -> tuple[str, ...]:
         for verb, methods in _VERB_METHODS
         if all(callable(getattr(storage, m, None)) for m in methods)
     )
+
+
+def _str_tuple(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(values)
+
+
+def _column_tuple(columns: Iterable[PrinterColumn]) -> tuple[PrinterColumn, ...]:
+    return tuple(columns)
 
 
 def _default_singular(spec: ResourceSpec) -> str:
@@ -87,14 +95,14 @@ class ResourceSpec:
     storage: Any = attrs.field(repr=False)
     namespaced: bool = True
     singular: str = attrs.field(default=attrs.Factory(_default_singular, takes_self=True))
-    short_names: tuple[str, ...] = attrs.field(default=(), converter=tuple)
-    categories: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    short_names: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
+    categories: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
     verbs: tuple[str, ...] = attrs.field(
-        default=attrs.Factory(_default_verbs, takes_self=True), converter=tuple
+        default=attrs.Factory(_default_verbs, takes_self=True), converter=_str_tuple
     )
     list_kind: str = attrs.field(default=attrs.Factory(_default_list_kind, takes_self=True))
     schema: Mapping[str, Any] | None = attrs.field(default=None, repr=False)
-    printer_columns: tuple[PrinterColumn, ...] = attrs.field(default=(), converter=tuple)
+    printer_columns: tuple[PrinterColumn, ...] = attrs.field(default=(), converter=_column_tuple)
 
     @property
     def api_version(self) -> str:
