@@ -62,6 +62,8 @@ INITIAL_EVENTS_ANNOTATION: Final = "k8s.io/initial-events-end"
 
 _CONTINUE_VERSION: Final = "meta.k8s.io/v1"
 _BOOKMARK_BEFORE_TIMEOUT: Final = 2.0
+_MAX_BATCH: Final = 1024
+"""At most this many changes per wake-up: a resume far back costs the same to start."""
 
 
 def _too_old(requested: int, oldest: int) -> StatusError:
@@ -267,14 +269,16 @@ class _EventWindow:
             self._sorted_keys = sorted(self.objects)
         return self._sorted_keys
 
-    def changes_from(self, position: int) -> list[_Change] | None:
-        """The changes from *position* to the end, or None when *position* was evicted."""
+    def changes_from(self, position: int, limit: int | None = None) -> list[_Change] | None:
+        """Up to *limit* changes from *position* on, or None when *position* was evicted."""
         if position < self.start:
             return None
         index = position - self._offset
         if index >= len(self._changes):
             return []
-        return self._changes[index:]
+        if limit is None:
+            return self._changes[index:]
+        return self._changes[index : index + limit]
 
     def position_after(self, rv: int) -> int | StatusError:
         """The position of the first change with an RV > *rv*, or the 410 when *rv* is too old.
@@ -847,7 +851,7 @@ class _CacheWatcher(WatchBase[T]):
         if self._epoch != window.epoch:
             self._finish(_too_old(self._last_rv, window.resumable_from))
             return
-        changes = window.changes_from(self._position)
+        changes = window.changes_from(self._position, _MAX_BATCH)
         if changes is None:
             self._finish(_too_old(self._last_rv, window.resumable_from))
             return

@@ -62,12 +62,45 @@ _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
 def copy_json(value: Any) -> Any:
-    """Deep-copy a JSON value (dicts, lists, scalars), several times faster than ``deepcopy``."""
+    """Deep-copy a JSON value (dicts, lists, scalars), several times faster than ``deepcopy``.
+
+    Dict and list subclasses are copied as plain dicts and lists; other values
+    (strings, numbers, tuples, ...) are immutable or shared as they are.
+    """
     if isinstance(value, dict):
-        return {k: copy_json(v) for k, v in cast("dict[str, Any]", value).items()}
+        return _copy_dict(cast("dict[str, Any]", value))
     if isinstance(value, list):
-        return [copy_json(v) for v in cast("list[Any]", value)]  # type: ignore[redundant-cast]
+        return _copy_list(cast("list[Any]", value))  # type: ignore[redundant-cast]
     return value
+
+
+def _copy_dict(value: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        kind = cast("type[object]", type(item))
+        if kind is dict:
+            item = _copy_dict(item)
+        elif kind is list:
+            item = _copy_list(item)
+        elif kind is not str and isinstance(item, (dict, list)):
+            item = copy_json(item)
+        out[key] = item
+    return out
+
+
+def _copy_list(value: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    append = out.append
+    for item in value:
+        kind = cast("type[object]", type(item))
+        if kind is dict:
+            item = _copy_dict(item)
+        elif kind is list:
+            item = _copy_list(item)
+        elif kind is not str and isinstance(item, (dict, list)):
+            item = copy_json(item)
+        append(item)
+    return out
 
 
 def _now() -> str:

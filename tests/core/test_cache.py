@@ -748,3 +748,19 @@ async def test_many_watchers_one_wakeup_each() -> None:
         assert not cache._sleepers
         cache.close()
     assert seen == [10] * 50
+
+
+async def test_a_long_replay_comes_in_bounded_batches() -> None:
+    cache = make_cache(window=5000)
+    for i in range(3000):
+        cache.apply(ADDED, widget(f"w{i}"))
+    watch = await cache.watch("", watch_opts(resource_version="1"))
+    sizes: list[int] = []
+    with anyio.fail_after(30):
+        async for batch in watch.batches():
+            sizes.append(len(batch))
+            if sum(sizes) == 2999:
+                break
+    watch.stop()
+    assert max(sizes) <= 1024
+    assert sum(sizes) == 2999
