@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -757,10 +758,11 @@ async def test_a_long_replay_comes_in_bounded_batches() -> None:
     watch = await cache.watch("", watch_opts(resource_version="1"))
     sizes: list[int] = []
     with anyio.fail_after(30):
-        async for batch in watch.batches():
-            sizes.append(len(batch))
-            if sum(sizes) == 2999:
-                break
+        async with contextlib.aclosing(watch.batches()) as batches:
+            async for batch in batches:
+                sizes.append(len(batch))
+                if sum(sizes) == 2999:
+                    break
     watch.stop()
     assert max(sizes) <= 1024
     assert sum(sizes) == 2999
