@@ -131,9 +131,8 @@ def bench_memory() -> None:
     per_event = total / count
     per_object = objects / count
     print(f"  {per_event:,.0f} B per event in total (object included)")
-    print(
-        f"  {per_event - per_object:,.0f} B per event of cache overhead (object: {per_object:,.0f} B)"
-    )
+    overhead = per_event - per_object
+    print(f"  {overhead:,.0f} B per event of cache overhead (object: {per_object:,.0f} B)")
 
 
 async def bench_fanout() -> None:
