@@ -23,9 +23,9 @@ import signal
 import socket
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Callable, Generator, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import anyio
 import anyio.abc
@@ -106,7 +106,7 @@ def _server(app: Any, *, log_level: str) -> Any:
 @contextlib.asynccontextmanager
 async def _serving(
     tg: anyio.abc.TaskGroup, app: Any, sock: socket.socket, *, log_level: str
-) -> AsyncIterator[Any]:
+) -> AsyncGenerator[Any, None]:
     server = _server(app, log_level=log_level)
     finished = anyio.Event()
 
@@ -148,6 +148,12 @@ async def _serve(args: argparse.Namespace, out: TextIO) -> int:
         WorkspaceStorage,
     )
     from k8swatch.coder._models import GROUP, VERSION, CoderTemplate, CoderWorkspace
+    from k8swatch.coder._openapi_schemas import (
+        CODER_TEMPLATE_COLUMNS,
+        CODER_WORKSPACE_COLUMNS,
+        coder_template_schema,
+        coder_workspace_schema,
+    )
     from k8swatch.server import ResourceSpec, create_app
 
     log_level = "debug" if args.verbose else "warning"
@@ -192,6 +198,8 @@ async def _serve(args: argparse.Namespace, out: TextIO) -> int:
                     CoderTemplate.KIND,
                     templates,
                     singular=CoderTemplate.SINGULAR,
+                    schema=coder_template_schema(),
+                    printer_columns=cast("Any", CODER_TEMPLATE_COLUMNS),
                 ),
                 ResourceSpec(
                     GROUP,
@@ -200,6 +208,8 @@ async def _serve(args: argparse.Namespace, out: TextIO) -> int:
                     CoderWorkspace.KIND,
                     workspaces,
                     singular=CoderWorkspace.SINGULAR,
+                    schema=coder_workspace_schema(),
+                    printer_columns=cast("Any", CODER_WORKSPACE_COLUMNS),
                 ),
             ]
         )
@@ -232,7 +242,6 @@ async def _serve(args: argparse.Namespace, out: TextIO) -> int:
         stopped = anyio.Event()
 
         def stop() -> None:
-            server.should_exit = True
             poll_scope.cancel()
             stopped.set()
 
@@ -248,6 +257,11 @@ async def _serve(args: argparse.Namespace, out: TextIO) -> int:
                 await stopped.wait()
         stop()
         signal_scope.cancel()
+        # End the open watch streams first (they would hold uvicorn's graceful
+        # shutdown until its timeout), then let the server stop.
+        with anyio.move_on_after(5, shield=True):
+            await app.aclose()
+        server.should_exit = True
     print("stopped", file=out, flush=True)
     return 0
 

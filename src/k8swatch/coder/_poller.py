@@ -25,7 +25,7 @@ import anyio
 import anyio.abc
 from typing_extensions import final
 
-from k8swatch.coder._storages import WorkspaceStorage, _CoderStorage
+from k8swatch.coder._storages import WorkspaceStorage, _CoderStorage, _sub
 
 __all__ = ["CoderPoller"]
 
@@ -168,7 +168,7 @@ class CoderPoller:
             async with client.watch_workspace(workspace_id) as updates:
                 async for workspace in updates:
                     await storage.observe(namespace, workspace)
-                    status = (workspace.get("latest_build") or {}).get("status")
+                    status = _sub(workspace, "latest_build").get("status")
                     if status not in _ACTIVE:
                         break
         except Exception as exc:

@@ -21,11 +21,12 @@ outside this server without repeating the storage's own events.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import math
 import time
-from collections.abc import Awaitable, Mapping, Sequence
-from typing import Any, ClassVar, TypeVar
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, ClassVar, TypeVar, cast
 
 import anyio
 import attrs
@@ -115,6 +116,48 @@ def _format_go_duration(seconds: float) -> str:
     return out + f"{secs_text}s"
 
 
+_F = TypeVar("_F", bound=Callable[..., Awaitable[Any]])
+
+
+def _sub(obj: Any, key: str) -> Mapping[str, Any]:
+    """``obj[key]`` when both are JSON objects, else an empty mapping."""
+    if isinstance(obj, Mapping):
+        value: Any = cast("Mapping[str, Any]", obj).get(key)
+        if isinstance(value, Mapping):
+            return cast("Mapping[str, Any]", value)
+    return {}
+
+
+def _name_from_object(obj: Any, *_: Any, **__: Any) -> str:
+    return str(_sub(obj, "metadata").get("name") or "")
+
+
+def _name_from_name(name: str, *_: Any, **__: Any) -> str:
+    return name
+
+
+def _write(name_of: Callable[..., str]) -> Callable[[_F], _F]:
+    """Mark the object a mutation works on while it runs (see `_reconcile`)."""
+
+    def decorate(method: _F) -> _F:
+        @functools.wraps(method)
+        async def wrapper(self: _CoderStorage, namespace: str, *args: Any, **kwargs: Any) -> Any:
+            key = (namespace, name_of(*args, **kwargs))
+            self._inflight[key] = self._inflight.get(key, 0) + 1
+            try:
+                return await method(self, namespace, *args, **kwargs)
+            finally:
+                left = self._inflight[key] - 1
+                if left:
+                    self._inflight[key] = left
+                else:
+                    del self._inflight[key]
+
+        return cast("_F", wrapper)
+
+    return decorate
+
+
 class _CoderStorage:
     """What both storages share: client resolution, events, list, watch, resync."""
 
@@ -155,6 +198,7 @@ class _CoderStorage:
             )
         self._known: dict[_Key, _Known] = {}
         self._tombstones: dict[_Key, int] = {}
+        self._inflight: dict[_Key, int] = {}
         self._primed: set[str] = set()
         self._seq = 0
         self._closed = False
@@ -324,6 +368,8 @@ class _CoderStorage:
                 continue
             key = (namespace, _name_of(obj))
             seen.add(key)
+            if key in self._inflight:
+                continue  # being written through this server: its own event follows
             tombstone = self._tombstones.get(key)
             if tombstone is not None and tombstone > epoch:
                 continue  # deleted through this server while the listing ran
@@ -339,13 +385,13 @@ class _CoderStorage:
                 self._publish(EventType.MODIFIED, namespace, obj, version, own=False)
         for key in [k for k in self._known if k[0] == namespace and k not in seen]:
             known = self._known[key]
-            if known.seq > epoch:
+            if known.seq > epoch or key in self._inflight:
                 continue
             if silent:
                 del self._known[key]
             else:
                 self._publish(EventType.DELETED, namespace, known.object, known.version, own=False)
-        for key in [k for k, seq in self._tombstones.items() if k[0] == namespace]:
+        for key in [k for k in self._tombstones if k[0] == namespace]:
             if self._tombstones[key] <= epoch:
                 del self._tombstones[key]
         self._primed.add(namespace)
@@ -397,7 +443,7 @@ class _CoderStorage:
             items.extend(self._convert(ns, obj) for obj in listed)
         if len(namespaces) > 1:
             items.sort(key=lambda o: (o["metadata"].get("namespace", ""), _name_of(o)))
-        return ObjectList(tuple(items))
+        return ObjectList(cast("Any", items))
 
     async def watch(self, namespace: str, options: ListOptions) -> Watch[dict[str, Any]]:
         """Watch objects (all namespaces when *namespace* is empty).
@@ -529,7 +575,7 @@ def _apply_build(workspace: dict[str, Any], build: Mapping[str, Any]) -> dict[st
 
 def _workspace_version(workspace: Mapping[str, Any]) -> int:
     version = parse_rfc3339_ns(str(workspace["updated_at"]))
-    build_updated = (workspace.get("latest_build") or {}).get("updated_at")
+    build_updated = _sub(workspace, "latest_build").get("updated_at")
     if build_updated:
         version = max(version, parse_rfc3339_ns(str(build_updated)))
     return version
@@ -605,6 +651,7 @@ class WorkspaceStorage(_CoderStorage):
         workspace = await self._fetch(client, name, org, owner, ws)
         return self._answer(namespace, workspace)
 
+    @_write(_name_from_object)
     async def create(self, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
         """Create the workspace (``spec.organization`` and ``spec.templateName`` required).
 
@@ -687,6 +734,7 @@ class WorkspaceStorage(_CoderStorage):
             await self.update_or_create(namespace, name, obj, force_allow_create=force_allow_create)
         )[0]
 
+    @_write(_name_from_name)
     async def update_or_create(
         self,
         namespace: str,
@@ -768,6 +816,7 @@ class WorkspaceStorage(_CoderStorage):
         )
         return stored, False
 
+    @_write(_name_from_name)
     async def delete(self, namespace: str, name: str) -> Status:
         """Start a ``delete`` build; emit MODIFIED with it applied; answer Status Success.
 
@@ -806,7 +855,7 @@ class WorkspaceStorage(_CoderStorage):
             logger.warning("coder: skipping malformed workspace: %s", exc)
             return
         key = (namespace, _name_of(obj))
-        if namespace not in self._primed:
+        if namespace not in self._primed or key in self._inflight:
             return
         known = self._known.get(key)
         if known is None:
@@ -922,7 +971,7 @@ class TemplateStorage(_CoderStorage):
         """The active version's source zip (any failure is a plain error → 500)."""
         try:
             version = await client.template_version(str(template["active_version_id"]))
-            file_id = (version.get("job") or {}).get("file_id")
+            file_id = _sub(version, "job").get("file_id")
             if not file_id:
                 raise ValueError(
                     f"template version {quote(str(version.get('id')))} has no source file"
@@ -977,6 +1026,7 @@ class TemplateStorage(_CoderStorage):
             raise bad_request(f"invalid template spec.files: {exc}") from None
         return normalized
 
+    @_write(_name_from_object)
     async def create(self, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
         """Create the template from ``spec.files`` or ``spec.versionID``.
 
@@ -1045,6 +1095,7 @@ class TemplateStorage(_CoderStorage):
             await self.update_or_create(namespace, name, obj, force_allow_create=force_allow_create)
         )[0]
 
+    @_write(_name_from_name)
     async def update_or_create(
         self,
         namespace: str,
@@ -1187,7 +1238,7 @@ class TemplateStorage(_CoderStorage):
         interval = self._poll_interval
         while True:
             version = await self._call(name, client.template_version(version_id))
-            job = version.get("job") or {}
+            job = _sub(version, "job")
             status = last[0] = str(job.get("status") or "")
             if status == "succeeded":
                 return
@@ -1207,6 +1258,7 @@ class TemplateStorage(_CoderStorage):
                 interval = min(interval * 2, self._max_poll_interval)
             await anyio.sleep(min(interval, self._wait_timeout - elapsed))
 
+    @_write(_name_from_name)
     async def delete(self, namespace: str, name: str) -> Status:
         """``DELETE /templates/{id}``; emit DELETED with the template as fetched before.
 
