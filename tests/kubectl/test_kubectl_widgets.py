@@ -301,3 +301,26 @@ def test_cluster_scoped_permissive_resource(kubectl: Kubectl) -> None:
     kubectl.run("apply", "-f", "-", input=gadget.replace("form", "fixed"))
     assert kubectl.run("get", "gadget", "g1", "-o", "jsonpath={.spec.free}").stdout == "fixed"
     kubectl.run("delete", "gadget", "g1")
+
+
+def test_label_annotate_and_listing_options(kubectl: Kubectl) -> None:
+    _create(kubectl, "w1", 3)
+    _create(kubectl, "w2", 1)
+    out = kubectl.run("label", "widget", "w1", "tier=gold")
+    assert out.stdout.strip() == "widget.example.com/w1 labeled"
+    kubectl.run("annotate", "widget", "w2", "note=hello")
+    labels = kubectl.run("get", "widgets", "--show-labels").stdout.splitlines()
+    assert labels[0].split()[-1] == "LABELS"
+    assert labels[1].split()[-1] == "team=blue,tier=gold"
+    gold = kubectl.run("get", "widgets", "-l", "tier=gold", "-o", "name").stdout.split()
+    assert gold == ["widget.example.com/w1"]
+    by_size = kubectl.run("get", "widgets", "--sort-by=.spec.size", "-o", "name").stdout.split()
+    assert by_size == ["widget.example.com/w2", "widget.example.com/w1"]
+    columns = kubectl.run(
+        "get", "widgets", "-o", "custom-columns=N:.metadata.name,NOTE:.metadata.annotations.note"
+    ).stdout.splitlines()
+    assert [line.split() for line in columns] == [["N", "NOTE"], ["w1", "<none>"], ["w2", "hello"]]
+    field = kubectl.run("get", "widgets", "--field-selector", "metadata.name=w2", "-o", "name")
+    assert field.stdout.strip() == "widget.example.com/w2"
+    kubectl.run("label", "widget", "w1", "tier-")
+    assert kubectl.run("get", "widgets", "-l", "tier", "-o", "name").stdout == ""
