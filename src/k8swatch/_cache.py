@@ -40,7 +40,13 @@ from typing_extensions import Self, TypeVar, final
 
 from ._eventlog import LogEntry, LogSnapshot, object_key, with_resource_version
 from ._events import Event, EventType
-from ._filters import DEFAULT_SUPPORTED_FIELDS, GetAttrsFunc, SelectionPredicate, default_get_attrs
+from ._filters import (
+    DEFAULT_SUPPORTED_FIELDS,
+    GetAttrsFunc,
+    ObjectAttrs,
+    SelectionPredicate,
+    default_get_attrs,
+)
 from ._options import (
     RESOURCE_VERSION_MATCH_EXACT,
     ListOptions,
@@ -148,7 +154,7 @@ def _key_of(obj: Mapping[str, Any]) -> str:
 class _Change:
     """One change in the window: its RV, key, the shared event and the previous state."""
 
-    __slots__ = ("_deleted", "event", "key", "prev", "rv")
+    __slots__ = ("_attrs", "_deleted", "_prev_attrs", "event", "key", "prev", "rv")
 
     def __init__(
         self, rv: int, key: str, event: Event[JSONObject], prev: JSONObject | None
@@ -158,6 +164,22 @@ class _Change:
         self.event = event
         self.prev = prev
         self._deleted: Event[JSONObject] | None = None
+        self._attrs: ObjectAttrs | _Unset | None = _UNSET
+        self._prev_attrs: ObjectAttrs | _Unset | None = _UNSET
+
+    def attrs(self, get_attrs: GetAttrsFunc) -> ObjectAttrs | None:
+        """``(labels, fields)`` of the new object, computed once for every watcher."""
+        value = self._attrs
+        if isinstance(value, _Unset):
+            value = self._attrs = get_attrs(self.event.object)
+        return value
+
+    def prev_attrs(self, get_attrs: GetAttrsFunc) -> ObjectAttrs | None:
+        """``(labels, fields)`` of the previous object (call only when there is one)."""
+        value = self._prev_attrs
+        if isinstance(value, _Unset):
+            value = self._prev_attrs = get_attrs(self.prev)
+        return value
 
     def deleted_event(self) -> Event[JSONObject]:
         """The DELETED event for a watcher whose selector stops matching (§5.6), shared."""
@@ -165,6 +187,16 @@ class _Change:
             assert self.prev is not None
             self._deleted = Event(EventType.DELETED, with_resource_version(self.prev, self.rv))
         return self._deleted
+
+
+@final
+class _Unset:
+    """Marks a lazily computed value that was not computed yet."""
+
+    __slots__ = ()
+
+
+_UNSET: Final = _Unset()
 
 
 def _rv_of_change(change: _Change) -> int:
@@ -866,17 +898,23 @@ class _CacheWatcher(WatchBase[T]):
                 changes = [c for c in changes if c.rv > after]
             pending.extend(c.event for c in changes)
         else:
-            match = predicate.matches
+            # Selectors run on (labels, fields) computed once per change, not per watcher.
+            get_attrs = cache.get_attrs
+            matches_attrs = predicate.matches_attrs
+
+            def match(attrs_: ObjectAttrs | None) -> bool:
+                return attrs_ is None or matches_attrs(attrs_[0], attrs_[1])
+
             for change in changes:
                 if change.rv <= after:
                     continue
                 event = change.event
                 prev = change.prev
-                old = prev is not None and match(prev)
+                old = prev is not None and match(change.prev_attrs(get_attrs))
                 if event.type is EventType.DELETED:
-                    if old or (prev is None and match(event.object)):
+                    if old or (prev is None and match(change.attrs(get_attrs))):
                         pending.append(event)
-                elif match(event.object):
+                elif match(change.attrs(get_attrs)):
                     pending.append(event if old else Event(EventType.ADDED, event.object))
                 elif old:
                     pending.append(change.deleted_event())
