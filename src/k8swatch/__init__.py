@@ -12,6 +12,14 @@ from ._broadcaster import Broadcaster as Broadcaster
 from ._broadcaster import BroadcasterStatistics as BroadcasterStatistics
 from ._broadcaster import FullChannelBehavior as FullChannelBehavior
 from ._cache import WatchCache as WatchCache
+from ._eventlog import EventLog as EventLog
+from ._eventlog import LogEntry as LogEntry
+from ._eventlog import LogSnapshot as LogSnapshot
+from ._eventlog import MemoryEventLog as MemoryEventLog
+from ._eventlog import PreconditionFailedError as PreconditionFailedError
+from ._eventlog import Write as Write
+from ._eventlog import WriteOp as WriteOp
+from ._eventlog import object_key as object_key
 from ._events import Event as Event
 from ._events import EventType as EventType
 from ._events import FilterFunc as FilterFunc
@@ -70,6 +78,7 @@ __all__ = (
     "Broadcaster",
     "BroadcasterStatistics",
     "Event",
+    "EventLog",
     "EventType",
     "FieldRequirement",
     "FieldSelector",
@@ -78,8 +87,12 @@ __all__ = (
     "LabelRequirement",
     "LabelSelector",
     "ListOptions",
+    "LogEntry",
+    "LogSnapshot",
+    "MemoryEventLog",
     "MemoryStorage",
     "ObjectList",
+    "PreconditionFailedError",
     "SelectionPredicate",
     "SelectorError",
     "SelectorOperator",
@@ -92,6 +105,8 @@ __all__ = (
     "WatchBase",
     "WatchCache",
     "WatchCapabilities",
+    "Write",
+    "WriteOp",
     "already_exists",
     "bad_request",
     "conflict",
@@ -108,6 +123,7 @@ __all__ = (
     "invalid",
     "method_not_supported",
     "not_found",
+    "object_key",
     "parse_field_selector",
     "parse_label_selector",
     "parse_resource_version",
