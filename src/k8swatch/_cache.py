@@ -11,7 +11,7 @@ Two layers, as in h11:
   an older RV (for ``resourceVersionMatch=Exact`` and continue tokens).
 * [`WatchCache`][k8swatch.WatchCache] is the anyio shell: it feeds the
   window (``apply()`` numbers changes itself, ``ingest()`` takes entries
-  already numbered by an [event log][k8swatch._eventlog.EventLog]), wakes
+  already numbered by an [event log][k8swatch.EventLog]), wakes
   sleeping watchers once per batch, and carries out the window's plans.
 
 Fan-out: every watcher is a cursor (an absolute position) into the one

@@ -1,9 +1,9 @@
 """The event log behind a watch cache: a small backend interface and its in-memory implementation.
 
 A [`WatchCache`][k8swatch.WatchCache] keeps the current objects and a window of
-recent events *in memory*; an [`EventLog`][k8swatch._eventlog.EventLog] is the
+recent events *in memory*; an [`EventLog`][k8swatch.EventLog] is the
 source of truth it is fed from. One process with one storage needs nothing
-more than [`MemoryEventLog`][k8swatch._eventlog.MemoryEventLog]; several server
+more than [`MemoryEventLog`][k8swatch.MemoryEventLog]; several server
 replicas share one log in a shared engine (``k8swatch.redis`` implements it on
 Redis Streams) and each replica's cache follows it.
 
@@ -12,11 +12,11 @@ Contract for implementers
 
 A log holds the changes of **one resource** (one kind), in one order:
 
-* Every change is a [`LogEntry`][k8swatch._eventlog.LogEntry] numbered with a
+* Every change is a [`LogEntry`][k8swatch.LogEntry] numbered with a
   **strictly increasing** integer resourceVersion (RV). RVs need not be
   contiguous (a counter shared by several resources leaves gaps), but they
   never repeat and never go backwards, and every reader sees the same order.
-* ``append(write)`` applies one [`Write`][k8swatch._eventlog.Write]
+* ``append(write)`` applies one [`Write`][k8swatch.Write]
   **atomically and conditionally**: it checks the precondition, assigns the
   next RV, stores the new state of the key and records the entry, all or
   nothing. Preconditions:
@@ -79,7 +79,7 @@ reloads from ``snapshot()``, and the cache ends its watchers with 410 so
 their clients relist. A 503 makes the follower retry with jittered backoff;
 watches stay open meanwhile.
 
-Keys are opaque strings; storages use [`object_key`][k8swatch._eventlog.object_key]
+Keys are opaque strings; storages use [`object_key`][k8swatch.object_key]
 (``"namespace/name"``, or ``"name"`` for cluster-scoped objects).
 """
 
@@ -163,7 +163,7 @@ class LogEntry:
     Attributes:
         resource_version: The change's RV (strictly increasing along the log).
         type: ``ADDED``, ``MODIFIED`` or ``DELETED``.
-        key: The object's key ([`object_key`][k8swatch._eventlog.object_key]).
+        key: The object's key ([`object_key`][k8swatch.object_key]).
         object: The object after the change, ``metadata.resourceVersion`` set
             to ``str(resource_version)``; for ``DELETED`` the last state, with
             the deletion's RV. Shared and read-only.
@@ -179,7 +179,7 @@ class LogEntry:
 
 
 class WriteOp(str, enum.Enum):
-    """The conditional operations of [`EventLog.append`][k8swatch._eventlog.EventLog.append]."""
+    """The conditional operations of [`EventLog.append`][k8swatch.EventLog.append]."""
 
     CREATE = "CREATE"
     """Record ``ADDED``; the key must be absent (else ``AlreadyExists``)."""
@@ -196,7 +196,7 @@ class WriteOp(str, enum.Enum):
 @final
 @attrs.frozen
 class Write:
-    """One conditional write for [`EventLog.append`][k8swatch._eventlog.EventLog.append].
+    """One conditional write for [`EventLog.append`][k8swatch.EventLog.append].
 
     Attributes:
         op: What to do.
@@ -307,7 +307,7 @@ class EventLog(Protocol):
 @final
 @attrs.define(eq=False)
 class MemoryEventLog:
-    """An [`EventLog`][k8swatch._eventlog.EventLog] in process memory.
+    """An [`EventLog`][k8swatch.EventLog] in process memory.
 
     RVs are contiguous integers starting at 1. The newest *window* entries
     are kept; reading after an older RV raises 410 Expired. Writers never

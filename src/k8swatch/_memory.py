@@ -3,8 +3,8 @@
 The reference implementation of the storage protocol (`architecture.md`):
 ``get``, ``list``, ``create``, ``update``, ``delete``, ``watch``, ``aclose``,
 with Kubernetes' errors and resourceVersion rules. Writes go through an
-[`EventLog`][k8swatch._eventlog.EventLog] (default:
-[`MemoryEventLog`][k8swatch._eventlog.MemoryEventLog]); reads are served by the
+[`EventLog`][k8swatch.EventLog] (default:
+[`MemoryEventLog`][k8swatch.MemoryEventLog]); reads are served by the
 storage's [`WatchCache`][k8swatch.WatchCache], which follows the log.
 """
 
@@ -142,7 +142,7 @@ class MemoryStorage:
     shared between watchers: treat them as read-only.
 
     **Event log.** By default the storage keeps its own
-    [`MemoryEventLog`][k8swatch._eventlog.MemoryEventLog]. Pass *log* to use
+    [`MemoryEventLog`][k8swatch.MemoryEventLog]. Pass *log* to use
     another one, for example a Redis Streams log shared by several server
     replicas; then run the storage as ``async with storage:`` (or
     [`follow`][k8swatch.MemoryStorage.follow] in a task group) so writes made
