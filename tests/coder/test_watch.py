@@ -10,7 +10,15 @@ from typing import Any
 import anyio
 import pytest
 
-from k8swatch import Event, EventType, ListOptions, StatusError, Watch, stop_aware_watch
+from k8swatch import (
+    Event,
+    EventType,
+    FullChannelBehavior,
+    ListOptions,
+    StatusError,
+    Watch,
+    stop_aware_watch,
+)
 from k8swatch.coder import StaticClientProvider, TemplateStorage, WorkspaceStorage
 
 from .conftest import FakeCoderServer
@@ -215,6 +223,7 @@ async def test_aclose_ends_watches_and_is_idempotent(
             NS, template("acme.late-template", versionID=str(uuid.uuid4()))
         )
     assert created["metadata"]["name"] == "acme.late-template"
+    assert "ADDED codertemplates event" in caplog.text
     with pytest.raises(StatusError) as info:
         await storage.watch(NS, ListOptions(watch=True))
     assert info.value.status.code == 503
@@ -331,4 +340,21 @@ async def test_cache_resume_and_initial_events(provider: StaticClientProvider) -
     # get, list and watch agree on resourceVersions
     again = await storage.get(NS, "acme.alice.cached")
     assert again["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
+    await storage.aclose()
+
+
+async def test_full_queue_is_logged_not_raised(
+    provider: StaticClientProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    storage = TemplateStorage(
+        provider, full_channel_behavior=FullChannelBehavior.WAIT_IF_FULL, queue_length=1
+    )
+    watch = await storage.watch(NS, ListOptions(watch=True))  # never read
+    with caplog.at_level(logging.WARNING, logger="k8swatch.coder"):
+        for name in ("acme.full-1", "acme.full-2"):
+            await storage.create(NS, template(name, versionID=str(uuid.uuid4())))
+    assert "ADDED codertemplates event dropped: queue full" in caplog.text
+    event = await next_event(watch)
+    assert event.object["metadata"]["name"] == "acme.full-1"
+    watch.stop()
     await storage.aclose()

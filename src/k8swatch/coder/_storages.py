@@ -422,7 +422,9 @@ class _CoderStorage:
 
         Without the watch cache: every object Coder shows, converted, in
         Coder's order (sorted by namespace and name across namespaces); options
-        are ignored and the list has no resourceVersion, as in the Go original.
+        are ignored, as in the Go original. Unlike the original, the list has a
+        resourceVersion (the current time in nanoseconds) so that clients'
+        list-then-watch works; a watch from it starts "now".
         With the cache: a consistent read (Coder is listed first when
         ``resourceVersion`` is unset), then the cache answers, with selectors,
         pagination and a list resourceVersion to watch from.
@@ -443,7 +445,12 @@ class _CoderStorage:
             items.extend(self._convert(ns, obj) for obj in listed)
         if len(namespaces) > 1:
             items.sort(key=lambda o: (o["metadata"].get("namespace", ""), _name_of(o)))
-        return ObjectList(cast("Any", items))
+        # The Go original sends no list resourceVersion; then kubectl's
+        # list-then-watch asks for a watch from "" which the apiserver defaults
+        # to sendInitialEvents=true, which these rules reject. A watch here
+        # starts "now" whatever the resourceVersion, so hand out the current
+        # time: `kubectl get -w` works and nothing else changes.
+        return ObjectList(cast("Any", items), resource_version=str(time.time_ns()))
 
     async def watch(self, namespace: str, options: ListOptions) -> Watch[dict[str, Any]]:
         """Watch objects (all namespaces when *namespace* is empty).
