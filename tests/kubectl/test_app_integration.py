@@ -63,7 +63,8 @@ async def test_openapi_documents_and_caching(client: ASGIClient) -> None:
         "/openapi/v2",
         headers={"Accept": "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"},
     )
-    assert proto.status == 406
+    assert proto.status == 200
+    assert proto.header("content-type") == "application/octet-stream"
     assert (await client.request("GET", "/openapi/v3/apis/nope/v1")).status == 404
 
 

@@ -75,6 +75,9 @@ def test_explain(kubectl: Kubectl) -> None:
     assert "Size of the widget, in cm." in out
     recursive = kubectl.run("explain", "widgets", "--recursive").stdout
     assert "tags\t<[]string>" in recursive
+    v2 = kubectl.run("explain", "widgets.spec", "--output", "plaintext-openapiv2").stdout
+    assert "What the widget should be." in v2
+    assert "Size of the widget, in cm." in v2
     gadget = kubectl.run("explain", "gadgets").stdout
     assert "KIND:       Gadget" in gadget
 

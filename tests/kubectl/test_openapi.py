@@ -24,6 +24,7 @@ from k8swatch.server._openapi import (
     definition_name,
     object_schema,
 )
+from k8swatch.server._openapi_pb import PROTOBUF_V2_CONTENT_TYPE, encode_openapi_v2
 from k8swatch.server._validation import (
     check_field_validation,
     find_schema_errors,
@@ -191,10 +192,13 @@ def test_service_serves_with_etags() -> None:
     assert dict(stale.headers)["location"] == url
     assert _respond(service, "/openapi/v3/apis/nope/v1").status == 404
     assert _respond(service, "/openapi/v2/").status == 200
-    proto = _respond(
-        service, "/openapi/v2", accept="application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
-    )
-    assert proto.status == 406
+    proto = _respond(service, "/openapi/v2", accept=PROTOBUF_V2_CONTENT_TYPE)
+    assert proto.status == 200
+    assert dict(proto.headers)["content-type"] == "application/octet-stream"
+    assert proto.body.startswith(b"\x0a\x032.0")  # field 1 (swagger), "2.0"
+    assert dict(proto.headers)["etag"] != dict(_respond(service, "/openapi/v2").headers)["etag"]
+    refused = _respond(service, "/openapi/v3", accept=PROTOBUF_V2_CONTENT_TYPE)
+    assert refused.status == 406
     assert service.respond("POST", "/openapi/v2", {}, {}).status == 405  # type: ignore[union-attr]
     assert service.respond("HEAD", "/openapi/v2", {}, {}).body == b""  # type: ignore[union-attr]
 
@@ -358,3 +362,74 @@ def test_coder_columns() -> None:
         "Active-Version",
         "Age",
     ]
+
+
+def _decode(data: bytes) -> list[tuple[int, Any]]:
+    """A minimal protobuf decoder: (field number, int or bytes) pairs."""
+    out: list[tuple[int, Any]] = []
+    pos = 0
+
+    def varint() -> int:
+        nonlocal pos
+        shift = value = 0
+        while True:
+            byte = data[pos]
+            pos += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                return value
+
+    while pos < len(data):
+        key = varint()
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            out.append((number, varint()))
+        else:
+            assert wire == 2
+            size = varint()
+            out.append((number, data[pos : pos + size]))
+            pos += size
+    return out
+
+
+def _field(message: bytes, number: int) -> list[Any]:
+    return [value for n, value in _decode(message) if n == number]
+
+
+def test_v2_protobuf_structure() -> None:
+    doc = build_openapi_v2(RESOURCES)
+    top = encode_openapi_v2(doc)
+    assert _field(top, 1) == [b"2.0"]
+    (paths,) = _field(top, 8)
+    names = [_field(named, 1)[0].decode() for named in _field(paths, 2)]
+    assert names == list(doc["paths"])
+    (definitions,) = _field(top, 9)
+    by_name = {_field(n, 1)[0].decode(): _field(n, 2)[0] for n in _field(definitions, 1)}
+    assert set(by_name) == set(doc["definitions"])
+    ws = by_name["com.coder.aggregation.v1alpha1.CoderWorkspace"]
+    extensions = {
+        _field(n, 1)[0].decode(): json.loads(_field(_field(n, 2)[0], 2)[0]) for n in _field(ws, 31)
+    }
+    assert extensions["x-kubernetes-group-version-kind"] == [
+        {"group": GROUP, "kind": "CoderWorkspace", "version": "v1alpha1"}
+    ]
+    (props,) = _field(ws, 25)
+    prop_names = [_field(n, 1)[0].decode() for n in _field(props, 1)]
+    assert prop_names == list(
+        doc["definitions"]["com.coder.aggregation.v1alpha1.CoderWorkspace"]["properties"]
+    )
+    (type_item,) = _field(ws, 22)
+    assert _field(type_item, 1) == [b"object"]
+    labels = by_name["io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"]
+    (meta_props,) = _field(labels, 25)
+    label_schema = next(
+        _field(n, 2)[0] for n in _field(meta_props, 1) if _field(n, 1) == [b"labels"]
+    )
+    (additional,) = _field(label_schema, 21)
+    assert _field(_field(additional, 1)[0], 22) == [b"\x0a\x06string"]
+    closed = encode_openapi_v2({"definitions": {"x": {"additionalProperties": False}}})
+    (defs,) = _field(closed, 9)
+    (named,) = _field(defs, 1)
+    (additional_item,) = _field(_field(named, 2)[0], 21)
+    assert _decode(additional_item) == [(2, 0)]

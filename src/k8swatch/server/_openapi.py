@@ -33,6 +33,7 @@ import attrs
 from typing_extensions import final
 
 from k8swatch.server._jsontypes import is_array, is_mapping, is_object
+from k8swatch.server._openapi_pb import PROTOBUF_V2_CONTENT_TYPE, encode_openapi_v2
 
 __all__ = [
     "OpenAPIResponse",
@@ -47,7 +48,7 @@ __all__ = [
 
 _META = "io.k8s.apimachinery.pkg.apis.meta.v1"
 _JSON = "application/json"
-_PROTOBUF_V2 = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+_V2_PROTOBUF_KEY = "/openapi/v2 (protobuf)"
 
 
 class OpenAPIResource(Protocol):
@@ -850,6 +851,17 @@ def _accepts(accept: str, media_type: str) -> bool:
     return False
 
 
+def _prefers_protobuf(accept: str) -> bool:
+    """Whether the first acceptable type listed in *accept* is OpenAPI v2 protobuf."""
+    for part in accept.split(","):
+        kind = part.split(";", 1)[0].strip().lower()
+        if kind == PROTOBUF_V2_CONTENT_TYPE:
+            return True
+        if kind in (_JSON, "*/*", "application/*"):
+            return False
+    return False
+
+
 def _etag_matches(if_none_match: str, etag: str) -> bool:
     for candidate in if_none_match.split(","):
         value = candidate.strip()
@@ -904,8 +916,11 @@ class OpenAPIService:
             }
             data = _encode(index)
             docs["/openapi/v3"] = (data, _etag(data))
-            data = _encode(build_openapi_v2(self._resources, title=self._title))
+            v2 = build_openapi_v2(self._resources, title=self._title)
+            data = _encode(v2)
             docs["/openapi/v2"] = (data, _etag(data))
+            data = encode_openapi_v2(v2)
+            docs[_V2_PROTOBUF_KEY] = (data, _etag(data))
             self._docs = docs
         return self._docs
 
@@ -943,7 +958,13 @@ class OpenAPIService:
             )
         data, etag = entry
         accept = headers.get("accept", "")
-        if not _accepts(accept, _JSON):
+        content_type = _JSON
+        if clean == "/openapi/v2" and _prefers_protobuf(accept):
+            data, etag = docs[_V2_PROTOBUF_KEY]
+            # kube-openapi answers the protobuf request as octet-stream (the
+            # requested type is not a valid MIME type for Go's parser).
+            content_type = "application/octet-stream"
+        elif not _accepts(accept, _JSON):
             return OpenAPIResponse(
                 406,
                 (("content-type", _JSON),),
@@ -968,5 +989,5 @@ class OpenAPIService:
             out_headers.append(("cache-control", "no-cache, private"))
         if _etag_matches(headers.get("if-none-match", ""), etag):
             return OpenAPIResponse(304, tuple(out_headers), b"")
-        out_headers.append(("content-type", _JSON))
+        out_headers.append(("content-type", content_type))
         return OpenAPIResponse(200, tuple(out_headers), b"" if method == "HEAD" else data)
