@@ -37,10 +37,10 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict and pyright (strict) on src/."""
+    """mypy --strict and pyright (strict) on src/ and the typing checks of the public API."""
     session.install("-e", ".[all]", *_groups("typecheck"))
-    session.run("mypy", "--strict", "src/k8swatch")
-    session.run("pyright", "src")
+    session.run("mypy", "--strict", "src/k8swatch", "tests/typing")
+    session.run("pyright", "src", "tests/typing")
 
 
 @nox.session
