@@ -314,8 +314,9 @@ class MemoryEventLog:
     wait; ``read_after(wait=True)`` wakes every blocked reader once per
     write, with one shared event.
 
-    Args:
-        window: How many recent entries to keep (at least 1).
+    Attributes:
+        window: How many recent entries to keep (at least 1; the first
+            constructor argument).
     """
 
     window: int = attrs.field(default=1000, kw_only=False)
