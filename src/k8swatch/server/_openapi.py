@@ -11,8 +11,8 @@ What kubectl 1.37 needs (see ``clients.md``):
   ``fieldValidation=Strict`` and leaves validation to the server; its request
   body does not list ``application/strategic-merge-patch+json``, so ``kubectl
   apply`` sends JSON merge patches.
-- ``GET /openapi/v2`` — the same as Swagger 2.0, JSON only (kubectl asks for
-  protobuf and ignores the 406 it gets).
+- ``GET /openapi/v2`` — the same as Swagger 2.0: JSON, or protobuf when asked
+  for it as kubectl does (``kubectl explain --output plaintext-openapiv2``).
 
 Every document has a strong ETag (the SHA-512 of its bytes, upper-case hex, as
 kube-openapi computes it); ``If-None-Match`` answers 304 and a ``?hash=`` that
@@ -934,8 +934,9 @@ class OpenAPIService:
         """Answer a request for an OpenAPI document, or ``None`` if *path* is not one.
 
         *headers* maps lower-case header names to values (``accept``,
-        ``if-none-match``). Unknown group-versions are 404; a request that
-        accepts only protobuf is 406; ``If-None-Match`` with the current ETag
+        ``if-none-match``). Unknown group-versions are 404; ``/openapi/v2``
+        is protobuf when the request prefers it; any other request that does
+        not accept JSON is 406; ``If-None-Match`` with the current ETag
         is 304; a ``hash`` query parameter that does not match the current
         document redirects (301) to the current URL, as kube-openapi does.
         """
