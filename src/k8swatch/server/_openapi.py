@@ -225,7 +225,7 @@ def _status_schema() -> dict[str, Any]:
     }
 
 
-def _watch_event_schema(v2: bool) -> dict[str, Any]:
+def _watch_event_schema() -> dict[str, Any]:
     return {
         "description": "Event represents a single event to a watched resource.",
         "type": "object",
@@ -769,7 +769,7 @@ def _definitions(builder: _Builder, kinds: Sequence[_Kind]) -> dict[str, Any]:
     defs[f"{_META}.ListMeta"] = _list_meta_schema()
     defs[f"{_META}.Status"] = _status_schema()
     defs[f"{_META}.DeleteOptions"] = _delete_options_schema()
-    defs[f"{_META}.WatchEvent"] = _watch_event_schema(builder.v2)
+    defs[f"{_META}.WatchEvent"] = _watch_event_schema()
     return defs
 
 
