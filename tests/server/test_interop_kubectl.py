@@ -9,6 +9,7 @@ import queue
 import subprocess
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -192,7 +193,17 @@ def test_get_watch_only_json(kubectl: Kubectl, served: Served, ns: str) -> None:
         watch.stop()
 
 
-def test_apply_delete_and_wait(kubectl: Kubectl, served: Served, ns: str) -> None:
+def test_apply_delete_and_wait(
+    kubectl: Kubectl, served: Served, ns: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    watch_options: list[Any] = []
+    real_watch = served.storage.watch
+
+    async def recording_watch(namespace: str, options: Any) -> Any:
+        watch_options.append(options)
+        return await real_watch(namespace, options)
+
+    monkeypatch.setattr(served.storage, "watch", recording_watch)
     out = kubectl.run("apply", "--validate=false", "-f", "-", stdin=manifest("w", ns, app="x"))
     assert "widget.example.com/w created" in out
     out = kubectl.run("apply", "--validate=false", "-f", "-", stdin=manifest("w", ns, app="y"))
@@ -205,12 +216,19 @@ def test_apply_delete_and_wait(kubectl: Kubectl, served: Served, ns: str) -> Non
     )
     assert "widget.example.com/w unchanged" in unchanged
 
+    served.wait_for_watches(0)
     waiter = kubectl.start("wait", "--for=delete", "widget/w", "-n", ns, "--timeout=60s")
     try:
+        served.wait_for_watches(1)
         served.delete(ns, "w")
         assert waiter.wait() == 0
     finally:
         waiter.stop()
+    # kubectl wait asks for a watch-list: initial state, then the end bookmark.
+    (options,) = watch_options
+    assert options.send_initial_events is True
+    assert options.resource_version_match == "NotOlderThan"
+    assert options.allow_watch_bookmarks is True
 
     served.create(ns, "gone")
     assert 'widget.example.com "gone" deleted' in kubectl.run("delete", "widget", "gone", "-n", ns)

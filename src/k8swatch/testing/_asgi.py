@@ -294,6 +294,7 @@ class ASGIClient:
                     from_app_send.send,
                 )
 
+        failure = ""
         async with (
             to_app_send,
             to_app_receive,
@@ -304,11 +305,15 @@ class ASGIClient:
             to_app_send.send_nowait({"type": "lifespan.startup"})
             message = await from_app_receive.receive()
             if message["type"] != "lifespan.startup.complete":
-                raise RuntimeError(f"lifespan startup failed: {message}")
-            try:
-                yield
-            finally:
-                to_app_send.send_nowait({"type": "lifespan.shutdown"})
-                message = await from_app_receive.receive()
-                if message["type"] != "lifespan.shutdown.complete":
-                    raise RuntimeError(f"lifespan shutdown failed: {message}")
+                failure = f"lifespan startup failed: {message}"
+                tg.cancel_scope.cancel()
+            else:
+                try:
+                    yield
+                finally:
+                    to_app_send.send_nowait({"type": "lifespan.shutdown"})
+                    message = await from_app_receive.receive()
+                    if message["type"] != "lifespan.shutdown.complete":
+                        failure = f"lifespan shutdown failed: {message}"
+        if failure:
+            raise RuntimeError(failure)
