@@ -309,17 +309,26 @@ class EventLog(Protocol):
 class MemoryEventLog:
     """An [`EventLog`][k8swatch.EventLog] in process memory.
 
-    RVs are contiguous integers starting at 1. The newest *window* entries
-    are kept; reading after an older RV raises 410 Expired. Writers never
-    wait; ``read_after(wait=True)`` wakes every blocked reader once per
-    write, with one shared event.
+    RVs are contiguous integers starting at ``start + 1``. The newest
+    *window* entries are kept; reading after an older RV raises 410 Expired.
+    Writers never wait; ``read_after(wait=True)`` wakes every blocked reader
+    once per write, with one shared event.
+
+    Memory does not survive a restart, but clients keep their
+    resourceVersions: pass ``start=time.time_ns() // 1000`` so every RV of a
+    restarted process is above any RV of the previous one. A client resuming
+    with an old RV then gets 410 and relists, instead of waiting for the new
+    counter to catch up with it.
 
     Attributes:
         window: How many recent entries to keep (at least 1; the first
             constructor argument).
+        start: The RV the log starts at (keyword-only; reading after an
+            RV below it raises 410).
     """
 
     window: int = attrs.field(default=1000, kw_only=False)
+    start: int = attrs.field(default=0, kw_only=True)
     _entries: deque[LogEntry] = attrs.field(init=False, factory=lambda: deque[LogEntry]())
     _objects: dict[str, JSONObject] = attrs.field(init=False, factory=lambda: dict[str, Any]())
     _rv: int = attrs.field(init=False, default=0)
@@ -330,6 +339,9 @@ class MemoryEventLog:
     def __attrs_post_init__(self) -> None:
         if self.window < 1:
             raise ValueError(f"window must be >= 1, got {self.window}")
+        if self.start < 0:
+            raise ValueError(f"start must be >= 0, got {self.start}")
+        self._rv = self._discarded = self.start
 
     def _check_open(self) -> None:
         if self._closed:

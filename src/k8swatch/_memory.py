@@ -156,6 +156,10 @@ class MemoryStorage:
         resource: Plural resource name for messages (default: lowercase kind + ``s``).
         namespaced: Whether objects live in namespaces (else cluster-scoped).
         log: The event log to write to (default: a new ``MemoryEventLog(window)``).
+        start_resource_version: Where the default log's RVs start; pass
+            ``time.time_ns() // 1000`` for a server that may restart, so that
+            clients resuming with an RV of the previous process get 410 and
+            relist (see `MemoryEventLog`).
         bookmark_interval: Seconds between bookmarks on an idle watch.
         wait_timeout: Seconds to wait for a too-new resourceVersion (then 504).
         get_attrs: ``(labels, fields)`` of an object for selectors.
@@ -171,6 +175,7 @@ class MemoryStorage:
         resource: str = "",
         namespaced: bool = True,
         log: EventLog | None = None,
+        start_resource_version: int = 0,
         bookmark_interval: float = 60.0,
         wait_timeout: float = 3.0,
         get_attrs: GetAttrsFunc = default_get_attrs,
@@ -183,7 +188,9 @@ class MemoryStorage:
         self.group = api_version.rpartition("/")[0]
         self.resource = resource or kind.lower() + "s"
         self.namespaced = namespaced
-        self._log: EventLog = log if log is not None else MemoryEventLog(window)
+        self._log: EventLog = (
+            log if log is not None else MemoryEventLog(window, start=start_resource_version)
+        )
         self._cache: WatchCache[JSONObject] = WatchCache(
             api_version,
             kind,

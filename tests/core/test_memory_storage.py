@@ -430,3 +430,17 @@ async def test_replica_behind_the_log_retention_reloads_and_ends_watches_with_41
     assert two.cache.oldest_resource_version == 11
     await one.aclose()
     await two.aclose()
+
+
+async def test_start_resource_version_makes_old_rvs_expire() -> None:
+    store = storage(start_resource_version=1000)
+    created = await store.create("ns", widget("a"))
+    assert rv_of(created) == 1001
+    assert (await store.list("", ListOptions())).resource_version == "1001"
+    watch = await store.watch("", ListOptions(watch=True, resource_version="5"))
+    with anyio.fail_after(30):
+        events = [e async for e in watch]
+    assert [e.object["message"] for e in events] == ["too old resource version: 5 (1000)"]
+    with pytest.raises(ValueError, match="start"):
+        MemoryEventLog(start=-1)
+    await store.aclose()
