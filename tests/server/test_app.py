@@ -888,3 +888,23 @@ async def test_websocket_scope_is_closed(app: App) -> None:
 
     await app({"type": "websocket", "path": "/", "headers": []}, receive, send)
     assert sent == [{"type": "websocket.close", "code": 1000}]
+
+
+async def test_mounted_in_starlette(app: App, storage: DictStorage) -> None:
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    web = Starlette(routes=[Mount("/k8s", app=app)])
+    client = ASGIClient(web)
+    resources = (await client.request("GET", "/k8s/apis/example.com/v1/")).json()
+    assert resources["groupVersion"] == "example.com/v1"
+    created = await client.request(
+        "POST",
+        "/k8s/apis/example.com/v1/namespaces/default/widgets",
+        json={"metadata": {"name": "a"}},
+    )
+    assert created.status == 201
+    async with client.stream("GET", "/k8s/apis/example.com/v1/widgets?watch=1") as stream:
+        event = await stream.receive_json()
+    assert event["object"]["metadata"]["name"] == "a"
+    assert storage.watch_stops == 1
