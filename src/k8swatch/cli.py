@@ -18,19 +18,20 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import secrets
 import signal
 import socket
 import sys
 import tempfile
-from collections.abc import AsyncGenerator, Callable, Generator, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO, cast
 
 import anyio
 import anyio.abc
 
-__all__ = ["build_kubeconfig", "main"]
+__all__ = ["build_kubeconfig", "main", "parse_go_duration"]
 
 DEFAULT_PORT = 6443
 TOKEN_ENV = "CODER_SESSION_TOKEN"
@@ -61,6 +62,59 @@ def build_kubeconfig(server: str, namespace: str, *, name: str = "k8swatch") -> 
         f"- name: {name}\n"
         "  user: {}\n"
     )
+
+
+_DURATION_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(h|ms|m|s|us|µs|ns)")
+
+
+def parse_go_duration(text: str) -> float:
+    """Parse a Go duration (``25m``, ``1m30s``, ``500ms``) into seconds.
+
+    Raises:
+        ValueError: *text* is not a Go duration.
+    """
+    pos, total = 0, 0.0
+    if not text:
+        raise ValueError("empty duration")
+    while pos < len(text):
+        match = _DURATION_PART.match(text, pos)
+        if match is None:
+            raise ValueError(f"invalid duration {text!r}")
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        pos = match.end()
+    return total
+
+
+# The Go original's knobs for waiting on a template version import.
+_BUILD_WAIT_ENV = {
+    "CODER_K8S_TEMPLATE_BUILD_WAIT_TIMEOUT": "build_wait_timeout",
+    "CODER_K8S_TEMPLATE_BUILD_BACKOFF_AFTER": "build_backoff_after",
+    "CODER_K8S_TEMPLATE_BUILD_INITIAL_POLL_INTERVAL": "build_poll_interval",
+    "CODER_K8S_TEMPLATE_BUILD_MAX_POLL_INTERVAL": "build_max_poll_interval",
+}
+_MAX_BUILD_WAIT = 30 * 60.0
+
+
+def _build_wait_options(environ: Mapping[str, str]) -> dict[str, float]:
+    """Template build-wait options from the Go original's environment variables.
+
+    Raises:
+        ValueError: a value is not a positive Go duration, or the timeout is
+            above 30 minutes.
+    """
+    out: dict[str, float] = {}
+    for name, option in _BUILD_WAIT_ENV.items():
+        text = environ.get(name)
+        if not text:
+            continue
+        seconds = parse_go_duration(text)
+        if seconds <= 0:
+            raise ValueError(f"{name} must be positive, got {text!r}")
+        if option == "build_wait_timeout" and seconds > _MAX_BUILD_WAIT:
+            raise ValueError(f"{name} must be at most 30m, got {text!r}")
+        out[option] = seconds
+    return out
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -188,7 +242,7 @@ async def _serve(args: argparse.Namespace, out: TextIO) -> int:
         stack.push_async_callback(provider.aclose)
         cache = not args.no_watch_cache
         workspaces = WorkspaceStorage(provider, watch_cache=cache)
-        templates = TemplateStorage(provider, watch_cache=cache)
+        templates = TemplateStorage(provider, watch_cache=cache, **args.build_wait)
         app = create_app(
             [
                 ResourceSpec(
@@ -397,6 +451,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         if args.poll_interval <= 0:
             print("error: --poll-interval must be > 0", file=sys.stderr)
+            return 2
+        try:
+            args.build_wait = _build_wait_options(os.environ)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
             return 2
         runner = _serve
     else:

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from k8swatch.cli import build_kubeconfig, main
+from k8swatch.cli import _build_wait_options, build_kubeconfig, main, parse_go_duration
 
 GROUP = "aggregation.coder.com"
 VERSION = "v1alpha1"
@@ -137,6 +137,30 @@ def test_build_kubeconfig() -> None:
     assert "server: http://127.0.0.1:1234\n" in text
     assert "namespace: coder\n" in text
     assert "current-context: k8swatch\n" in text
+
+
+def test_go_durations_and_build_wait_knobs() -> None:
+    assert parse_go_duration("25m") == 1500.0
+    assert parse_go_duration("1m30s") == 90.0
+    assert parse_go_duration("500ms") == 0.5
+    with pytest.raises(ValueError, match="invalid duration"):
+        parse_go_duration("5 minutes")
+    assert _build_wait_options(
+        {
+            "CODER_K8S_TEMPLATE_BUILD_WAIT_TIMEOUT": "10m",
+            "CODER_K8S_TEMPLATE_BUILD_INITIAL_POLL_INTERVAL": "1s",
+        }
+    ) == {"build_wait_timeout": 600.0, "build_poll_interval": 1.0}
+    with pytest.raises(ValueError, match="at most 30m"):
+        _build_wait_options({"CODER_K8S_TEMPLATE_BUILD_WAIT_TIMEOUT": "31m"})
+
+
+def test_bad_build_wait_knob_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CODER_K8S_TEMPLATE_BUILD_MAX_POLL_INTERVAL", "soon")
+    assert main(["serve", "--port", "0"]) == 2
+    assert "invalid duration" in capsys.readouterr().err
 
 
 def test_coder_url_needs_a_token(

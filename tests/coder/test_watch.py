@@ -358,3 +358,25 @@ async def test_full_queue_is_logged_not_raised(
     assert event.object["metadata"]["name"] == "acme.full-1"
     watch.stop()
     await storage.aclose()
+
+
+async def test_cache_get_of_a_vanished_object_reports_its_deletion(
+    provider: StaticClientProvider, fake_coder_server: FakeCoderServer
+) -> None:
+    storage = WorkspaceStorage(provider, watch_cache=True)
+    listed = await storage.list(NS, ListOptions())
+    async with await storage.watch(
+        NS, ListOptions(watch=True, resource_version=listed.resource_version)
+    ) as watch:
+        fake_coder_server.fake.delete_workspace_out_of_band("alice/dev-workspace")
+        with pytest.raises(StatusError) as info:
+            await storage.get(NS, "acme.alice.dev-workspace")
+        assert info.value.status.code == 404
+        event = await next_event(watch)
+        assert (event.type, event.object["metadata"]["name"]) == (
+            EventType.DELETED,
+            "acme.alice.dev-workspace",
+        )
+        relisted = await storage.list(NS, ListOptions(resource_version="0"))
+        assert relisted.items == ()
+    await storage.aclose()

@@ -353,6 +353,19 @@ class _CoderStorage:
             result["spec"]["files"] = copy.deepcopy(obj["spec"]["files"])
         return result
 
+    def _forget_if_gone(self, namespace: str, name: str, exc: StatusError) -> None:
+        """Cache mode: a get that finds the object gone reports its deletion at once.
+
+        So get, list and watch agree without waiting for the next poll.
+        """
+        if self._cache is None or exc.status.code != 404:
+            return
+        key = (namespace, name)
+        known = self._known.get(key)
+        if known is None or key in self._inflight:
+            return
+        self._publish(EventType.DELETED, namespace, known.object, known.version, own=False)
+
     def _reconcile(
         self, namespace: str, listed: Sequence[Mapping[str, Any]], epoch: int, *, baseline: bool
     ) -> None:
@@ -655,7 +668,11 @@ class WorkspaceStorage(_CoderStorage):
         self._require_namespace(namespace)
         org, owner, ws = self._parse(name)
         client = await self._client(namespace)
-        workspace = await self._fetch(client, name, org, owner, ws)
+        try:
+            workspace = await self._fetch(client, name, org, owner, ws)
+        except StatusError as exc:
+            self._forget_if_gone(namespace, name, exc)
+            raise
         return self._answer(namespace, workspace)
 
     @_write(_name_from_object)
@@ -1013,7 +1030,11 @@ class TemplateStorage(_CoderStorage):
         self._require_namespace(namespace)
         org, tmpl = self._parse(name)
         client = await self._client(namespace)
-        _, template = await self._fetch(client, name, org, tmpl)
+        try:
+            _, template = await self._fetch(client, name, org, tmpl)
+        except StatusError as exc:
+            self._forget_if_gone(namespace, name, exc)
+            raise
         full = await self._full(client, namespace, template)
         return self._answer(namespace, full, template)
 
