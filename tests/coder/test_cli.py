@@ -367,6 +367,45 @@ def test_serve_with_the_kubernetes_client(env: dict[str, str], tmp_path: Path) -
                     break
             assert seen[:2] == [("ADDED", False), ("MODIFIED", True)]
             assert seen[-1][0] == "DELETED"
+
+            template = api.create_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                "coder",
+                "codertemplates",
+                {
+                    "apiVersion": f"{GROUP}/{VERSION}",
+                    "kind": "CoderTemplate",
+                    "metadata": {"name": "acme.py-template"},
+                    "spec": {"organization": "acme", "files": {"main.tf": "# py"}},
+                },
+            )
+            renamed = api.patch_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                "coder",
+                "codertemplates",
+                "acme.py-template",
+                {"spec": {"displayName": "From Python"}},
+            )
+            assert renamed["spec"]["displayName"] == "From Python"
+            assert renamed["spec"]["files"] == {"main.tf": "# py"}
+            api.delete_namespaced_custom_object(
+                GROUP, VERSION, "coder", "codertemplates", "acme.py-template"
+            )
+            types = [
+                event["type"]
+                for event in watch.Watch().stream(
+                    api.list_namespaced_custom_object,
+                    GROUP,
+                    VERSION,
+                    "coder",
+                    "codertemplates",
+                    resource_version=template["metadata"]["resourceVersion"],
+                    timeout_seconds=2,
+                )
+            ]
+            assert types == ["MODIFIED", "DELETED"]
         finally:
             api_client.close()
 

@@ -380,3 +380,19 @@ async def test_cache_get_of_a_vanished_object_reports_its_deletion(
         relisted = await storage.list(NS, ListOptions(resource_version="0"))
         assert relisted.items == ()
     await storage.aclose()
+
+
+async def test_cache_bookmarks(provider: StaticClientProvider) -> None:
+    storage = TemplateStorage(provider, watch_cache=True, bookmark_interval=0.2)
+    listed = await storage.list(NS, ListOptions())
+    async with await storage.watch(
+        NS,
+        ListOptions(
+            watch=True, resource_version=listed.resource_version, allow_watch_bookmarks=True
+        ),
+    ) as watch:
+        event = await next_event(watch)
+        assert event.type is EventType.BOOKMARK
+        assert event.object["kind"] == "CoderTemplate"
+        assert int(event.object["metadata"]["resourceVersion"]) >= int(listed.resource_version)
+    await storage.aclose()
