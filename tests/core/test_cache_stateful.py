@@ -4,7 +4,8 @@ Writes, lists, watches from random resourceVersions (with and without a
 label selector), slow consumers and stops are interleaved at random. At the
 end every watcher's stream must equal the slice of the log it asked for
 (with §5.6 selector transitions), or be a prefix of it followed by exactly
-one 410 ERROR event. The event loop runs in a blocking portal, so the
+one 410 ERROR event. The cache is fed either by apply() or by ingest() of
+log-numbered batches with RV gaps. The event loop runs in a blocking portal, so the
 machine's rules are plain sync calls; it runs on asyncio and on trio.
 """
 
@@ -20,7 +21,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from k8swatch import Event, EventType, ListOptions, Watch, WatchCache
+from k8swatch import Event, EventType, ListOptions, LogEntry, Watch, WatchCache
+from k8swatch._eventlog import with_resource_version
 
 WINDOW = 4
 NAMES = ("a", "b", "c", "d")
@@ -78,6 +80,7 @@ def triple(event: Event[dict[str, Any]]) -> Triple:
 
 class CacheMachine(RuleBasedStateMachine):
     backend: Any = "asyncio"
+    feed = "apply"
 
     def __init__(self) -> None:
         super().__init__()
@@ -89,12 +92,19 @@ class CacheMachine(RuleBasedStateMachine):
         self.state: dict[str, tuple[dict[str, str], int]] = {}
         self.log: list[Change] = []
         self.watchers: list[Watcher] = []
+        self.source: dict[str, dict[str, str]] = {}  # the log's state, ingested or not
+        self.pending: list[tuple[LogEntry, Change]] = []
+        self.next_rv = 0
 
     # -- model helpers ---------------------------------------------------------------
 
     @property
     def rv(self) -> int:
-        return len(self.log)
+        return self.log[-1].rv if self.log else 0
+
+    @property
+    def resumable_from(self) -> int:
+        return self.log[-WINDOW - 1].rv if len(self.log) > WINDOW else 0
 
     def _extend_expectations(self, change: Change) -> None:
         for w in self.watchers:
@@ -105,27 +115,54 @@ class CacheMachine(RuleBasedStateMachine):
 
     # -- rules -----------------------------------------------------------------------
 
-    @rule(name=st.sampled_from(NAMES), app=st.sampled_from(("x", "y")), delete=st.booleans())
-    def write(self, name: str, app: str, delete: bool) -> None:
-        current = self.state.get(name)
+    @rule(
+        name=st.sampled_from(NAMES),
+        app=st.sampled_from(("x", "y")),
+        delete=st.booleans(),
+        gap=st.integers(1, 3),
+    )
+    def write(self, name: str, app: str, delete: bool, gap: int) -> None:
+        current = self.source.get(name)
         labels = {"app": app}
         if current is None:
             kind = EventType.ADDED
         elif delete:
             kind = EventType.DELETED
-            labels = current[0]
+            labels = current
         else:
             kind = EventType.MODIFIED
         obj = {"metadata": {"name": name, "namespace": "ns", "labels": labels}}
-        event = self.portal.call(self.cache.apply, kind, obj)
-        rv = self.rv + 1
-        assert int(event.object["metadata"]["resourceVersion"]) == rv
-        change = Change(rv, kind, name, labels, None if current is None else current[0])
-        self.log.append(change)
-        if kind is EventType.DELETED:
-            del self.state[name]
+        if self.feed == "apply":
+            event = self.portal.call(self.cache.apply, kind, obj)
+            rv = self.rv + 1
+            assert int(event.object["metadata"]["resourceVersion"]) == rv
+            self._commit(Change(rv, kind, name, labels, current))
         else:
-            self.state[name] = (labels, rv)
+            # numbered by an external log, with gaps (a counter shared by resources)
+            self.next_rv += gap
+            rv = self.next_rv
+            entry = LogEntry(rv, kind, f"ns/{name}", with_resource_version(obj, rv))
+            self.pending.append((entry, Change(rv, kind, name, labels, current)))
+        if kind is EventType.DELETED:
+            del self.source[name]
+        else:
+            self.source[name] = labels
+
+    @precondition(lambda self: self.pending)
+    @rule()
+    def ingest(self) -> None:
+        entries = [entry for entry, _ in self.pending]
+        assert self.portal.call(self.cache.ingest, entries) == len(entries)
+        for _, change in self.pending:
+            self._commit(change)
+        self.pending.clear()
+
+    def _commit(self, change: Change) -> None:
+        self.log.append(change)
+        if change.type is EventType.DELETED:
+            del self.state[change.name]
+        else:
+            self.state[change.name] = (change.labels, change.rv)
         self._extend_expectations(change)
 
     @rule(data=st.data(), selector=st.sampled_from(SELECTORS), initial=st.booleans())
@@ -142,7 +179,7 @@ class CacheMachine(RuleBasedStateMachine):
         else:
             after = data.draw(st.integers(1, self.rv + 2), label="resourceVersion")
             options = ListOptions(watch=True, resource_version=str(after), label_selector=selector)
-            too_old = after < self.rv - WINDOW
+            too_old = after < self.resumable_from
             expected = []
             if not too_old:
                 for change in self.log:
@@ -252,9 +289,12 @@ class CacheMachine(RuleBasedStateMachine):
             self._portal_cm.__exit__(None, None, None)
 
 
+@pytest.mark.parametrize("feed", ["apply", "ingest"])
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
-def test_watch_streams_equal_the_log_slice_or_end_in_one_410(backend: str) -> None:
-    machine = type(f"CacheMachine_{backend}", (CacheMachine,), {"backend": backend})
+def test_watch_streams_equal_the_log_slice_or_end_in_one_410(backend: str, feed: str) -> None:
+    """*feed*: the cache numbers changes itself, or ingests batches numbered by a log."""
+    attributes = {"backend": backend, "feed": feed}
+    machine = type(f"CacheMachine_{backend}_{feed}", (CacheMachine,), attributes)
     run = machine.TestCase
     run.settings = settings(max_examples=60, stateful_step_count=60, deadline=None)
     run().runTest()
