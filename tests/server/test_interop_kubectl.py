@@ -123,7 +123,7 @@ def test_get_empty_and_discovery(kubectl: Kubectl, ns: str) -> None:
 
 
 def test_create_and_get_table(kubectl: Kubectl, ns: str) -> None:
-    out = kubectl.run("create", "--validate=false", "-f", "-", stdin=manifest("w1", ns, app="x"))
+    out = kubectl.run("create", "-f", "-", stdin=manifest("w1", ns, app="x"))
     assert "widget.example.com/w1 created" in out
     table = kubectl.run("get", "wd", "-n", ns).splitlines()
     assert table[0].split() == ["NAME", "AGE"]
@@ -204,13 +204,14 @@ def test_apply_delete_and_wait(
         return await real_watch(namespace, options)
 
     monkeypatch.setattr(served.storage, "watch", recording_watch)
-    out = kubectl.run("apply", "--validate=false", "-f", "-", stdin=manifest("w", ns, app="x"))
+    out = kubectl.run("apply", "-f", "-", stdin=manifest("w", ns, app="x"))
     assert "widget.example.com/w created" in out
-    out = kubectl.run("apply", "--validate=false", "-f", "-", stdin=manifest("w", ns, app="y"))
+    out = kubectl.run("apply", "-f", "-", stdin=manifest("w", ns, app="y"))
     assert "widget.example.com/w configured" in out
     obj = json.loads(kubectl.run("get", "widget", "w", "-n", ns, "-o", "json"))
     assert obj["metadata"]["labels"] == {"app": "y"}
     assert "kubectl.kubernetes.io/last-applied-configuration" in obj["metadata"]["annotations"]
+    # Without client-side validation kubectl skips the OpenAPI documents.
     unchanged = kubectl.run(
         "apply", "--validate=false", "-f", "-", stdin=manifest("w", ns, app="y")
     )
