@@ -29,7 +29,7 @@ import binascii
 import bisect
 import json
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final, Generic, Protocol, cast
 
@@ -154,7 +154,17 @@ def _key_of(obj: Mapping[str, Any]) -> str:
 class _Change:
     """One change in the window: its RV, key, the shared event and the previous state."""
 
-    __slots__ = ("_attrs", "_deleted", "_prev_attrs", "event", "key", "prev", "rv")
+    __slots__ = (
+        "_added",
+        "_attrs",
+        "_deleted",
+        "_prev_attrs",
+        "event",
+        "key",
+        "prev",
+        "rv",
+        "verdicts",
+    )
 
     def __init__(
         self, rv: int, key: str, event: Event[JSONObject], prev: JSONObject | None
@@ -164,6 +174,8 @@ class _Change:
         self.event = event
         self.prev = prev
         self._deleted: Event[JSONObject] | None = None
+        self._added: Event[JSONObject] | None = None
+        self.verdicts: dict[str, _Outcome] | None = None
         self._attrs: ObjectAttrs | _Unset | None = _UNSET
         self._prev_attrs: ObjectAttrs | _Unset | None = _UNSET
 
@@ -181,12 +193,51 @@ class _Change:
             value = self._prev_attrs = get_attrs(self.prev)
         return value
 
+    def outcome(
+        self, match: Callable[[ObjectAttrs | None], bool], get_attrs: GetAttrsFunc
+    ) -> _Outcome:
+        """What a watcher with selector *match* gets for this change (§5.6)."""
+        prev = self.prev
+        old = prev is not None and match(self.prev_attrs(get_attrs))
+        if self.event.type is EventType.DELETED:
+            if old or (prev is None and match(self.attrs(get_attrs))):
+                return _SAME
+            return _NOTHING
+        if match(self.attrs(get_attrs)):
+            return _SAME if old else _NOW_ADDED
+        return _NOW_DELETED if old else _NOTHING
+
+    def added_event(self) -> Event[JSONObject]:
+        """The ADDED event for a watcher whose selector starts matching (§5.6), shared."""
+        if self._added is None:
+            self._added = Event(EventType.ADDED, self.event.object)
+        return self._added
+
     def deleted_event(self) -> Event[JSONObject]:
         """The DELETED event for a watcher whose selector stops matching (§5.6), shared."""
         if self._deleted is None:
             assert self.prev is not None
             self._deleted = Event(EventType.DELETED, with_resource_version(self.prev, self.rv))
         return self._deleted
+
+
+@final
+class _Outcome:
+    """What a change means to one selector (a sentinel with a readable repr)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+_NOTHING: Final = _Outcome("NOTHING")
+_SAME: Final = _Outcome("SAME")
+_NOW_ADDED: Final = _Outcome("NOW_ADDED")
+_NOW_DELETED: Final = _Outcome("NOW_DELETED")
 
 
 @final
@@ -768,6 +819,7 @@ class _CacheWatcher(WatchBase[T]):
         "_pre_timeout_bookmark",
         "_predicate",
         "_requested",
+        "_selector_key",
         "_started",
         "_stopped",
         "_wait_deadline",
@@ -789,6 +841,7 @@ class _CacheWatcher(WatchBase[T]):
     ) -> None:
         self._cache: WatchCache[Any] | None = cache
         self._predicate = predicate
+        self._selector_key = f"{predicate.namespace}\x00{predicate.label}\x00{predicate.field}"
         self._requested = requested
         self._exact = exact
         self._initial = initial
@@ -898,9 +951,11 @@ class _CacheWatcher(WatchBase[T]):
                 changes = [c for c in changes if c.rv > after]
             pending.extend(c.event for c in changes)
         else:
-            # Selectors run on (labels, fields) computed once per change, not per watcher.
+            # Each change computes its (labels, fields) once, and its outcome once per
+            # distinct selector: watchers that share a selector share the work.
             get_attrs = cache.get_attrs
             matches_attrs = predicate.matches_attrs
+            key = self._selector_key
 
             def match(attrs_: ObjectAttrs | None) -> bool:
                 return attrs_ is None or matches_attrs(attrs_[0], attrs_[1])
@@ -908,15 +963,17 @@ class _CacheWatcher(WatchBase[T]):
             for change in changes:
                 if change.rv <= after:
                     continue
-                event = change.event
-                prev = change.prev
-                old = prev is not None and match(change.prev_attrs(get_attrs))
-                if event.type is EventType.DELETED:
-                    if old or (prev is None and match(change.attrs(get_attrs))):
-                        pending.append(event)
-                elif match(change.attrs(get_attrs)):
-                    pending.append(event if old else Event(EventType.ADDED, event.object))
-                elif old:
+                verdicts = change.verdicts
+                if verdicts is None:
+                    verdicts = change.verdicts = {}
+                outcome = verdicts.get(key)
+                if outcome is None:
+                    outcome = verdicts[key] = change.outcome(match, get_attrs)
+                if outcome is _SAME:
+                    pending.append(change.event)
+                elif outcome is _NOW_ADDED:
+                    pending.append(change.added_event())
+                elif outcome is _NOW_DELETED:
                     pending.append(change.deleted_event())
         if changes:
             self._last_rv = max(after, changes[-1].rv)
