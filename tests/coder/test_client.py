@@ -32,9 +32,7 @@ from k8swatch.coder import (
 )
 from k8swatch.coder._convert import format_metav1_time, parse_rfc3339_ns, parse_uuid
 
-FIXTURES = Path("/work/shared/spec/coder-fixtures")
-if not FIXTURES.exists():  # pragma: no cover - repository copy
-    FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parent / "fixtures"  # a copy of the spec's coder-fixtures/
 TOKEN = "super-secret-session-token"
 NIL = "00000000-0000-0000-0000-000000000000"
 

@@ -229,3 +229,34 @@ def test_backoff_is_jittered_and_bounded() -> None:
         CoderPoller([], interval=0)
     with pytest.raises(ValueError, match="jitter"):
         CoderPoller([], jitter=1.5)
+
+
+async def test_an_older_listing_never_resurrects_or_regresses() -> None:
+    """Two polls overlap: the one that started first finishes last."""
+    import json
+    from pathlib import Path
+
+    fixtures = Path(__file__).parent / "fixtures"
+    running = json.loads((fixtures / "workspace.json").read_text())
+    stopping = {
+        **running,
+        "latest_build": json.loads((fixtures / "workspace-build.json").read_text()),
+        "updated_at": "2026-01-01T11:58:30.123456Z",
+    }
+    provider = StaticClientProvider("http://coder.invalid", "t", NS)
+    storage = WorkspaceStorage(provider)
+    storage._reconcile(NS, [running], storage._seq, baseline=True)  # the first poll
+    async with await storage.watch(NS, ListOptions(watch=True)) as watch:
+        older = storage._seq  # poll A starts: it will see the workspace running
+        storage._reconcile(NS, [stopping], storage._seq, baseline=False)  # poll B: stopping
+        storage._reconcile(NS, [running], older, baseline=False)  # A finishes: ignored
+        newer = storage._seq
+        storage._reconcile(NS, [], newer, baseline=False)  # poll C: deleted
+        storage._reconcile(NS, [stopping], older, baseline=False)  # a straggler: ignored
+        events = []
+        with anyio.move_on_after(0.25):
+            async for event in watch:
+                events.append((event.type, event.object["status"]["latestBuildStatus"]))
+    assert events == [(EventType.MODIFIED, "pending"), (EventType.DELETED, "pending")]
+    await storage.aclose()
+    await provider.aclose()

@@ -308,25 +308,23 @@ class _CoderStorage:
     ) -> dict[str, Any]:
         """Record *obj* as the last known state and emit it. Returns what to answer.
 
-        With *unless_seen*, a state already observed (e.g. through the
-        workspace watch stream, which can be faster than the answer to the
-        write itself) is not emitted a second time.
+        Every recorded state (the storage's own writes, *own*, and states
+        observed in Coder alike) gets the next sequence number; a listing that
+        started before it cannot override it (see `_reconcile`). With
+        *unless_seen*, a state already observed (e.g. through the workspace
+        watch stream, which can be faster than the answer to the write
+        itself) is not emitted a second time.
         """
         key = (namespace, _name_of(obj))
+        self._seq += 1
+        seq = self._seq
         known = self._known.get(key)
         if unless_seen and known is not None and known.fingerprint == self._fingerprint(obj):
-            if own:
-                self._seq += 1
-                known.seq = self._seq
+            known.seq = seq
             return copy.deepcopy(known.object)
-        seq = 0
-        if own:
-            self._seq += 1
-            seq = self._seq
         if type_ is EventType.DELETED:
             previous = self._known.pop(key, None)
-            if own:
-                self._tombstones[key] = seq
+            self._tombstones[key] = seq
             if previous is not None and self._cache is not None:
                 obj = previous.object
             return self._emit(type_, obj)
@@ -385,7 +383,7 @@ class _CoderStorage:
                 continue  # being written through this server: its own event follows
             tombstone = self._tombstones.get(key)
             if tombstone is not None and tombstone > epoch:
-                continue  # deleted through this server while the listing ran
+                continue  # its deletion was recorded after the listing started
             known = self._known.get(key)
             if silent:
                 self._known[key] = _Known(self._fingerprint(obj), version, 0, obj)
@@ -393,7 +391,7 @@ class _CoderStorage:
             if known is None:
                 self._publish(EventType.ADDED, namespace, obj, version, own=False)
             elif known.seq > epoch or version < known.version:
-                continue  # written through this server while the listing ran, or stale
+                continue  # a newer state was recorded after the listing started, or stale
             elif known.fingerprint != self._fingerprint(obj):
                 self._publish(EventType.MODIFIED, namespace, obj, version, own=False)
         for key in [k for k in self._known if k[0] == namespace and k not in seen]:
@@ -412,9 +410,11 @@ class _CoderStorage:
     async def resync(self, namespace: str = "") -> None:
         """List Coder and turn every difference from the last known state into an event.
 
-        Objects written through this storage while the listing ran are left
-        alone (the listing may predate the write), so the storage's own events
-        are never repeated or undone. The first listing of a namespace only
+        Objects being written through this storage, and objects whose state
+        was recorded after the listing started (the storage's own writes,
+        workspace stream updates, another listing's results), are left alone:
+        the listing may predate them. So the storage's own events are never
+        repeated or undone, and a deleted object never comes back. The first listing of a namespace only
         records the state in broadcaster mode (a watch starts "now"), and
         fills the cache in cache mode.
 
