@@ -165,3 +165,38 @@ def test_storage_verbs() -> None:
     assert spec.api_version == "v1"
     assert spec.singular == "thing"
     assert spec.list_kind == "ThingList"
+
+
+def test_event_encoder_shares_bytes_and_evicts(monkeypatch: pytest.MonkeyPatch) -> None:
+    from k8swatch import Event, EventType, Status
+    from k8swatch.server import EventEncoder
+    from k8swatch.server._stream import table_format
+
+    spec = ResourceSpec("example.com", "v1", "widgets", "Widget", object())
+    encoder = EventEncoder(maxsize=2)
+    obj = {"metadata": {"name": "a", "resourceVersion": "3"}}
+    added = Event(EventType.ADDED, obj)
+    first = encoder.encode(added, spec)
+    assert encoder.encode(Event(EventType.ADDED, obj), spec) is first  # same object, new event
+    assert encoder.encode_count == 1
+    assert first == (
+        b'{"type":"ADDED","object":{"apiVersion":"example.com/v1","kind":"Widget",'
+        b'"metadata":{"name":"a","resourceVersion":"3"}}}\n'
+    )
+    encoder.encode(Event(EventType.MODIFIED, obj), spec)  # another type: another line
+    assert encoder.encode_count == 2
+    encoder.encode(Event(EventType.DELETED, obj), spec)  # evicts the oldest entry
+    encoder.encode(added, spec)
+    assert encoder.encode_count == 4
+
+    # Tables carry an age: reused for a second at most.
+    clock = [100.0]
+    monkeypatch.setattr("k8swatch.server._stream.time.monotonic", lambda: clock[0])
+    table = encoder.encode(added, spec, table_format("None"))
+    assert encoder.encode(added, spec, table_format("None")) is table
+    clock[0] += 5
+    assert encoder.encode(added, spec, table_format("None")) is not table
+    assert b'"kind":"Table"' in table
+
+    error = Event(EventType.ERROR, Status(code=410, reason="Expired", message="too old"))
+    assert b'"code":410' in encoder.encode(error, spec, table_format("None"))
