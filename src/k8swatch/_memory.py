@@ -10,6 +10,7 @@ storage's [`WatchCache`][k8swatch.WatchCache], which follows the log.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import secrets
 import uuid
@@ -260,6 +261,7 @@ class MemoryStorage:
                 continue
             if not entries:
                 return
+            self._check_open()
             cache.ingest(entries)
 
     async def follow(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -269,29 +271,33 @@ class MemoryStorage:
         ``async with storage:`` runs it for you. One read per batch serves
         every local watcher. A 410 (the log's retention passed this replica
         by) reloads the cache from the log's snapshot and ends open watches
-        with 410; other errors are retried with jittered backoff.
+        with 410; other errors (a 503 while the log's backend is unreachable,
+        also at start-up) are retried with jittered exponential backoff, and
+        open watches stay open meanwhile.
         """
-        await self._ensure_loaded()
         task_status.started()
         delay = 0.05
         cache = self._cache
         while not self._closed:
             try:
+                await self._ensure_loaded()
                 entries = await self._log.read_after(
                     cache.resource_version, limit=cache.window, wait=True
                 )
+                delay = 0.05
+                if not cache.closed:
+                    cache.ingest(entries)
             except anyio.ClosedResourceError:
                 return
             except StatusError as exc:
+                if self.closed:  # closed while we waited
+                    return
                 if exc.status.code == 410:
-                    cache.reset(await self._log.snapshot())
-                    continue
+                    with contextlib.suppress(StatusError):
+                        cache.reset(await self._log.snapshot())
+                        continue
                 await anyio.sleep(delay * (0.5 + secrets.randbelow(1000) / 1000))
                 delay = min(delay * 2, 5.0)
-                continue
-            delay = 0.05
-            if not cache.closed:
-                cache.ingest(entries)
 
     async def __aenter__(self) -> Self:
         """Start [`follow`][k8swatch.MemoryStorage.follow] in the background."""

@@ -7,7 +7,15 @@ from typing import Any
 import anyio
 import pytest
 
-from k8swatch import Event, EventType, ListOptions, MemoryStorage, StatusError, Watch
+from k8swatch import (
+    Event,
+    EventType,
+    ListOptions,
+    MemoryStorage,
+    StatusError,
+    Watch,
+    service_unavailable,
+)
 from k8swatch._eventlog import (
     EventLog,
     MemoryEventLog,
@@ -444,3 +452,52 @@ async def test_start_resource_version_makes_old_rvs_expire() -> None:
     with pytest.raises(ValueError, match="start"):
         MemoryEventLog(start=-1)
     await store.aclose()
+
+
+class FlakyLog:
+    """A MemoryEventLog whose first few waiting reads and snapshots fail with 503."""
+
+    def __init__(self, log: MemoryEventLog, failures: int) -> None:
+        self.log = log
+        self.failures = failures
+        self.snapshot_failures = failures
+
+    async def append(self, write: Write) -> Any:
+        return await self.log.append(write)
+
+    async def read_after(self, rv: int, *, limit: int = 1000, wait: bool = False) -> Any:
+        if wait and self.failures:
+            self.failures -= 1
+            raise service_unavailable("the log is down")
+        return await self.log.read_after(rv, limit=limit, wait=wait)
+
+    async def oldest_resource_version(self) -> int:
+        return await self.log.oldest_resource_version()
+
+    async def current_resource_version(self) -> int:
+        return await self.log.current_resource_version()
+
+    async def snapshot(self) -> Any:
+        if self.snapshot_failures:
+            self.snapshot_failures -= 1
+            raise service_unavailable("the log is down")
+        return await self.log.snapshot()
+
+    async def aclose(self) -> None:
+        await self.log.aclose()
+
+
+async def test_follower_retries_while_the_log_is_unavailable() -> None:
+    shared = MemoryEventLog(100)
+    flaky = FlakyLog(shared, failures=2)
+    assert isinstance(flaky, EventLog)
+    one = storage(log=shared)
+    async with storage(log=flaky) as two:  # starts although the log is down
+        await one.create("ns", widget("a"))
+        await two.cache.wait_for(1, timeout=30)  # fed by the follower, after its retries
+        watch = await two.watch("", ListOptions(watch=True, resource_version="1"))
+        await one.create("ns", widget("b"))
+        (event,) = await take(watch, 1)
+        assert event.object["metadata"]["name"] == "b"
+        assert flaky.failures == 0
+    await one.aclose()
