@@ -39,8 +39,8 @@ from k8swatch import Event, EventType, MemoryStorage, encode_event
 from k8swatch.server import ResourceSpec, create_app
 
 QUICK = "--quick" in sys.argv
-WATCHERS = 100 if QUICK else int(__import__("os").environ.get("BENCH_WATCHERS", "1000"))
-EVENTS = 20 if QUICK else int(__import__("os").environ.get("BENCH_EVENTS", "60"))
+WATCHERS = 100 if QUICK else int(os.environ.get("BENCH_WATCHERS", "1000"))
+EVENTS = 20 if QUICK else int(os.environ.get("BENCH_EVENTS", "40"))
 NAMESPACE = "bench"
 PATH = f"/apis/example.com/v1/namespaces/{NAMESPACE}/widgets"
 RV = re.compile(rb'"resourceVersion":"(\d+)"')
@@ -190,7 +190,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def raise_file_limit(needed: int) -> None:
+    """1,000 connections need more file descriptors than the usual soft limit."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
 if __name__ == "__main__":
+    raise_file_limit(2 * WATCHERS + 256)
     if "--serve" in sys.argv:
         serve(int(sys.argv[sys.argv.index("--serve") + 1]))
         sys.exit(0)
