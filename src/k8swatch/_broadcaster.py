@@ -49,6 +49,9 @@ _DETACHED = sys.maxsize
 _STOPPED_MESSAGE = "broadcaster already stopped"
 
 _MASK = CHECK_EVERY - 1
+
+#: How many times action() yields in a row, at most, for woken watchers to run.
+_MAX_YIELDS = 8
 assert not CHECK_EVERY & _MASK, "CHECK_EVERY must be a power of two"
 
 
@@ -149,6 +152,8 @@ class Broadcaster(Generic[T]):
         "_queue_length",
         "_room",
         "_room_at",
+        "_signalled",
+        "_sleepers",
         "_terminated",
         "_wakeup",
         "_watchers",
@@ -180,6 +185,8 @@ class Broadcaster(Generic[T]):
         self._watchers: dict[_BroadcastWatch[T], None] = {}
         self._wakeup: anyio.Event | None = None  # shared by waiting watchers
         self._parked: dict[anyio.CancelScope, None] = {}  # stop-aware waiters
+        self._sleepers = 0  # watchers waiting on _wakeup
+        self._signalled = 0  # watchers woken up that have not run yet
         self._room: anyio.Event | None = None  # shared by waiting writers
         self._room_at = 0  # a cursor <= this blocks the waiting writers
         self._closed = False
@@ -301,11 +308,18 @@ class Broadcaster(Generic[T]):
             return
         if self._watchers and self._end - self._low >= self._yield_at:
             self._sweep()
-            if self._watchers and self._end - self._low >= self._yield_at:
+            for _ in range(_MAX_YIELDS):
+                if not self._watchers or self._end - self._low < self._yield_at:
+                    break
+                # Let the watchers run; keep yielding while some that were
+                # woken up have not run yet (trio may run this task first).
                 self._budget = CHECK_EVERY
                 await checkpoint()
                 if self._closed:
                     raise RuntimeError(_STOPPED_MESSAGE)
+                if not self._signalled:
+                    break
+                self._sweep()
         self._append(event)
 
     def action_or_drop(self, type: EventType, obj: T) -> bool:
@@ -361,15 +375,22 @@ class Broadcaster(Generic[T]):
             self._sweep()
 
     def _notify(self) -> None:
-        wakeup = self._wakeup
-        if wakeup is not None:
-            self._wakeup = None
-            wakeup.set()
+        self._release()
         if self._parked:
             parked = list(self._parked)
             self._parked.clear()
+            self._signalled += len(parked)
             for scope in parked:
                 scope.cancel()
+
+    def _release(self) -> None:
+        """Wake every watcher waiting on the shared wake-up."""
+        wakeup = self._wakeup
+        if wakeup is not None:
+            self._wakeup = None
+            self._signalled += self._sleepers
+            self._sleepers = 0
+            wakeup.set()
 
     def _sweep(self) -> None:
         """Rescan the cursors: apply the policy to full watchers, trim the log."""
@@ -393,16 +414,14 @@ class Broadcaster(Generic[T]):
             del self._log[:cut]
             self._base = low
 
-    def _wait_for_events(self) -> anyio.Event:
-        wakeup = self._wakeup
-        if wakeup is None:
-            wakeup = self._wakeup = anyio.Event()
-        return wakeup
+    def _advanced(self, pos: int) -> None:
+        """A watcher read the event at *pos*; wake waiting writers it may have blocked.
 
-    def _advanced(self, old_pos: int) -> None:
-        """A watcher moved past *old_pos*; wake waiting writers it was blocking."""
+        Readers take up to 31 events on the fast path without calling this,
+        hence the margin.
+        """
         room = self._room
-        if room is not None and old_pos <= self._room_at:
+        if room is not None and pos <= self._room_at + CHECK_EVERY:
             self._room = None
             room.set()
 
@@ -471,14 +490,14 @@ class _BroadcastWatch(_PollableWatch[T]):
             # The waiter shares one wake-up with every other waiting watcher;
             # set it (they re-check and wait again) so this one sees the stop.
             self._waiting = False
-            wakeup = self._owner._wakeup
-            if wakeup is not None:
-                self._owner._wakeup = None
-                wakeup.set()
+            self._owner._release()
         parked = self._parked
         if parked is not None:
             self._parked = None
-            self._owner._parked.pop(parked, None)
+            if self._owner._parked.pop(parked, 0) is not None:
+                pass  # still parked: not counted as signalled
+            else:  # already woken by _notify; count its wake-up as consumed
+                self._owner._signalled -= 1
             parked.cancel()
 
     def _overflow(self) -> None:
@@ -590,24 +609,38 @@ class _BroadcastWatch(_PollableWatch[T]):
 
     async def _wait_readable(self) -> None:
         """Wait until ``_poll`` may return something (a checkpoint)."""
+        owner = self._owner
+        if owner._room is not None:  # caught up: a waiting writer may have room now
+            owner._advanced(self._pos - 1)
+        wakeup = owner._wakeup
+        if wakeup is None:
+            wakeup = owner._wakeup = anyio.Event()
+        owner._sleepers += 1
         self._waiting = True
         try:
-            await self._owner._wait_for_events().wait()
+            await wakeup.wait()
         finally:
             self._waiting = False
+            if wakeup.is_set():
+                owner._signalled -= 1
+            else:  # cancelled while waiting
+                owner._sleepers -= 1
 
     def _park(self, scope: anyio.CancelScope) -> None:
         """Cancel *scope* as soon as ``_poll`` may return something."""
         if self._pending or self._pos < self._owner._end or self._ended or self._owner._closed:
             scope.cancel()
             return
+        if self._owner._room is not None:  # caught up: a waiting writer may have room now
+            self._owner._advanced(self._pos - 1)
         self._parked = scope
         self._owner._parked[scope] = None
 
     def _unpark(self, scope: anyio.CancelScope) -> None:
         if self._parked is scope:
             self._parked = None
-            self._owner._parked.pop(scope, None)
+            if self._owner._parked.pop(scope, 0) is not None:  # woken by _notify
+                self._owner._signalled -= 1
 
     # --- iteration ------------------------------------------------------------
 
