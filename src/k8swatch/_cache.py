@@ -642,7 +642,8 @@ class WatchCache(Generic[T]):
             list_rv, start = decode_continue(options.continue_token)
             validate_list_resource_version(options)
             state = self._window.state_at(list_rv)
-            if isinstance(state, StatusError):
+            if isinstance(state, StatusError) or list_rv > self._window.resource_version:
+                # Out of the window, or from another incarnation of the cache.
                 raise _continue_expired()
         else:
             requested = validate_list_resource_version(options)

@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 from k8swatch import Event, EventType, ListOptions, StatusError, Watch, WatchCache
-from k8swatch._cache import INITIAL_EVENTS_ANNOTATION
+from k8swatch._cache import INITIAL_EVENTS_ANNOTATION, encode_continue
 from k8swatch._eventlog import LogEntry, LogSnapshot, with_resource_version
 
 ADDED, MODIFIED, DELETED = EventType.ADDED, EventType.MODIFIED, EventType.DELETED
@@ -267,6 +267,10 @@ async def test_expired_and_bad_continue_tokens() -> None:
         await cache.list("", ListOptions(continue_token="garbage"))
     assert info.value.status.code == 400
     assert str(info.value).startswith("invalid continue token: ")
+    future = encode_continue(99, "ns/a\x00")
+    with pytest.raises(StatusError) as info:
+        await cache.list("", ListOptions(continue_token=future))
+    assert info.value.status.code == 410
     fresh = await cache.list("", ListOptions(limit=2))
     with pytest.raises(StatusError) as info:
         await cache.list("", ListOptions(resource_version="3", continue_token=fresh.continue_token))
