@@ -48,7 +48,7 @@ A log holds the changes of **one resource** (one kind), in one order:
   entry silently.
 * ``oldest_resource_version()`` is the smallest RV one may still read after
   (``read_after(r)`` is complete for every ``r >=`` it): the RV of the last
-  discarded entry, or 0 when nothing was discarded.
+  discarded entry, or the RV the log started at (0) when nothing was discarded.
 * ``current_resource_version()`` is the RV of the newest entry (0 if none): a
   cache that reached it serves a consistent ("most recent") read.
 * ``snapshot()`` returns the current objects and the RV they are at,
@@ -261,7 +261,30 @@ class LogSnapshot:
 
 @runtime_checkable
 class EventLog(Protocol):
-    """The backend interface of a watch cache's event log (see the module docs for the contract)."""
+    """The backend interface of a watch cache's event log: one resource's changes, in order.
+
+    [`MemoryStorage`][k8swatch.MemoryStorage] writes through it and feeds its
+    [`WatchCache`][k8swatch.WatchCache] from it;
+    [`MemoryEventLog`][k8swatch.MemoryEventLog] is the in-memory reference
+    implementation and ``k8swatch.redis.RedisEventLog`` shares one log
+    between server replicas. The contract:
+
+    * every change is a [`LogEntry`][k8swatch.LogEntry] with a strictly
+      increasing integer resourceVersion (RV); gaps are allowed, repeats and
+      reordering are not, and every reader sees the same order;
+    * ``append`` applies one [`Write`][k8swatch.Write] atomically and
+      conditionally (see [`WriteOp`][k8swatch.WriteOp]); a failed condition
+      raises [`PreconditionFailedError`][k8swatch.PreconditionFailedError]
+      and applies nothing;
+    * ``read_after(rv)`` never skips an entry silently: entries after *rv*
+      that were discarded make it raise 410 Expired
+      (``too old resource version: <rv> (<oldest>)``);
+    * backend outages raise 503 ServiceUnavailable, with nothing
+      half-applied;
+    * objects handed out are shared and read-only; ``aclose`` is idempotent
+      and makes every later call (and blocked ``read_after(wait=True)``)
+      raise ``anyio.ClosedResourceError``.
+    """
 
     async def append(self, write: Write) -> LogEntry | None:
         """Apply *write* atomically; return the recorded entry (None: nothing to record).
