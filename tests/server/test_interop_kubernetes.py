@@ -168,3 +168,20 @@ def test_watch_all_namespaces(api: client.CustomObjectsApi, served: Served, ns: 
         assert event["type"] == "ADDED"
         assert event["object"]["metadata"]["namespace"] == ns
         w.stop()
+
+
+def test_paginated_list(api: client.CustomObjectsApi, served: Served, ns: str) -> None:
+    for name in ("a", "b", "c"):
+        served.create(ns, name)
+    names: list[str] = []
+    token = ""
+    pages = 0
+    while True:
+        page = list_widgets(api, ns, limit=2, _continue=token or None)
+        pages += 1
+        names += [item["metadata"]["name"] for item in page["items"]]
+        token = page["metadata"].get("continue", "")
+        if not token:
+            break
+    assert sorted(names) == ["a", "b", "c"]
+    assert pages == 2
