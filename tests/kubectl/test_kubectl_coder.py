@@ -195,3 +195,36 @@ def test_get_watch_follows_a_stop(coder_kubectl: Kubectl) -> None:
         reader.wait_for(r"^acme\.alice\.watched\s+alice\s+starter-template\s+false\s+stopped\s")
     finally:
         reader.stop()
+
+
+def test_edit_and_describe(coder_kubectl: Kubectl, tmp_path: Path) -> None:
+    coder_kubectl.run(
+        "apply", "-f", "-", input=WORKSPACE.format(name="acme.alice.edited", running="true")
+    )
+    coder_kubectl.run(
+        "wait",
+        "coderworkspace/acme.alice.edited",
+        "--for=jsonpath={.status.latestBuildStatus}=running",
+        "--timeout=60s",
+    )
+    editor = tmp_path / "editor.sh"
+    editor.write_text("#!/bin/sh\nsed -i 's/running: true/running: false/' \"$1\"\n")
+    editor.chmod(0o755)
+    out = coder_kubectl.run(
+        "edit", "coderworkspace", "acme.alice.edited", env={"EDITOR": str(editor)}
+    )
+    assert out.stdout.strip() == "coderworkspace.aggregation.coder.com/acme.alice.edited edited"
+    coder_kubectl.run(
+        "wait",
+        "coderworkspace/acme.alice.edited",
+        "--for=jsonpath={.status.latestBuildStatus}=stopped",
+        "--timeout=60s",
+    )
+    described = coder_kubectl.run("describe", "codertemplate", TEMPLATE).stdout
+    assert "Name:         acme.starter-template" in described
+    assert "Starter Template" in described
+    # objects read back validate against their own schema, strictly
+    for kind, name in (("coderworkspace", DEMO), ("codertemplate", TEMPLATE)):
+        live = coder_kubectl.run("get", kind, name, "-o", "json").stdout
+        replaced = coder_kubectl.run("replace", "--validate=strict", "-f", "-", input=live)
+        assert replaced.stdout.strip().endswith(f"/{name} replaced")
