@@ -180,3 +180,28 @@ def test_bad_continue_tokens(token: str, detail: str) -> None:
     assert info.value.status.code == 400
     assert str(info.value).startswith("invalid continue token: continue key is not valid: ")
     assert detail in str(info.value)
+
+
+@given(
+    capacity=st.integers(1, 20),
+    ops=st.lists(st.tuples(st.sampled_from("abc"), st.booleans()), max_size=60),
+)
+def test_state_at_matches_the_history(capacity: int, ops: list[tuple[str, bool]]) -> None:
+    window = _EventWindow(capacity)
+    current: dict[str, dict[str, Any]] = {}
+    history: list[dict[str, dict[str, Any]]] = [{}]  # history[rv] = state after rv
+    for rv, (key, delete) in enumerate(ops, start=1):
+        if key in current and delete:
+            window.add(rv, EventType.DELETED, key, obj(key, rv))
+            del current[key]
+        else:
+            kind = EventType.MODIFIED if key in current else EventType.ADDED
+            current[key] = obj(key, rv)
+            window.add(rv, kind, key, current[key])
+        history.append(dict(current))
+    for rv in range(len(history)):
+        state = window.state_at(rv)
+        if rv < window.resumable_from:
+            assert isinstance(state, StatusError)
+        else:
+            assert state == history[rv]
