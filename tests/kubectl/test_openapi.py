@@ -8,6 +8,8 @@ from typing import Any
 
 import attrs
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from k8swatch import StatusError
 from k8swatch.coder._openapi_schemas import (
@@ -433,3 +435,37 @@ def test_v2_protobuf_structure() -> None:
     (named,) = _field(defs, 1)
     (additional_item,) = _field(_field(named, 2)[0], 21)
     assert _decode(additional_item) == [(2, 0)]
+
+
+def _values_for(schema: Mapping[str, Any]) -> st.SearchStrategy[Any]:
+    kind = schema.get("type")
+    if kind == "object":
+        props = schema.get("properties") or {}
+        if props:
+            return st.fixed_dictionaries({}, optional={k: _values_for(v) for k, v in props.items()})
+        additional = schema.get("additionalProperties")
+        if isinstance(additional, Mapping):
+            return st.dictionaries(st.text(max_size=5), _values_for(additional), max_size=3)
+        return st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)
+    if kind == "array":
+        return st.lists(_values_for(schema.get("items") or {}), max_size=3)
+    if kind == "integer":
+        return st.integers()
+    if kind == "number":
+        return st.floats(allow_nan=False) | st.integers()
+    if kind == "boolean":
+        return st.booleans()
+    if kind == "string":
+        return st.text(max_size=8)
+    return st.none()
+
+
+@pytest.mark.parametrize("resource", [WS, TPL], ids=["workspace", "template"])
+@given(data=st.data())
+def test_generated_objects_validate(resource: Spec, data: st.DataObject) -> None:
+    schema = object_schema(resource)
+    obj = data.draw(_values_for(schema))
+    assert find_schema_errors(obj, schema) == ([], [])
+    if isinstance(obj.get("spec"), dict):
+        obj["spec"]["zzUnknown"] = 1
+        assert find_schema_errors(obj, schema)[1] == ["spec.zzUnknown"]
