@@ -248,12 +248,27 @@ def widget_resources() -> list[Any]:
 
 
 @pytest.fixture
-def widget_server() -> Iterator[str]:
-    """URL of a fresh widgets/gadgets server."""
+def widget_app() -> Any:
+    """A fresh widgets/gadgets app."""
     from k8swatch.server import create_app
 
-    with ThreadedServer(create_app(widget_resources())) as url:
+    return create_app(widget_resources())
+
+
+@pytest.fixture
+def widget_server(widget_app: Any) -> Iterator[str]:
+    """URL of ``widget_app`` served by uvicorn."""
+    with ThreadedServer(widget_app) as url:
         yield url
+
+
+def wait_for_watchers(app: Any, count: int = 1, *, timeout: float = 60) -> None:
+    """Block until *app* has at least *count* open watch streams."""
+    deadline = time.monotonic() + timeout
+    while app.active_watches < count:
+        if time.monotonic() > deadline:
+            pytest.fail(f"no {count} watch(es) opened within {timeout} s")
+        time.sleep(0.02)
 
 
 @pytest.fixture

@@ -6,10 +6,11 @@ import json
 import stat
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from .conftest import Kubectl, LineReader
+from .conftest import Kubectl, LineReader, wait_for_watchers
 
 pytestmark = pytest.mark.kubectl
 
@@ -239,7 +240,7 @@ def test_delete_and_wait(kubectl: Kubectl) -> None:
     assert kubectl.run("delete", "widget", "w1", "--ignore-not-found").returncode == 0
 
 
-def test_wait_for_jsonpath_and_delete(kubectl: Kubectl) -> None:
+def test_wait_for_jsonpath_and_delete(kubectl: Kubectl, widget_app: Any) -> None:
     _create(kubectl)
 
     def later() -> None:
@@ -259,13 +260,12 @@ def test_wait_for_jsonpath_and_delete(kubectl: Kubectl) -> None:
     assert waiter.returncode == 0, stderr
     assert stdout.strip() == "widget.example.com/w1 condition met"
 
-    deleter = threading.Timer(1.0, lambda: kubectl.run("delete", "widget", "w1", "--wait=false"))
     waiter = kubectl.popen("wait", "widget/w1", "--for=delete", "--timeout=60s")
-    deleter.start()
-    try:
-        stdout, stderr = waiter.communicate(timeout=90)
-    finally:
-        deleter.join()
+    # kubectl answers at once, silently, for an object that is already gone:
+    # delete only once its watch is open.
+    wait_for_watchers(widget_app)
+    kubectl.run("delete", "widget", "w1", "--wait=false")
+    stdout, stderr = waiter.communicate(timeout=90)
     assert waiter.returncode == 0, stderr
     assert stdout.strip() == "widget.example.com/w1 condition met"
 
