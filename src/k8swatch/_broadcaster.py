@@ -495,8 +495,7 @@ class _BroadcastWatch(_PollableWatch[T]):
         if parked is not None:
             self._parked = None
             if self._owner._parked.pop(parked, 0) is not None:
-                pass  # still parked: not counted as signalled
-            else:  # already woken by _notify; count its wake-up as consumed
+                # already woken by _notify: count its wake-up as consumed
                 self._owner._signalled -= 1
             parked.cancel()
 
