@@ -498,3 +498,42 @@ async def test_static_provider_messages() -> None:
     await unpinned.aclose()
     with pytest.raises(ValueError, match="token must not be empty"):
         StaticClientProvider("http://x", "", "ns")
+
+
+def test_models_build_the_go_request_bodies() -> None:
+    ws = CoderWorkspace.from_dict(
+        {
+            "metadata": {"name": "acme.alice.dev"},
+            "spec": {"templateName": "t", "ttlMillis": 5, "running": True},
+        }
+    )
+    assert ws.to_coder_create_request(template_id="tid") == {
+        "template_id": "tid",
+        "template_version_id": NIL,
+        "name": "dev",
+        "ttl_ms": 5,
+        "template_version_preset_id": NIL,
+    }
+    tmpl = CoderTemplate.from_dict(
+        {"metadata": {"name": "acme.t"}, "spec": {"displayName": "T", "icon": "/i.png"}}
+    )
+    assert tmpl.to_coder_create_request(version_id="v") == {
+        "name": "t",
+        "display_name": "T",
+        "icon": "/i.png",
+        "template_version_id": "v",
+        "allow_user_cancel_workspace_jobs": None,
+        "disable_everyone_group_access": False,
+        "require_active_version": False,
+        "max_port_share_level": None,
+    }
+    assert tmpl.to_coder_meta_update() == {
+        "display_name": "T",
+        "description": "",
+        "icon": "/i.png",
+        "update_workspace_last_used_at": False,
+        "update_workspace_dormant_at": False,
+        "disable_everyone_group_access": False,
+    }
+    with pytest.raises(ValueError, match="expected 2 separators"):
+        CoderWorkspace(name="acme.dev").to_coder_create_request(template_id="t")

@@ -46,7 +46,13 @@ from k8swatch._status import (
     unauthorized,
 )
 
-from ._convert import NIL_UUID
+from ._convert import (
+    create_template_body,
+    create_template_version_body,
+    create_workspace_body,
+    template_meta_body,
+    workspace_build_body,
+)
 
 __all__ = [
     "CoderClient",
@@ -226,10 +232,6 @@ def _json_body(response: httpx.Response) -> Any:
         ) from None
 
 
-def _uuid_or_nil(value: str | None) -> str:
-    return value or NIL_UUID
-
-
 @final
 class CoderClient:
     """An async client for the Coder REST API subset of the reference storages.
@@ -373,21 +375,8 @@ class CoderClient:
         icon: str = "",
     ) -> dict[str, Any]:
         """``POST /organizations/{org_id}/templates`` (201), the Go SDK's body."""
-        body: dict[str, Any] = {"name": name}
-        if display_name:
-            body["display_name"] = display_name
-        if description:
-            body["description"] = description
-        if icon:
-            body["icon"] = icon
-        body.update(
-            {
-                "template_version_id": version_id,
-                "allow_user_cancel_workspace_jobs": None,
-                "disable_everyone_group_access": False,
-                "require_active_version": False,
-                "max_port_share_level": None,
-            }
+        body = create_template_body(
+            name, version_id, display_name=display_name, description=description, icon=icon
         )
         response = await self._send(
             "POST", f"/organizations/{org_id}/templates", expect=(201,), json_body=body
@@ -398,14 +387,7 @@ class CoderClient:
         self, template_id: str, *, display_name: str, description: str, icon: str
     ) -> dict[str, Any]:
         """``PATCH /templates/{id}`` with the three presentation fields, as coder-k8s sends it."""
-        body = {
-            "display_name": display_name,
-            "description": description,
-            "icon": icon,
-            "update_workspace_last_used_at": False,
-            "update_workspace_dormant_at": False,
-            "disable_everyone_group_access": False,
-        }
+        body = template_meta_body(display_name, description, icon)
         response = await self._send("PATCH", f"/templates/{template_id}", json_body=body)
         return dict(_json_body(response))
 
@@ -426,13 +408,7 @@ class CoderClient:
 
         *template_id* unset is sent as the nil UUID, as the Go SDK does.
         """
-        body = {
-            "template_id": _uuid_or_nil(template_id),
-            "storage_method": "file",
-            "file_id": file_id,
-            "provisioner": "terraform",
-            "tags": None,
-        }
+        body = create_template_version_body(file_id, template_id)
         response = await self._send(
             "POST", f"/organizations/{org_id}/templateversions", expect=(201,), json_body=body
         )
@@ -496,16 +472,13 @@ class CoderClient:
         Give exactly one of *template_id* and *template_version_id*; the other
         is sent as the nil UUID.
         """
-        body: dict[str, Any] = {
-            "template_id": _uuid_or_nil(template_id),
-            "template_version_id": _uuid_or_nil(template_version_id),
-            "name": name,
-        }
-        if autostart_schedule is not None:
-            body["autostart_schedule"] = autostart_schedule
-        if ttl_ms is not None:
-            body["ttl_ms"] = ttl_ms
-        body["template_version_preset_id"] = NIL_UUID
+        body = create_workspace_body(
+            name,
+            template_id=template_id,
+            template_version_id=template_version_id,
+            ttl_ms=ttl_ms,
+            autostart_schedule=autostart_schedule,
+        )
         response = await self._send(
             "POST", f"/users/{owner}/workspaces", expect=(201,), json_body=body
         )
@@ -515,11 +488,7 @@ class CoderClient:
         self, workspace_id: str, transition: str, *, template_version_id: str | None = None
     ) -> dict[str, Any]:
         """``POST /workspaces/{id}/builds`` (201): start a ``start``/``stop``/``delete`` build."""
-        body = {
-            "template_version_id": _uuid_or_nil(template_version_id),
-            "transition": transition,
-            "template_version_preset_id": NIL_UUID,
-        }
+        body = workspace_build_body(transition, template_version_id=template_version_id)
         response = await self._send(
             "POST", f"/workspaces/{workspace_id}/builds", expect=(201,), json_body=body
         )

@@ -14,8 +14,14 @@ import json
 import re
 import time
 import uuid
+from typing import Any
 
 __all__ = [
+    "create_template_body",
+    "create_template_version_body",
+    "create_workspace_body",
+    "template_meta_body",
+    "workspace_build_body",
     "NIL_UUID",
     "format_metav1_time",
     "is_zero_time",
@@ -108,3 +114,94 @@ def parse_uuid(text: str) -> str:
         return str(uuid.UUID(candidate))
     except ValueError:
         raise ValueError("invalid UUID format") from None
+
+
+# --- request bodies, exactly as the Go SDK (codersdk v2.30.0) sends them ----------
+
+
+def _uuid_or_nil(value: str | None) -> str:
+    return value or NIL_UUID
+
+
+def create_workspace_body(
+    name: str,
+    *,
+    template_id: str | None = None,
+    template_version_id: str | None = None,
+    ttl_ms: int | None = None,
+    autostart_schedule: str | None = None,
+) -> dict[str, Any]:
+    """``CreateWorkspaceRequest``: unset UUIDs as the nil UUID, unset options omitted."""
+    body: dict[str, Any] = {
+        "template_id": _uuid_or_nil(template_id),
+        "template_version_id": _uuid_or_nil(template_version_id),
+        "name": name,
+    }
+    if autostart_schedule is not None:
+        body["autostart_schedule"] = autostart_schedule
+    if ttl_ms is not None:
+        body["ttl_ms"] = ttl_ms
+    body["template_version_preset_id"] = NIL_UUID
+    return body
+
+
+def workspace_build_body(
+    transition: str, *, template_version_id: str | None = None
+) -> dict[str, Any]:
+    """``CreateWorkspaceBuildRequest`` for a ``start``, ``stop`` or ``delete`` build."""
+    return {
+        "template_version_id": _uuid_or_nil(template_version_id),
+        "transition": transition,
+        "template_version_preset_id": NIL_UUID,
+    }
+
+
+def create_template_body(
+    name: str,
+    version_id: str,
+    *,
+    display_name: str = "",
+    description: str = "",
+    icon: str = "",
+) -> dict[str, Any]:
+    """``CreateTemplateRequest``: the presentation fields omitted when empty."""
+    body: dict[str, Any] = {"name": name}
+    if display_name:
+        body["display_name"] = display_name
+    if description:
+        body["description"] = description
+    if icon:
+        body["icon"] = icon
+    body.update(
+        {
+            "template_version_id": version_id,
+            "allow_user_cancel_workspace_jobs": None,
+            "disable_everyone_group_access": False,
+            "require_active_version": False,
+            "max_port_share_level": None,
+        }
+    )
+    return body
+
+
+def template_meta_body(display_name: str, description: str, icon: str) -> dict[str, Any]:
+    """``UpdateTemplateMeta`` as coder-k8s sends it: the three presentation fields."""
+    return {
+        "display_name": display_name,
+        "description": description,
+        "icon": icon,
+        "update_workspace_last_used_at": False,
+        "update_workspace_dormant_at": False,
+        "disable_everyone_group_access": False,
+    }
+
+
+def create_template_version_body(file_id: str, template_id: str | None = None) -> dict[str, Any]:
+    """``CreateTemplateVersionRequest`` importing an uploaded file with terraform."""
+    return {
+        "template_id": _uuid_or_nil(template_id),
+        "storage_method": "file",
+        "file_id": file_id,
+        "provisioner": "terraform",
+        "tags": None,
+    }

@@ -21,15 +21,23 @@ import attrs
 from typing_extensions import Self, final
 
 from k8swatch._status import bad_request
+from k8swatch.coder._names import (
+    build_template_name,
+    build_workspace_name,
+    parse_template_name,
+    parse_workspace_name,
+)
 
 from ._convert import (
     NIL_UUID,
+    create_template_body,
+    create_workspace_body,
     format_metav1_time,
     is_zero_time,
     quote,
     resource_version_of,
+    template_meta_body,
 )
-from ._names import build_template_name, build_workspace_name
 
 __all__ = [
     "API_VERSION",
@@ -368,6 +376,25 @@ class CoderWorkspace:
             "status": self.status.to_dict(),
         }
 
+    def to_coder_create_request(
+        self, *, template_id: str | None = None, template_version_id: str | None = None
+    ) -> dict[str, Any]:
+        """The Coder ``CreateWorkspaceRequest`` for this object, as the Go SDK sends it.
+
+        Give *template_id* (the template's active version) or
+        *template_version_id* (a pinned version).
+
+        Raises:
+            ValueError: the name is not ``<org>.<owner>.<workspace>``.
+        """
+        return create_workspace_body(
+            parse_workspace_name(self.name)[2],
+            template_id=template_id,
+            template_version_id=template_version_id,
+            ttl_ms=self.spec.ttl_millis,
+            autostart_schedule=self.spec.autostart_schedule,
+        )
+
 
 # --- CoderTemplate ---------------------------------------------------------------
 
@@ -573,3 +600,21 @@ class CoderTemplate:
             "spec": self.spec.to_dict(),
             "status": self.status.to_dict(),
         }
+
+    def to_coder_create_request(self, *, version_id: str) -> dict[str, Any]:
+        """The Coder ``CreateTemplateRequest`` for this object with active *version_id*.
+
+        Raises:
+            ValueError: the name is not ``<org>.<template>``.
+        """
+        return create_template_body(
+            parse_template_name(self.name)[1],
+            version_id,
+            display_name=self.spec.display_name,
+            description=self.spec.description,
+            icon=self.spec.icon,
+        )
+
+    def to_coder_meta_update(self) -> dict[str, Any]:
+        """The Coder ``UpdateTemplateMeta`` body setting this object's presentation fields."""
+        return template_meta_body(self.spec.display_name, self.spec.description, self.spec.icon)

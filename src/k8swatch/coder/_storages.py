@@ -414,9 +414,9 @@ class _CoderStorage:
         was recorded after the listing started (the storage's own writes,
         workspace stream updates, another listing's results), are left alone:
         the listing may predate them. So the storage's own events are never
-        repeated or undone, and a deleted object never comes back. The first listing of a namespace only
-        records the state in broadcaster mode (a watch starts "now"), and
-        fills the cache in cache mode.
+        repeated or undone, and a deleted object never comes back. The first
+        listing of a namespace only records the state in broadcaster mode (a
+        watch starts "now"), and fills the cache in cache mode.
 
         Raises:
             StatusError: the provider or Coder failed (503 when Coder is
