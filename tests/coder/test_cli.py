@@ -250,7 +250,16 @@ def test_serve_with_kubectl(env: dict[str, str], tmp_path: Path) -> None:
                 "-p",
                 '{"spec":{"running":false}}',
             )
-            wait_until(lambda: status() == "stopped")
+            # kubectl wait watches with sendInitialEvents=true: served by the cache
+            kubectl(
+                env,
+                kubeconfig,
+                "wait",
+                "--for=jsonpath={.status.latestBuildStatus}=stopped",
+                "coderworkspace/acme.alice.e2e",
+                "--timeout=60s",
+            )
+            assert status() == "stopped"
             kubectl(env, kubeconfig, "delete", "coderworkspace", "acme.alice.e2e", "--wait=false")
             time.sleep(3.0)  # the delete build finishes, the poller reports DELETED
         finally:
