@@ -455,7 +455,11 @@ class _CoderStorage:
         for ns in namespaces:
             client = await self._client(ns)
             listed = await self._call("<list>", self._fetch_all(client))
-            items.extend(self._convert(ns, obj) for obj in listed)
+            for coder_obj in listed:
+                try:
+                    items.append(self._convert(ns, coder_obj))
+                except (KeyError, ValueError) as exc:
+                    logger.warning("coder: skipping malformed %s: %s", self._RESOURCE, exc)
         if len(namespaces) > 1:
             items.sort(key=lambda o: (o["metadata"].get("namespace", ""), _name_of(o)))
         # The Go original sends no list resourceVersion; then kubectl's
