@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import AsyncGenerator, Sequence
+from typing import Any, cast
 
 import anyio
 import pytest
@@ -762,7 +762,8 @@ async def test_a_long_replay_comes_in_bounded_batches() -> None:
     watch = await cache.watch("", watch_opts(resource_version="1"))
     sizes: list[int] = []
     with anyio.fail_after(30):
-        async with contextlib.aclosing(watch.batches()) as batches:
+        batch_iterator = cast("AsyncGenerator[Sequence[Event[Any]], None]", watch.batches())
+        async with contextlib.aclosing(batch_iterator) as batches:
             async for batch in batches:
                 sizes.append(len(batch))
                 if sum(sizes) == 2999:

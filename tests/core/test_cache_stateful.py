@@ -294,7 +294,7 @@ class CacheMachine(RuleBasedStateMachine):
 def test_watch_streams_equal_the_log_slice_or_end_in_one_410(backend: str, feed: str) -> None:
     """*feed*: the cache numbers changes itself, or ingests batches numbered by a log."""
     attributes = {"backend": backend, "feed": feed}
-    machine = type(f"CacheMachine_{backend}_{feed}", (CacheMachine,), attributes)
+    machine: Any = type(f"CacheMachine_{backend}_{feed}", (CacheMachine,), attributes)
     run = machine.TestCase
     run.settings = settings(max_examples=60, stateful_step_count=60, deadline=None)
     run().runTest()
