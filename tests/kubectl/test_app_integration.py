@@ -81,6 +81,7 @@ async def test_field_validation_directives(client: ASGIClient) -> None:
     warned = await client.request("POST", NS, json=bad)
     assert warned.status == 201
     assert warned.header("warning") == '299 - "unknown field \\"spec.shape\\""'
+    assert warned.json()["spec"] == {"size": 1}  # pruned, as kube-apiserver does
     ignored = await client.request(
         "PUT", f"{NS}/w1?fieldValidation=Ignore", json={**bad, "metadata": {"name": "w1"}}
     )

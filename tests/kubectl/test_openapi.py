@@ -31,6 +31,7 @@ from k8swatch.server._validation import (
     check_field_validation,
     find_schema_errors,
     format_warning,
+    prune_unknown_fields,
     validate_object,
 )
 
@@ -469,3 +470,24 @@ def test_generated_objects_validate(resource: Spec, data: st.DataObject) -> None
     if isinstance(obj.get("spec"), dict):
         obj["spec"]["zzUnknown"] = 1
         assert find_schema_errors(obj, schema)[1] == ["spec.zzUnknown"]
+
+
+def test_prune_unknown_fields() -> None:
+    obj = _with("spec.bogus", 1)
+    obj["metadata"]["frob"] = 2
+    obj["spec"]["nested"] = {"x": 1}
+    pruned = prune_unknown_fields(obj, WS_SCHEMA)
+    assert pruned == GOOD
+    assert obj["spec"]["bogus"] == 1  # the input is not modified
+    tpl = object_schema(TPL)
+    files = {"spec": {"files": {"a": "b"}, "zz": 1}, "metadata": {"finalizers": ["x"]}}
+    assert prune_unknown_fields(files, tpl) == {
+        "spec": {"files": {"a": "b"}},
+        "metadata": {"finalizers": ["x"]},
+    }
+    widget = object_schema(WIDGET)
+    assert prune_unknown_fields({"free": {"form": 1}}, widget) == {"free": {"form": 1}}
+    assert prune_unknown_fields([1, {"a": 1}], {"type": "array"}) == [1, {"a": 1}]
+    assert prune_unknown_fields(
+        {"a": {"b": 1, "c": 2}}, {"allOf": [{"properties": {"a": {"properties": {"b": {}}}}}]}
+    ) == {"a": {"b": 1}}

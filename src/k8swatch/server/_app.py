@@ -51,7 +51,12 @@ from ._types import (
     as_object,
     metadata_of,
 )
-from ._validation import check_field_validation, format_warning, validate_object
+from ._validation import (
+    check_field_validation,
+    format_warning,
+    prune_unknown_fields,
+    validate_object,
+)
 
 __all__ = ["App", "create_app"]
 
@@ -546,8 +551,7 @@ class App:
                 ],
                 group=res.group,
             )
-        obj = {**obj, "metadata": metadata}
-        warnings = self._validate(res, obj, request, "create")
+        obj, warnings = self._validate(res, {**obj, "metadata": metadata}, request, "create")
         if _dry_run(request, "CreateOptions"):
             await self._send_object(send, request, obj, res, 201, headers=warnings)
             return
@@ -569,8 +573,7 @@ class App:
         updater = self._require(res, "update")
         obj = self._check_type_meta(res, await self._read_object(request, receive))
         metadata = self._check_name(route, obj["metadata"])
-        obj = {**obj, "metadata": metadata}
-        warnings = self._validate(res, obj, request, "update")
+        obj, warnings = self._validate(res, {**obj, "metadata": metadata}, request, "update")
         if _dry_run(request, "UpdateOptions"):
             await self._require(res, "get")(route.namespace, route.name)  # 404 if missing
             await self._send_object(send, request, obj, res, 200, headers=warnings)
@@ -596,15 +599,14 @@ class App:
             patched = patch_object(self.patch_types, content_type, current, body)
             patched = self._check_type_meta(res, patched)
             metadata = self._check_name(route, patched["metadata"])
-            warnings = self._validate(res, {**patched, "metadata": metadata}, request, "patch")
+            patched, warnings = self._validate(
+                res, {**patched, "metadata": metadata}, request, "patch"
+            )
             if _dry_run(request, "PatchOptions"):
-                dry = {**patched, "metadata": metadata}
-                await self._send_object(send, request, dry, res, 200, headers=warnings)
+                await self._send_object(send, request, patched, res, 200, headers=warnings)
                 return
             try:
-                updated = await updater(
-                    route.namespace, route.name, {**patched, "metadata": metadata}
-                )
+                updated = await updater(route.namespace, route.name, patched)
             except StatusError as err:
                 # A patch without its own resourceVersion is retried on conflict,
                 # as kube-apiserver does.
@@ -630,23 +632,27 @@ class App:
 
     def _validate(
         self, res: ResourceSpec, obj: dict[str, Any], request: _Request, verb: str
-    ) -> list[tuple[bytes, bytes]]:
+    ) -> tuple[dict[str, Any], list[tuple[bytes, bytes]]]:
         """Check *obj* against the resource's schema (``fieldValidation``).
 
-        Returns the ``Warning`` headers to send (``fieldValidation=Warn``);
-        raises StatusError for ``Strict`` unknown fields and for wrong types.
+        Returns the object to store, without the fields the schema does not
+        declare (pruned, as kube-apiserver prunes custom resources), and the
+        ``Warning`` headers to send (``fieldValidation=Warn``); raises
+        StatusError for ``Strict`` unknown fields and for wrong types.
         """
         directive = check_field_validation(request.first("fieldValidation"), verb)
+        schema = self._schemas[id(res)]
         warnings = validate_object(
             obj,
-            self._schemas[id(res)],
+            schema,
             kind=res.kind,
             version=res.version,
             group=res.group,
             directive=directive,
             verb=verb,
         )
-        return [(b"warning", format_warning(text).encode()) for text in warnings]
+        pruned: dict[str, Any] = prune_unknown_fields(obj, schema)
+        return pruned, [(b"warning", format_warning(text).encode()) for text in warnings]
 
     async def _send_object(
         self,

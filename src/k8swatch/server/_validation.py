@@ -30,6 +30,7 @@ __all__ = [
     "check_field_validation",
     "find_schema_errors",
     "format_warning",
+    "prune_unknown_fields",
     "validate_object",
 ]
 
@@ -236,3 +237,42 @@ def validate_object(
 
 def _compact(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"), sort_keys=False)
+
+
+def prune_unknown_fields(value: Any, schema: Mapping[str, Any]) -> Any:
+    """Return a copy of *value* without the fields *schema* does not declare.
+
+    What kube-apiserver does to a custom resource accepted under
+    ``fieldValidation=Warn`` or ``Ignore``: unknown fields are dropped, not
+    stored. Fields under ``x-kubernetes-preserve-unknown-fields`` or
+    ``additionalProperties`` are kept.
+    """
+    if "allOf" in schema and not schema.get("type"):
+        for sub in schema["allOf"]:
+            if is_mapping(sub):
+                value = prune_unknown_fields(value, sub)
+        return value
+    if is_object(value):
+        props = schema.get("properties")
+        additional = schema.get("additionalProperties")
+        preserve = bool(schema.get("x-kubernetes-preserve-unknown-fields"))
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if is_mapping(props) and key in props:
+                sub = props[key]
+                out[key] = prune_unknown_fields(item, sub) if is_mapping(sub) else item
+            elif is_mapping(additional):
+                out[key] = prune_unknown_fields(item, additional)
+            elif (
+                additional is True
+                or preserve
+                or not (is_mapping(props) or schema.get("type") == "object")
+            ):
+                out[key] = item
+        return out
+    if is_array(value):
+        items = schema.get("items")
+        if is_mapping(items):
+            return [prune_unknown_fields(item, items) for item in value]
+        return list(value)
+    return value
