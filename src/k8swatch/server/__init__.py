@@ -32,6 +32,7 @@ from ._resource import storage_verbs as storage_verbs
 from ._stream import EventEncoder as EventEncoder
 from ._table import human_duration as human_duration
 from ._validation import check_field_validation as check_field_validation
+from ._validation import prune_unknown_fields as prune_unknown_fields
 from ._validation import validate_object as validate_object
 
 __all__ = (
@@ -55,6 +56,7 @@ __all__ = (
     "human_duration",
     "object_schema",
     "parse_jsonpath",
+    "prune_unknown_fields",
     "storage_verbs",
     "validate_object",
 )
