@@ -31,14 +31,14 @@ from k8swatch import Broadcaster, EventType
 
 WATCHERS = (1, 100, 1000)
 # deliveries per measurement (events = DELIVERIES // watchers, at least 2,000)
-DELIVERIES = 400_000
+DELIVERIES = 100_000
 QUICK = "--quick" in sys.argv
 if QUICK:
     DELIVERIES = 20_000
 
 
 def _events(watchers: int) -> int:
-    return max(DELIVERIES // watchers, 2_000 if not QUICK else 200)
+    return max(DELIVERIES // watchers, 100)
 
 
 async def k8swatch_per_event(watchers: int, events: int) -> float:

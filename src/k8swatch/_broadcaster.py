@@ -28,7 +28,7 @@ import enum
 import sys
 from collections import deque
 from collections.abc import Iterable, Sequence
-from typing import Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 import anyio
 import attrs
@@ -45,6 +45,9 @@ T = TypeVar("T")
 
 #: Cursor of a watcher that no longer reads the shared log.
 _DETACHED = sys.maxsize
+
+#: The fast path's view of the log for a watcher that must take the slow path.
+_EMPTY: list[Any] = []
 
 _STOPPED_MESSAGE = "broadcaster already stopped"
 
@@ -140,11 +143,9 @@ class Broadcaster(Generic[T]):
     """
 
     __slots__ = (
-        "_base",
         "_budget",
         "_closed",
         "_dropped",
-        "_end",
         "_log",
         "_low",
         "_parked",
@@ -175,12 +176,11 @@ class Broadcaster(Generic[T]):
         self._queue_length = queue_length
         # action() yields to other tasks when the slowest watcher has this many
         # events waiting, before it accepts another one.
-        self._yield_at = max(1, queue_length - queue_length // 4)
+        self._yield_at = max(1, queue_length - queue_length // 8)
         self._budget = CHECK_EVERY
         self._policy = full_channel_behavior
+        # Cursors are indexes into _log; trimming the log shifts them all.
         self._log: list[Event[T]] = []
-        self._base = 0  # absolute index of _log[0]
-        self._end = 0  # absolute index of the next event
         self._low = 0  # lower bound of every live cursor
         self._watchers: dict[_BroadcastWatch[T], None] = {}
         self._wakeup: anyio.Event | None = None  # shared by waiting watchers
@@ -261,8 +261,8 @@ class Broadcaster(Generic[T]):
         if not self._watchers:
             # Nobody reads the log: drop it and start afresh at the end.
             self._log.clear()
-            self._base = self._low = self._end
-        watch = _BroadcastWatch(self, self._end, prefix)
+            self._low = 0
+        watch = _BroadcastWatch(self, len(self._log), prefix)
         self._watchers[watch] = None
         return watch
 
@@ -276,7 +276,7 @@ class Broadcaster(Generic[T]):
         ``action()`` yields to other tasks (a full checkpoint) when the
         slowest watcher is three quarters full, so a producer in a tight
         loop leaves watchers time to catch up. Otherwise it checks for
-        cancellation at least every 32 calls (checking costs more than
+        cancellation at least every 64 calls (checking costs more than
         accepting an event). If cancelled, the event was not accepted.
 
         Raises:
@@ -293,23 +293,23 @@ class Broadcaster(Generic[T]):
             raise RuntimeError(_STOPPED_MESSAGE)
         event = Event(type, obj)
         if self._policy is FullChannelBehavior.WAIT_IF_FULL:
-            while self._watchers and self._end - self._low >= self._queue_length:
+            while self._watchers and len(self._log) - self._low >= self._queue_length:
                 self._sweep()
-                if self._end - self._low < self._queue_length:
+                if len(self._log) - self._low < self._queue_length:
                     break
                 room = self._room
                 if room is None:
                     room = self._room = anyio.Event()
-                self._room_at = self._end - self._queue_length
+                self._room_at = len(self._log) - self._queue_length
                 await room.wait()
                 if self._closed:
                     raise RuntimeError(_STOPPED_MESSAGE)
             self._append(event)
             return
-        if self._watchers and self._end - self._low >= self._yield_at:
+        if self._watchers and len(self._log) - self._low >= self._yield_at:
             self._sweep()
             for _ in range(_MAX_YIELDS):
-                if not self._watchers or self._end - self._low < self._yield_at:
+                if not self._watchers or len(self._log) - self._low < self._yield_at:
                     break
                 # Let the watchers run; keep yielding while some that were
                 # woken up have not run yet (trio may run this task first).
@@ -335,10 +335,10 @@ class Broadcaster(Generic[T]):
         if (
             self._policy is FullChannelBehavior.WAIT_IF_FULL
             and self._watchers
-            and self._end - self._low >= self._queue_length
+            and len(self._log) - self._low >= self._queue_length
         ):
             self._sweep()
-            if self._end - self._low >= self._queue_length:
+            if len(self._log) - self._low >= self._queue_length:
                 return False
         self._append(Event(type, obj))
         return True
@@ -366,10 +366,9 @@ class Broadcaster(Generic[T]):
         if not self._watchers:
             return
         self._log.append(event)
-        self._end += 1
         if self._wakeup is not None or self._parked:
             self._notify()
-        if self._end - self._low > self._queue_length and (
+        if len(self._log) - self._low > self._queue_length and (
             self._policy is not FullChannelBehavior.WAIT_IF_FULL
         ):
             self._sweep()
@@ -394,7 +393,8 @@ class Broadcaster(Generic[T]):
 
     def _sweep(self) -> None:
         """Rescan the cursors: apply the policy to full watchers, trim the log."""
-        end = self._end
+        log = self._log
+        end = len(log)
         limit = self._queue_length
         low = end
         full: list[_BroadcastWatch[T]] = []
@@ -408,16 +408,21 @@ class Broadcaster(Generic[T]):
                 low = pos
         for watch in full:
             watch._overflow()
+        # Trim by a multiple of CHECK_EVERY so that cursors keep their
+        # position modulo CHECK_EVERY (the fast path relies on it).
+        cut = low & ~_MASK
+        if cut:
+            del log[:cut]
+            for watch in self._watchers:
+                watch._pos -= cut
+            low -= cut
+            self._room_at -= cut
         self._low = low
-        cut = low - self._base
-        if cut > 0:
-            del self._log[:cut]
-            self._base = low
 
     def _advanced(self, pos: int) -> None:
         """A watcher read the event at *pos*; wake waiting writers it may have blocked.
 
-        Readers take up to 31 events on the fast path without calling this,
+        Readers take up to CHECK_EVERY - 1 events on the fast path without calling this,
         hence the margin.
         """
         room = self._room
@@ -432,7 +437,7 @@ class Broadcaster(Generic[T]):
             room.set()
         if not self._watchers:
             self._log.clear()
-            self._base = self._low = self._end
+            self._low = 0
 
 
 class _BroadcastWatch(_PollableWatch[T]):
@@ -447,6 +452,7 @@ class _BroadcastWatch(_PollableWatch[T]):
         "_pending",
         "_pos",
         "_stopped",
+        "_view",
         "_waiting",
     )
 
@@ -456,6 +462,8 @@ class _BroadcastWatch(_PollableWatch[T]):
         # Events handed out before the log: the prefix, then (after an
         # overflow) the events this watcher still had when it was full.
         self._pending = prefix
+        # The log while the fast path may read it, else an empty list.
+        self._view: list[Event[T]] = _EMPTY if prefix else owner._log
         self._live = 0  # how many of _pending (at its tail) came from the log
         self._budget = CHECK_EVERY
         self._waiting = False  # parked on the broadcaster's shared wake-up
@@ -478,6 +486,7 @@ class _BroadcastWatch(_PollableWatch[T]):
             return
         self._stopped = True
         self._pending = None
+        self._view = _EMPTY
         self._live = 0
         if not self._ended:
             self._ended = True
@@ -504,8 +513,8 @@ class _BroadcastWatch(_PollableWatch[T]):
         owner = self._owner
         pos = self._pos
         room = owner._queue_length - self._live
-        start = pos - owner._base
-        kept = owner._log[start : start + room] if room > 0 else []
+        kept = owner._log[pos : pos + room] if room > 0 else []
+        self._view = _EMPTY
         if self._pending is None:
             self._pending = deque(kept)
         else:
@@ -522,14 +531,15 @@ class _BroadcastWatch(_PollableWatch[T]):
             owner._terminated += 1
             owner._detach(self)
         else:
-            owner._dropped += owner._end - pos - len(kept)
+            owner._dropped += len(owner._log) - pos - len(kept)
             self._live += len(kept)
-            self._pos = owner._end
+            self._pos = len(owner._log)
 
     def _finish(self) -> None:
         """Iteration is over: the watch counts as stopped and holds nothing."""
         self._stopped = True
         self._pending = None
+        self._view = _EMPTY
         if not self._ended:
             self._ended = True
             self._pos = _DETACHED
@@ -544,20 +554,22 @@ class _BroadcastWatch(_PollableWatch[T]):
             StopAsyncIteration: the watch has ended.
         """
         pending = self._pending
+        owner = self._owner
         if pending:
-            owner = self._owner
-            if self._live and owner._end - self._pos + self._live > owner._queue_length:
+            if self._live and len(owner._log) - self._pos + self._live > owner._queue_length:
                 self._overflow()
             if len(pending) == self._live:
                 self._live -= 1
-            return pending.popleft()
-        owner = self._owner
+            event = pending.popleft()
+            if not pending and not self._ended:
+                self._view = owner._log
+            return event
         pos = self._pos
-        if pos < owner._end:
+        if pos < len(owner._log):
             self._pos = pos + 1
             if owner._room is not None:
                 owner._advanced(pos)
-            return owner._log[pos - owner._base]
+            return owner._log[pos]
         if self._ended or owner._closed or self._stopped:
             self._finish()
             raise StopAsyncIteration
@@ -573,21 +585,23 @@ class _BroadcastWatch(_PollableWatch[T]):
         pending = self._pending
         batch: list[Event[T]]
         if pending:
-            if self._live and owner._end - self._pos + self._live > owner._queue_length:
+            if self._live and len(owner._log) - self._pos + self._live > owner._queue_length:
                 self._overflow()
             batch = list(pending)
             pending.clear()
             self._live = 0
+            if not self._ended:
+                self._view = owner._log
         else:
             batch = []
         pos = self._pos
-        end = owner._end
+        log = owner._log
+        end = len(log)
         if pos < end:
-            base = owner._base
             if batch:
-                batch.extend(owner._log[pos - base : end - base])
+                batch.extend(log[pos:end])
             else:
-                batch = owner._log[pos - base : end - base]
+                batch = log[pos:end]
             self._pos = end
             if owner._room is not None:
                 owner._advanced(pos)
@@ -601,7 +615,7 @@ class _BroadcastWatch(_PollableWatch[T]):
     def _ready(self) -> bool:
         return (
             bool(self._pending)
-            or self._pos < self._owner._end
+            or self._pos < len(self._owner._log)
             or self._ended
             or self._owner._closed
         )
@@ -627,7 +641,7 @@ class _BroadcastWatch(_PollableWatch[T]):
 
     def _park(self, scope: anyio.CancelScope) -> None:
         """Cancel *scope* as soon as ``_poll`` may return something."""
-        if self._pending or self._pos < self._owner._end or self._ended or self._owner._closed:
+        if self._pending or self._pos < len(self._owner._log) or self._ended or self._owner._closed:
             scope.cancel()
             return
         if self._owner._room is not None:  # caught up: a waiting writer may have room now
@@ -646,7 +660,7 @@ class _BroadcastWatch(_PollableWatch[T]):
     async def __anext__(self) -> Event[T]:
         """Return the next event, waiting for one if needed.
 
-        Checks for cancellation whenever it waits and at least every 32
+        Checks for cancellation whenever it waits and at least every 64
         buffered events.
 
         Raises:
@@ -655,13 +669,13 @@ class _BroadcastWatch(_PollableWatch[T]):
                 410 ERROR of ``TERMINATE_IF_FULL``.
         """
         # Fast path: the next event is in the log, nothing is pending, and the
-        # position is not a multiple of 32 (those go through the slow path,
+        # position is not a multiple of 64 (those go through the slow path,
         # which checks for cancellation and wakes a waiting writer).
         pos = self._pos
-        owner = self._owner
-        if pos < owner._end and pos & _MASK and not self._pending:
+        view = self._view
+        if pos < len(view) and pos & _MASK:
             self._pos = pos + 1
-            return owner._log[pos - owner._base]
+            return view[pos]
         return await self._next_slow()
 
     async def _next_slow(self) -> Event[T]:

@@ -31,7 +31,7 @@ T_co = TypeVar("T_co", covariant=True)
 
 #: Buffered events handed out before ``async for`` checks for cancellation
 #: again; every wait is a full checkpoint.
-CHECK_EVERY = 32
+CHECK_EVERY = 64
 
 
 @runtime_checkable
@@ -309,7 +309,7 @@ class _PollableFilterWatch(_PollableWatch[T]):
     async def __anext__(self) -> Event[T]:
         """Return the next event *f* keeps.
 
-        Checks for cancellation whenever it waits and at least every 32
+        Checks for cancellation whenever it waits and at least every 64
         buffered events.
 
         Raises:
@@ -398,7 +398,7 @@ class StopAwareWatch(_PollableWatch[T_co]):
     wait as soon as it has events (for k8swatch's own watches; any other
     watch is raced against *done* with a short-lived task group around each
     wait). While events are buffered, *done* (when it has an ``is_set()``) is
-    checked before every event and the clock at least every 32 events.
+    checked before every event and the clock at least every 64 events.
 
     Args:
         watch: The inner watch.

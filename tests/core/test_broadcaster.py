@@ -269,7 +269,7 @@ async def test_drop_bounds_memory_of_a_stuck_watcher() -> None:
     stuck = broadcaster.watch()
     for i in range(1000):
         broadcaster.action_or_drop(ADDED, i)
-        assert broadcaster.statistics().log_length <= 5
+        assert broadcaster.statistics().log_length <= 4 + 63
     assert await take(stuck, 4) == [0, 1, 2, 3]
     assert broadcaster.statistics().dropped == 996
 
@@ -519,7 +519,7 @@ async def test_iteration_is_a_cancellation_point_with_buffered_events() -> None:
         scope.cancel()
         async for event in watch:  # no other await in the body
             got.append(event.object)
-    assert len(got) < 32  # checked at least every 32 buffered events
+    assert len(got) < 64  # checked at least every 64 buffered events
     # nothing was lost: the rest is still there, in order
     rest = await take(watch, 200 - len(got))
     assert got + rest == list(range(200))
@@ -630,7 +630,7 @@ async def _run_program(
             raise AssertionError(op)
         stats = broadcaster.statistics()
         assert stats.watchers == sum(m.attached for m in model.watchers)
-        assert stats.log_length <= queue_length
+        assert stats.log_length <= queue_length + 63
         assert broadcaster._signalled == 0
     if shutdown_at_end:
         broadcaster.shutdown()
