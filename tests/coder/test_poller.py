@@ -199,8 +199,11 @@ async def test_run_bridges_build_progress(
         await provider.aclose()
 
 
-async def test_coder_outage_does_not_end_watches(serve_fake_coder: Any, cached: bool) -> None:
-    async with serve_fake_coder(FakeCoder(token="t")) as server:
+async def test_coder_outage_does_not_end_watches(
+    serve_fake_coder: Any, cached: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = "very-secret-session-token"
+    async with serve_fake_coder(FakeCoder(token=token)) as server:
         provider = StaticClientProvider(server.url, server.token, NS, timeout=2)
         storage = WorkspaceStorage(provider, watch_cache=cached)
         watch = await start_watch(storage, cached)
@@ -213,6 +216,8 @@ async def test_coder_outage_does_not_end_watches(serve_fake_coder: Any, cached: 
                 await anyio.sleep(0.02)
         tg.cancel_scope.cancel()
     assert not watch.stopped
+    assert "poll failed" in caplog.text
+    assert token not in caplog.text  # never logged
     watch.stop()
     await storage.aclose()
     await provider.aclose()
