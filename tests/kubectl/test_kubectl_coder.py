@@ -49,6 +49,8 @@ def test_get_shows_the_printer_columns(coder_kubectl: Kubectl) -> None:
         "LAST-USED",
     ]
     assert _row(wide, DEMO)[6] == "acme"
+    everywhere = coder_kubectl.run("get", "coderworkspaces", "-A").stdout.splitlines()
+    assert everywhere[0].split()[:3] == ["NAMESPACE", "NAME", "OWNER"]
     templates = coder_kubectl.run("get", "codertemplates").stdout
     assert templates.splitlines()[0].split() == ["NAME", "ORGANIZATION", "ACTIVE-VERSION", "AGE"]
     assert _row(templates, TEMPLATE)[:3] == [
