@@ -42,7 +42,7 @@ from k8swatch.coder._fake_model import format_time, parse_search_query, parse_ti
 
 from .conftest import TEST_TOKEN, FakeCoderServer, ServeFakeCoder
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "spec" / "coder-fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 NIL = "00000000-0000-0000-0000-000000000000"
 ACME_ID = "5f1c2b7e-8d3a-4c6f-9b21-0a7e4d3c2b10"
 ALICE_ID = "a11ce000-4b7e-4c1d-8e2f-3a4b5c6d7e01"

