@@ -94,7 +94,7 @@ class BroadcasterStatistics:
     Attributes:
         watchers: Watchers currently reading the shared log.
         log_length: Events held in the shared log (not yet read by every
-            watcher, bounded by about ``queue_length`` plus one sweep's worth).
+            watcher; at most ``queue_length`` + 63).
         waiting_watchers: Whether some watcher is parked waiting for events.
         waiting_writers: Whether a writer is waiting for room (``WAIT_IF_FULL``).
         dropped: Events missed by full watchers (``DROP_IF_FULL``), in total.
