@@ -30,15 +30,17 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from k8swatch import Broadcaster, EventType
 
 WATCHERS = (1, 100, 1000)
-# deliveries per measurement (events = DELIVERIES // watchers, at least 2,000)
+# deliveries per measurement (events = DELIVERIES // watchers, at least 500)
 DELIVERIES = 100_000
+REPEATS = 2
 QUICK = "--quick" in sys.argv
 if QUICK:
     DELIVERIES = 20_000
+    REPEATS = 1
 
 
 def _events(watchers: int) -> int:
-    return max(DELIVERIES // watchers, 100)
+    return max(DELIVERIES // watchers, 500 if not QUICK else 50)
 
 
 async def k8swatch_per_event(watchers: int, events: int) -> float:
@@ -181,15 +183,23 @@ async def anyio_streams(watchers: int, events: int) -> float:
 Runner = Callable[[int, int], Awaitable[float]]
 
 
-def measure(runner: Runner, watchers: int, backend: str = "asyncio") -> float:
-    """Deliveries per second (best of two runs)."""
+def measure_all(watchers: int, repeats: int) -> dict[str, float]:
+    """Deliveries per second of every system, best of *repeats* interleaved runs."""
     events = _events(watchers)
-    best = math.inf
-    for _ in range(2):
-        gc.collect()
-        elapsed = anyio.run(runner, watchers, events, backend=backend)
-        best = min(best, elapsed)
-    return watchers * events / best
+    runs: dict[str, tuple[Runner, str]] = {
+        "k8s/event": (k8swatch_per_event, "asyncio"),
+        "k8s/batch": (k8swatch_batched, "asyncio"),
+        "bcast pkg": (broadcaster_package, "asyncio"),
+        "anyio str": (anyio_streams, "asyncio"),
+        "trio ev": (k8swatch_per_event, "trio"),
+        "trio bat": (k8swatch_batched, "trio"),
+    }
+    best = dict.fromkeys(runs, math.inf)
+    for _ in range(repeats):
+        for name, (runner, backend) in runs.items():
+            gc.collect()
+            best[name] = min(best[name], anyio.run(runner, watchers, events, backend=backend))
+    return {name: watchers * events / seconds for name, seconds in best.items()}
 
 
 def idle_watchers_memory(count: int = 10_000) -> float:
@@ -232,24 +242,22 @@ def idle_waiting_memory(count: int = 10_000) -> float:
 
 def main() -> None:
     start = time.perf_counter()
-    print(f"fan-out, deliveries/s (M/s), {DELIVERIES:,} deliveries per run, best of 2, asyncio")
+    print(
+        f"fan-out, deliveries/s (M/s), >= {DELIVERIES:,} deliveries (>= 500 events) per run,"
+        f" best of {REPEATS} interleaved runs, asyncio unless noted"
+    )
     header = f"{'watchers':>8} {'k8s/event':>10} {'k8s/batch':>10} {'bcast pkg':>10}"
     header += f" {'anyio str':>10} | {'ev/pkg':>7} {'ev/str':>7} {'batch/pkg':>9}"
     header += f" | {'trio ev':>8} {'trio bat':>8}"
     print(header)
     for watchers in WATCHERS:
-        per_event = measure(k8swatch_per_event, watchers)
-        batched = measure(k8swatch_batched, watchers)
-        package = measure(broadcaster_package, watchers)
-        streams = measure(anyio_streams, watchers)
-        trio_event = measure(k8swatch_per_event, watchers, "trio")
-        trio_batch = measure(k8swatch_batched, watchers, "trio")
+        r = measure_all(watchers, REPEATS)
         print(
-            f"{watchers:>8} {per_event / 1e6:>10.2f} {batched / 1e6:>10.2f}"
-            f" {package / 1e6:>10.2f} {streams / 1e6:>10.2f} |"
-            f" {per_event / package:>6.1f}x {per_event / streams:>6.1f}x"
-            f" {batched / package:>8.1f}x |"
-            f" {trio_event / 1e6:>8.2f} {trio_batch / 1e6:>8.2f}"
+            f"{watchers:>8} {r['k8s/event'] / 1e6:>10.2f} {r['k8s/batch'] / 1e6:>10.2f}"
+            f" {r['bcast pkg'] / 1e6:>10.2f} {r['anyio str'] / 1e6:>10.2f} |"
+            f" {r['k8s/event'] / r['bcast pkg']:>6.1f}x {r['k8s/event'] / r['anyio str']:>6.1f}x"
+            f" {r['k8s/batch'] / r['bcast pkg']:>8.1f}x |"
+            f" {r['trio ev'] / 1e6:>8.2f} {r['trio bat'] / 1e6:>8.2f}"
         )
     print("targets at 100/1000 watchers: ev/pkg >= 3x, ev/str >= 10x, batch/pkg >= 10x")
     print(f"memory, 10,000 idle watchers (objects): {idle_watchers_memory():.2f} MB (target <= 20)")
