@@ -481,7 +481,12 @@ class _BroadcastWatch(_PollableWatch[T]):
         return self._stopped
 
     def stop(self) -> None:
-        """Stop the watch and release its cursor and buffer. Idempotent."""
+        """Stop the watch and release its cursor and buffer. Idempotent.
+
+        Safe from any task: a consumer waiting in ``async for`` wakes up and
+        its loop ends (the broadcaster's other waiting watchers wake up too,
+        find nothing and wait again). Events not yet read are discarded.
+        """
         if self._stopped:
             return
         self._stopped = True

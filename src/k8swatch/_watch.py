@@ -473,21 +473,24 @@ class StopAwareWatch(_PollableWatch[T_co]):
 
     # --- the conditions ---------------------------------------------------------
 
+    def _start_clock(self) -> None:
+        """Start the timeout of a wrapper created outside an event loop."""
+        if self._deadline == -math.inf:
+            assert self._timeout is not None
+            self._deadline = anyio.current_time() + self._timeout
+
     def _check(self, clock: bool) -> None:
         """Stop and raise StopAsyncIteration if a condition has been met."""
         if self._stopped:
             raise StopAsyncIteration
+        if self._deadline == -math.inf:
+            self._start_clock()
         if self._done_fired or (self._is_set is not None and self._is_set()):
             self.stop()
             raise StopAsyncIteration
-        if clock and self._deadline != math.inf:
-            now = anyio.current_time()
-            if self._deadline == -math.inf:
-                assert self._timeout is not None
-                self._deadline = now + self._timeout
-            if now >= self._deadline:
-                self.stop()
-                raise StopAsyncIteration
+        if clock and self._deadline != math.inf and anyio.current_time() >= self._deadline:
+            self.stop()
+            raise StopAsyncIteration
 
     def _tick(self) -> bool:
         """Count one event; True when the clock and cancellation are due."""
@@ -571,6 +574,7 @@ class StopAwareWatch(_PollableWatch[T_co]):
         await self._wait_fast(self._inner)
 
     def _park(self, scope: anyio.CancelScope) -> None:
+        self._start_clock()
         if self._stopped or self._deadline <= anyio.current_time():
             scope.cancel()
             return
