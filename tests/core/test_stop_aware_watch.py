@@ -366,3 +366,47 @@ async def test_no_leak_over_10000_open_stop_cycles() -> None:
     assert broadcaster._signalled == 0
     assert growth < 256 * 1024, growth
     assert math.isfinite(growth)
+
+
+async def test_many_stop_aware_consumers_with_random_disconnects() -> None:
+    """Server-like load: batches through stop_aware_watch, clients leaving at random."""
+    import random
+
+    rng = random.Random(7)
+    broadcaster: Broadcaster[int] = Broadcaster(queue_length=16)
+    received: dict[int, list[int]] = {}
+    first: dict[int, int] = {}
+    signals = [anyio.Event() for _ in range(40)]
+    produced = 0
+
+    async def client(key: int, watch: Watch[int], received: dict[int, list[int]]) -> None:
+        out = received.setdefault(key, [])
+        async with watch:
+            async for batch in watch.batches():
+                out.extend(event.object for event in batch)
+                if rng.random() < 0.3:
+                    await anyio.lowlevel.checkpoint()
+
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            for key, done in enumerate(signals):
+                first[key] = produced
+                timeout = rng.choice([None, 3600.0])
+                watch = stop_aware_watch(broadcaster.watch(), timeout=timeout, done=done)
+                tg.start_soon(client, key, watch, received)
+                for _ in range(rng.randint(0, 25)):
+                    await broadcaster.action(ADDED, produced)
+                    produced += 1
+                if rng.random() < 0.3:
+                    rng.choice(signals).set()
+            broadcaster.shutdown()
+    for key, objects in received.items():
+        # a contiguous run of the events after the watch was created, in order
+        # (a disconnect cuts it short; a full watcher ends with its 410 ERROR,
+        # whose object is a Status, not an int)
+        ints = [o for o in objects if isinstance(o, int)]
+        assert ints == list(range(first[key], first[key] + len(ints)))
+    stats = broadcaster.statistics()
+    assert (stats.watchers, stats.log_length, stats.waiting_watchers) == (0, 0, False)
+    assert not broadcaster._parked
+    assert broadcaster._signalled == 0
