@@ -51,11 +51,8 @@ _EMPTY: list[Any] = []
 
 _STOPPED_MESSAGE = "broadcaster already stopped"
 
-_MASK = CHECK_EVERY - 1
-
 #: How many times action() yields in a row, at most, for woken watchers to run.
 _MAX_YIELDS = 8
-assert not CHECK_EVERY & _MASK, "CHECK_EVERY must be a power of two"
 
 
 class FullChannelBehavior(enum.Enum):
@@ -94,7 +91,7 @@ class BroadcasterStatistics:
     Attributes:
         watchers: Watchers currently reading the shared log.
         log_length: Events held in the shared log (not yet read by every
-            watcher; at most ``queue_length`` + 63).
+            watcher; at most ``queue_length``).
         waiting_watchers: Whether some watcher is parked waiting for events.
         waiting_writers: Whether a writer is waiting for room (``WAIT_IF_FULL``).
         dropped: Events missed by full watchers (``DROP_IF_FULL``), in total.
@@ -408,16 +405,13 @@ class Broadcaster(Generic[T]):
                 low = pos
         for watch in full:
             watch._overflow()
-        # Trim by a multiple of CHECK_EVERY so that cursors keep their
-        # position modulo CHECK_EVERY (the fast path relies on it).
-        cut = low & ~_MASK
-        if cut:
-            del log[:cut]
+        if low:
+            del log[:low]
             for watch in self._watchers:
-                watch._pos -= cut
-            low -= cut
-            self._room_at -= cut
-        self._low = low
+                watch._pos -= low
+                watch._check_at -= low
+            self._room_at -= low
+        self._low = 0
 
     def _advanced(self, pos: int) -> None:
         """A watcher read the event at *pos*; wake waiting writers it may have blocked.
@@ -445,6 +439,7 @@ class _BroadcastWatch(_PollableWatch[T]):
 
     __slots__ = (
         "_budget",
+        "_check_at",
         "_ended",
         "_live",
         "_owner",
@@ -459,6 +454,7 @@ class _BroadcastWatch(_PollableWatch[T]):
     def __init__(self, owner: Broadcaster[T], pos: int, prefix: deque[Event[T]] | None) -> None:
         self._owner = owner
         self._pos = pos
+        self._check_at = pos  # the fast path serves positions below this
         # Events handed out before the log: the prefix, then (after an
         # overflow) the events this watcher still had when it was full.
         self._pending = prefix
@@ -673,12 +669,12 @@ class _BroadcastWatch(_PollableWatch[T]):
                 down and every accepted event was delivered, or after the
                 410 ERROR of ``TERMINATE_IF_FULL``.
         """
-        # Fast path: the next event is in the log, nothing is pending, and the
-        # position is not a multiple of 64 (those go through the slow path,
-        # which checks for cancellation and wakes a waiting writer).
+        # Fast path: the next event is in the log, nothing is pending, and
+        # fewer than CHECK_EVERY events were handed out since the slow path
+        # last ran (it checks for cancellation and wakes a waiting writer).
         pos = self._pos
         view = self._view
-        if pos < len(view) and pos & _MASK:
+        if pos < self._check_at and pos < len(view):
             self._pos = pos + 1
             return view[pos]
         return await self._next_slow()
@@ -694,5 +690,6 @@ class _BroadcastWatch(_PollableWatch[T]):
         while True:
             event = self._poll()
             if event is not None:
+                self._check_at = self._pos + CHECK_EVERY - 1
                 return event
             await self._wait_readable()
