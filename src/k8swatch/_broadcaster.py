@@ -3,16 +3,16 @@
 Design (see ``docs/explanation/full-channel-behavior.md``):
 
 * Every accepted event is appended once to a shared list, the *log*. Each
-  watcher holds a cursor (an absolute index into the log); nothing is copied
-  per watcher.
+  watcher holds a cursor, an index into the log (trimming the log shifts
+  every cursor); nothing is copied per watcher.
 * Watchers that run out of events wait on one shared ``anyio.Event`` (a
   *generation*). The next append sets it and forgets it, so a burst of events
   costs one wake-up per waiting watcher, and no waiter object exists when
   nobody waits.
 * The log is trimmed up to the slowest live cursor. The broadcaster keeps a
   lower bound of that cursor and only rescans the watchers (a *sweep*) when
-  the bound says some watcher might be half full, so the scan is amortised
-  over many events.
+  the bound says some watcher might be (nearly) full, so the scan is
+  amortised over many events.
 * A watcher that falls more than ``queue_length`` events behind is handled by
   the ``FullChannelBehavior`` during a sweep: its share of the log is moved
   into a small private buffer (at most ``queue_length`` events), so a stuck
@@ -271,7 +271,7 @@ class Broadcaster(Generic[T]):
         With ``WAIT_IF_FULL`` it waits while some watcher is full. The other
         policies never wait for watchers, but before accepting an event
         ``action()`` yields to other tasks (a full checkpoint) when the
-        slowest watcher is three quarters full, so a producer in a tight
+        slowest watcher is seven eighths full, so a producer in a tight
         loop leaves watchers time to catch up. Otherwise it checks for
         cancellation at least every 64 calls (checking costs more than
         accepting an event). If cancelled, the event was not accepted.
