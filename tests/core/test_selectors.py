@@ -527,7 +527,6 @@ def test_error_message_shows_an_excerpt_of_long_input() -> None:
         parse_label_selector(text)
     assert info.value.position == 160
     assert str(info.value) == (
-        "found '(', expected: identifier after ',' "
-        f"(at position 160 in ...{text[130:190]!r}...)"
+        f"found '(', expected: identifier after ',' (at position 160 in ...{text[130:190]!r}...)"
     )
     assert info.value.text == text
