@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -239,3 +240,37 @@ async def test_gap_trimmed_while_away_ends_watches_with_410(redis_url: str, pref
 async def run_in(scope: anyio.CancelScope, log: RedisEventLog) -> None:
     with scope:
         await log.run()
+
+
+async def test_redis_restarted_without_its_data(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path, appendonly=False)
+    server.start()
+    try:
+        async with replica(server.url, "p") as a:
+            old = [await a.create("default", widget(f"w{i}")) for i in range(10)]
+            watch = await a.watch("", ListOptions(watch=True, resource_version=str(rv_of(old[4]))))
+            assert len(await take(watch, 5)) == 5
+            server.stop()
+            server.start()  # empty: every object and the counter are gone
+            (event,) = await take(watch, 1)  # the open watch learns it must relist
+            assert event.type is EventType.ERROR
+            assert isinstance(event.object, dict)
+            assert event.object["code"] == 410
+            created: Obj | None = None
+            with anyio.fail_after(30):
+                while created is None:
+                    try:
+                        created = await a.create("default", widget("new"))
+                    except StatusError as exc:
+                        if exc.status.code != 503:
+                            raise
+                        await anyio.sleep(0.05)
+            # RVs a client may still hold are never handed out again
+            assert rv_of(created) > rv_of(old[-1])
+            listed = await a.list("")
+            assert [o["metadata"]["name"] for o in listed.items] == ["new"]
+            stale = await a.watch("", ListOptions(watch=True, resource_version=str(rv_of(old[2]))))
+            (event,) = await take(stale, 1)
+            assert event.type is EventType.ERROR
+    finally:
+        server.stop()

@@ -250,16 +250,21 @@ class RedisEventLog:
         verify = not need_start  # run() again after a pause: check Redis first
         while not self._closed:
             try:
-                if need_start or verify:
-                    current = (await self._stream.bounds())[1]
-                    if need_start:
-                        self._restart(current)
-                    elif current < self._rv:
-                        # Redis has less than we read (it restarted without its
-                        # data): our position means nothing there any more.
-                        self._lost = (current, self._rv)
-                        self._restart(current)
+                if need_start:
+                    self._restart((await self._stream.bounds())[1])
                     need_start = verify = False
+                elif verify:
+                    current = await self._stream.recover(self._rv)
+                    if current < self._rv:
+                        # Redis has less than we read (it restarted without its
+                        # data). RVs up to ours will not be handed out again:
+                        # positions in (current, ours] are lost (410), and
+                        # ours + 1 names the state after the loss (snapshot()).
+                        lost = self._lost
+                        ceiling = self._rv + 1 if lost is None else max(self._rv + 1, lost[1])
+                        self._lost = (current, ceiling)
+                        self._restart(current)
+                    verify = False
                 records = await self._stream.read_after(
                     self._rv, count=self.read_batch, block=self.block
                 )
@@ -382,8 +387,8 @@ class RedisEventLog:
         limit = max(limit, 1)
         while True:
             lost = self._lost
-            if lost is not None and lost[0] < resource_version <= lost[1]:
-                raise too_old_resource_version(resource_version, lost[0])
+            if lost is not None and lost[0] < resource_version < lost[1]:
+                raise too_old_resource_version(resource_version, lost[1])
             if resource_version >= self._oldest:
                 start = bisect.bisect_right(self._rvs, resource_version, lo=self._head)
                 found = self._entries[start : start + limit]
@@ -424,8 +429,15 @@ class RedisEventLog:
         """Return the current objects and their RV, read atomically from Redis (503 when down)."""
         self._check_open()
         snap = await self._stream.snapshot()
+        rv = snap.rv
+        lost = self._lost
+        if lost is not None and rv < lost[1]:
+            # After a data loss the counter was raised to lost[1]: nothing can
+            # exist between the stream's RV and it, so this state is also the
+            # state at lost[1], a position no pre-loss reader holds.
+            rv = lost[1]
         return LogSnapshot(
-            snap.rv, {k: decode_object(body, rv) for k, (rv, body) in snap.objects.items()}
+            rv, {k: decode_object(body, rv) for k, (rv, body) in snap.objects.items()}
         )
 
     async def aclose(self) -> None:

@@ -26,7 +26,7 @@ it changes anything, so an operation is applied completely or not at all.
 
 from __future__ import annotations
 
-__all__ = ["APPEND", "BOUNDS", "SNAPSHOT", "Op", "keys_for", "pack_op"]
+__all__ = ["APPEND", "BOUNDS", "RECOVER", "SNAPSHOT", "Op", "keys_for", "pack_op"]
 
 
 class Op:
@@ -210,4 +210,23 @@ if #e > 0 then
   end
 end
 return {current, oldest}
+"""
+
+# KEYS: counter, stream.  ARGV: the RV a reader had read up to.
+# Returns the stream's current RV. When that is lower than ARGV[1] (Redis lost
+# data: it restarted without persistence), the counter is first raised to at
+# least ARGV[1] + 1, in the same atomic step: no RV a reader may still hold is
+# ever handed out again, and ARGV[1] + 1 is left free to name the state after
+# the loss.
+RECOVER = """
+local counter, stream = KEYS[1], KEYS[2]
+local seen = tonumber(ARGV[1])
+local current = '0'
+local e = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)
+if #e > 0 then current = string.match(e[1][1], '^(%d+)') end
+if tonumber(current) < seen then
+  local c = tonumber(redis.call('GET', counter) or '0')
+  if c < seen + 1 then redis.call('SET', counter, string.format('%d', seen + 1)) end
+end
+return current
 """

@@ -14,7 +14,7 @@ from k8swatch._eventlog import too_old_resource_version
 from k8swatch._events import EventType
 
 from ._errors import REDIS_ERRORS, status_error_for
-from ._scripts import APPEND, BOUNDS, SNAPSHOT, keys_for, pack_op
+from ._scripts import APPEND, BOUNDS, RECOVER, SNAPSHOT, keys_for, pack_op
 
 __all__ = ["AppendResult", "Record", "Snapshot", "StreamClient"]
 
@@ -111,6 +111,7 @@ class StreamClient:
     _append_script: Any = attrs.field(init=False)
     _snapshot_script: Any = attrs.field(init=False)
     _bounds_script: Any = attrs.field(init=False)
+    _recover_script: Any = attrs.field(init=False)
     _queue: deque[_Batch] = attrs.field(init=False, factory=lambda: deque[_Batch]())
     _wakeup: anyio.Event = attrs.field(init=False, factory=anyio.Event)
     _closed: bool = attrs.field(init=False, default=False)
@@ -121,6 +122,7 @@ class StreamClient:
         self._append_script = self.client.register_script(APPEND)
         self._snapshot_script = self.client.register_script(SNAPSHOT)
         self._bounds_script = self.client.register_script(BOUNDS)
+        self._recover_script = self.client.register_script(RECOVER)
 
     # -- writes -----------------------------------------------------------------
 
@@ -230,6 +232,14 @@ class StreamClient:
         """
         raw = await self._bounds_script(keys=self.keys[1:2], args=[])
         return int(_text(raw[1])), int(_text(raw[0]))
+
+    async def recover(self, seen: int) -> int:
+        """Return the stream's current RV; if below *seen*, first raise the counter past *seen*.
+
+        Redis errors propagate unchanged. See `_scripts.RECOVER`.
+        """
+        raw = await self._recover_script(keys=[self.keys[0], self.keys[1]], args=[seen])
+        return int(_text(raw))
 
     async def read_after(
         self, rv: int, *, count: int = 1000, block: float | None = None
