@@ -440,3 +440,24 @@ async def test_racing_conditional_updates_one_winner(
     assert conflicts == 39
     snap = await logs[1].snapshot()
     assert snap.objects["x"] == wins[0].object
+
+
+async def test_reader_survives_unexpected_redis_errors(
+    redis_url: str, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with create_client(redis_url) as client:
+        stream_key = StreamClient(client, prefix, "widgets").keys[1]
+        await client.set(stream_key, "not a stream")  # WRONGTYPE for every stream command
+        async with open_redis_backend(redis_url, prefix=prefix) as backend:
+            log = backend.log_for("widgets")
+            for _ in range(1500):  # until the reader has hit the error (it logs it)
+                if "wrong kind of value" in caplog.text:
+                    break
+                await anyio.sleep(0.02)
+            else:
+                pytest.fail("the reader never reported the error")
+            await client.delete([stream_key])
+            entry = await create(log, "x", widget("x"))  # the log recovers by itself
+            assert [e.resource_version for e in await collect(log, 0, 1)] == [
+                entry.resource_version
+            ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import json
+import logging
 import random
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, cast
@@ -32,6 +33,9 @@ from ._scripts import Op
 from ._stream import Record, StreamClient
 
 __all__ = ["Backoff", "RedisEventLog", "decode_object", "encode_object"]
+
+
+logger = logging.getLogger("k8swatch.redis")
 
 
 def _encode_std(obj: Mapping[str, Any]) -> bytes:
@@ -269,14 +273,22 @@ class RedisEventLog:
                     self._rv, count=self.read_batch, block=self.block
                 )
             except StatusError as exc:
-                if exc.status.code != 410:
-                    raise
-                # Trimmed past our position while we were away: start again at
-                # the current RV; reads from inside the gap get 410 from Redis.
-                need_start = True
+                if exc.status.code == 410:
+                    # Trimmed past our position while we were away: start again
+                    # at the current RV; reads from inside the gap get 410.
+                    need_start = True
+                    continue
+                logger.warning("Redis event log %s: %s", self._stream.keys[1], exc)
+                verify = True
+                await backoff.sleep()
                 continue
             except UNAVAILABLE_ERRORS:
                 self._set_connected(False)
+                verify = True
+                await backoff.sleep()
+                continue
+            except REDIS_ERRORS as exc:  # e.g. OOM or a wrong key type: retry, loudly
+                logger.warning("Redis event log %s: %s", self._stream.keys[1], exc)
                 verify = True
                 await backoff.sleep()
                 continue
