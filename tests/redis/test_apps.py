@@ -48,7 +48,7 @@ async def test_watch_on_b_streams_writes_made_through_a_and_b(redis_url: str, pr
                 created.append(response.json())
             deleted = await a.request("DELETE", f"{PATH}/w0")
             assert deleted.status == 200
-            events = []
+            events: list[Any] = []
             with anyio.fail_after(30):
                 while len(events) < 7:
                     events.append(await stream.receive_json())
