@@ -4,6 +4,10 @@
   including streaming watches and client disconnects (asyncio and trio).
 * [`serve_app`][k8swatch.testing.serve_app]: run an app under uvicorn or
   hypercorn's trio worker on 127.0.0.1 for real clients such as kubectl.
+* [`EventRecorder`][k8swatch.testing.EventRecorder]: record a watch's events
+  in the background and wait for them.
+* [`WatchConformance`][k8swatch.testing.WatchConformance]: the watch
+  conformance suite; subclass it to check a storage behaves like kube-apiserver.
 * A pytest plugin (registered automatically) with the ``asgi_client`` and
   ``live_server`` fixtures, both built on an ``asgi_app`` fixture you define.
 """
@@ -15,8 +19,17 @@ from k8swatch._util import fix_module_metadata as _fix_module_metadata
 from ._asgi import ASGIClient as ASGIClient
 from ._asgi import ASGIResponse as ASGIResponse
 from ._asgi import ASGIStream as ASGIStream
+from ._conformance import WatchConformance as WatchConformance
+from ._recorder import EventRecorder as EventRecorder
 from ._server import serve_app as serve_app
 
-__all__ = ("ASGIClient", "ASGIResponse", "ASGIStream", "serve_app")
+__all__ = (
+    "ASGIClient",
+    "ASGIResponse",
+    "ASGIStream",
+    "EventRecorder",
+    "WatchConformance",
+    "serve_app",
+)
 
 _fix_module_metadata(__name__, globals())
