@@ -23,7 +23,7 @@ class TestRedisMemoryStorageConformance(WatchConformance):
         self.prefix = prefix
 
     @asynccontextmanager
-    async def make_storage(self) -> AsyncIterator[MemoryStorage]:  # type: ignore[override]
+    async def make_storage(self) -> AsyncIterator[MemoryStorage]:
         async with open_redis_backend(
             self.redis_url, prefix=self.prefix, window=self.history_window
         ) as backend:
