@@ -11,7 +11,7 @@ import copy
 import inspect
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import anyio
 import pytest
@@ -196,7 +196,8 @@ class WatchConformance:
         """Short names of the objects this case created (seed data is ignored)."""
         mine: set[str] | None = self.__dict__.get("_created_names")
         if mine is None:
-            mine = self.__dict__["_created_names"] = set()
+            mine = set[str]()
+            self.__dict__["_created_names"] = mine
         return mine
 
     def _short(self, obj: Mapping[str, Any]) -> str:
@@ -315,9 +316,10 @@ class WatchConformance:
             events = self._own_events(rec.events)
             assert events[1].object.get("spec") == updated.get("spec")
             assert events[2].object.get("spec") == updated.get("spec")
-            if isinstance(deleted, Mapping) and deleted.get("kind") != "Status":
+            last = cast("JSONObject", deleted) if isinstance(deleted, dict) else {"kind": "Status"}
+            if last.get("kind") != "Status":
                 # delete answers the last state (or a Status, as some resources do)
-                assert deleted.get("spec") == updated.get("spec")
+                assert last.get("spec") == updated.get("spec")
             assert _rv(events[0].object) == _rv(created)
             assert _rv(events[1].object) == _rv(updated)
             await rec.settle()
