@@ -100,6 +100,9 @@ class WatchConformance:
     ``default_list_options`` and ``validate_list_options`` are applied first.
     """
 
+    pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.anyio]
+    """Every case runs under anyio's pytest plugin (no ``anyio_mode`` setting needed)."""
+
     supports_resume: ClassVar[bool] = True
     """Watches resume from a resourceVersion (replay, 410 Expired when too old)."""
     supports_initial_events: ClassVar[bool] = True
