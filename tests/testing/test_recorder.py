@@ -127,3 +127,20 @@ async def test_enter_twice_is_an_error() -> None:
     async with rec:
         with pytest.raises(RuntimeError, match="only once"):
             await rec.__aenter__()
+
+
+def test_construct_outside_an_event_loop() -> None:
+    b: Broadcaster[dict[str, Any]] = Broadcaster()
+    rec = EventRecorder(b.watch())
+    assert rec.events == []
+    assert not rec.ended
+    rec.stop()
+    assert rec.watch.stopped
+
+
+async def test_waiting_needs_the_async_with_block() -> None:
+    b: Broadcaster[dict[str, Any]] = Broadcaster()
+    rec = EventRecorder(b.watch())
+    with pytest.raises(RuntimeError, match="async with"):
+        await rec.wait_for(1, timeout=1)
+    rec.stop()

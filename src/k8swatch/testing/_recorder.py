@@ -58,7 +58,7 @@ class EventRecorder(Generic[T]):
         self.watch = watch
         self.events: list[Event[T]] = []
         """Every event received so far, in order."""
-        self._changed = anyio.Event()
+        self._changed: anyio.Event | None = None  # created in __aenter__ (needs a loop)
         self._ended = False
         self._failure: BaseException | None = None
         self._task_group: TaskGroup | None = None
@@ -75,6 +75,7 @@ class EventRecorder(Generic[T]):
     async def __aenter__(self) -> Self:
         if self._task_group is not None:
             raise RuntimeError("an EventRecorder can be entered only once")
+        self._changed = anyio.Event()
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
         self._task_group.start_soon(self._run)
@@ -103,7 +104,13 @@ class EventRecorder(Generic[T]):
 
     def _notify(self) -> None:
         changed, self._changed = self._changed, anyio.Event()
-        changed.set()
+        if changed is not None:
+            changed.set()
+
+    async def _wait_changed(self) -> None:
+        if self._changed is None:
+            raise RuntimeError("use the EventRecorder as `async with EventRecorder(watch):`")
+        await self._changed.wait()
 
     def stop(self) -> None:
         """Stop the watch (idempotent); the recorder keeps what it received."""
@@ -145,7 +152,7 @@ class EventRecorder(Generic[T]):
                         raise RuntimeError(
                             f"the watch ended before the condition held; got {self.describe()}"
                         )
-                    await self._changed.wait()
+                    await self._wait_changed()
         except TimeoutError:
             raise TimeoutError(
                 f"timed out after {timeout} s waiting for events; got {self.describe()}"
@@ -174,7 +181,7 @@ class EventRecorder(Generic[T]):
         try:
             with anyio.fail_after(timeout):
                 while not self._ended:
-                    await self._changed.wait()
+                    await self._wait_changed()
         except TimeoutError:
             raise TimeoutError(
                 f"the watch did not end within {timeout} s; got {self.describe()}"
