@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from k8swatch.coder import StaticClientProvider, TemplateStorage
+from k8swatch.coder import StaticClientProvider, TemplateStorage, WorkspaceStorage
 from k8swatch.testing import WatchConformance
 
 from .conftest import FakeCoderServer
@@ -96,3 +96,66 @@ class TestTemplateStorageGoOriginalConformance(TestTemplateStorageConformance):
         finally:
             await storage.aclose()
             await provider.aclose()
+
+
+OWNER = "alice"
+
+
+class TestWorkspaceStorageConformance(WatchConformance):
+    """``WorkspaceStorage(watch_cache=True)``.
+
+    Updates toggle ``spec.running`` (a start/stop build). Coder deletes a
+    workspace asynchronously: the storage reports MODIFIED (the delete build),
+    and the DELETED once a resync finds it gone (``graceful_delete``).
+    """
+
+    supports_labels = False
+    namespaced = False
+    graceful_delete = True
+    namespace = NS
+
+    @pytest.fixture(autouse=True)
+    def _coder(self, fake_coder_server: FakeCoderServer) -> None:
+        self.server = fake_coder_server
+
+    @asynccontextmanager
+    async def make_storage(self) -> AsyncIterator[WorkspaceStorage]:
+        provider = StaticClientProvider(self.server.url, self.server.token, NS)
+        storage = WorkspaceStorage(
+            provider,
+            watch_cache=True,
+            cache_window=self.history_window,
+            bookmark_interval=self.bookmark_interval,
+        )
+        try:
+            yield storage
+        finally:
+            await storage.aclose()
+            await provider.aclose()
+
+    async def finish_deletion(self, storage: Any) -> None:
+        await storage.resync(NS)
+
+    def object_name(self, name: str) -> str:
+        return f"{ORG}.{OWNER}.{name}"
+
+    def short_name(self, stored: str) -> str:
+        return stored.removeprefix(f"{ORG}.{OWNER}.")
+
+    def new_object(
+        self, name: str, namespace: str, labels: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        return {
+            "apiVersion": "aggregation.coder.com/v1alpha1",
+            "kind": "CoderWorkspace",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"organization": ORG, "templateName": "starter-template", "running": True},
+        }
+
+    def change_object(
+        self, obj: Mapping[str, Any], *, labels: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        changed = copy.deepcopy(dict(obj))
+        spec = changed.setdefault("spec", {})
+        spec["running"] = not spec.get("running", True)
+        return changed
