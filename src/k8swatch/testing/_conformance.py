@@ -714,6 +714,17 @@ class WatchConformance:
             watch.stop()
             await rec.wait_ended(timeout=self.timeout)
 
+    async def test_aclose_ends_open_watches(self, storage: Any) -> None:
+        """``aclose()`` ends every open watch and is idempotent (server shutdown)."""
+        async with self._recorder(await self.live_watch(storage)) as rec:
+            await self.create(storage, "a")
+            await self._wait_changes(rec, 1)
+            with anyio.fail_after(self.timeout):
+                await storage.aclose()
+            await rec.wait_ended(timeout=self.timeout)
+            with anyio.fail_after(self.timeout):
+                await storage.aclose()
+
     async def test_concurrent_writers_lose_no_events(self, storage: Any) -> None:
         """Events of writers in several tasks all arrive, each once."""
         writers, per_writer = 4, 10
