@@ -335,9 +335,7 @@ class MemoryStorage:
             return
         self._closed = True
         self._cache.close()
-        if self._task_group is not None:
-            self._task_group.cancel_scope.cancel()
-        await self._log.aclose()
+        await self._log.aclose()  # ends follow(); __aexit__ cancels its task group
 
     def _refused(self, exc: PreconditionFailedError, name: str) -> StatusError:
         if exc.reason == "AlreadyExists":
