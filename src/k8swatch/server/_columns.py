@@ -433,24 +433,29 @@ def format_age(
     if timestamp.year <= 1:
         return "<unknown>"
     current = now or datetime.datetime.now(datetime.timezone.utc)
-    return _human_duration(current - timestamp)
+    return human_duration((current - timestamp).total_seconds())
 
 
-def _human_duration(delta: datetime.timedelta) -> str:
-    seconds = math.floor(delta.total_seconds()) if delta.total_seconds() >= 0 else -1
-    if delta.total_seconds() <= -2:
+def human_duration(seconds: float) -> str:
+    """Format a duration the way apimachinery's ``duration.HumanDuration`` does.
+
+    ``90`` ⇒ ``90s``, ``300`` ⇒ ``5m``, ``330`` ⇒ ``5m30s``, ``10800`` ⇒ ``3h``,
+    ``200000`` ⇒ ``2d7h``; negative beyond one second ⇒ ``<invalid>``.
+    """
+    whole = int(seconds)
+    if whole < -1:
         return "<invalid>"
-    if seconds < 0:
+    if whole < 0:
         return "0s"
-    if seconds < 120:
-        return f"{seconds}s"
-    minutes = seconds // 60
+    if whole < 120:
+        return f"{whole}s"
+    minutes = whole // 60
     if minutes < 10:
-        rest = seconds % 60
+        rest = whole % 60
         return f"{minutes}m" if rest == 0 else f"{minutes}m{rest}s"
     if minutes < 180:
         return f"{minutes}m"
-    hours = seconds // 3600
+    hours = whole // 3600
     if hours < 8:
         rest = minutes % 60
         return f"{hours}h" if rest == 0 else f"{hours}h{rest}m"

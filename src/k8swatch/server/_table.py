@@ -11,7 +11,7 @@ import datetime
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
-from ._columns import PrinterColumn
+from ._columns import PrinterColumn, human_duration
 from ._columns import build_table as build_column_table
 
 __all__ = [
@@ -52,43 +52,6 @@ _AGE_COLUMN: dict[str, Any] = {
     "priority": 0,
 }
 DEFAULT_COLUMNS: tuple[dict[str, Any], ...] = (_NAME_COLUMN, _AGE_COLUMN)
-
-
-def human_duration(seconds: float) -> str:
-    """Format a duration the way apimachinery's ``duration.HumanDuration`` does.
-
-    ``90`` ⇒ ``90s``, ``300`` ⇒ ``5m``, ``330`` ⇒ ``5m30s``, ``10800`` ⇒ ``3h``,
-    ``200000`` ⇒ ``2d7h``; negative beyond one second ⇒ ``<invalid>``.
-    """
-    whole = int(seconds)
-    if whole < -1:
-        return "<invalid>"
-    if whole < 0:
-        return "0s"
-    if whole < 120:
-        return f"{whole}s"
-    minutes = whole // 60
-    if minutes < 10:
-        rest = whole % 60
-        return f"{minutes}m" if rest == 0 else f"{minutes}m{rest}s"
-    if minutes < 180:
-        return f"{minutes}m"
-    hours = whole // 3600
-    if hours < 8:
-        rest = minutes % 60
-        return f"{hours}h" if rest == 0 else f"{hours}h{rest}m"
-    if hours < 48:
-        return f"{hours}h"
-    if hours < 24 * 8:
-        rest = hours % 24
-        return f"{hours // 24}d" if rest == 0 else f"{hours // 24}d{rest}h"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24}d"
-    if hours < 24 * 365 * 8:
-        days = (hours // 24) % 365
-        years = hours // 24 // 365
-        return f"{years}y" if days == 0 else f"{years}y{days}d"
-    return f"{hours // 24 // 365}y"
 
 
 def parse_timestamp(value: object) -> datetime.datetime | None:
