@@ -389,16 +389,21 @@ def _typed_cell(column_type: str, value: Any, now: datetime.datetime | None) -> 
     # date
     if not isinstance(value, str):
         return None
-    stamp = _parse_time(value)
+    stamp = parse_timestamp(value.strip())
     if stamp is None:
         return "<invalid>"
     return format_age(stamp, now=now)
 
 
-def _parse_time(value: str) -> datetime.datetime | None:
-    text = value.strip()
-    if not text:
+def parse_timestamp(value: object) -> datetime.datetime | None:
+    """Parse an RFC 3339 timestamp (``2024-05-01T10:00:00Z``); None if absent or bad.
+
+    Fractions beyond microseconds are cut (Python 3.10 accepts at most six digits);
+    a timestamp without an offset is taken as UTC.
+    """
+    if not isinstance(value, str) or not value:
         return None
+    text = value
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
     # Python < 3.11 only accepts up to 6 fractional digits.
@@ -424,7 +429,7 @@ def format_age(
     if timestamp is None:
         return "<unknown>"
     if isinstance(timestamp, str):
-        parsed = _parse_time(timestamp)
+        parsed = parse_timestamp(timestamp.strip())
         if parsed is None:
             return "<unknown>"
         timestamp = parsed

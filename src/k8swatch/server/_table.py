@@ -11,7 +11,7 @@ import datetime
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
-from ._columns import PrinterColumn, human_duration
+from ._columns import PrinterColumn, human_duration, parse_timestamp
 from ._columns import build_table as build_column_table
 
 __all__ = [
@@ -52,20 +52,6 @@ _AGE_COLUMN: dict[str, Any] = {
     "priority": 0,
 }
 DEFAULT_COLUMNS: tuple[dict[str, Any], ...] = (_NAME_COLUMN, _AGE_COLUMN)
-
-
-def parse_timestamp(value: object) -> datetime.datetime | None:
-    """Parse an RFC 3339 timestamp (``2024-05-01T10:00:00Z``); None if absent or bad."""
-    if not isinstance(value, str) or not value:
-        return None
-    text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
-    try:
-        parsed = datetime.datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
-    return parsed
 
 
 def format_age(timestamp: object, now: datetime.datetime | None = None) -> str:
