@@ -10,7 +10,6 @@ storage's [`WatchCache`][k8swatch.WatchCache], which follows the log.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import secrets
 import uuid
@@ -35,6 +34,7 @@ from ._eventlog import (
     object_key,
 )
 from ._filters import DEFAULT_SUPPORTED_FIELDS, GetAttrsFunc, default_get_attrs
+from ._follower import LogFeed
 from ._options import ListOptions, WatchCapabilities, validate_watch_options
 from ._status import (
     StatusCause,
@@ -205,9 +205,8 @@ class MemoryStorage:
         )
         self._uid_factory = uid_factory
         self._clock = clock
-        self._loaded = False
-        self._load_lock: anyio.Lock | None = None
         self._closed = False
+        self._feed = LogFeed(self._log, self._cache, is_closed=lambda: self._closed)
         self._follower: anyio.CancelScope | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
 
@@ -237,32 +236,11 @@ class MemoryStorage:
 
     async def _ensure_loaded(self) -> None:
         self._check_open()
-        if self._loaded:
-            return
-        if self._load_lock is None:
-            self._load_lock = anyio.Lock()
-        async with self._load_lock:
-            if not self._loaded:
-                snapshot = await self._log.snapshot()
-                self._cache.reset(snapshot)
-                self._loaded = True
+        await self._feed.ensure_loaded()
 
     async def _catch_up(self, target: int) -> None:
         """Feed the cache from the log until it holds *target* (or the log has no more)."""
-        cache = self._cache
-        while cache.resource_version < target:
-            after = cache.resource_version
-            try:
-                entries = await self._log.read_after(after, limit=cache.window)
-            except StatusError as exc:
-                if exc.status.code != 410:
-                    raise
-                cache.reset(await self._log.snapshot())
-                continue
-            if not entries:
-                return
-            self._check_open()
-            cache.ingest(entries)
+        await self._feed.catch_up(target)
 
     async def follow(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Feed the cache with the log's new entries until cancelled or closed.
@@ -275,29 +253,7 @@ class MemoryStorage:
         also at start-up) are retried with jittered exponential backoff, and
         open watches stay open meanwhile.
         """
-        task_status.started()
-        delay = 0.05
-        cache = self._cache
-        while not self._closed:
-            try:
-                await self._ensure_loaded()
-                entries = await self._log.read_after(
-                    cache.resource_version, limit=cache.window, wait=True
-                )
-                delay = 0.05
-                if not cache.closed:
-                    cache.ingest(entries)
-            except anyio.ClosedResourceError:
-                return
-            except StatusError as exc:
-                if self.closed:  # closed while we waited
-                    return
-                if exc.status.code == 410:
-                    with contextlib.suppress(StatusError):
-                        cache.reset(await self._log.snapshot())
-                        continue
-                await anyio.sleep(delay * (0.5 + secrets.randbelow(1000) / 1000))
-                delay = min(delay * 2, 5.0)
+        await self._feed.follow(task_status=task_status)
 
     async def __aenter__(self) -> Self:
         """Start [`follow`][k8swatch.MemoryStorage.follow] in the background."""

@@ -1,0 +1,192 @@
+"""LogFeed: keep a WatchCache fed from an EventLog (load, catch up, follow).
+
+The plumbing every storage on an [`EventLog`][k8swatch.EventLog] needs, in
+one place: ``MemoryStorage`` and the Coder storages (``log=`` mode) use it.
+
+* ``ensure_loaded()`` fills the cache from the log's ``snapshot()`` once;
+* ``catch_up(target)`` reads after the cache's RV until the cache holds
+  *target* (read your writes, consistent reads); a 410 reloads from the
+  snapshot;
+* ``follow()`` loops on ``read_after(cache_rv, wait=True)`` and ingests every
+  batch, so writes made elsewhere (other replicas) reach local watchers: N
+  local watchers cost one read. 410 reloads from the snapshot (the cache ends
+  its watchers with 410 so their clients relist); other errors (503 while the
+  log's backend is unreachable, also at start-up) are retried with jittered
+  exponential backoff while open watches stay open.
+
+Every batch handed to the cache, whether by ``catch_up`` or ``follow``, is
+also handed to the *on_ingest* hook (only entries newer than the cache, so
+never twice), and every reload to *on_reset*: a storage that keeps its own
+view of the state (the Coder storages' last known objects) stays in step with
+the cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+from anyio.abc import TaskStatus
+from typing_extensions import final
+
+from ._cache import WatchCache
+from ._eventlog import EventLog, LogEntry, LogSnapshot
+from ._status import StatusError, service_unavailable
+
+__all__ = ["LogFeed"]
+
+
+def _never_closed() -> bool:
+    return False
+
+
+@final
+class LogFeed:
+    """Feed *cache* from *log*: one initial snapshot, then the log's entries in order.
+
+    Args:
+        log: The event log (the source of truth).
+        cache: The watch cache to feed (only through this feed).
+        is_closed: True once the owning storage is closed: ``follow`` returns
+            and ``ensure_loaded``/``catch_up`` raise 503.
+        on_ingest: Called with every batch of entries newer than the cache,
+            right after the cache ingested it.
+        on_reset: Called with the snapshot the cache was (re)loaded from.
+    """
+
+    def __init__(
+        self,
+        log: EventLog,
+        cache: WatchCache[Any],
+        *,
+        is_closed: Callable[[], bool] = _never_closed,
+        on_ingest: Callable[[Sequence[LogEntry]], None] | None = None,
+        on_reset: Callable[[LogSnapshot], None] | None = None,
+    ) -> None:
+        self.log = log
+        self.cache = cache
+        self._is_closed = is_closed
+        self._on_ingest = on_ingest
+        self._on_reset = on_reset
+        self._loaded = False
+        self._load_lock: anyio.Lock | None = None
+        self._scopes: set[anyio.CancelScope] = set()
+
+    @property
+    def loaded(self) -> bool:
+        """True once the cache was filled from the log's snapshot."""
+        return self._loaded
+
+    def _check_open(self) -> None:
+        if self._is_closed():
+            raise service_unavailable(f"the {self.cache.resource} storage is closed")
+
+    def _reset(self, snapshot: LogSnapshot) -> None:
+        self.cache.reset(snapshot)
+        if self._on_reset is not None:
+            self._on_reset(snapshot)
+
+    def _ingest(self, entries: Sequence[LogEntry]) -> None:
+        cache = self.cache
+        rv = cache.resource_version
+        if entries and entries[0].resource_version <= rv:
+            entries = [e for e in entries if e.resource_version > rv]
+        if not entries:
+            return
+        cache.ingest(entries)
+        if self._on_ingest is not None:
+            self._on_ingest(entries)
+
+    async def ensure_loaded(self) -> None:
+        """Fill the cache from the log's snapshot, once.
+
+        Raises:
+            StatusError: 503 when the storage is closed or the log unreachable.
+        """
+        self._check_open()
+        if self._loaded:
+            return
+        if self._load_lock is None:
+            self._load_lock = anyio.Lock()
+        async with self._load_lock:
+            if not self._loaded:
+                snapshot = await self.log.snapshot()
+                self._check_open()
+                self._reset(snapshot)
+                self._loaded = True
+
+    async def catch_up(self, target: int) -> None:
+        """Feed the cache from the log until it holds *target* (or the log has no more).
+
+        Raises:
+            StatusError: 503 when the storage is closed or the log unreachable.
+        """
+        await self.ensure_loaded()
+        cache = self.cache
+        while cache.resource_version < target:
+            after = cache.resource_version
+            try:
+                entries = await self.log.read_after(after, limit=cache.window)
+            except StatusError as exc:
+                if exc.status.code != 410:
+                    raise
+                snapshot = await self.log.snapshot()
+                self._check_open()
+                self._reset(snapshot)
+                continue
+            if not entries:
+                return
+            self._check_open()
+            self._ingest(entries)
+
+    async def catch_up_to_log(self) -> None:
+        """Make the cache reflect every entry the log holds now (a consistent read)."""
+        await self.ensure_loaded()
+        await self.catch_up(await self.log.current_resource_version())
+
+    async def follow(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Feed the cache with the log's new entries until cancelled, closed or `stop`ped.
+
+        A 410 (the log's retention passed this replica by) reloads the cache
+        from the log's snapshot and ends open watches with 410; other errors
+        are retried with jittered exponential backoff (0.05 s doubling up to
+        5 s), and open watches stay open meanwhile.
+        """
+        task_status.started()
+        delay = 0.05
+        cache = self.cache
+        scope = anyio.CancelScope()
+        self._scopes.add(scope)
+        try:
+            with scope:
+                while not self._is_closed():
+                    try:
+                        await self.ensure_loaded()
+                        entries = await self.log.read_after(
+                            cache.resource_version, limit=cache.window, wait=True
+                        )
+                        delay = 0.05
+                        if not cache.closed:
+                            self._ingest(entries)
+                    except anyio.ClosedResourceError:
+                        return
+                    except StatusError as exc:
+                        if self._is_closed():  # closed while we waited
+                            return
+                        if exc.status.code == 410:
+                            with contextlib.suppress(StatusError):
+                                self._reset(await self.log.snapshot())
+                                continue
+                        await anyio.sleep(delay * (0.5 + secrets.randbelow(1000) / 1000))
+                        delay = min(delay * 2, 5.0)
+        finally:
+            self._scopes.discard(scope)
+
+    def stop(self) -> None:
+        """End every running `follow` (idempotent; never waits)."""
+        for scope in self._scopes:
+            scope.cancel()
