@@ -28,15 +28,16 @@ import base64
 import binascii
 import bisect
 import json
+import math
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from types import TracebackType
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, Generic, Protocol, cast
 
 import anyio
 import anyio.lowlevel
 import attrs
-from typing_extensions import Self, TypeVar, final
+from anyio.lowlevel import checkpoint_if_cancelled
+from typing_extensions import TypeVar, final
 
 from ._eventlog import LogEntry, LogSnapshot, object_key, with_resource_version
 from ._events import Event, EventType
@@ -55,7 +56,7 @@ from ._options import (
 )
 from ._status import StatusCause, StatusError, bad_request, expired, timeout
 from ._storage import ObjectList
-from ._watch import Watch, WatchBase
+from ._watch import CHECK_EVERY, Watch, _PollableWatch
 
 __all__ = ["INITIAL_EVENTS_ANNOTATION", "WatchCache", "decode_continue", "encode_continue"]
 
@@ -482,6 +483,11 @@ class WatchCache(Generic[T]):
         self.supported_fields = frozenset(supported_fields)
         self._window = _EventWindow(window)
         self._sleepers: set[_Sleeper] = set()
+        # Watchers with nothing to read wait on one shared wake-up, or park a
+        # cancel scope (a StopAwareWatch waiting for "events or done").
+        self._wakeup: anyio.Event | None = None
+        self._waiting = 0
+        self._parked: dict[anyio.CancelScope, None] = {}
         self._closed = False
 
     # -- state ------------------------------------------------------------------
@@ -576,11 +582,27 @@ class WatchCache(Generic[T]):
         self._wake()
 
     def _wake(self) -> None:
+        """Wake every waiting reader once (called once per batch of changes)."""
+        if self._wakeup is not None:
+            self._release()
+        parked = self._parked
+        if parked:
+            self._parked = {}
+            for scope in parked:
+                scope.cancel()
         sleepers = self._sleepers
         if sleepers:
-            for watcher in sleepers:
-                watcher.wake()
+            for sleeper in sleepers:
+                sleeper.wake()
             sleepers.clear()
+
+    def _release(self) -> None:
+        """Set the shared wake-up; waiting watchers re-check and wait again if need be."""
+        wakeup = self._wakeup
+        if wakeup is not None:
+            self._wakeup = None
+            self._waiting = 0
+            wakeup.set()
 
     async def wait_for(self, resource_version: int, timeout: float | None = None) -> None:
         """Wait until the cache holds *resource_version* (``wait_timeout`` seconds by default).
@@ -801,12 +823,22 @@ class _Waiter:
 
 
 @final
-class _CacheWatcher(WatchBase[T]):
-    """A cursor into a WatchCache's window; see [`WatchCache.watch`][k8swatch.WatchCache.watch]."""
+class _CacheWatcher(_PollableWatch[T]):
+    """A cursor into a WatchCache's window; see [`WatchCache.watch`][k8swatch.WatchCache.watch].
+
+    Reading never blocks the cache: ``_poll``/``_poll_batch`` take what is
+    there; a reader with nothing to read waits on the cache's one shared
+    wake-up (``_wait_readable``), or parks a cancel scope with it (``_park``,
+    how ``stop_aware_watch`` waits without a helper task). Time-driven events
+    (bookmarks, the end at ``timeoutSeconds``, the 504 of a resourceVersion
+    that never came) are produced by the next poll once their time is due;
+    waits end at that time.
+    """
 
     __slots__ = (
         "_bookmark_at",
         "_bookmarks",
+        "_budget",
         "_cache",
         "_deadline",
         "_end_bookmark",
@@ -815,6 +847,7 @@ class _CacheWatcher(WatchBase[T]):
         "_initial",
         "_last_rv",
         "_minimum",
+        "_parked",
         "_pending",
         "_position",
         "_pre_timeout_bookmark",
@@ -823,8 +856,9 @@ class _CacheWatcher(WatchBase[T]):
         "_selector_key",
         "_started",
         "_stopped",
+        "_timed",
         "_wait_deadline",
-        "_wakeup",
+        "_waiting_on",
     )
 
     def __init__(
@@ -855,16 +889,21 @@ class _CacheWatcher(WatchBase[T]):
         self._position = 0
         self._last_rv = requested
         self._epoch = cache._window.epoch
-        self._wakeup: anyio.Event | None = None
+        self._parked: anyio.CancelScope | None = None
+        self._waiting_on: WatchCache[Any] | None = None
+        self._budget = CHECK_EVERY
         now = anyio.current_time()
-        self._deadline = None if timeout is None else now + timeout
+        self._deadline = math.inf if timeout is None else now + timeout
         self._wait_deadline = now + cache.wait_timeout
-        self._bookmark_at = now + cache.bookmark_interval
+        self._bookmark_at = now + cache.bookmark_interval if bookmarks else math.inf
         self._pre_timeout_bookmark = (
             bookmarks and timeout is not None and timeout > _BOOKMARK_BEFORE_TIMEOUT
         )
         # Pin the start now, so writes racing the first read are neither lost nor repeated.
         self._plan()
+        # Whether anything but the cache's changes can produce an event or the end.
+        self._timed = True
+        self._retime()
 
     @property
     def stopped(self) -> bool:
@@ -877,37 +916,48 @@ class _CacheWatcher(WatchBase[T]):
             return
         self._stopped = True
         self._pending.clear()
+        self._detach()
+
+    def _detach(self) -> None:
+        """Let go of the cache and end this watcher's wait, if any."""
         cache = self._cache
         self._cache = None
-        if cache is not None:
-            cache._sleepers.discard(self)
-        if self._wakeup is not None:
-            self._wakeup.set()
-
-    def wake(self) -> None:
-        """Wake the watcher if it sleeps (called by the cache once per batch)."""
-        if self._wakeup is not None:
-            self._wakeup.set()
+        parked = self._parked
+        if parked is not None:
+            self._parked = None
+            if cache is not None:
+                cache._parked.pop(parked, None)
+            parked.cancel()
+        waiting_on = self._waiting_on
+        if waiting_on is not None:
+            # The wake-up is shared: set it (the others re-check and wait
+            # again) so that this watcher sees that it is over.
+            self._waiting_on = None
+            waiting_on._release()
 
     def _finish(self, error: StatusError | None) -> None:
         """End after *error* (if any) is delivered."""
-        cache = self._cache
-        self._cache = None
-        if cache is not None:
-            cache._sleepers.discard(self)
         if error is not None:
             self._pending.append(Event(EventType.ERROR, error.status.to_dict()))
+        self._detach()
 
-    def _plan(self) -> None:
+    def _retime(self) -> None:
+        """Recompute ``_timed`` after the watch started or a timer changed."""
+        self._timed = (
+            not self._started or self._deadline != math.inf or self._bookmark_at != math.inf
+        )
+
+    def _plan(self) -> bool:
+        """Find where the watch starts; False when it cannot start (yet)."""
         cache = self._cache
         assert cache is not None
         window = cache._window
         plan = window.plan_watch(self._requested, self._exact, self._initial, self._minimum)
         if isinstance(plan, StatusError):
             self._finish(plan)
-            return
+            return False
         if isinstance(plan, _Wait):
-            return
+            return False
         self._started = True
         self._position = plan.position
         self._last_rv = plan.after
@@ -920,20 +970,21 @@ class _CacheWatcher(WatchBase[T]):
             )
             if self._end_bookmark:
                 pending.append(cache._bookmark(plan.after, initial_end=True))
+        return True
 
     def _collect(self, cache: WatchCache[Any]) -> None:
         """Move every available change into ``_pending`` (or end with 410)."""
         window = cache._window
         if not self._started:
             self._epoch = window.epoch
-            self._plan()
-            if not self._started:
+            if not self._plan():
                 if cache._closed:
                     self._finish(None)
                 elif anyio.current_time() >= self._wait_deadline:
                     wanted = max(self._minimum, self._requested if self._exact else 0)
                     self._finish(_too_large(wanted, window.resource_version))
                 return
+            self._retime()
         if self._epoch != window.epoch:
             self._finish(_too_old(self._last_rv, window.resumable_from))
             return
@@ -950,7 +1001,7 @@ class _CacheWatcher(WatchBase[T]):
         if predicate.empty:
             if changes[0].rv <= after:
                 changes = [c for c in changes if c.rv > after]
-            pending.extend(c.event for c in changes)
+            pending.extend([c.event for c in changes])
         else:
             # Each change computes its (labels, fields) once, and its outcome once per
             # distinct selector: watchers that share a selector share the work.
@@ -979,82 +1030,152 @@ class _CacheWatcher(WatchBase[T]):
         if changes:
             self._last_rv = max(after, changes[-1].rv)
 
-    async def _fill(self) -> bool:
-        """Wait until ``_pending`` has events; False when the watch is over."""
-        waited = False
-        while not self._pending:
-            cache = self._cache
-            if self._stopped or cache is None:
-                return False
-            self._collect(cache)
-            if self._pending:
-                break
-            if self._cache is None:
-                return False
-            if cache._closed:
-                self._finish(None)
-                return False
-            now = anyio.current_time()
-            if self._deadline is not None and now >= self._deadline:
-                self._finish(None)
-                return False
-            wake_at = self._deadline if self._deadline is not None else float("inf")
-            if not self._started:
-                wake_at = min(wake_at, self._wait_deadline)
-            elif self._bookmarks:
-                bookmark_at = self._bookmark_at
-                if self._pre_timeout_bookmark and self._deadline is not None:
-                    bookmark_at = min(bookmark_at, self._deadline - _BOOKMARK_BEFORE_TIMEOUT)
-                if now >= bookmark_at:
-                    if bookmark_at != self._bookmark_at:
-                        self._pre_timeout_bookmark = False
-                    self._bookmark_at = now + cache.bookmark_interval
-                    rv = max(self._last_rv, cache._window.resource_version)
-                    self._pending.append(cache._bookmark(rv))
-                    break
-                wake_at = min(wake_at, bookmark_at)
-            self._wakeup = wakeup = anyio.Event()
-            cache._sleepers.add(self)
-            waited = True
-            try:
-                with anyio.move_on_after(wake_at - now):
-                    await wakeup.wait()
-            finally:
-                self._wakeup = None
-                cache._sleepers.discard(self)
-        if not waited:
-            # One checkpoint per batch (not per event), so a busy stream stays cancellable.
-            await anyio.lowlevel.checkpoint()
-            if not self._pending:  # stopped meanwhile
-                return False
-        if self._bookmarks and self._cache is not None:
-            self._bookmark_at = anyio.current_time() + self._cache.bookmark_interval
-        return True
+    def _next_timer(self) -> float:
+        """When a time-driven event or the end is due (``inf``: never)."""
+        wake_at = self._deadline
+        if not self._started:
+            return min(wake_at, self._wait_deadline)
+        if self._bookmarks:
+            wake_at = min(wake_at, self._bookmark_due())
+        return wake_at
 
-    async def __anext__(self) -> Event[T]:
+    def _bookmark_due(self) -> float:
+        bookmark_at = self._bookmark_at
+        if self._pre_timeout_bookmark and self._deadline != math.inf:
+            bookmark_at = min(bookmark_at, self._deadline - _BOOKMARK_BEFORE_TIMEOUT)
+        return bookmark_at
+
+    def _step(self) -> None:
+        """Fill ``_pending`` with what is available now, without waiting.
+
+        Afterwards ``_pending`` has events, or the watch is over (no cache),
+        or there is nothing yet.
+        """
+        cache = self._cache
+        if cache is None:
+            return
+        self._collect(cache)
+        if self._pending:
+            if self._bookmarks and self._cache is not None:
+                self._bookmark_at = anyio.current_time() + cache.bookmark_interval
+            return
+        if self._cache is None:
+            return
+        if cache._closed:
+            self._finish(None)
+            return
+        if not self._timed:
+            return
+        now = anyio.current_time()
+        if now >= self._deadline:
+            self._finish(None)
+            return
+        if self._started and self._bookmarks:
+            bookmark_at = self._bookmark_due()
+            if now >= bookmark_at:
+                if bookmark_at != self._bookmark_at:
+                    self._pre_timeout_bookmark = False
+                self._bookmark_at = now + cache.bookmark_interval
+                rv = max(self._last_rv, cache._window.resource_version)
+                self._pending.append(cache._bookmark(rv))
+
+    # --- the non-blocking fast path (also used by StopAwareWatch and filter_watch) ---
+
+    def _poll(self) -> Event[T] | None:
         pending = self._pending
-        if not pending and not await self._fill():
-            self._stopped = True
-            raise StopAsyncIteration
+        if not pending:
+            self._step()
+            if not pending:
+                if self._cache is None:
+                    self._stopped = True
+                    raise StopAsyncIteration
+                return None
         return cast("Event[T]", pending.popleft())
 
-    async def batches(self) -> AsyncIterator[Sequence[Event[T]]]:
-        """Yield every event available at each wake-up as one list."""
+    def _poll_batch(self) -> Sequence[Event[T]] | None:
+        pending = self._pending
+        if not pending:
+            self._step()
+            if not pending:
+                if self._cache is None:
+                    self._stopped = True
+                    raise StopAsyncIteration
+                return None
+        batch = list(pending)
+        pending.clear()
+        return cast("list[Event[T]]", batch)
+
+    def _ready(self) -> bool:
+        cache = self._cache
+        if self._pending or cache is None or cache._closed or not self._started:
+            return True
+        window = cache._window
+        if self._position < window.end or self._epoch != window.epoch:
+            return True
+        return self._timed and anyio.current_time() >= self._next_timer()
+
+    async def _wait_readable(self) -> None:
+        cache = self._cache
+        if cache is None:
+            await anyio.lowlevel.checkpoint()
+            return
+        wakeup = cache._wakeup
+        if wakeup is None:
+            wakeup = cache._wakeup = anyio.Event()
+        cache._waiting += 1
+        self._waiting_on = cache
+        try:
+            if not self._timed:
+                await wakeup.wait()
+            else:
+                with anyio.move_on_after(self._next_timer() - anyio.current_time()):
+                    await wakeup.wait()
+        finally:
+            self._waiting_on = None
+            if not wakeup.is_set():  # cancelled or timed out: still counted
+                cache._waiting -= 1
+
+    def _park(self, scope: anyio.CancelScope) -> None:
+        if self._ready():
+            scope.cancel()
+            return
+        cache = self._cache
+        assert cache is not None
+        if self._timed:
+            scope.deadline = min(scope.deadline, self._next_timer())
+        self._parked = scope
+        cache._parked[scope] = None
+
+    def _unpark(self, scope: anyio.CancelScope) -> None:
+        if self._parked is scope:
+            self._parked = None
+            cache = self._cache
+            if cache is not None:
+                cache._parked.pop(scope, None)
+
+    # --- iteration ------------------------------------------------------------
+
+    async def __anext__(self) -> Event[T]:
+        """Return the next event, waiting for one if needed.
+
+        Checks for cancellation whenever it waits and at least every 64
+        buffered events.
+
+        Raises:
+            StopAsyncIteration: after ``stop()``, or when the watch ended
+                (timeout, cache closed, or after its ERROR event).
+        """
+        pending = self._pending
+        if pending:
+            self._budget -= 1
+            if self._budget:
+                return cast("Event[T]", pending.popleft())
+            self._budget = CHECK_EVERY
+            await checkpoint_if_cancelled()
+        elif self._ready():  # otherwise the wait below is the checkpoint
+            await checkpoint_if_cancelled()
         while True:
-            if not self._pending and not await self._fill():
-                self._stopped = True
-                return
-            batch = list(self._pending)
-            self._pending.clear()
-            yield cast("list[Event[T]]", batch)
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def __aiter__(self) -> Self:
-        return self
+            event = self._poll()
+            if event is not None:
+                return event
+            await self._wait_readable()

@@ -9,7 +9,7 @@ from typing import Any, cast
 import anyio
 import pytest
 
-from k8swatch import Event, EventType, ListOptions, StatusError, Watch, WatchCache
+from k8swatch import Event, EventType, ListOptions, StatusError, Watch, WatchCache, stop_aware_watch
 from k8swatch._cache import INITIAL_EVENTS_ANNOTATION, encode_continue
 from k8swatch._eventlog import LogEntry, LogSnapshot, with_resource_version
 
@@ -662,7 +662,8 @@ async def test_stop_wakes_a_waiting_watcher_and_is_idempotent() -> None:
         watch.stop()
     assert result == [[]]
     assert watch.stopped
-    assert not cache._sleepers
+    assert not cache._waiting
+    assert not cache._parked
     cache.apply(ADDED, widget("a"))
     assert await drain(watch) == []
 
@@ -747,10 +748,10 @@ async def test_many_watchers_one_wakeup_each() -> None:
         for watch in watches:
             tg.start_soon(consume, watch)
         await anyio.wait_all_tasks_blocked()
-        assert len(cache._sleepers) == 50
+        assert cache._waiting == 50  # all on the one shared wake-up
         for i in range(10):
             cache.apply(ADDED, widget(f"w{i}"))
-        assert not cache._sleepers
+        assert not cache._waiting
         cache.close()
     assert seen == [10] * 50
 
@@ -771,3 +772,109 @@ async def test_a_long_replay_comes_in_bounded_batches() -> None:
     watch.stop()
     assert max(sizes) <= 1024
     assert sum(sizes) == 2999
+
+
+# -- the fast path under stop_aware_watch (what the HTTP layer uses) -----------------
+
+
+async def test_stop_aware_wait_on_a_cache_watch_needs_no_helper_task() -> None:
+    cache = make_cache()
+    done = anyio.Event()
+    watch = stop_aware_watch(await cache.watch("", watch_opts(resource_version="0")), done=done)
+    tasks: list[int] = []
+    got: list[Event[dict[str, Any]]] = []
+
+    async def consume() -> None:
+        async for batch in watch.batches():
+            got.extend(batch)
+
+    async with anyio.create_task_group() as tg:
+        before = len(anyio.get_running_tasks())
+        tg.start_soon(consume)
+        await anyio.wait_all_tasks_blocked()
+        tasks.append(len(anyio.get_running_tasks()) - before)
+        assert len(cache._parked) == 1  # waiting by parking its cancel scope
+        cache.apply(ADDED, widget("a"))
+        await anyio.wait_all_tasks_blocked()
+        tasks.append(len(anyio.get_running_tasks()) - before)
+        done.set()
+    assert tasks == [1, 1]  # only the consumer itself: no task per wait
+    assert [e.object["metadata"]["name"] for e in got] == ["a"]
+    assert watch.stopped
+    assert watch.inner.stopped
+    assert not cache._parked
+
+
+async def test_stop_aware_cache_watch_delivers_bookmarks_while_parked() -> None:
+    cache = make_cache(bookmark_interval=0.01)
+    cache.apply(ADDED, widget("a"))
+    inner = await cache.watch("", watch_opts(resource_version="1", allow_watch_bookmarks=True))
+    watch = stop_aware_watch(inner, done=anyio.Event())
+    events = await take(watch, 2)
+    assert [e.type for e in events] == [BOOKMARK, BOOKMARK]
+    cache.apply(ADDED, widget("b"))
+    (event,) = await take(watch, 1)
+    assert (event.type, rv_of(event.object)) == (ADDED, 2)
+    watch.stop()
+    assert inner.stopped
+
+
+async def test_stop_aware_cache_watch_ends_at_timeout_seconds() -> None:
+    cache = make_cache()
+    inner = await cache.watch("", watch_opts(resource_version="0", timeout_seconds=1))
+    watch = stop_aware_watch(inner, done=anyio.Event())
+    start = anyio.current_time()
+    assert await drain(watch) == []
+    assert anyio.current_time() - start >= 0.9
+    assert watch.stopped
+    assert inner.stopped
+
+
+async def test_stop_aware_cache_watch_waits_for_a_future_rv_then_504() -> None:
+    cache = make_cache(wait_timeout=0.05)
+    inner = await cache.watch("", watch_opts(send_initial_events=True, resource_version="5",
+                                             resource_version_match="NotOlderThan",
+                                             allow_watch_bookmarks=True))  # fmt: skip
+    (event,) = await drain(stop_aware_watch(inner, done=anyio.Event()))
+    assert event.type is ERROR
+    assert event.object["code"] == 504
+
+
+async def test_stop_of_a_parked_cache_watch_ends_the_wait() -> None:
+    cache = make_cache()
+    inner = await cache.watch("", watch_opts(resource_version="0"))
+    watch = stop_aware_watch(inner, done=anyio.Event())
+    result: list[list[Event[dict[str, Any]]]] = []
+
+    async def consume() -> None:
+        result.append(await drain(watch))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(consume)
+        await anyio.wait_all_tasks_blocked()
+        inner.stop()  # e.g. the storage shutting the watch down
+    assert result == [[]]
+    assert not cache._parked
+
+
+async def test_close_wakes_parked_and_waiting_watchers() -> None:
+    cache = make_cache()
+    parked = stop_aware_watch(await cache.watch("", watch_opts()), done=anyio.Event())
+    plain = await cache.watch("", watch_opts())
+    cache.apply(ADDED, widget("a"))
+    results: dict[str, list[Event[dict[str, Any]]]] = {}
+
+    async def consume(name: str, watch: Watch[dict[str, Any]]) -> None:
+        results[name] = await drain(watch)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(consume, "parked", parked)
+        tg.start_soon(consume, "plain", plain)
+        await anyio.wait_all_tasks_blocked()
+        cache.apply(ADDED, widget("b"))
+        cache.close()
+    assert {k: [e.object["metadata"]["name"] for e in v] for k, v in results.items()} == {
+        "parked": ["a", "b"],
+        "plain": ["a", "b"],
+    }
+    assert (cache._waiting, cache._parked) == (0, {})
