@@ -546,7 +546,7 @@ class WatchCache(Generic[T]):
         self._wake()
         return cast("Event[T]", change.event)
 
-    def ingest(self, entries: Iterable[LogEntry]) -> int:
+    def ingest(self, entries: Sequence[LogEntry]) -> int:
         """Add changes already numbered by an event log, in log order.
 
         Entries with an RV not newer than the cache's are skipped (so the
@@ -559,6 +559,8 @@ class WatchCache(Generic[T]):
         if self._closed:
             raise RuntimeError("the watch cache is closed")
         window = self._window
+        if not entries or entries[-1].resource_version <= window.resource_version:
+            return 0  # all seen already (e.g. concurrent catch-ups read the same batch)
         added = 0
         for entry in entries:
             if window.add(entry.resource_version, entry.type, entry.key, entry.object):
