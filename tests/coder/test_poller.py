@@ -250,14 +250,14 @@ async def test_an_older_listing_never_resurrects_or_regresses() -> None:
     }
     provider = StaticClientProvider("http://coder.invalid", "t", NS)
     storage = WorkspaceStorage(provider)
-    storage._reconcile(NS, [running], storage._seq, baseline=True)  # the first poll
+    await storage._reconcile(NS, [running], storage._seq, baseline=True)  # the first poll
     async with await storage.watch(NS, ListOptions(watch=True)) as watch:
         older = storage._seq  # poll A starts: it will see the workspace running
-        storage._reconcile(NS, [stopping], storage._seq, baseline=False)  # poll B: stopping
-        storage._reconcile(NS, [running], older, baseline=False)  # A finishes: ignored
+        await storage._reconcile(NS, [stopping], storage._seq, baseline=False)  # poll B: stopping
+        await storage._reconcile(NS, [running], older, baseline=False)  # A finishes: ignored
         newer = storage._seq
-        storage._reconcile(NS, [], newer, baseline=False)  # poll C: deleted
-        storage._reconcile(NS, [stopping], older, baseline=False)  # a straggler: ignored
+        await storage._reconcile(NS, [], newer, baseline=False)  # poll C: deleted
+        await storage._reconcile(NS, [stopping], older, baseline=False)  # a straggler: ignored
         events = []
         with anyio.move_on_after(0.25):
             async for event in watch:

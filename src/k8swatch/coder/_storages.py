@@ -30,13 +30,24 @@ from typing import Any, ClassVar, TypeVar, cast
 
 import anyio
 import attrs
+from anyio.abc import TaskStatus
 from typing_extensions import final
 
 from k8swatch._broadcaster import Broadcaster, FullChannelBehavior
 from k8swatch._cache import WatchCache
-from k8swatch._eventlog import LogSnapshot
+from k8swatch._eventlog import (
+    EventLog,
+    LogEntry,
+    LogSnapshot,
+    PreconditionFailedError,
+    Write,
+    WriteOp,
+    object_key,
+    with_resource_version,
+)
 from k8swatch._events import EventType
 from k8swatch._filters import filter_for_list_options
+from k8swatch._follower import LogFeed
 from k8swatch._options import ListOptions, WatchCapabilities, validate_watch_options
 from k8swatch._selectors import SelectorError, parse_field_selector
 from k8swatch._status import (
@@ -95,6 +106,14 @@ def _without_files(obj: dict[str, Any]) -> dict[str, Any]:
         out["spec"] = {k: v for k, v in spec.items() if k != "files"}  # pyright: ignore[reportUnknownVariableType]
         return out
     return obj
+
+
+def _with_files_of(stored: dict[str, Any], obj: Mapping[str, Any]) -> dict[str, Any]:
+    """*stored* (a copy) with ``spec.files`` of *obj*, when *obj* has them."""
+    spec = _sub(obj, "spec")
+    if "files" in spec:
+        stored["spec"]["files"] = copy.deepcopy(spec["files"])
+    return stored
 
 
 def _format_go_duration(seconds: float) -> str:
@@ -174,11 +193,33 @@ class _CoderStorage:
         queue_length: int = WATCH_QUEUE_LENGTH,
         cache_window: int = 1000,
         bookmark_interval: float = 60.0,
+        log: EventLog | None = None,
     ) -> None:
         self._provider = provider
         self._cache: WatchCache[dict[str, Any]] | None = None
         self._broadcaster: Broadcaster[dict[str, Any]] | None = None
-        if watch_cache:
+        self._log = log
+        self._feed: LogFeed | None = None
+        if log is not None:
+            # Every change goes through the shared log; the cache is fed only
+            # from it (the follower, and catching up before answering), so its
+            # resourceVersions are the log's: global across replicas.
+            self._cache = WatchCache(
+                API_VERSION,
+                self._KIND,
+                resource=self._RESOURCE,
+                group=GROUP,
+                window=cache_window,
+                bookmark_interval=bookmark_interval,
+            )
+            self._feed = LogFeed(
+                log,
+                self._cache,
+                is_closed=lambda: self._closed,
+                on_ingest=self._ingested,
+                on_reset=self._reloaded,
+            )
+        elif watch_cache:
             self._cache = WatchCache(
                 API_VERSION,
                 self._KIND,
@@ -198,6 +239,8 @@ class _CoderStorage:
             )
         self._known: dict[_Key, _Known] = {}
         self._tombstones: dict[_Key, int] = {}
+        # log mode: the log RV of the newest entry folded into _known/_tombstones per key
+        self._log_rvs: dict[_Key, int] = {}
         self._inflight: dict[_Key, int] = {}
         self._primed: set[str] = set()
         self._seq = 0
@@ -205,8 +248,33 @@ class _CoderStorage:
 
     @property
     def watch_cache(self) -> WatchCache[dict[str, Any]] | None:
-        """The watch cache, when the storage was built with ``watch_cache=True``."""
+        """The watch cache, when the storage was built with ``watch_cache=True`` or a *log*."""
         return self._cache
+
+    @property
+    def log(self) -> EventLog | None:
+        """The shared event log every change is recorded in (None without ``log=``)."""
+        return self._log
+
+    async def follow(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Feed the watch cache with the log's new entries until cancelled or closed.
+
+        Only for a storage built with ``log=``: run it in a task group for the
+        storage's lifetime, so changes recorded by other replicas reach this
+        replica's watchers (one log read serves every local watcher) and
+        update the last known state `resync` diffs against. Writes and reads
+        on this replica catch up with the log by themselves, so
+        read-your-writes holds without it. A 503 (the log's backend is
+        unreachable, also at start-up) is retried with jittered backoff; a
+        410 reloads the cache from the log's snapshot and ends open watches
+        with 410, so their clients relist. `aclose` ends it.
+
+        Raises:
+            RuntimeError: The storage has no log.
+        """
+        if self._feed is None:
+            raise RuntimeError(f"{type(self).__name__}.follow() needs a storage built with log=")
+        await self._feed.follow(task_status=task_status)
 
     # --- helpers ---------------------------------------------------------------
 
@@ -273,7 +341,7 @@ class _CoderStorage:
         return fp
 
     def _emit(self, type_: EventType, obj: dict[str, Any]) -> dict[str, Any]:
-        """Send one event; never raises, never waits. Returns the object as stored."""
+        """Without a log: send one event; never raises, never waits. Returns the stored object."""
         if self._cache is not None:
             try:
                 event = self._cache.apply(type_, copy.deepcopy(_without_files(obj)))
@@ -296,25 +364,16 @@ class _CoderStorage:
             logger.warning("coder: %s %s event dropped: %s", type_.value, self._RESOURCE, reason)
         return obj
 
-    def _publish(
+    def _publish_now(
         self,
         type_: EventType,
         namespace: str,
         obj: dict[str, Any],
         version: int,
         *,
-        own: bool,
         unless_seen: bool = False,
     ) -> dict[str, Any]:
-        """Record *obj* as the last known state and emit it. Returns what to answer.
-
-        Every recorded state (the storage's own writes, *own*, and states
-        observed in Coder alike) gets the next sequence number; a listing that
-        started before it cannot override it (see `_reconcile`). With
-        *unless_seen*, a state already observed (e.g. through the workspace
-        watch stream, which can be faster than the answer to the write
-        itself) is not emitted a second time.
-        """
+        """Without a log: record *obj* as the last known state and emit it (see `_publish`)."""
         key = (namespace, _name_of(obj))
         self._seq += 1
         seq = self._seq
@@ -334,27 +393,253 @@ class _CoderStorage:
         self._known[key] = _Known(self._fingerprint(obj), version, seq, kept)
         return stored
 
-    def _observe(self, namespace: str, obj: dict[str, Any], version: int) -> dict[str, Any]:
-        """Cache mode: fold a state read from Coder into the cache; return it with its RV."""
+    async def _publish(
+        self,
+        type_: EventType,
+        namespace: str,
+        obj: dict[str, Any],
+        version: int,
+        *,
+        unless_seen: bool = False,
+    ) -> dict[str, Any]:
+        """Record the result of this storage's own write; return what to answer.
+
+        Every recorded state (the storage's own writes and states observed in
+        Coder alike) gets the next sequence number; a listing that started
+        before it cannot override it (see `_reconcile`). With *unless_seen*, a
+        state already observed (e.g. through the workspace watch stream, which
+        can be faster than the answer to the write itself) is not emitted a
+        second time.
+
+        With a log, the write already happened in Coder, so the new state is
+        recorded unconditionally (``PUT``/``REMOVE``: nothing is recorded when
+        another replica already recorded the identical state). If the log is
+        unreachable the request still succeeds (see `_unrecorded`).
+        """
+        if self._feed is None:
+            return self._publish_now(type_, namespace, obj, version, unless_seen=unless_seen)
+        key = (namespace, _name_of(obj))
+        known = self._known.get(key)
+        if unless_seen and known is not None and known.fingerprint == self._fingerprint(obj):
+            self._seq += 1
+            known.seq = self._seq
+            return _with_files_of(copy.deepcopy(known.object), obj)
+        log_key = object_key(namespace, key[1])
+        body = copy.deepcopy(_without_files(obj))
+        if type_ is EventType.DELETED:
+            write = Write(WriteOp.REMOVE, log_key, known.object if known is not None else body)
+        else:
+            write = Write(WriteOp.PUT, log_key, body)
+        try:
+            entry = await self._append(write)
+            if entry is None:
+                # Already recorded, identically (e.g. by another replica's poller):
+                # answer that state, with its resourceVersion.
+                await self._feed.catch_up_to_log()
+                known = self._known.get(key)
+                if type_ is EventType.DELETED or known is None:
+                    return self._unrecorded(obj)
+                if known.fingerprint == self._fingerprint(obj):
+                    return _with_files_of(copy.deepcopy(known.object), obj)
+                return self._unrecorded(obj)  # changed again meanwhile; the log has it
+            self._remember(key, entry, version)
+            await self._feed.catch_up(entry.resource_version)
+        except StatusError as exc:
+            logger.warning(
+                "coder: %s %s %s/%s happened in Coder but was not recorded (%s); the next "
+                "resync records it",
+                type_.value,
+                self._RESOURCE,
+                namespace,
+                key[1],
+                exc.status.message,
+            )
+            return self._unrecorded(obj)
+        return _with_files_of(copy.deepcopy(entry.object), obj)
+
+    def _unrecorded(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Log mode: the answer for a write Coder applied but the log did not record (yet).
+
+        The client's change happened, so the request succeeds (a 503 would
+        invite a retry that fails with AlreadyExists or repeats a build).
+        The state is not remembered, so the next `resync` records it, once;
+        the answer carries this replica's current resourceVersion, which
+        precedes that event: a watch from it sees the change when it is
+        recorded. An update that sends this resourceVersion back before then
+        gets 409 Conflict and re-reads.
+        """
+        assert self._cache is not None
+        return copy.deepcopy(with_resource_version(obj, self._cache.resource_version))
+
+    async def _append(self, write: Write) -> LogEntry | None:
+        """Append to the log; a closed log is a 503 like an unreachable one."""
+        assert self._log is not None
+        try:
+            return await self._log.append(write)
+        except anyio.ClosedResourceError:
+            raise service_unavailable(f"{self._RESOURCE} storage is shut down") from None
+
+    async def _epoch(self) -> int:
+        """The sequence number before a read of Coder; with a log, after catching up with it.
+
+        So in log mode, a state recorded after this point (by any replica) is
+        known to be at least as new as what the read returns (see `_observe`).
+        """
+        if self._feed is not None:
+            await self._feed.catch_up_to_log()
+        return self._seq
+
+    async def _note(
+        self, type_: EventType, namespace: str, obj: dict[str, Any], version: int
+    ) -> dict[str, Any] | None:
+        """Record a state observed in Coder (a listing, a get, the stream); return it as stored.
+
+        Without a log this is `_publish_now`. With a log the write is
+        conditional on the last known state (``CREATE`` when unknown,
+        ``UPDATE``/``DELETE`` with its resourceVersion), so replicas that
+        observe the same change record it once, and a replica whose view is
+        stale cannot revert a newer state another replica recorded: a refused
+        write records nothing, catches up with the log and returns None (the
+        next resync diffs again against the newer state).
+
+        Raises:
+            StatusError: 503 when the log is unreachable (nothing recorded).
+        """
+        if self._feed is None:
+            return self._publish_now(type_, namespace, obj, version)
+        key = (namespace, _name_of(obj))
+        log_key = object_key(namespace, key[1])
+        known = self._known.get(key)
+        expected = self._log_rvs.get(key)
+        if type_ is EventType.DELETED:
+            if known is None or expected is None:
+                return None
+            write = Write(WriteOp.DELETE, log_key, known.object, expected)
+        elif known is None or expected is None:
+            write = Write(WriteOp.CREATE, log_key, copy.deepcopy(_without_files(obj)))
+        else:
+            write = Write(WriteOp.UPDATE, log_key, copy.deepcopy(_without_files(obj)), expected)
+        try:
+            entry = await self._append(write)
+        except PreconditionFailedError:
+            await self._feed.catch_up_to_log()
+            return None
+        if entry is None:  # pragma: no cover - conditional writes always record
+            return None
+        self._remember(key, entry, version)
+        await self._feed.catch_up(entry.resource_version)
+        return _with_files_of(copy.deepcopy(entry.object), obj)
+
+    def _entry_key(self, entry: LogEntry) -> _Key:
+        metadata = _sub(entry.object, "metadata")
+        return (str(metadata.get("namespace") or ""), str(metadata.get("name") or ""))
+
+    def _fold(self, key: _Key, entry: LogEntry, version: int | None) -> None:
+        """Log mode: make *entry* the last known state of *key*, with a fresh sequence number."""
+        self._log_rvs[key] = entry.resource_version
+        self._seq += 1
+        if entry.type is EventType.DELETED:
+            self._known.pop(key, None)
+            self._tombstones[key] = self._seq
+            return
+        previous = self._known.get(key)
+        if version is None:
+            version = previous.version if previous is not None else 0
+        # Entry objects are shared and read-only; _known never hands them out uncopied.
+        self._known[key] = _Known(self._fingerprint(entry.object), version, self._seq, entry.object)
+        self._tombstones.pop(key, None)
+
+    def _remember(self, key: _Key, entry: LogEntry, version: int) -> None:
+        """Log mode: fold this replica's own appended entry (Coder *version* known)."""
+        folded = self._log_rvs.get(key, 0)
+        if folded > entry.resource_version:
+            return  # a newer state (another replica's) is already known
+        if folded == entry.resource_version:  # the follower was faster
+            known = self._known.get(key)
+            if known is not None:
+                known.version = max(known.version, version)
+            return
+        self._fold(key, entry, version)
+
+    def _ingested(self, entries: Sequence[LogEntry]) -> None:
+        """Log mode: entries reached the cache (any replica's): they are the last known state.
+
+        So a listing that started before them cannot revert them (their
+        sequence numbers are newer than its epoch; see `_reconcile`).
+        """
+        for entry in entries:
+            key = self._entry_key(entry)
+            if self._log_rvs.get(key, 0) < entry.resource_version:
+                self._fold(key, entry, None)
+
+    def _reloaded(self, snapshot: LogSnapshot) -> None:
+        """Log mode: the cache was (re)loaded from the log's snapshot: so is the known state."""
+        seen: set[_Key] = set()
+        for obj in snapshot.objects.values():
+            metadata = _sub(obj, "metadata")
+            key = (str(metadata.get("namespace") or ""), str(metadata.get("name") or ""))
+            seen.add(key)
+            rv = str(metadata.get("resourceVersion") or "0")
+            entry = LogEntry(int(rv) if rv.isdigit() else 0, EventType.ADDED, "", obj)
+            known = self._known.get(key)
+            if known is not None and known.fingerprint == self._fingerprint(obj):
+                self._log_rvs[key] = entry.resource_version
+                continue
+            self._fold(key, entry, None)
+        for key in [k for k in self._known if k not in seen]:
+            self._seq += 1
+            del self._known[key]
+            self._log_rvs.pop(key, None)
+            self._tombstones[key] = self._seq
+
+    async def _observe(
+        self, namespace: str, obj: dict[str, Any], version: int, epoch: int | None = None
+    ) -> dict[str, Any]:
+        """Cache mode: fold a state read from Coder into the cache; return it with its RV.
+
+        *epoch* (log mode): the sequence number before the read started; a
+        state recorded after it (by this replica or another) is not
+        overridden by this read, which may predate it: it is the answer.
+
+        Raises:
+            StatusError: log mode: 503 when the log is unreachable.
+        """
         if self._cache is None:
             return obj
         key = (namespace, _name_of(obj))
-        known = self._known.get(key)
-        if known is not None and (
-            known.fingerprint == self._fingerprint(obj) or version < known.version
-        ):
-            result = copy.deepcopy(known.object)
-        else:
+        if self._feed is not None:
+            await self._feed.catch_up_to_log()
+        result: dict[str, Any] | None = None
+        for _ in range(3):
+            known = self._known.get(key)
+            if known is not None and (
+                known.fingerprint == self._fingerprint(obj)
+                or version < known.version
+                or (epoch is not None and self._feed is not None and known.seq > epoch)
+            ):
+                result = copy.deepcopy(known.object)
+                break
             type_ = EventType.ADDED if known is None else EventType.MODIFIED
-            result = self._publish(type_, namespace, obj, version, own=False)
+            result = await self._note(type_, namespace, obj, version)
+            if result is not None:
+                break
+            # log mode: another replica recorded a change meanwhile; look again
+        if result is None:
+            known = self._known.get(key)
+            if known is None:
+                raise service_unavailable(
+                    f"{self._RESOURCE} {quote(key[1])} keeps changing; try again"
+                )
+            result = copy.deepcopy(known.object)
         if "files" in obj.get("spec", {}):
             result["spec"]["files"] = copy.deepcopy(obj["spec"]["files"])
         return result
 
-    def _forget_if_gone(self, namespace: str, name: str, exc: StatusError) -> None:
+    async def _forget_if_gone(self, namespace: str, name: str, exc: StatusError) -> None:
         """Cache mode: a get that finds the object gone reports its deletion at once.
 
-        So get, list and watch agree without waiting for the next poll.
+        So get, list and watch agree without waiting for the next poll. With
+        a log, a failure to record it is logged (the next resync retries).
         """
         if self._cache is None or exc.status.code != 404:
             return
@@ -362,13 +647,25 @@ class _CoderStorage:
         known = self._known.get(key)
         if known is None or key in self._inflight:
             return
-        self._publish(EventType.DELETED, namespace, known.object, known.version, own=False)
+        try:
+            await self._note(EventType.DELETED, namespace, known.object, known.version)
+        except StatusError as err:
+            logger.warning("coder: deletion of %s %s not recorded: %s", self._RESOURCE, name, err)
 
-    def _reconcile(
+    async def _reconcile(
         self, namespace: str, listed: Sequence[Mapping[str, Any]], epoch: int, *, baseline: bool
     ) -> None:
-        """Diff a complete listing of *namespace* against the last known state."""
+        """Diff a complete listing of *namespace* against the last known state.
+
+        Raises:
+            StatusError: log mode: 503 when the log is unreachable (what was
+                not recorded is diffed again by the next resync).
+        """
         silent = baseline and self._cache is None
+        if self._feed is not None:
+            # Entries recorded (by any replica) while the listing ran get
+            # sequence numbers after the epoch: the listing cannot revert them.
+            await self._feed.catch_up_to_log()
         seen: set[_Key] = set()
         for coder_obj in listed:
             try:
@@ -389,22 +686,25 @@ class _CoderStorage:
                 self._known[key] = _Known(self._fingerprint(obj), version, 0, obj)
                 continue
             if known is None:
-                self._publish(EventType.ADDED, namespace, obj, version, own=False)
+                await self._note(EventType.ADDED, namespace, obj, version)
             elif known.seq > epoch or version < known.version:
                 continue  # a newer state was recorded after the listing started, or stale
             elif known.fingerprint != self._fingerprint(obj):
-                self._publish(EventType.MODIFIED, namespace, obj, version, own=False)
+                await self._note(EventType.MODIFIED, namespace, obj, version)
         for key in [k for k in self._known if k[0] == namespace and k not in seen]:
-            known = self._known[key]
-            if known.seq > epoch or key in self._inflight:
+            known = self._known.get(key)
+            if known is None or known.seq > epoch or key in self._inflight:
                 continue
             if silent:
                 del self._known[key]
             else:
-                self._publish(EventType.DELETED, namespace, known.object, known.version, own=False)
+                await self._note(EventType.DELETED, namespace, known.object, known.version)
         for key in [k for k in self._tombstones if k[0] == namespace]:
-            if self._tombstones[key] <= epoch:
+            tombstone = self._tombstones.get(key)
+            if tombstone is not None and tombstone <= epoch:
                 del self._tombstones[key]
+                if key not in self._known:
+                    self._log_rvs.pop(key, None)
         self._primed.add(namespace)
 
     async def resync(self, namespace: str = "") -> None:
@@ -412,21 +712,29 @@ class _CoderStorage:
 
         Objects being written through this storage, and objects whose state
         was recorded after the listing started (the storage's own writes,
-        workspace stream updates, another listing's results), are left alone:
-        the listing may predate them. So the storage's own events are never
-        repeated or undone, and a deleted object never comes back. The first
-        listing of a namespace only records the state in broadcaster mode (a
-        watch starts "now"), and fills the cache in cache mode.
+        workspace stream updates, another listing's results, and with a log
+        every replica's changes), are left alone: the listing may predate
+        them. So the storage's own events are never repeated or undone, and a
+        deleted object never comes back. The first listing of a namespace only
+        records the state in broadcaster mode (a watch starts "now"), and
+        fills the cache in cache mode.
+
+        With a log, each difference is recorded with a conditional write on
+        the last known state: when several replicas resync the same Coder, a
+        change is recorded once, and a replica with a stale view records
+        nothing (it catches up instead; its next resync diffs again).
 
         Raises:
             StatusError: the provider or Coder failed (503 when Coder is
-                unreachable).
+                unreachable); with a log, 503 when the log is unreachable.
         """
         for ns in await self._namespaces(namespace):
             client = await self._client(ns)
+            if self._feed is not None:
+                await self._feed.ensure_loaded()  # the known state starts from the log's
             epoch = self._seq
             listed = await self._call("<list>", self._fetch_all(client))
-            self._reconcile(ns, listed, epoch, baseline=ns not in self._primed)
+            await self._reconcile(ns, listed, epoch, baseline=ns not in self._primed)
 
     # --- list and watch ------------------------------------------------------
 
@@ -449,6 +757,7 @@ class _CoderStorage:
             namespaces = await self._namespaces(namespace)
             if options.resource_version == "" or any(n not in self._primed for n in namespaces):
                 await self.resync(namespace)
+            await self._catch_up_for(options.resource_version)
             return await self._cache.list(namespace, options)
         items: list[dict[str, Any]] = []
         namespaces = await self._namespaces(namespace)
@@ -497,6 +806,15 @@ class _CoderStorage:
                     await self.resync(namespace)
                 except StatusError as exc:
                     logger.warning("coder: serving the watch from the cache: %s", exc)
+            try:
+                await self._catch_up_for(options.resource_version)
+            except StatusError as exc:
+                if exc.status.code != 503:
+                    raise
+                # the follower delivers the events once the log is reachable again
+                logger.warning(
+                    "coder: watch from resourceVersion %s: %s", options.resource_version, exc
+                )
             return await self._cache.watch(namespace, options)
         validate_watch_options(options)
         filter_func = filter_for_list_options(namespace, options)
@@ -509,11 +827,30 @@ class _CoderStorage:
             watch = stop_aware_watch(watch, timeout=float(seconds))
         return watch
 
+    async def _catch_up_for(self, resource_version: str) -> None:
+        """Log mode: bring the cache to a requested resourceVersion it has not reached yet.
+
+        E.g. a watch on this replica resuming from an RV another replica
+        answered with: the cache serves it at once instead of waiting for
+        the follower.
+        """
+        if self._feed is None or not resource_version.isdigit():
+            return
+        requested = int(resource_version)
+        if requested > self._feed.cache.resource_version:
+            await self._feed.catch_up(requested)
+
     async def aclose(self) -> None:
-        """Shut the event source down; open watches end. Idempotent."""
+        """Shut the event source down; open watches end; `follow` returns. Idempotent.
+
+        A *log* is not closed: whoever created it owns it (the Redis backend
+        closes its logs when it exits).
+        """
         if self._closed:
             return
         self._closed = True
+        if self._feed is not None:
+            self._feed.stop()
         if self._broadcaster is not None:
             self._broadcaster.shutdown()
         if self._cache is not None:
@@ -658,9 +995,11 @@ class WorkspaceStorage(_CoderStorage):
             raise not_found(self._RESOURCE, name, group=GROUP)
         return workspace
 
-    def _answer(self, namespace: str, workspace: Mapping[str, Any]) -> dict[str, Any]:
-        return self._observe(
-            namespace, self._convert(namespace, workspace), _workspace_version(workspace)
+    async def _answer(
+        self, namespace: str, workspace: Mapping[str, Any], epoch: int
+    ) -> dict[str, Any]:
+        return await self._observe(
+            namespace, self._convert(namespace, workspace), _workspace_version(workspace), epoch
         )
 
     async def get(self, namespace: str, name: str) -> dict[str, Any]:
@@ -672,12 +1011,13 @@ class WorkspaceStorage(_CoderStorage):
         self._require_namespace(namespace)
         org, owner, ws = self._parse(name)
         client = await self._client(namespace)
+        epoch = await self._epoch()
         try:
             workspace = await self._fetch(client, name, org, owner, ws)
         except StatusError as exc:
-            self._forget_if_gone(namespace, name, exc)
+            await self._forget_if_gone(namespace, name, exc)
             raise
-        return self._answer(namespace, workspace)
+        return await self._answer(namespace, workspace, epoch)
 
     @_write(_name_from_object)
     async def create(self, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
@@ -745,9 +1085,7 @@ class WorkspaceStorage(_CoderStorage):
             else:
                 created = _apply_build(created, build)
         result = self._convert(namespace, created)
-        return self._publish(
-            EventType.ADDED, namespace, result, _workspace_version(created), own=True
-        )
+        return await self._publish(EventType.ADDED, namespace, result, _workspace_version(created))
 
     async def update(
         self,
@@ -783,6 +1121,7 @@ class WorkspaceStorage(_CoderStorage):
         self._require_namespace(namespace)
         org, owner, ws = self._parse(name)
         client = await self._client(namespace)
+        epoch = await self._epoch()
         try:
             workspace = await self._call(name, client.workspace_by_owner_and_name(owner, ws))
         except StatusError as exc:
@@ -791,7 +1130,7 @@ class WorkspaceStorage(_CoderStorage):
             raise
         if workspace.get("organization_name") != org:
             raise not_found(self._RESOURCE, name, group=GROUP)
-        current_dict = self._answer(namespace, workspace)
+        current_dict = await self._answer(namespace, workspace, epoch)
         current = CoderWorkspace.from_dict(current_dict)
         desired = CoderWorkspace.from_dict(obj)
         _check_update_identity(desired.name, name, "", namespace)
@@ -834,12 +1173,11 @@ class WorkspaceStorage(_CoderStorage):
         )
         updated = _apply_build(workspace, build)
         result = self._convert(namespace, updated)
-        stored = self._publish(
+        stored = await self._publish(
             EventType.MODIFIED,
             namespace,
             result,
             _workspace_version(updated),
-            own=True,
             unless_seen=True,
         )
         return stored, False
@@ -860,12 +1198,11 @@ class WorkspaceStorage(_CoderStorage):
         )
         updated = _apply_build(workspace, build)
         result = self._convert(namespace, updated)
-        self._publish(
+        await self._publish(
             EventType.MODIFIED,
             namespace,
             result,
             _workspace_version(updated),
-            own=True,
             unless_seen=True,
         )
         return _success()
@@ -888,11 +1225,11 @@ class WorkspaceStorage(_CoderStorage):
         known = self._known.get(key)
         if known is None:
             if self._tombstones.get(key) is None:
-                self._publish(EventType.ADDED, namespace, obj, version, own=False)
+                await self._note(EventType.ADDED, namespace, obj, version)
             return
         if version < known.version or known.fingerprint == self._fingerprint(obj):
             return
-        self._publish(EventType.MODIFIED, namespace, obj, version, own=False)
+        await self._note(EventType.MODIFIED, namespace, obj, version)
 
     def active_workspaces(self) -> list[tuple[str, str]]:
         """``(namespace, workspace id)`` of known workspaces whose latest build is in progress."""
@@ -1034,20 +1371,21 @@ class TemplateStorage(_CoderStorage):
         self._require_namespace(namespace)
         org, tmpl = self._parse(name)
         client = await self._client(namespace)
+        epoch = await self._epoch()
         try:
             _, template = await self._fetch(client, name, org, tmpl)
         except StatusError as exc:
-            self._forget_if_gone(namespace, name, exc)
+            await self._forget_if_gone(namespace, name, exc)
             raise
         full = await self._full(client, namespace, template)
-        return self._answer(namespace, full, template)
+        return await self._answer(namespace, full, template, epoch)
 
-    def _answer(
-        self, namespace: str, full: dict[str, Any], template: Mapping[str, Any]
+    async def _answer(
+        self, namespace: str, full: dict[str, Any], template: Mapping[str, Any], epoch: int
     ) -> dict[str, Any]:
         if not full["spec"].get("files"):
             full["spec"].pop("files", None)
-        return self._observe(namespace, full, self._version(template))
+        return await self._observe(namespace, full, self._version(template), epoch)
 
     @staticmethod
     def _files_or_error(files: Mapping[str, str]) -> dict[str, str]:
@@ -1106,7 +1444,7 @@ class TemplateStorage(_CoderStorage):
             ),
         )
         result = self._convert(namespace, template)
-        return self._publish(EventType.ADDED, namespace, result, self._version(template), own=True)
+        return await self._publish(EventType.ADDED, namespace, result, self._version(template))
 
     def _archive_or_error(self, files: Mapping[str, str]) -> bytes:
         try:
@@ -1150,6 +1488,7 @@ class TemplateStorage(_CoderStorage):
         self._require_namespace(namespace)
         org, tmpl = self._parse(name)
         client = await self._client(namespace)
+        epoch = await self._epoch()
         try:
             _, template = await self._fetch(client, name, org, tmpl)
         except StatusError as exc:
@@ -1158,7 +1497,7 @@ class TemplateStorage(_CoderStorage):
             raise
         full = await self._full(client, namespace, template)
         current_files: dict[str, str] = full["spec"]["files"]
-        current_dict = self._answer(namespace, full, template)
+        current_dict = await self._answer(namespace, full, template, epoch)
         current = CoderTemplate.from_dict(current_dict)
         desired = CoderTemplate.from_dict(obj)
         _check_update_identity(desired.name, name, desired.namespace, namespace)
@@ -1205,9 +1544,7 @@ class TemplateStorage(_CoderStorage):
         full = await self._full(client, namespace, template)
         if not full["spec"].get("files"):
             full["spec"].pop("files", None)
-        stored = self._publish(
-            EventType.MODIFIED, namespace, full, self._version(template), own=True
-        )
+        stored = await self._publish(EventType.MODIFIED, namespace, full, self._version(template))
         return stored, False
 
     async def _replace_source(
@@ -1304,5 +1641,5 @@ class TemplateStorage(_CoderStorage):
         _, template = await self._fetch(client, name, org, tmpl)
         await self._call(name, client.delete_template(str(template["id"])))
         result = self._convert(namespace, template)
-        self._publish(EventType.DELETED, namespace, result, self._version(template), own=True)
+        await self._publish(EventType.DELETED, namespace, result, self._version(template))
         return _success()
