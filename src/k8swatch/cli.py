@@ -6,6 +6,11 @@ over HTTP with uvicorn, so ``kubectl get coderworkspaces -A -w`` works against
 it. Without ``--coder-url`` it starts an embedded `FakeCoder` seeded with demo
 data; with it, the session token comes from ``CODER_SESSION_TOKEN``.
 
+With ``--redis-url`` every change is recorded in Redis Streams
+(``k8swatch.redis``): several ``k8swatch serve`` replicas in front of one Coder
+then serve one consistent API (one resourceVersion order, resume on any
+replica), and only the holder of a Redis lease polls Coder.
+
 ``k8swatch fake-coder`` runs the fake Coder API alone.
 
 This is the only module that imports uvicorn (the ``serve`` extra). It runs
@@ -24,6 +29,7 @@ import signal
 import socket
 import sys
 import tempfile
+import urllib.parse
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO, cast
@@ -115,6 +121,46 @@ def _build_wait_options(environ: Mapping[str, str]) -> dict[str, float]:
             raise ValueError(f"{name} must be at most 30m, got {text!r}")
         out[option] = seconds
     return out
+
+
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def _check_redis_url(url: str) -> str:
+    """Return why *url* is not a Redis URL ``open_redis_backend`` accepts, or ``""``."""
+    shown = _redacted(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+        _ = parts.port  # a port that is not a number raises here
+    except ValueError as exc:
+        return f"invalid --redis-url {shown!r}: {exc}"
+    if parts.scheme not in _REDIS_SCHEMES:
+        return (
+            f"invalid --redis-url {shown!r}: the scheme must be redis://, rediss:// or unix:// "
+            "(e.g. redis://127.0.0.1:6379/0)"
+        )
+    if parts.scheme == "unix":
+        if not parts.path:
+            return f"invalid --redis-url {shown!r}: no socket path (unix:///path/to/redis.sock)"
+    elif not parts.hostname:
+        return f"invalid --redis-url {shown!r}: no host (redis://HOST[:PORT][/DB])"
+    db = parts.path.strip("/")
+    if parts.scheme != "unix" and db and not db.isdigit():
+        return f"invalid --redis-url {shown!r}: the database must be a number, got {db!r}"
+    return ""
+
+
+def _redacted(url: str) -> str:
+    """*url* without its password (for the banner)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        if parts.password is None:
+            return url
+    except ValueError:
+        return url
+    netloc = parts.netloc.rpartition("@")[2]
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urllib.parse.urlunsplit(parts._replace(netloc=user + netloc))
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -241,8 +287,33 @@ async def _serve(args: argparse.Namespace, out: TextIO) -> int:
         )
         stack.push_async_callback(provider.aclose)
         cache = not args.no_watch_cache
-        workspaces = WorkspaceStorage(provider, watch_cache=cache)
-        templates = TemplateStorage(provider, watch_cache=cache, **args.build_wait)
+        workspace_log = template_log = lease = None
+        redis_note = ""
+        if args.redis_url:
+            from k8swatch.redis import open_redis_backend
+
+            # Connecting is lazy: with Redis down the server starts anyway,
+            # answers 503 meanwhile and reconnects with jittered backoff.
+            backend = await stack.enter_async_context(
+                open_redis_backend(args.redis_url, prefix=args.redis_prefix)
+            )
+            workspace_log = backend.log_for(CoderWorkspace.PLURAL, group=GROUP)
+            template_log = backend.log_for(CoderTemplate.PLURAL, group=GROUP)
+            # Renewed before every poll: outlive the interval (plus jitter) comfortably.
+            lease = backend.lease("coder-poller", ttl=max(10.0, 3 * args.poll_interval))
+            redis_note = (
+                f"Redis: {_redacted(args.redis_url)} (prefix {args.redis_prefix!r}); "
+                "replicas on the same Redis and prefix serve one API"
+            )
+        workspaces = WorkspaceStorage(provider, watch_cache=cache, log=workspace_log)
+        templates = TemplateStorage(
+            provider, watch_cache=cache, log=template_log, **args.build_wait
+        )
+        if args.redis_url:
+            # Each storage's cache follows its log (every replica's writes);
+            # app.aclose() closes the storages, which ends these tasks.
+            tg.start_soon(workspaces.follow)
+            tg.start_soon(templates.follow)
         app = create_app(
             [
                 ResourceSpec(
@@ -269,7 +340,7 @@ async def _serve(args: argparse.Namespace, out: TextIO) -> int:
         )
         url = _url(api_sock)
         server = await stack.enter_async_context(_serving(tg, app, api_sock, log_level=log_level))
-        poller = CoderPoller([workspaces, templates], interval=args.poll_interval)
+        poller = CoderPoller([workspaces, templates], interval=args.poll_interval, lease=lease)
         poll_scope = anyio.CancelScope()
 
         async def poll() -> None:
@@ -287,6 +358,8 @@ async def _serve(args: argparse.Namespace, out: TextIO) -> int:
         print(f"k8swatch serving {GROUP}/{VERSION} on {url}", file=out)
         print(f"URL: {url}", file=out)
         print(coder_note, file=out)
+        if redis_note:
+            print(redis_note, file=out)
         print(f"kubeconfig: {kubeconfig}", file=out)
         print("---", file=out)
         print(text, end="", file=out)
@@ -403,6 +476,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--kubeconfig", default="", help="where to write the kubeconfig")
     serve.add_argument(
+        "--redis-url",
+        default="",
+        help=(
+            "record every change in Redis Streams at this URL (redis://HOST[:PORT][/DB], "
+            "rediss://, unix://), so several replicas serve one consistent API; implies the "
+            "watch cache"
+        ),
+    )
+    serve.add_argument(
+        "--redis-prefix",
+        default="k8swatch",
+        help="Redis key prefix shared by the replicas of one API (default: k8swatch)",
+    )
+    serve.add_argument(
         "--no-watch-cache",
         action="store_true",
         help="serve watches like the Go original (no resume, no initial events)",
@@ -452,6 +539,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.poll_interval <= 0:
             print("error: --poll-interval must be > 0", file=sys.stderr)
             return 2
+        if args.redis_url:
+            problem = _check_redis_url(args.redis_url)
+            if not problem and args.no_watch_cache:
+                problem = "--redis-url needs the watch cache (drop --no-watch-cache)"
+            if not problem and not args.redis_prefix:
+                problem = "--redis-prefix must not be empty"
+            if problem:
+                print(f"error: {problem}", file=sys.stderr)
+                return 2
         try:
             args.build_wait = _build_wait_options(os.environ)
         except ValueError as exc:

@@ -12,6 +12,11 @@ Events), so a build's progress shows up without waiting for the next poll.
 
 Errors (Coder down, timeouts) are logged and retried with jittered
 exponential backoff; they never end the storages' open watches.
+
+Several server replicas on one shared event log (``log=`` storages) may each
+run a poller: the storages' conditional writes record every change once. Give
+the pollers a *lease* (e.g. ``k8swatch.redis.RedisLease``) and only its holder
+polls, so Coder is listed once per interval, not once per replica.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import anyio.abc
@@ -32,6 +37,18 @@ __all__ = ["CoderPoller"]
 logger = logging.getLogger("k8swatch.coder")
 
 _ACTIVE = frozenset({"pending", "starting", "stopping", "deleting", "canceling"})
+
+
+class _Lease(Protocol):
+    """What `CoderPoller` needs of a lease (``k8swatch.redis.RedisLease`` has it)."""
+
+    async def acquire(self) -> bool:
+        """Take or renew the lease; True while we hold it."""
+        ...
+
+    async def release(self) -> None:
+        """Give the lease up if we hold it."""
+        ...
 
 
 @final
@@ -49,6 +66,14 @@ class CoderPoller:
         stream_workspaces: Follow the watch stream of workspaces with a build
             in progress.
         max_streams: At most this many workspace streams at once.
+        lease: Poll only while holding this lease (e.g. a
+            ``k8swatch.redis.RedisLease`` shared by the replicas of one API):
+            before every poll `run` takes or renews it, and stands by (tries
+            again after the next delay) while another replica holds it. Its
+            ttl must exceed the interval plus jitter, or it lapses between
+            polls. The lease saves load, it is not needed for correctness:
+            with ``log=`` storages, replicas polling at once (e.g. while a
+            lapsed lease changes hands) still record every change once.
 
     Use ``await poller.run()`` in a task group (it runs until cancelled), or
     call `poll_once` yourself.
@@ -67,6 +92,7 @@ class CoderPoller:
         jitter: float = 0.2,
         stream_workspaces: bool = True,
         max_streams: int = 20,
+        lease: _Lease | None = None,
     ) -> None:
         if interval <= 0:
             raise ValueError(f"interval must be > 0, got {interval}")
@@ -83,6 +109,8 @@ class CoderPoller:
         self._streams: set[tuple[str, str]] = set()
         self._failures = 0
         self._polls = 0
+        self._lease = lease
+        self._active = lease is None
 
     @property
     def failures(self) -> int:
@@ -93,6 +121,11 @@ class CoderPoller:
     def polls(self) -> int:
         """Polls completed successfully so far."""
         return self._polls
+
+    @property
+    def active(self) -> bool:
+        """True unless `run` is standing by because another holder has the lease."""
+        return self._active
 
     @property
     def streams(self) -> frozenset[tuple[str, str]]:
@@ -129,10 +162,37 @@ class CoderPoller:
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
-        """Poll until cancelled. ``task_status.started()`` fires after the first attempt."""
+        """Poll until cancelled. ``task_status.started()`` fires after the first attempt.
+
+        With a *lease*, each attempt first takes or renews it and is skipped
+        while another holder has it; the lease is released when `run` ends.
+        """
+        try:
+            await self._run(task_status)
+        finally:
+            if self._lease is not None:
+                self._active = False
+                with anyio.move_on_after(5, shield=True):
+                    await self._lease.release()
+
+    async def _run(self, task_status: anyio.abc.TaskStatus[None]) -> None:
         async with anyio.create_task_group() as tg:
             started = False
             while True:
+                if self._lease is not None:
+                    active = await self._lease.acquire()
+                    if active != self._active:
+                        logger.info(
+                            "coder poller: %s",
+                            "took the lease, polling" if active else "another replica polls",
+                        )
+                        self._active = active
+                    if not active:
+                        if not started:
+                            started = True
+                            task_status.started()
+                        await anyio.sleep(self.next_delay())
+                        continue
                 try:
                     await self.poll_once()
                 except Exception as exc:

@@ -10,9 +10,17 @@ Verb by verb they do what the Go original (coder/coder-k8s) does
   ``sendInitialEvents`` work. Its resourceVersions are the cache's own
   counter, not Coder's ``updated_at``; get, create and update answer with the
   cache's resourceVersion of the state they return, so get, list and watch
-  agree (see the explanation page "Coder adapters").
+  agree (see the explanation page "Coder adapters");
+* ``log=``: the same, but every change is recorded in a shared `EventLog`
+  (e.g. Redis Streams) and the cache follows the log, so several replicas in
+  front of one Coder serve one API with global resourceVersions. Client
+  writes are recorded with ``PUT``/``REMOVE`` (an identical state already
+  recorded by another replica records nothing); states observed in Coder
+  with writes conditional on the last known state, so a change seen by
+  several replicas is recorded once and a stale view never reverts a newer
+  one; entries of every replica update the last known state.
 
-Either way the storage remembers the last state it saw of every object (its
+In every mode the storage remembers the last state it saw of every object (its
 own writes included); `resync` lists Coder and turns differences into
 ADDED/MODIFIED/DELETED events, which is how `CoderPoller` reports changes made
 outside this server without repeating the storage's own events.
@@ -965,6 +973,14 @@ class WorkspaceStorage(_CoderStorage):
         queue_length: Events buffered per watcher.
         cache_window: Events the cache keeps for resume.
         bookmark_interval: Seconds between bookmarks on an idle cached watch.
+        log: A shared [`EventLog`][k8swatch.EventLog] (implies the watch
+            cache), e.g. ``RedisBackend.log_for("coderworkspaces",
+            group="aggregation.coder.com")``, so that several replicas in
+            front of one Coder serve one consistent API: every change is
+            recorded in the log, which numbers it with a global
+            resourceVersion, and the cache is fed from the log (run
+            [`follow`][k8swatch.coder.WorkspaceStorage.follow] for the
+            storage's lifetime). See the "Scaling out" how-to.
     """
 
     _RESOURCE: ClassVar[str] = CoderWorkspace.PLURAL
@@ -1280,6 +1296,7 @@ class TemplateStorage(_CoderStorage):
         build_poll_interval: First poll interval (default 2 s).
         build_backoff_after: Seconds after which the interval doubles (2 min).
         build_max_poll_interval: Interval cap (10 s).
+        log: See `WorkspaceStorage`.
     """
 
     _RESOURCE: ClassVar[str] = CoderTemplate.PLURAL
@@ -1299,6 +1316,7 @@ class TemplateStorage(_CoderStorage):
         build_poll_interval: float = _DEFAULT_POLL_INTERVAL,
         build_backoff_after: float = _DEFAULT_BACKOFF_AFTER,
         build_max_poll_interval: float = _DEFAULT_MAX_POLL_INTERVAL,
+        log: EventLog | None = None,
     ) -> None:
         super().__init__(
             provider,
@@ -1307,6 +1325,7 @@ class TemplateStorage(_CoderStorage):
             queue_length=queue_length,
             cache_window=cache_window,
             bookmark_interval=bookmark_interval,
+            log=log,
         )
         self._wait_timeout = build_wait_timeout
         self._poll_interval = build_poll_interval
