@@ -7,6 +7,7 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 import anyio
+import attrs
 import pytest
 
 from k8swatch import EventType, StatusError
@@ -461,3 +462,34 @@ async def test_reader_survives_unexpected_redis_errors(
             assert [e.resource_version for e in await collect(log, 0, 1)] == [
                 entry.resource_version
             ]
+
+
+@attrs.define(eq=False)
+class StuckableStream(StreamClient):
+    """A stream whose blocking reads (the mirror's reader) can be made to hang."""
+
+    stuck: bool = False
+
+    async def read_after(self, rv: int, *, count: int = 1000, block: float | None = None) -> Any:
+        if self.stuck and block is not None:
+            await anyio.sleep_forever()
+        return await super().read_after(rv, count=count, block=block)
+
+
+async def test_append_gives_up_waiting_for_a_stuck_mirror(redis_url: str, prefix: str) -> None:
+    async with create_client(redis_url) as client:
+        stream = StuckableStream(client, prefix, "widgets")
+        log = RedisEventLog(stream, block=0.05, write_wait=0.4)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run_in, anyio.CancelScope(), log)
+            first = await create(log, "default/a", widget("a"))
+            assert log.mirrored_resource_version == first.resource_version  # read your writes
+            stream.stuck = True
+            await anyio.sleep(0.2)  # the reader's current XREAD ends; the next one hangs
+            start = anyio.current_time()
+            with anyio.fail_after(10):
+                second = await create(log, "default/b", widget("b"))
+            assert 0.4 <= anyio.current_time() - start < 5
+            assert second.resource_version == first.resource_version + 1  # it was applied
+            assert log.mirrored_resource_version == first.resource_version
+            tg.cancel_scope.cancel()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import bisect
-import heapq
 import json
 import logging
 import random
@@ -184,11 +183,8 @@ class RedisEventLog:
     _oldest: int = attrs.field(init=False, default=0)
     _lost: tuple[int, int] | None = attrs.field(init=False, default=None)
     _changed: anyio.Event = attrs.field(init=False, factory=anyio.Event)
-    # writers waiting for the mirror to reach their RV: a heap of (rv, seq, event)
-    _reached: list[tuple[int, int, anyio.Event]] = attrs.field(
-        init=False, factory=lambda: list[tuple[int, int, anyio.Event]]()
-    )
-    _seq: int = attrs.field(init=False, default=0)
+    # writers waiting for the mirror to reach their RV (on the shared _changed)
+    _writers_waiting: int = attrs.field(init=False, default=0)
     _ready: anyio.Event = attrs.field(init=False, factory=anyio.Event)
     _connected: bool = attrs.field(init=False, default=False)
     _resets: int = attrs.field(init=False, default=0)
@@ -245,6 +241,7 @@ class RedisEventLog:
         with scope:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._stream.run_batcher)
+                tg.start_soon(self._tick)
                 task_status.started()
                 await self._follow()
 
@@ -305,9 +302,17 @@ class RedisEventLog:
     def _notify(self) -> None:
         self._changed.set()
         self._changed = anyio.Event()
-        reached = self._reached
-        while reached and (reached[0][0] <= self._rv or self._closed):
-            heapq.heappop(reached)[2].set()
+
+    async def _tick(self) -> None:
+        """Wake waiting writers now and then, so each can give up after ``write_wait``.
+
+        Writers wait on the shared ``_changed`` (no timer each); a reader
+        stuck on an unresponsive Redis would otherwise never wake them.
+        """
+        while True:
+            await anyio.sleep(self.write_wait / 4)
+            if self._writers_waiting:
+                self._notify()
 
     def _restart(self, rv: int) -> None:
         if self._ready.is_set():
@@ -372,13 +377,21 @@ class RedisEventLog:
         else:
             obj = with_resource_version(write.object, res.rv)
         # Read your writes on this replica: wait (briefly) until the mirror has it.
-        if self._rv < res.rv and not self._closed:
-            event = anyio.Event()
-            self._seq += 1
-            heapq.heappush(self._reached, (res.rv, self._seq, event))
-            with anyio.move_on_after(self.write_wait):
-                await event.wait()
+        if self._rv < res.rv:
+            await self._wait_mirrored(res.rv)
         return LogEntry(res.rv, res.type, write.key, obj)
+
+    async def _wait_mirrored(self, rv: int) -> None:
+        """Wait until the mirror has *rv*, or ``write_wait`` passed."""
+        give_up = anyio.current_time() + self.write_wait
+        self._writers_waiting += 1
+        try:
+            while self._rv < rv and not self._closed:
+                await self._changed.wait()
+                if anyio.current_time() >= give_up:
+                    return
+        finally:
+            self._writers_waiting -= 1
 
     async def read_after(
         self, resource_version: int, *, limit: int = 1000, wait: bool = False
