@@ -487,14 +487,24 @@ class _CoderStorage:
         except anyio.ClosedResourceError:
             raise service_unavailable(f"{self._RESOURCE} storage is shut down") from None
 
+    async def _check_log(self) -> None:
+        """Log mode: catch up with the log; 503 when it is unreachable.
+
+        So a write is refused before Coder is touched: nothing is half-applied.
+        """
+        if self._feed is not None:
+            await self._feed.catch_up_to_log()
+
     async def _epoch(self) -> int:
         """The sequence number before a read of Coder; with a log, after catching up with it.
 
         So in log mode, a state recorded after this point (by any replica) is
         known to be at least as new as what the read returns (see `_observe`).
+
+        Raises:
+            StatusError: log mode: 503 when the log is unreachable.
         """
-        if self._feed is not None:
-            await self._feed.catch_up_to_log()
+        await self._check_log()
         return self._seq
 
     async def _note(
@@ -1058,6 +1068,7 @@ class WorkspaceStorage(_CoderStorage):
         if not spec.template_name:
             raise bad_request("spec.templateName must not be empty")
         client = await self._client(namespace)
+        await self._check_log()  # with the log unreachable, 503 before touching Coder
         organization = await self._call(name, client.organization(org))
         template_name = build_template_name(org, spec.template_name)
         template = await self._call(
@@ -1208,6 +1219,7 @@ class WorkspaceStorage(_CoderStorage):
         self._require_namespace(namespace)
         org, owner, ws = self._parse(name)
         client = await self._client(namespace)
+        await self._check_log()  # with the log unreachable, 503 before touching Coder
         workspace = await self._fetch(client, name, org, owner, ws)
         build = await self._call(
             name, client.create_workspace_build(str(workspace["id"]), "delete")
@@ -1435,6 +1447,7 @@ class TemplateStorage(_CoderStorage):
                 f"{quote(org)} parsed from metadata.name"
             )
         client = await self._client(namespace)
+        await self._check_log()  # with the log unreachable, 503 before touching Coder
         organization = await self._call(name, client.organization(org))
         org_id = str(organization["id"])
         if spec.files is not None:
@@ -1657,6 +1670,7 @@ class TemplateStorage(_CoderStorage):
         self._require_namespace(namespace)
         org, tmpl = self._parse(name)
         client = await self._client(namespace)
+        await self._check_log()  # with the log unreachable, 503 before touching Coder
         _, template = await self._fetch(client, name, org, tmpl)
         await self._call(name, client.delete_template(str(template["id"])))
         result = self._convert(namespace, template)

@@ -1,0 +1,301 @@
+"""The Coder storages on a shared event log (``log=``), without Redis: MemoryEventLog."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from k8swatch import (
+    Event,
+    EventLog,
+    EventType,
+    ListOptions,
+    LogEntry,
+    LogSnapshot,
+    MemoryEventLog,
+    StatusError,
+    Watch,
+    Write,
+    service_unavailable,
+)
+from k8swatch.coder import CoderPoller, StaticClientProvider, TemplateStorage, WorkspaceStorage
+
+from .conftest import FakeCoderServer
+
+NS = "control-plane"
+SEED = "acme.alice.dev-workspace"
+Obj = dict[str, Any]
+
+
+class FlakyLog:
+    """A MemoryEventLog whose next *failures* appends fail with 503 (Redis went away)."""
+
+    def __init__(self, inner: MemoryEventLog) -> None:
+        self.inner = inner
+        self.failures = 0
+
+    async def append(self, write: Write) -> LogEntry | None:
+        if self.failures:
+            self.failures -= 1
+            raise service_unavailable("injected: the log is unreachable")
+        return await self.inner.append(write)
+
+    async def read_after(
+        self, resource_version: int, *, limit: int = 1000, wait: bool = False
+    ) -> Sequence[LogEntry]:
+        return await self.inner.read_after(resource_version, limit=limit, wait=wait)
+
+    async def oldest_resource_version(self) -> int:
+        return await self.inner.oldest_resource_version()
+
+    async def current_resource_version(self) -> int:
+        return await self.inner.current_resource_version()
+
+    async def snapshot(self) -> LogSnapshot:
+        return await self.inner.snapshot()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+@pytest.fixture
+async def provider(fake_coder_server: FakeCoderServer) -> AsyncIterator[StaticClientProvider]:
+    provider = StaticClientProvider(fake_coder_server.url, fake_coder_server.token, NS)
+    yield provider
+    await provider.aclose()
+
+
+@asynccontextmanager
+async def following(storage: Any) -> AsyncIterator[Any]:
+    async with anyio.create_task_group() as tg:
+        await tg.start(storage.follow)
+        try:
+            yield storage
+        finally:
+            await storage.aclose()
+
+
+def workspace(name: str, *, running: bool = True) -> Obj:
+    return {
+        "apiVersion": "aggregation.coder.com/v1alpha1",
+        "kind": "CoderWorkspace",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"organization": "acme", "templateName": "starter-template", "running": running},
+    }
+
+
+def template(name: str, **spec: Any) -> Obj:
+    spec.setdefault("organization", "acme")
+    return {
+        "apiVersion": "aggregation.coder.com/v1alpha1",
+        "kind": "CoderTemplate",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": spec,
+    }
+
+
+def rv_of(obj: Obj) -> int:
+    return int(obj["metadata"]["resourceVersion"])
+
+
+async def take(watch: Watch[Obj], count: int) -> list[Event[Obj]]:
+    out: list[Event[Obj]] = []
+    with anyio.fail_after(30):
+        async for event in watch:
+            if event.type is not EventType.BOOKMARK:
+                out.append(event)
+            if len(out) == count:
+                break
+    return out
+
+
+def test_flaky_log_is_an_event_log() -> None:
+    assert isinstance(FlakyLog(MemoryEventLog()), EventLog)
+
+
+async def test_follow_needs_a_log(provider: StaticClientProvider) -> None:
+    storage = WorkspaceStorage(provider, watch_cache=True)
+    with pytest.raises(RuntimeError, match="log="):
+        await storage.follow()
+    assert storage.log is None
+    await storage.aclose()
+
+
+async def test_a_log_implies_the_watch_cache_and_numbers_every_change(
+    provider: StaticClientProvider,
+) -> None:
+    log = MemoryEventLog(start=1000)
+    async with following(WorkspaceStorage(provider, log=log)) as storage:
+        assert storage.log is log
+        assert storage.watch_cache is not None
+        listed = await storage.list(NS, ListOptions())
+        assert rv_of(listed.items[0]) == 1001  # the log's RV, not a local counter
+        created = await storage.create(NS, workspace("acme.alice.logged"))
+        assert rv_of(created) == await log.current_resource_version()
+        # read your writes, and the log's snapshot is the cache's state
+        snapshot = await log.snapshot()
+        assert {o["metadata"]["name"] for o in snapshot.objects.values()} == {
+            SEED,
+            "acme.alice.logged",
+        }
+        again = await storage.list(NS, ListOptions(resource_version="0"))
+        assert again.resource_version == str(rv_of(created))
+
+
+async def test_two_storages_on_one_log_share_one_stream(
+    provider: StaticClientProvider, fake_coder_server: FakeCoderServer
+) -> None:
+    log = MemoryEventLog()
+    async with (
+        following(TemplateStorage(provider, log=log, build_poll_interval=0.01)) as a,
+        following(TemplateStorage(provider, log=log, build_poll_interval=0.01)) as b,
+    ):
+        listed = await b.list(NS, ListOptions())
+        async with await b.watch(
+            NS, ListOptions(watch=True, resource_version=listed.resource_version)
+        ) as watch:
+            created = await a.create(NS, template("acme.shared", files={"main.tf": "# one\n"}))
+            got = await b.get(NS, "acme.shared")
+            assert rv_of(got) == rv_of(created)
+            assert got["spec"]["files"] == {"main.tf": "# one\n"}  # GET reads the source
+            got["spec"]["files"] = {"main.tf": "# two\n"}
+            updated = await b.update(NS, "acme.shared", got)
+            assert updated["spec"]["files"] == {"main.tf": "# two\n"}
+            await a.delete(NS, "acme.shared")
+            events = await take(watch, 3)
+        assert [(e.type, rv_of(e.object)) for e in events] == [
+            (EventType.ADDED, rv_of(created)),
+            (EventType.MODIFIED, rv_of(updated)),
+            (EventType.DELETED, await log.current_resource_version()),
+        ]
+        assert all("files" not in e.object["spec"] for e in events)  # the log keeps no sources
+        # the other replica's delete is known: a stale listing cannot bring it back
+        assert (NS, "acme.shared") not in b._known
+
+
+async def test_a_write_the_log_misses_still_succeeds_and_is_recorded_once(
+    provider: StaticClientProvider, fake_coder_server: FakeCoderServer
+) -> None:
+    log = FlakyLog(MemoryEventLog())
+    async with following(WorkspaceStorage(provider, log=log)) as storage:
+        listed = await storage.list(NS, ListOptions())
+        before = await log.current_resource_version()
+        async with await storage.watch(
+            NS, ListOptions(watch=True, resource_version=listed.resource_version)
+        ) as watch:
+            log.failures = 1  # the log goes away after the check, before the append
+            created = await storage.create(NS, workspace("acme.alice.missed"))
+            # the workspace exists: the client is told so (a retry would be AlreadyExists)
+            assert fake_coder_server.fake.has_workspace("alice/missed")
+            assert created["metadata"]["name"] == "acme.alice.missed"
+            # with an RV no later than the change's, which is not recorded yet
+            assert rv_of(created) == before
+            assert await log.current_resource_version() == before
+            await storage.resync(NS)  # the next poll records it, once
+            await storage.resync(NS)
+            events = await take(watch, 1)
+        assert [(e.type, e.object["metadata"]["name"]) for e in events] == [
+            (EventType.ADDED, "acme.alice.missed")
+        ]
+        assert await log.current_resource_version() == before + 1
+
+
+async def test_an_observation_the_log_refuses_is_retried_by_the_next_resync(
+    provider: StaticClientProvider, fake_coder_server: FakeCoderServer
+) -> None:
+    log = FlakyLog(MemoryEventLog())
+    async with following(WorkspaceStorage(provider, log=log)) as storage:
+        await storage.resync(NS)
+        before = await log.current_resource_version()
+        fake_coder_server.fake.delete_workspace_out_of_band("alice/dev-workspace")
+        log.failures = 1
+        with pytest.raises(StatusError) as info:
+            await storage.resync(NS)
+        assert info.value.status.code == 503
+        assert await log.current_resource_version() == before  # nothing recorded
+        await storage.resync(NS)
+        entries = await log.read_after(before)
+        assert [(e.type, e.key) for e in entries] == [(EventType.DELETED, f"{NS}/{SEED}")]
+
+
+class MemoryLease:
+    """A lease shared in memory: the first acquirer holds it until it releases it."""
+
+    def __init__(self, shared: dict[str, object | None]) -> None:
+        self.shared = shared
+        self.token = object()
+
+    async def acquire(self) -> bool:
+        await anyio.lowlevel.checkpoint()
+        if self.shared.get("holder") in (None, self.token):
+            self.shared["holder"] = self.token
+            return True
+        return False
+
+    async def release(self) -> None:
+        await anyio.lowlevel.checkpoint()
+        if self.shared.get("holder") is self.token:
+            self.shared["holder"] = None
+
+
+async def test_only_the_lease_holder_polls(provider: StaticClientProvider) -> None:
+    shared: dict[str, object | None] = {}
+    storages = [WorkspaceStorage(provider, log=MemoryEventLog()) for _ in range(2)]
+    pollers = [
+        CoderPoller([s], interval=0.02, jitter=0, lease=MemoryLease(shared)) for s in storages
+    ]
+    async with anyio.create_task_group() as tg:
+        scopes = []
+        for poller in pollers:
+            scope = anyio.CancelScope()
+            scopes.append(scope)
+
+            async def run(poller: CoderPoller = poller, scope: anyio.CancelScope = scope) -> None:
+                with scope:
+                    await poller.run()
+
+            tg.start_soon(run)
+        with anyio.fail_after(30):
+            while sum(p.polls for p in pollers) < 3:  # noqa: ASYNC110 - no event to wait on
+                await anyio.sleep(0.01)
+        leader = 0 if pollers[0].polls else 1
+        other = 1 - leader
+        assert pollers[leader].active
+        assert not pollers[other].active
+        assert pollers[other].polls == 0
+        scopes[leader].cancel()  # the holder stops: it releases, the other takes over
+        with anyio.fail_after(30):
+            while pollers[other].polls == 0:  # noqa: ASYNC110 - no event to wait on
+                await anyio.sleep(0.01)
+        assert pollers[other].active
+        assert not pollers[leader].active
+        scopes[other].cancel()
+    for storage in storages:
+        await storage.aclose()
+
+
+async def test_resume_from_an_unseen_rv_catches_up(provider: StaticClientProvider) -> None:
+    """A watch from an RV the cache has not reached reads the log at once (no follower)."""
+    log = MemoryEventLog()
+    writer = WorkspaceStorage(provider, log=log)
+    reader = WorkspaceStorage(provider, log=log)  # no follower: only its own calls feed it
+    listed = await writer.list(NS, ListOptions())
+    await reader.list(NS, ListOptions(resource_version=listed.resource_version))
+    created = await writer.create(NS, workspace(f"acme.alice.w{uuid.uuid4().hex[:6]}"))
+    got = await writer.get(NS, created["metadata"]["name"])
+    got["spec"]["running"] = False
+    updated = await writer.update(NS, got["metadata"]["name"], got)
+    async with await reader.watch(
+        NS, ListOptions(watch=True, resource_version=str(rv_of(updated)))
+    ) as watch:
+        assert reader.watch_cache is not None
+        assert reader.watch_cache.resource_version == rv_of(updated)
+        watch.stop()
+    await writer.aclose()
+    await reader.aclose()

@@ -1,0 +1,282 @@
+"""Two Coder storage replicas (``log=``) on one real Redis, in front of one FakeCoder."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import pytest
+
+from k8swatch import Event, EventType, ListOptions, StatusError, Watch
+from k8swatch.coder import StaticClientProvider, WorkspaceStorage
+from k8swatch.coder._fake import FakeCoder
+from k8swatch.redis import open_redis_backend
+from tests.coder.conftest import TEST_TOKEN, FakeCoderServer, serve_asgi
+from tests.coder.test_conformance_coder import (
+    TestWorkspaceStorageConformance as _WorkspaceConformance,
+)
+
+from .conftest import RedisServer
+
+pytestmark = pytest.mark.redis
+
+NS = "control-plane"
+GROUP = "aggregation.coder.com"
+SEED = "acme.alice.dev-workspace"
+Obj = dict[str, Any]
+
+
+@pytest.fixture
+async def coder(anyio_backend_name: str) -> AsyncIterator[FakeCoderServer]:
+    """A seeded FakeCoder (instant builds) served over HTTP."""
+    fake = FakeCoder(token=TEST_TOKEN)
+    async with serve_asgi(fake, anyio_backend_name) as url:
+        try:
+            yield FakeCoderServer(url, fake.token, fake)
+        finally:
+            fake.close()
+
+
+@asynccontextmanager
+async def replica(url: str, prefix: str, coder: FakeCoderServer) -> AsyncIterator[WorkspaceStorage]:
+    """One server replica: its own Redis client, log mirror, watch cache and follower."""
+    provider = StaticClientProvider(coder.url, coder.token, NS)
+    try:
+        async with open_redis_backend(url, prefix=prefix) as backend:
+            log = backend.log_for("coderworkspaces", group=GROUP)
+            storage = WorkspaceStorage(provider, log=log)
+            async with anyio.create_task_group() as tg:
+                await tg.start(storage.follow)
+                try:
+                    yield storage
+                finally:
+                    await storage.aclose()
+    finally:
+        await provider.aclose()
+
+
+def workspace(name: str, *, running: bool = True) -> Obj:
+    return {
+        "apiVersion": f"{GROUP}/v1alpha1",
+        "kind": "CoderWorkspace",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"organization": "acme", "templateName": "starter-template", "running": running},
+    }
+
+
+def rv_of(obj: Obj) -> int:
+    return int(obj["metadata"]["resourceVersion"])
+
+
+def summary(event: Event[Obj]) -> tuple[EventType, str, int]:
+    return (event.type, event.object["metadata"]["name"], rv_of(event.object))
+
+
+async def take(watch: Watch[Obj], count: int) -> list[Event[Obj]]:
+    out: list[Event[Obj]] = []
+    with anyio.fail_after(30):
+        async for event in watch:
+            if event.type is not EventType.BOOKMARK:
+                out.append(event)
+            if len(out) == count:
+                break
+    return out
+
+
+async def current_rv(storage: WorkspaceStorage) -> int:
+    assert storage.log is not None
+    return await storage.log.current_resource_version()
+
+
+async def test_writes_on_a_and_b_reach_a_watch_on_b_in_one_order(
+    redis_url: str, prefix: str, coder: FakeCoderServer
+) -> None:
+    async with replica(redis_url, prefix, coder) as a, replica(redis_url, prefix, coder) as b:
+        listed = await b.list(NS, ListOptions())
+        assert [o["metadata"]["name"] for o in listed.items] == [SEED]
+        async with await b.watch(
+            NS, ListOptions(watch=True, resource_version=listed.resource_version)
+        ) as watch:
+            created = await a.create(NS, workspace("acme.alice.one"))
+            # B answers with A's resourceVersion (one state, one RV across replicas)
+            got = await b.get(NS, "acme.alice.one")
+            assert rv_of(got) == rv_of(created)
+            got["spec"]["running"] = False
+            updated = await b.update(NS, "acme.alice.one", got)
+            other = await b.create(NS, workspace("acme.alice.two"))
+            # read your writes on A: A's list holds B's write at once
+            on_a = await a.list(NS, ListOptions(resource_version="0"))
+            assert {o["metadata"]["name"]: rv_of(o) for o in on_a.items}["acme.alice.two"] == (
+                rv_of(other)
+            )
+            events = [summary(e) for e in await take(watch, 3)]
+        assert events == [
+            (EventType.ADDED, "acme.alice.one", rv_of(created)),
+            (EventType.MODIFIED, "acme.alice.one", rv_of(updated)),
+            (EventType.ADDED, "acme.alice.two", rv_of(other)),
+        ]
+        assert rv_of(created) < rv_of(updated) < rv_of(other)
+        assert updated["spec"]["running"] is False
+        # resume on B from the RV A answered with: exactly what came after it
+        async with await b.watch(
+            NS, ListOptions(watch=True, resource_version=str(rv_of(created)))
+        ) as resumed:
+            assert [summary(e) for e in await take(resumed, 2)] == events[1:]
+        # and the same on A from B's RV
+        async with await a.watch(
+            NS, ListOptions(watch=True, resource_version=str(rv_of(updated)))
+        ) as resumed:
+            assert [summary(e) for e in await take(resumed, 1)] == events[2:]
+        # nothing was recorded twice: three entries after the list
+        assert await current_rv(a) == rv_of(other)
+
+
+async def test_an_out_of_band_change_seen_by_both_replicas_is_recorded_once(
+    redis_url: str, prefix: str, coder: FakeCoderServer
+) -> None:
+    async with replica(redis_url, prefix, coder) as a, replica(redis_url, prefix, coder) as b:
+        await a.resync(NS)
+        await b.resync(NS)
+        start = await current_rv(a)
+        async with await b.watch(NS, ListOptions(watch=True, resource_version=str(start))) as w:
+            # a build completing (a stop, made in the Coder UI): both replicas poll, at once
+            coder.fake.start_build_out_of_band("alice/dev-workspace", "stop", complete=True)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(a.resync, NS)
+                tg.start_soon(b.resync, NS)
+            await a.resync(NS)  # and again, one after the other: nothing new
+            await b.resync(NS)
+            # a deletion, polled by both replicas one after the other
+            coder.fake.delete_workspace_out_of_band("alice/dev-workspace")
+            await b.resync(NS)
+            await a.resync(NS)
+            # a marker: nothing may come between the deletion and it
+            marker = await a.create(NS, workspace("acme.alice.marker"))
+            events = [summary(e) for e in await take(w, 3)]
+        modified = events[0]
+        assert events == [
+            (EventType.MODIFIED, SEED, modified[2]),
+            (EventType.DELETED, SEED, events[1][2]),
+            (EventType.ADDED, "acme.alice.marker", rv_of(marker)),
+        ]
+        assert await current_rv(b) == rv_of(marker)
+        for storage in (a, b):
+            listed = await storage.list(NS, ListOptions(resource_version="0"))
+            assert [o["metadata"]["name"] for o in listed.items] == ["acme.alice.marker"]
+
+
+async def test_a_stale_listing_cannot_revert_the_other_replicas_write(
+    redis_url: str, prefix: str, coder: FakeCoderServer
+) -> None:
+    async with replica(redis_url, prefix, coder) as a, replica(redis_url, prefix, coder) as b:
+        await a.resync(NS)
+        await b.resync(NS)
+        client = await b._client(NS)
+        epoch = b._seq  # B's poll starts ...
+        stale = await client.workspaces()  # ... and sees the workspace running
+        current = await a.get(NS, SEED)
+        current["spec"]["running"] = False
+        stopped = await a.update(NS, SEED, current)  # meanwhile A stops it
+        await b._reconcile(NS, stale, epoch, baseline=False)  # B's poll ends: ignored
+        assert await current_rv(b) == rv_of(stopped)
+        got = await b.list(NS, ListOptions(resource_version="0"))
+        assert [o["spec"]["running"] for o in got.items] == [False]
+        # B's next poll sees the current state: still nothing to record
+        await b.resync(NS)
+        assert await current_rv(b) == rv_of(stopped)
+
+
+async def test_a_replica_with_a_stale_view_records_nothing(
+    redis_url: str, prefix: str, coder: FakeCoderServer
+) -> None:
+    """The conditional write itself: B has not read A's entry yet and reports an old state."""
+    async with replica(redis_url, prefix, coder) as a:
+        provider = StaticClientProvider(coder.url, coder.token, NS)
+        async with open_redis_backend(redis_url, prefix=prefix) as backend:
+            # B without a follower: its view stays where its own calls left it
+            b = WorkspaceStorage(provider, log=backend.log_for("coderworkspaces", group=GROUP))
+            await b.resync(NS)
+            client = await b._client(NS)
+            stale = await client.workspaces()
+            current = await a.get(NS, SEED)
+            current["spec"]["running"] = False
+            stopped = await a.update(NS, SEED, current)
+            obj = b._convert(NS, stale[0])
+            obj["metadata"]["labels"] = {"stale": "yes"}  # differs from what B knows
+            assert await b._note(EventType.MODIFIED, NS, obj, 0) is None
+            assert await current_rv(a) == rv_of(stopped)
+            # refused, B caught up: it now knows A's state
+            assert b._known[(NS, SEED)].object["spec"]["running"] is False
+            await b.aclose()
+        await provider.aclose()
+
+
+async def test_redis_down_is_503_and_nothing_half_applied(
+    own_redis_server: RedisServer, prefix: str, coder: FakeCoderServer
+) -> None:
+    async with replica(own_redis_server.url, prefix, coder) as a:
+        listed = await a.list(NS, ListOptions())
+        async with await a.watch(
+            NS, ListOptions(watch=True, resource_version=listed.resource_version)
+        ) as watch:
+            own_redis_server.stop()
+            for call in (
+                a.list(NS, ListOptions()),
+                a.get(NS, SEED),
+                a.create(NS, workspace("acme.alice.later")),
+                a.delete(NS, SEED),
+            ):
+                with pytest.raises(StatusError) as info:
+                    await call
+                assert info.value.status.code == 503, info.value.status
+            # refused before Coder was touched
+            assert not coder.fake.has_workspace("alice/later")
+            assert coder.fake.build_transitions("alice/dev-workspace") == []
+            own_redis_server.start()
+            with anyio.fail_after(30):
+                while True:
+                    try:
+                        created = await a.create(NS, workspace("acme.alice.later"))
+                        break
+                    except StatusError as exc:
+                        if exc.status.code != 503:
+                            raise
+                        await anyio.sleep(0.1)  # the log reconnects with backoff
+            # the open watch stayed open and continues with the next entry
+            assert [summary(e) for e in await take(watch, 1)] == [
+                (EventType.ADDED, "acme.alice.later", rv_of(created))
+            ]
+
+
+class TestWorkspaceStorageOnRedisConformance(_WorkspaceConformance):
+    """The watch conformance suite against a replica's ``WorkspaceStorage(log=...)``."""
+
+    @pytest.fixture(autouse=True)
+    def _coder(self, coder: FakeCoderServer, redis_url: str, prefix: str) -> None:
+        self.server = coder
+        self.redis_url = redis_url
+        self.prefix = prefix
+
+    @asynccontextmanager
+    async def make_storage(self) -> AsyncIterator[WorkspaceStorage]:
+        provider = StaticClientProvider(self.server.url, self.server.token, NS)
+        try:
+            async with open_redis_backend(
+                self.redis_url, prefix=self.prefix, window=self.history_window
+            ) as backend:
+                storage = WorkspaceStorage(
+                    provider,
+                    log=backend.log_for("coderworkspaces", group=GROUP),
+                    cache_window=self.history_window,
+                    bookmark_interval=self.bookmark_interval,
+                )
+                async with anyio.create_task_group() as tg:
+                    await tg.start(storage.follow)
+                    try:
+                        yield storage
+                    finally:
+                        await storage.aclose()
+        finally:
+            await provider.aclose()
