@@ -851,6 +851,7 @@ class _CacheWatcher(_PollableWatch[T]):
         "_minimum",
         "_parked",
         "_pending",
+        "_planned_at",
         "_position",
         "_pre_timeout_bookmark",
         "_predicate",
@@ -889,6 +890,7 @@ class _CacheWatcher(_PollableWatch[T]):
         self._stopped = False
         self._started = False
         self._position = 0
+        self._planned_at = 0
         self._last_rv = requested
         self._epoch = cache._window.epoch
         self._parked: anyio.CancelScope | None = None
@@ -954,6 +956,7 @@ class _CacheWatcher(_PollableWatch[T]):
         cache = self._cache
         assert cache is not None
         window = cache._window
+        self._planned_at = window.resource_version
         plan = window.plan_watch(self._requested, self._exact, self._initial, self._minimum)
         if isinstance(plan, StatusError):
             self._finish(plan)
@@ -1109,11 +1112,16 @@ class _CacheWatcher(_PollableWatch[T]):
 
     def _ready(self) -> bool:
         cache = self._cache
-        if self._pending or cache is None or cache._closed or not self._started:
+        if self._pending or cache is None or cache._closed:
             return True
         window = cache._window
-        if self._position < window.end or self._epoch != window.epoch:
+        if self._epoch != window.epoch:
             return True
+        if self._started:
+            if self._position < window.end:
+                return True
+        elif window.resource_version != self._planned_at:
+            return True  # it may start now
         return self._timed and anyio.current_time() >= self._next_timer()
 
     async def _wait_readable(self) -> None:

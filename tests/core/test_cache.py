@@ -878,3 +878,29 @@ async def test_close_wakes_parked_and_waiting_watchers() -> None:
         "plain": ["a", "b"],
     }
     assert (cache._waiting, cache._parked) == (0, {})
+
+
+async def test_parked_watch_for_a_future_rv_sleeps_until_the_cache_moves() -> None:
+    cache = make_cache(wait_timeout=30)
+    opts = watch_opts(
+        send_initial_events=True,
+        resource_version="2",
+        resource_version_match="NotOlderThan",
+        allow_watch_bookmarks=True,
+    )
+    watch = stop_aware_watch(await cache.watch("", opts), done=anyio.Event())
+    got: list[Event[dict[str, Any]]] = []
+
+    async def consume() -> None:
+        got.extend(await take(watch, 3))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(consume)
+        with anyio.fail_after(5):  # a busy-polling watcher would never block
+            await anyio.wait_all_tasks_blocked()
+        cache.apply(ADDED, widget("a"))
+        with anyio.fail_after(5):
+            await anyio.wait_all_tasks_blocked()
+        assert not got
+        cache.apply(ADDED, widget("b"))
+    assert [e.type for e in got] == [ADDED, ADDED, BOOKMARK]
