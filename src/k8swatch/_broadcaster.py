@@ -687,9 +687,6 @@ class _BroadcastWatch(_PollableWatch[T]):
                 await checkpoint_if_cancelled()
         elif self._ready():  # otherwise the wait below is the checkpoint
             await checkpoint_if_cancelled()
-        while True:
-            event = self._poll()
-            if event is not None:
-                self._check_at = self._pos + CHECK_EVERY - 1
-                return event
-            await self._wait_readable()
+        event = await self._poll_or_wait()
+        self._check_at = self._pos + CHECK_EVERY - 1
+        return event

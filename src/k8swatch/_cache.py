@@ -1086,28 +1086,32 @@ class _CacheWatcher(_PollableWatch[T]):
 
     # --- the non-blocking fast path (also used by StopAwareWatch and filter_watch) ---
 
+    def _available(self) -> bool:
+        """Whether ``_pending`` has events, after taking what there is now.
+
+        Raises:
+            StopAsyncIteration: the watch is over.
+        """
+        if self._pending:
+            return True
+        self._step()
+        if self._pending:
+            return True
+        if self._cache is None:
+            self._stopped = True
+            raise StopAsyncIteration
+        return False
+
     def _poll(self) -> Event[T] | None:
-        pending = self._pending
-        if not pending:
-            self._step()
-            if not pending:
-                if self._cache is None:
-                    self._stopped = True
-                    raise StopAsyncIteration
-                return None
-        return cast("Event[T]", pending.popleft())
+        if not self._available():
+            return None
+        return cast("Event[T]", self._pending.popleft())
 
     def _poll_batch(self) -> Sequence[Event[T]] | None:
-        pending = self._pending
-        if not pending:
-            self._step()
-            if not pending:
-                if self._cache is None:
-                    self._stopped = True
-                    raise StopAsyncIteration
-                return None
-        batch = list(pending)
-        pending.clear()
+        if not self._available():
+            return None
+        batch = list(self._pending)
+        self._pending.clear()
         return cast("list[Event[T]]", batch)
 
     def _ready(self) -> bool:
@@ -1184,8 +1188,4 @@ class _CacheWatcher(_PollableWatch[T]):
             await checkpoint_if_cancelled()
         elif self._ready():  # otherwise the wait below is the checkpoint
             await checkpoint_if_cancelled()
-        while True:
-            event = self._poll()
-            if event is not None:
-                return event
-            await self._wait_readable()
+        return await self._poll_or_wait()

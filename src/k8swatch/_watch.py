@@ -177,6 +177,18 @@ class _PollableWatch(WatchBase[T_co]):
         """Whether the fast path may be used (a wrapper may decline)."""
         return True
 
+    async def _poll_or_wait(self) -> Event[T_co]:
+        """Poll until there is an event, waiting for the wake-up in between.
+
+        Raises:
+            StopAsyncIteration: the watch has ended.
+        """
+        while True:
+            event = self._poll()
+            if event is not None:
+                return event
+            await self._wait_readable()
+
     def _ready(self) -> bool:
         """Whether ``_poll`` would return without waiting (True when unsure)."""
         return True
@@ -319,11 +331,7 @@ class _PollableFilterWatch(_PollableWatch[T]):
         if not self._budget:
             self._budget = CHECK_EVERY
             await checkpoint_if_cancelled()
-        while True:
-            event = self._poll()
-            if event is not None:
-                return event
-            await self._upstream._wait_readable()
+        return await self._poll_or_wait()
 
     def stop(self) -> None:
         """Stop the upstream watch. Idempotent."""
