@@ -50,6 +50,8 @@ def test_format_age() -> None:
     assert format_age("2024-05-01T09:00:00+00:00", now) == "3h"
     assert format_age("2024-05-01T11:59:30", now) == "30s"
     assert format_age(None, now) == "<unknown>"
+    assert format_age("0001-01-01T00:00:00Z", now) == "<unknown>"  # Go's zero time
+    assert format_age(" 2024-05-01T11:55:00Z ", now) == "5m"
     assert format_age("yesterday", now) == "<unknown>"
 
 

@@ -13,6 +13,7 @@ from typing import Any, cast
 
 from ._columns import PrinterColumn, human_duration, parse_timestamp
 from ._columns import build_table as build_column_table
+from ._columns import format_age as format_column_age
 
 __all__ = [
     "INCLUDE_METADATA",
@@ -55,12 +56,13 @@ DEFAULT_COLUMNS: tuple[dict[str, Any], ...] = (_NAME_COLUMN, _AGE_COLUMN)
 
 
 def format_age(timestamp: object, now: datetime.datetime | None = None) -> str:
-    """The Age cell for a ``creationTimestamp``: ``<unknown>`` when missing."""
-    created = parse_timestamp(timestamp)
-    if created is None:
+    """The Age cell for a ``creationTimestamp``: ``<unknown>`` when missing or zero.
+
+    The same rendering as printer columns of type ``date`` (`_columns.format_age`).
+    """
+    if not isinstance(timestamp, (str, datetime.datetime)):
         return "<unknown>"
-    current = now if now is not None else datetime.datetime.now(datetime.timezone.utc)
-    return human_duration((current - created).total_seconds())
+    return format_column_age(timestamp, now=now)
 
 
 def _metadata(obj: Mapping[str, Any]) -> Mapping[str, Any]:
