@@ -29,7 +29,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import anyio
-import anyio.lowlevel
 from anyio.abc import TaskStatus
 from typing_extensions import final
 
@@ -119,18 +118,31 @@ class LogFeed:
                 self._reset(snapshot)
                 self._loaded = True
 
-    async def catch_up(self, target: int) -> None:
+    async def catch_up(self, target: int, *, patience: float = 0.0) -> None:
         """Feed the cache from the log until it holds *target* (or the log has no more).
+
+        Args:
+            target: The RV the cache should reach.
+            patience: Seconds to wait for entries the log does not serve yet
+                (a log whose local mirror lags behind its backend, e.g. a
+                Redis reader reconnecting) before giving up; 0: do not wait.
+                Use it for an RV the log is known to hold.
 
         Raises:
             StatusError: 503 when the storage is closed or the log unreachable.
         """
         await self.ensure_loaded()
         cache = self.cache
+        deadline: float | None = None
         while cache.resource_version < target:
             after = cache.resource_version
             try:
                 entries = await self.log.read_after(after, limit=cache.window)
+                if not entries and patience > 0:
+                    if deadline is None:
+                        deadline = anyio.current_time() + patience
+                    with anyio.move_on_after(deadline - anyio.current_time()):
+                        entries = await self.log.read_after(after, limit=cache.window, wait=True)
             except StatusError as exc:
                 if exc.status.code != 410:
                     raise
@@ -143,10 +155,16 @@ class LogFeed:
             self._check_open()
             self._ingest(entries)
 
-    async def catch_up_to_log(self) -> None:
-        """Make the cache reflect every entry the log holds now (a consistent read)."""
+    async def catch_up_to_log(self, *, patience: float | None = None) -> None:
+        """Make the cache reflect every entry the log holds now (a consistent read).
+
+        Waits up to *patience* seconds (default: the cache's ``wait_timeout``)
+        for entries the log holds but does not serve yet.
+        """
         await self.ensure_loaded()
-        await self.catch_up(await self.log.current_resource_version())
+        target = await self.log.current_resource_version()
+        wait = self.cache.wait_timeout if patience is None else patience
+        await self.catch_up(target, patience=wait)
 
     async def follow(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Feed the cache with the log's new entries until cancelled, closed or `stop`ped.

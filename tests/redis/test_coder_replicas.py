@@ -106,8 +106,8 @@ async def test_writes_on_a_and_b_reach_a_watch_on_b_in_one_order(
             got["spec"]["running"] = False
             updated = await b.update(NS, "acme.alice.one", got)
             other = await b.create(NS, workspace("acme.alice.two"))
-            # read your writes on A: A's list holds B's write at once
-            on_a = await a.list(NS, ListOptions(resource_version="0"))
+            # a list on A not older than B's answer holds B's write
+            on_a = await a.list(NS, ListOptions(resource_version=str(rv_of(other))))
             assert {o["metadata"]["name"]: rv_of(o) for o in on_a.items}["acme.alice.two"] == (
                 rv_of(other)
             )
@@ -163,7 +163,7 @@ async def test_an_out_of_band_change_seen_by_both_replicas_is_recorded_once(
         ]
         assert await current_rv(b) == rv_of(marker)
         for storage in (a, b):
-            listed = await storage.list(NS, ListOptions(resource_version="0"))
+            listed = await storage.list(NS, ListOptions(resource_version=str(rv_of(marker))))
             assert [o["metadata"]["name"] for o in listed.items] == ["acme.alice.marker"]
 
 
@@ -181,7 +181,7 @@ async def test_a_stale_listing_cannot_revert_the_other_replicas_write(
         stopped = await a.update(NS, SEED, current)  # meanwhile A stops it
         await b._reconcile(NS, stale, epoch, baseline=False)  # B's poll ends: ignored
         assert await current_rv(b) == rv_of(stopped)
-        got = await b.list(NS, ListOptions(resource_version="0"))
+        got = await b.list(NS, ListOptions(resource_version=str(rv_of(stopped))))
         assert [o["spec"]["running"] for o in got.items] == [False]
         # B's next poll sees the current state: still nothing to record
         await b.resync(NS)

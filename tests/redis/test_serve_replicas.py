@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -163,8 +164,9 @@ def test_two_serve_replicas_form_one_api(
         ) as resumed:
             assert [rv for _, _, rv, _ in read_events(resumed, 3)] == rvs[1:]
         # and both replicas list the same state at the same resourceVersion
-        on_a = http.get(a + PATH, params={"resourceVersion": "0"}).json()
-        on_b = http.get(b + PATH, params={"resourceVersion": "0"}).json()
+        newest = {"resourceVersion": str(rvs[-1])}  # not older than the marker
+        on_a = http.get(a + PATH, params=newest).json()
+        on_b = http.get(b + PATH, params=newest).json()
         assert on_a["items"] == on_b["items"]
 
 
@@ -177,3 +179,36 @@ def test_a_bad_redis_url_is_a_one_line_error(capsys: pytest.CaptureFixture[str])
     assert "invalid --redis-url" in capsys.readouterr().err
     assert main(["serve", "--redis-url", "redis://h:1/0", "--no-watch-cache"]) == 2
     assert "needs the watch cache" in capsys.readouterr().err
+
+
+def test_a_replica_started_while_redis_is_down_answers_503_until_it_is_back(
+    own_redis_server: RedisServer, prefix: str, env: dict[str, str], tmp_path: Path
+) -> None:
+    own_redis_server.stop()
+    with (
+        deployment(own_redis_server.url, prefix, env, tmp_path) as (_, _, a, b),
+        httpx.Client(timeout=httpx.Timeout(60.0)) as http,
+    ):
+        refused = http.get(a + PATH)
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["reason"] == "ServiceUnavailable"
+        created = http.post(b + PATH, json=workspace("acme.alice.early"))
+        assert created.status_code == 503, created.text
+        own_redis_server.start()
+        deadline = time.monotonic() + 60
+        while (listed := http.get(a + PATH)).status_code == 503:
+            assert time.monotonic() < deadline, listed.text
+            time.sleep(0.1)  # the replica reconnects with jittered backoff
+        assert listed.status_code == 200, listed.text
+        # nothing was half-applied while Redis was down: no "early" workspace
+        assert [o["metadata"]["name"] for o in listed.json()["items"]] == [
+            "acme.alice.dev-workspace"
+        ]
+        created = http.post(b + PATH, json=workspace("acme.alice.late"))
+        assert created.status_code == 201, created.text
+        # a list not older than B's answer, on A
+        on_a = http.get(
+            a + PATH, params={"resourceVersion": created.json()["metadata"]["resourceVersion"]}
+        )
+        names = {o["metadata"]["name"] for o in on_a.json()["items"]}
+        assert "acme.alice.late" in names

@@ -173,7 +173,10 @@ class CoderPoller:
             if self._lease is not None:
                 self._active = False
                 with anyio.move_on_after(5, shield=True):
-                    await self._lease.release()
+                    try:
+                        await self._lease.release()
+                    except Exception as exc:  # shutting down: the lease lapses by itself
+                        logger.debug("coder poller: releasing the lease failed: %s", exc)
 
     async def _run(self, task_status: anyio.abc.TaskStatus[None]) -> None:
         async with anyio.create_task_group() as tg:

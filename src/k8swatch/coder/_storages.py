@@ -451,7 +451,9 @@ class _CoderStorage:
                     return _with_files_of(copy.deepcopy(known.object), obj)
                 return self._unrecorded(obj)  # changed again meanwhile; the log has it
             self._remember(key, entry, version)
-            await self._feed.catch_up(entry.resource_version)
+            await self._feed.catch_up(
+                entry.resource_version, patience=self._feed.cache.wait_timeout
+            )
         except StatusError as exc:
             logger.warning(
                 "coder: %s %s %s/%s happened in Coder but was not recorded (%s); the next "
@@ -545,7 +547,7 @@ class _CoderStorage:
         if entry is None:  # pragma: no cover - conditional writes always record
             return None
         self._remember(key, entry, version)
-        await self._feed.catch_up(entry.resource_version)
+        await self._feed.catch_up(entry.resource_version, patience=self._feed.cache.wait_timeout)
         return _with_files_of(copy.deepcopy(entry.object), obj)
 
     def _entry_key(self, entry: LogEntry) -> _Key:
