@@ -9,7 +9,17 @@ from typing import Any
 import anyio
 import pytest
 
-from k8swatch import Event, EventType, ListOptions, StatusError, Watch
+from k8swatch import (
+    Event,
+    EventLog,
+    EventType,
+    ListOptions,
+    MemoryEventLog,
+    StatusError,
+    Watch,
+    Write,
+    WriteOp,
+)
 from k8swatch.coder import StaticClientProvider, WorkspaceStorage
 from k8swatch.coder._fake import FakeCoder
 from k8swatch.redis import open_redis_backend
@@ -248,6 +258,35 @@ async def test_redis_down_is_503_and_nothing_half_applied(
             assert [summary(e) for e in await take(watch, 1)] == [
                 (EventType.ADDED, "acme.alice.later", rv_of(created))
             ]
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+async def test_put_of_the_same_state_and_remove_of_an_absent_key_record_nothing(
+    kind: str, redis_url: str, prefix: str
+) -> None:
+    """What the storages' dedup relies on, identical on both logs."""
+    async with open_redis_backend(redis_url, prefix=prefix) as backend:
+        log: EventLog = backend.log_for("things") if kind == "redis" else MemoryEventLog()
+        obj = {"metadata": {"name": "x", "namespace": "ns"}, "spec": {"a": 1, "b": [1, 2]}}
+        first = await log.append(Write(WriteOp.PUT, "ns/x", obj))
+        assert first is not None
+        assert first.type is EventType.ADDED
+        rv = await log.current_resource_version()
+        # the same state, keys in another order, with some resourceVersion
+        same: Obj = {
+            "spec": {"b": [1, 2], "a": 1},
+            "metadata": {"namespace": "ns", "name": "x", "resourceVersion": "7"},
+        }
+        assert await log.append(Write(WriteOp.PUT, "ns/x", same)) is None
+        assert await log.append(Write(WriteOp.REMOVE, "ns/absent")) is None
+        assert await log.append(Write(WriteOp.REMOVE, "ns/absent", obj)) is None
+        assert await log.current_resource_version() == rv
+        assert list(await log.read_after(rv)) == []
+        gone = await log.append(Write(WriteOp.REMOVE, "ns/x"))
+        assert gone is not None
+        assert gone.type is EventType.DELETED
+        assert await log.append(Write(WriteOp.REMOVE, "ns/x")) is None
+        assert await log.current_resource_version() == gone.resource_version
 
 
 class TestWorkspaceStorageOnRedisConformance(_WorkspaceConformance):
