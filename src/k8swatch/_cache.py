@@ -475,12 +475,12 @@ class WatchCache(Generic[T]):
             raise ValueError(f"wait_timeout must be >= 0, got {wait_timeout}")
         self.api_version = api_version
         self.kind = kind
-        self.resource = resource or (kind.lower() + "s" if kind else "")
-        self.group = group if group is not None else api_version.rpartition("/")[0]
+        self.resource: str = resource or (kind.lower() + "s" if kind else "")
+        self.group: str = group if group is not None else api_version.rpartition("/")[0]
         self.bookmark_interval = bookmark_interval
         self.wait_timeout = wait_timeout
         self.get_attrs = get_attrs
-        self.supported_fields = frozenset(supported_fields)
+        self.supported_fields: frozenset[str] = frozenset(supported_fields)
         self._window = _EventWindow(window)
         self._sleepers: set[_Sleeper] = set()
         # Watchers with nothing to read wait on one shared wake-up, or park a

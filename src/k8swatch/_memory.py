@@ -186,8 +186,8 @@ class MemoryStorage:
     ) -> None:
         self.api_version = api_version
         self.kind = kind
-        self.group = api_version.rpartition("/")[0]
-        self.resource = resource or kind.lower() + "s"
+        self.group: str = api_version.rpartition("/")[0]
+        self.resource: str = resource or kind.lower() + "s"
         self.namespaced = namespaced
         self._log: EventLog = (
             log if log is not None else MemoryEventLog(window, start=start_resource_version)

@@ -383,7 +383,9 @@ class _PollableFilterWatch(_PollableWatch[T]):
 class _Done(Protocol):
     """What *done* must offer: an awaitable ``wait()`` (``is_set()`` is optional)."""
 
-    def wait(self) -> Awaitable[Any]: ...
+    def wait(self) -> Awaitable[Any]:
+        """Wait until the signal fires."""
+        ...
 
 
 @final

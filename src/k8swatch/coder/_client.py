@@ -98,7 +98,7 @@ class CoderError(Exception):
         self.status_code = status_code
         self.message = message
         self.detail = detail
-        self.validations = tuple(validations)
+        self.validations: tuple[tuple[str, str], ...] = tuple(validations)
         self.method = method
         self.url = url
         super().__init__(self._text())

@@ -112,7 +112,7 @@ class FakeCoderError(Exception):
         self.status = status
         self.message = message
         self.detail = detail
-        self.validations = tuple(validations)
+        self.validations: tuple[tuple[str, str], ...] = tuple(validations)
 
     def to_body(self) -> dict[str, Any]:
         """Return the Coder error body (``detail``/``validations`` only when set)."""

@@ -147,11 +147,13 @@ class App:
         self.min_request_timeout = min_request_timeout
         self.retry_after_seconds = retry_after_seconds
         self.patch_types: dict[str, PatchFunction] = {**DEFAULT_PATCH_TYPES, **(patch_types or {})}
-        self.discovery = Discovery(self.resources, server_version or DEFAULT_SERVER_VERSION)
-        self.openapi = OpenAPIService(self.resources)
+        self.discovery: Discovery = Discovery(
+            self.resources, server_version or DEFAULT_SERVER_VERSION
+        )
+        self.openapi: OpenAPIService = OpenAPIService(self.resources)
         """Serves ``/openapi/v2``, ``/openapi/v3`` and the group-version documents."""
         self._schemas = {id(res): object_schema(res) for res in self.resources}
-        self.encoder = EventEncoder()
+        self.encoder: EventEncoder = EventEncoder()
         """The shared [`EventEncoder`][k8swatch.server.EventEncoder] (``encode_count``)."""
         self._watch_stops: set[anyio.Event] = set()
         self._closed = False

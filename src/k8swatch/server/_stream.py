@@ -70,7 +70,7 @@ class EventEncoder:
     def __init__(self, maxsize: int = 4096) -> None:
         self._entries: dict[tuple[str, int, str], tuple[object, bytes, float]] = {}
         self._maxsize = maxsize
-        self.encode_count = 0
+        self.encode_count: int = 0
         """How many events were actually encoded (cache misses)."""
 
     def encode(self, event: Event[Any], resource: ResourceSpec, fmt: str = FORMAT_JSON) -> bytes:

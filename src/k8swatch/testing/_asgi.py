@@ -70,7 +70,7 @@ class ASGIStream:
         self._pending = first
         self._finished = False
         self._buffer = b""
-        self.send_count = 0
+        self.send_count: int = 0
         """How many ``http.response.body`` messages carried data."""
 
     def header(self, name: str) -> str | None:
@@ -150,7 +150,7 @@ class ASGIClient:
 
     def __init__(self, app: Any, *, headers: Mapping[str, str] | None = None) -> None:
         self.app = app
-        self.headers = dict(headers or {})
+        self.headers: dict[str, str] = dict(headers or {})
 
     def _scope(
         self, method: str, path: str, headers: Mapping[str, str] | None, body: bytes
