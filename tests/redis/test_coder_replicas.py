@@ -20,10 +20,13 @@ from k8swatch import (
     Write,
     WriteOp,
 )
-from k8swatch.coder import StaticClientProvider, WorkspaceStorage
+from k8swatch.coder import StaticClientProvider, TemplateStorage, WorkspaceStorage
 from k8swatch.coder._fake import FakeCoder
 from k8swatch.redis import open_redis_backend
 from tests.coder.conftest import TEST_TOKEN, FakeCoderServer, serve_asgi
+from tests.coder.test_conformance_coder import (
+    TestTemplateStorageConformance as _TemplateConformance,
+)
 from tests.coder.test_conformance_coder import (
     TestWorkspaceStorageConformance as _WorkspaceConformance,
 )
@@ -310,6 +313,39 @@ class TestWorkspaceStorageOnRedisConformance(_WorkspaceConformance):
                     log=backend.log_for("coderworkspaces", group=GROUP),
                     cache_window=self.history_window,
                     bookmark_interval=self.bookmark_interval,
+                )
+                async with anyio.create_task_group() as tg:
+                    await tg.start(storage.follow)
+                    try:
+                        yield storage
+                    finally:
+                        await storage.aclose()
+        finally:
+            await provider.aclose()
+
+
+class TestTemplateStorageOnRedisConformance(_TemplateConformance):
+    """The watch conformance suite against a replica's ``TemplateStorage(log=...)``."""
+
+    @pytest.fixture(autouse=True)
+    def _coder(self, coder: FakeCoderServer, redis_url: str, prefix: str) -> None:
+        self.server = coder
+        self.redis_url = redis_url
+        self.prefix = prefix
+
+    @asynccontextmanager
+    async def make_storage(self) -> AsyncIterator[TemplateStorage]:
+        provider = StaticClientProvider(self.server.url, self.server.token, NS)
+        try:
+            async with open_redis_backend(
+                self.redis_url, prefix=self.prefix, window=self.history_window
+            ) as backend:
+                storage = TemplateStorage(
+                    provider,
+                    log=backend.log_for("codertemplates", group=GROUP),
+                    cache_window=self.history_window,
+                    bookmark_interval=self.bookmark_interval,
+                    build_poll_interval=0.01,
                 )
                 async with anyio.create_task_group() as tg:
                     await tg.start(storage.follow)
