@@ -480,8 +480,8 @@ def _parser() -> argparse.ArgumentParser:
         default="",
         help=(
             "record every change in Redis Streams at this URL (redis://HOST[:PORT][/DB], "
-            "rediss://, unix://), so several replicas serve one consistent API; implies the "
-            "watch cache"
+            "rediss://, unix://), so several replicas in front of one Coder (--coder-url) "
+            "serve one consistent API; implies the watch cache"
         ),
     )
     serve.add_argument(
@@ -545,6 +545,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 problem = "--redis-url needs the watch cache (drop --no-watch-cache)"
             if not problem and not args.redis_prefix:
                 problem = "--redis-prefix must not be empty"
+            if not problem and not args.coder_url:
+                problem = (
+                    "--redis-url needs --coder-url: the replicas must share one Coder "
+                    "(for a fake one, run `k8swatch fake-coder`)"
+                )
             if problem:
                 print(f"error: {problem}", file=sys.stderr)
                 return 2

@@ -179,6 +179,8 @@ def test_a_bad_redis_url_is_a_one_line_error(capsys: pytest.CaptureFixture[str])
     assert "invalid --redis-url" in capsys.readouterr().err
     assert main(["serve", "--redis-url", "redis://h:1/0", "--no-watch-cache"]) == 2
     assert "needs the watch cache" in capsys.readouterr().err
+    assert main(["serve", "--redis-url", "redis://h:1/0"]) == 2  # an embedded fake each
+    assert "--redis-url needs --coder-url" in capsys.readouterr().err
 
 
 def test_a_replica_started_while_redis_is_down_answers_503_until_it_is_back(
