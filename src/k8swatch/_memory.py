@@ -10,8 +10,8 @@ storage's [`WatchCache`][k8swatch.WatchCache], which follows the log.
 
 from __future__ import annotations
 
-import datetime
 import secrets
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
@@ -104,8 +104,16 @@ def _copy_list(value: list[Any]) -> list[Any]:
     return out
 
 
+_stamp: list[Any] = [-1, ""]  # the last second formatted, and its text
+
+
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The current UTC time as a Kubernetes timestamp (second precision)."""
+    second = int(time.time())
+    if second != _stamp[0]:
+        _stamp[1] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
+        _stamp[0] = second
+    return cast("str", _stamp[1])
 
 
 def _body(obj: Mapping[str, Any], kind: str) -> JSONObject:
