@@ -991,8 +991,8 @@ class WorkspaceStorage(_CoderStorage):
             front of one Coder serve one consistent API: every change is
             recorded in the log, which numbers it with a global
             resourceVersion, and the cache is fed from the log (run
-            [`follow`][k8swatch.coder.WorkspaceStorage.follow] for the
-            storage's lifetime). See the "Scaling out" how-to.
+            `follow` for the storage's lifetime). See the how-to "Run
+            several replicas on Redis".
     """
 
     _RESOURCE: ClassVar[str] = CoderWorkspace.PLURAL
