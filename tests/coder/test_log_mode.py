@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -22,6 +22,7 @@ from k8swatch import (
     StatusError,
     Watch,
     Write,
+    WriteOp,
     service_unavailable,
 )
 from k8swatch.coder import CoderPoller, StaticClientProvider, TemplateStorage, WorkspaceStorage
@@ -299,3 +300,78 @@ async def test_resume_from_an_unseen_rv_catches_up(provider: StaticClientProvide
         watch.stop()
     await writer.aclose()
     await reader.aclose()
+
+
+class HookedLog(FlakyLog):
+    """Runs *hook* once, right before the next append of a given op (a race, made exact)."""
+
+    def __init__(self, inner: MemoryEventLog) -> None:
+        super().__init__(inner)
+        self.hooks: list[tuple[WriteOp, Callable[[], Awaitable[None]]]] = []
+
+    async def append(self, write: Write) -> LogEntry | None:
+        for i, (op, hook) in enumerate(self.hooks):
+            if op is write.op:
+                del self.hooks[i]
+                await hook()
+                break
+        return await super().append(write)
+
+
+async def test_an_own_write_another_replica_already_recorded_is_recorded_once(
+    provider: StaticClientProvider, fake_coder_server: FakeCoderServer
+) -> None:
+    inner = MemoryEventLog()
+    hooked = HookedLog(inner)
+    async with (
+        following(WorkspaceStorage(provider, log=hooked)) as a,
+        following(WorkspaceStorage(provider, log=inner)) as b,
+    ):
+        listed = await b.list(NS, ListOptions())
+        # B polls after A created the workspace in Coder, before A records it
+        hooked.hooks.append((WriteOp.CREATE, lambda: b.resync(NS)))
+        async with await b.watch(
+            NS, ListOptions(watch=True, resource_version=listed.resource_version)
+        ) as watch:
+            created = await a.create(NS, workspace("acme.alice.raced"))
+            marker = await b.create(NS, workspace("acme.alice.after"))
+            events = await take(watch, 2)
+        assert [(e.type, e.object["metadata"]["name"]) for e in events] == [
+            (EventType.ADDED, "acme.alice.raced"),
+            (EventType.ADDED, "acme.alice.after"),
+        ]
+        # A answers with the entry B recorded: one state, one RV
+        assert rv_of(created) == rv_of(events[0].object)
+        assert rv_of(events[1].object) == rv_of(marker)
+
+
+async def test_an_own_write_never_reverts_a_newer_state_another_replica_recorded(
+    provider: StaticClientProvider, fake_coder_server: FakeCoderServer
+) -> None:
+    inner = MemoryEventLog()
+    hooked = HookedLog(inner)
+    fake = fake_coder_server.fake
+    async with (
+        following(WorkspaceStorage(provider, log=hooked)) as a,
+        following(WorkspaceStorage(provider, log=inner)) as b,
+    ):
+        await a.resync(NS)
+        current = await a.get(NS, SEED)
+        start = await inner.current_resource_version()
+
+        async def started_elsewhere() -> None:
+            # after A's stop reached Coder: a user starts it again, B's poll records that
+            fake.start_build_out_of_band("alice/dev-workspace", "start", complete=True)
+            await b.resync(NS)
+
+        hooked.hooks.append((WriteOp.UPDATE, started_elsewhere))
+        current["spec"]["running"] = False
+        answer = await a.update(NS, SEED, current)
+        # A's older "stopped" state is not recorded over B's newer "running" one
+        assert answer["spec"]["running"] is True
+        entries = await inner.read_after(start)
+        assert [(e.type, e.object["spec"]["running"]) for e in entries] == [
+            (EventType.MODIFIED, True)
+        ]
+        assert rv_of(answer) == entries[-1].resource_version
+        assert fake.build_transitions("alice/dev-workspace") == ["stop"]  # A's own build

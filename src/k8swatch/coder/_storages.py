@@ -13,12 +13,12 @@ Verb by verb they do what the Go original (coder/coder-k8s) does
   agree (see the explanation page "Coder adapters");
 * ``log=``: the same, but every change is recorded in a shared `EventLog`
   (e.g. Redis Streams) and the cache follows the log, so several replicas in
-  front of one Coder serve one API with global resourceVersions. Client
-  writes are recorded with ``PUT``/``REMOVE`` (an identical state already
-  recorded by another replica records nothing); states observed in Coder
-  with writes conditional on the last known state, so a change seen by
-  several replicas is recorded once and a stale view never reverts a newer
-  one; entries of every replica update the last known state.
+  front of one Coder serve one API with global resourceVersions. Every
+  entry is a write conditional on the object's last known state (``CREATE``,
+  or ``UPDATE``/``DELETE`` with its resourceVersion), so a change seen by
+  several replicas is recorded once and a replica with a stale view never
+  reverts a newer state; entries of every replica update the last known
+  state as the follower reads them.
 
 In every mode the storage remembers the last state it saw of every object (its
 own writes included); `resync` lists Coder and turns differences into
@@ -408,6 +408,7 @@ class _CoderStorage:
         obj: dict[str, Any],
         version: int,
         *,
+        base: int | None,
         unless_seen: bool = False,
     ) -> dict[str, Any]:
         """Record the result of this storage's own write; return what to answer.
@@ -419,10 +420,12 @@ class _CoderStorage:
         can be faster than the answer to the write itself) is not emitted a
         second time.
 
-        With a log, the write already happened in Coder, so the new state is
-        recorded unconditionally (``PUT``/``REMOVE``: nothing is recorded when
-        another replica already recorded the identical state). If the log is
-        unreachable the request still succeeds (see `_unrecorded`).
+        With a log, the write is conditional on *base* (see `_base`): the log
+        resourceVersion of the object when this write read it, None when the
+        log did not have it. If another replica recorded a change of the
+        object since, the write is refused and `_settle` decides what to
+        answer, so a newer state is never overwritten by this one. If the log
+        is unreachable the request still succeeds (see `_unrecorded`).
         """
         if self._feed is None:
             return self._publish_now(type_, namespace, obj, version, unless_seen=unless_seen)
@@ -435,21 +438,20 @@ class _CoderStorage:
         log_key = object_key(namespace, key[1])
         body = copy.deepcopy(_without_files(obj))
         if type_ is EventType.DELETED:
-            write = Write(WriteOp.REMOVE, log_key, known.object if known is not None else body)
+            if base is None:  # the log never had it: nothing to record
+                return self._unrecorded(obj)
+            last = known.object if known is not None else body
+            write = Write(WriteOp.DELETE, log_key, last, base)
+        elif base is None:
+            write = Write(WriteOp.CREATE, log_key, body)
         else:
-            write = Write(WriteOp.PUT, log_key, body)
+            write = Write(WriteOp.UPDATE, log_key, body, base)
         try:
-            entry = await self._append(write)
-            if entry is None:
-                # Already recorded, identically (e.g. by another replica's poller):
-                # answer that state, with its resourceVersion.
-                await self._feed.catch_up_to_log()
-                known = self._known.get(key)
-                if type_ is EventType.DELETED or known is None:
-                    return self._unrecorded(obj)
-                if known.fingerprint == self._fingerprint(obj):
-                    return _with_files_of(copy.deepcopy(known.object), obj)
-                return self._unrecorded(obj)  # changed again meanwhile; the log has it
+            try:
+                entry = await self._append(write)
+            except PreconditionFailedError:
+                return await self._settle(type_, namespace, obj, version)
+            assert entry is not None  # conditional writes always record
             self._remember(key, entry, version)
             await self._feed.catch_up(
                 entry.resource_version, patience=self._feed.cache.wait_timeout
@@ -466,6 +468,53 @@ class _CoderStorage:
             )
             return self._unrecorded(obj)
         return _with_files_of(copy.deepcopy(entry.object), obj)
+
+    def _base(self, namespace: str, name: str) -> int | None:
+        """Log mode: the log RV of the object's last known state, None when not in the log.
+
+        Taken by a write after catching up with the log and before changing
+        Coder: the condition of the write's own entry (see `_publish`).
+        """
+        key = (namespace, name)
+        return self._log_rvs.get(key) if key in self._known else None
+
+    async def _settle(
+        self, type_: EventType, namespace: str, obj: dict[str, Any], version: int
+    ) -> dict[str, Any]:
+        """Log mode: another replica recorded a change of the object while this one wrote it.
+
+        If it recorded the very state this write produced (its poll saw the
+        write first), that entry is the answer: nothing is recorded twice.
+        Otherwise nobody can tell which of the two states is newer, so Coder
+        is asked again (a get, recording what it finds with a conditional
+        write); the answer is never older than the client's write. A deletion
+        is recorded against the newer state (the object is gone in Coder).
+
+        Raises:
+            StatusError: 503 when the log is unreachable.
+        """
+        assert self._feed is not None
+        await self._feed.catch_up_to_log()
+        key = (namespace, _name_of(obj))
+        known = self._known.get(key)
+        if type_ is EventType.DELETED:
+            if known is not None:
+                await self._note(EventType.DELETED, namespace, known.object, known.version)
+            return self._unrecorded(obj)
+        if known is not None and known.fingerprint == self._fingerprint(obj):
+            known.version = max(known.version, version)
+            return _with_files_of(copy.deepcopy(known.object), obj)
+        try:
+            return await self.get(namespace, key[1])
+        except StatusError as exc:
+            if exc.status.code == 503:
+                raise
+            logger.warning("coder: re-reading %s %s: %s", self._RESOURCE, key[1], exc)
+            return self._unrecorded(obj)
+
+    async def get(self, namespace: str, name: str) -> dict[str, Any]:
+        """Return the object (implemented per kind)."""
+        raise NotImplementedError
 
     def _unrecorded(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Log mode: the answer for a write Coder applied but the log did not record (yet).
@@ -1071,6 +1120,7 @@ class WorkspaceStorage(_CoderStorage):
             raise bad_request("spec.templateName must not be empty")
         client = await self._client(namespace)
         await self._check_log()  # with the log unreachable, 503 before touching Coder
+        base = self._base(namespace, name)
         organization = await self._call(name, client.organization(org))
         template_name = build_template_name(org, spec.template_name)
         template = await self._call(
@@ -1114,7 +1164,9 @@ class WorkspaceStorage(_CoderStorage):
             else:
                 created = _apply_build(created, build)
         result = self._convert(namespace, created)
-        return await self._publish(EventType.ADDED, namespace, result, _workspace_version(created))
+        return await self._publish(
+            EventType.ADDED, namespace, result, _workspace_version(created), base=base
+        )
 
     async def update(
         self,
@@ -1160,6 +1212,7 @@ class WorkspaceStorage(_CoderStorage):
         if workspace.get("organization_name") != org:
             raise not_found(self._RESOURCE, name, group=GROUP)
         current_dict = await self._answer(namespace, workspace, epoch)
+        base = self._base(namespace, name)
         current = CoderWorkspace.from_dict(current_dict)
         desired = CoderWorkspace.from_dict(obj)
         _check_update_identity(desired.name, name, "", namespace)
@@ -1207,6 +1260,7 @@ class WorkspaceStorage(_CoderStorage):
             namespace,
             result,
             _workspace_version(updated),
+            base=base,
             unless_seen=True,
         )
         return stored, False
@@ -1222,6 +1276,7 @@ class WorkspaceStorage(_CoderStorage):
         org, owner, ws = self._parse(name)
         client = await self._client(namespace)
         await self._check_log()  # with the log unreachable, 503 before touching Coder
+        base = self._base(namespace, name)
         workspace = await self._fetch(client, name, org, owner, ws)
         build = await self._call(
             name, client.create_workspace_build(str(workspace["id"]), "delete")
@@ -1233,6 +1288,7 @@ class WorkspaceStorage(_CoderStorage):
             namespace,
             result,
             _workspace_version(updated),
+            base=base,
             unless_seen=True,
         )
         return _success()
@@ -1450,6 +1506,7 @@ class TemplateStorage(_CoderStorage):
             )
         client = await self._client(namespace)
         await self._check_log()  # with the log unreachable, 503 before touching Coder
+        base = self._base(namespace, name)
         organization = await self._call(name, client.organization(org))
         org_id = str(organization["id"])
         if spec.files is not None:
@@ -1478,7 +1535,9 @@ class TemplateStorage(_CoderStorage):
             ),
         )
         result = self._convert(namespace, template)
-        return await self._publish(EventType.ADDED, namespace, result, self._version(template))
+        return await self._publish(
+            EventType.ADDED, namespace, result, self._version(template), base=base
+        )
 
     def _archive_or_error(self, files: Mapping[str, str]) -> bytes:
         try:
@@ -1532,6 +1591,7 @@ class TemplateStorage(_CoderStorage):
         full = await self._full(client, namespace, template)
         current_files: dict[str, str] = full["spec"]["files"]
         current_dict = await self._answer(namespace, full, template, epoch)
+        base = self._base(namespace, name)
         current = CoderTemplate.from_dict(current_dict)
         desired = CoderTemplate.from_dict(obj)
         _check_update_identity(desired.name, name, desired.namespace, namespace)
@@ -1578,7 +1638,9 @@ class TemplateStorage(_CoderStorage):
         full = await self._full(client, namespace, template)
         if not full["spec"].get("files"):
             full["spec"].pop("files", None)
-        stored = await self._publish(EventType.MODIFIED, namespace, full, self._version(template))
+        stored = await self._publish(
+            EventType.MODIFIED, namespace, full, self._version(template), base=base
+        )
         return stored, False
 
     async def _replace_source(
@@ -1673,8 +1735,11 @@ class TemplateStorage(_CoderStorage):
         org, tmpl = self._parse(name)
         client = await self._client(namespace)
         await self._check_log()  # with the log unreachable, 503 before touching Coder
+        base = self._base(namespace, name)
         _, template = await self._fetch(client, name, org, tmpl)
         await self._call(name, client.delete_template(str(template["id"])))
         result = self._convert(namespace, template)
-        await self._publish(EventType.DELETED, namespace, result, self._version(template))
+        await self._publish(
+            EventType.DELETED, namespace, result, self._version(template), base=base
+        )
         return _success()
