@@ -25,6 +25,7 @@ No background task exists; everything happens in the tasks calling
 from __future__ import annotations
 
 import enum
+import math
 import sys
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -621,8 +622,8 @@ class _BroadcastWatch(_PollableWatch[T]):
             or self._owner._closed
         )
 
-    async def _wait_readable(self) -> None:
-        """Wait until ``_poll`` may return something (a checkpoint)."""
+    async def _wait_readable(self, deadline: float = math.inf) -> None:
+        """Wait until ``_poll`` may return something, or until *deadline* (a checkpoint)."""
         owner = self._owner
         if owner._room is not None:  # caught up: a waiting writer may have room now
             owner._advanced(self._pos - 1)
@@ -632,7 +633,11 @@ class _BroadcastWatch(_PollableWatch[T]):
         owner._sleepers += 1
         self._waiting = True
         try:
-            await wakeup.wait()
+            if deadline == math.inf:
+                await wakeup.wait()
+            else:
+                with anyio.CancelScope(deadline=deadline):
+                    await wakeup.wait()
         finally:
             self._waiting = False
             if wakeup.is_set():

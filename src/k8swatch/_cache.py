@@ -1128,7 +1128,7 @@ class _CacheWatcher(_PollableWatch[T]):
             return True  # it may start now
         return self._timed and anyio.current_time() >= self._next_timer()
 
-    async def _wait_readable(self) -> None:
+    async def _wait_readable(self, deadline: float = math.inf) -> None:
         cache = self._cache
         if cache is None:
             await anyio.lowlevel.checkpoint()
@@ -1136,13 +1136,15 @@ class _CacheWatcher(_PollableWatch[T]):
         wakeup = cache._wakeup
         if wakeup is None:
             wakeup = cache._wakeup = anyio.Event()
+        if self._timed:
+            deadline = min(deadline, self._next_timer())
         cache._waiting += 1
         self._waiting_on = cache
         try:
-            if not self._timed:
+            if deadline == math.inf:
                 await wakeup.wait()
             else:
-                with anyio.move_on_after(self._next_timer() - anyio.current_time()):
+                with anyio.CancelScope(deadline=deadline):
                     await wakeup.wait()
         finally:
             self._waiting_on = None

@@ -162,8 +162,11 @@ class _PollableWatch(WatchBase[T_co]):
         """
 
     @abc.abstractmethod
-    async def _wait_readable(self) -> None:
-        """Wait until ``_poll`` may return something or raise (a checkpoint)."""
+    async def _wait_readable(self, deadline: float = math.inf) -> None:
+        """Wait until ``_poll`` may return something or raise, or until *deadline*.
+
+        A checkpoint; *deadline* is on anyio's clock (``anyio.current_time()``).
+        """
 
     @abc.abstractmethod
     def _park(self, scope: anyio.CancelScope) -> None:
@@ -367,8 +370,8 @@ class _PollableFilterWatch(_PollableWatch[T]):
     def _ready(self) -> bool:
         return self._upstream._ready()
 
-    async def _wait_readable(self) -> None:
-        await self._upstream._wait_readable()
+    async def _wait_readable(self, deadline: float = math.inf) -> None:
+        await self._upstream._wait_readable(deadline)
 
     def _park(self, scope: anyio.CancelScope) -> None:
         self._upstream._park(scope)
@@ -510,18 +513,21 @@ class StopAwareWatch(_PollableWatch[T_co]):
         self._budget = CHECK_EVERY
         return True
 
-    async def _wait_fast(self, inner: _PollableWatch[T_co]) -> None:
+    async def _wait_fast(self, inner: _PollableWatch[T_co], deadline: float = math.inf) -> None:
         """Wait for events, *done*, the deadline or ``stop()``, in this task."""
         done = self._done
-        with anyio.CancelScope(deadline=self._deadline) as scope:
+        if done is None:
+            # Only the inner watch can wake us (``stop()`` stops it too): wait on
+            # it directly, with our deadline merged into its own timers. Much
+            # cheaper than a cancel scope of our own, let alone a cancellation.
+            await inner._wait_readable(min(self._deadline, deadline))
+            return
+        with anyio.CancelScope(deadline=min(self._deadline, deadline)) as scope:
             self._scope = scope
             try:
                 inner._park(scope)
-                if done is None:
-                    await anyio.sleep_forever()
-                else:
-                    await done.wait()
-                    self._done_fired = True
+                await done.wait()
+                self._done_fired = True
             finally:
                 inner._unpark(scope)
                 self._scope = None
@@ -579,9 +585,9 @@ class StopAwareWatch(_PollableWatch[T_co]):
             self.stop()
             raise
 
-    async def _wait_readable(self) -> None:
+    async def _wait_readable(self, deadline: float = math.inf) -> None:
         assert isinstance(self._inner, _PollableWatch)
-        await self._wait_fast(self._inner)
+        await self._wait_fast(self._inner, deadline)
 
     def _park(self, scope: anyio.CancelScope) -> None:
         self._start_clock()

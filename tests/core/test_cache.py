@@ -904,3 +904,36 @@ async def test_parked_watch_for_a_future_rv_sleeps_until_the_cache_moves() -> No
         assert not got
         cache.apply(ADDED, widget("b"))
     assert [e.type for e in got] == [ADDED, ADDED, BOOKMARK]
+
+
+async def test_stop_aware_without_done_waits_on_the_cache_itself() -> None:
+    cache = make_cache(bookmark_interval=0.01)
+    cache.apply(ADDED, widget("a"))
+    inner = await cache.watch("", watch_opts(resource_version="1", allow_watch_bookmarks=True))
+    watch = stop_aware_watch(inner, timeout=3600)
+    events = await take(watch, 2)  # its own timers still fire inside the wrapper's wait
+    assert [e.type for e in events] == [BOOKMARK, BOOKMARK]
+    result: list[list[Event[dict[str, Any]]]] = []
+
+    async def consume() -> None:
+        result.append(await drain(watch))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(consume)
+        await anyio.wait_all_tasks_blocked()
+        assert not cache._parked  # no scope parked: it waits on the shared wake-up
+        cache.apply(ADDED, widget("b"))
+        await anyio.wait_all_tasks_blocked()
+        watch.stop()
+    assert [e.object["metadata"]["name"] for e in result[0] if e.type is ADDED] == ["b"]
+    assert inner.stopped
+
+
+async def test_stop_aware_timeout_ends_an_idle_cache_watch_without_done() -> None:
+    cache = make_cache()
+    inner = await cache.watch("", watch_opts(resource_version="0"))
+    watch = stop_aware_watch(inner, timeout=0.2)
+    start = anyio.current_time()
+    assert await drain(watch) == []
+    assert anyio.current_time() - start >= 0.2
+    assert inner.stopped
