@@ -2,12 +2,14 @@
 
 Besides the public protocol, this module defines a private fast path shared by
 the watches k8swatch implements (`_PollableWatch`): a non-blocking ``_poll()``
-/ ``_poll_batch()``, a ``_wait_readable()`` that waits for the source's shared
-wake-up, and ``_park(scope)`` which asks the source to cancel a cancel scope
-as soon as something can be read. ``StopAwareWatch`` uses ``_park`` to wait
-for "new events *or* done *or* timeout *or* stop" in the iterating task
-itself, with no helper task. Watches without the fast path still work: they
-are driven through their public ``__anext__``/``batches()``.
+/ ``_poll_batch()``, a ``_wait_readable(deadline)`` that waits for the
+source's shared wake-up (or a deadline), and ``_park(scope)`` which asks the
+source to cancel a cancel scope as soon as something can be read.
+``StopAwareWatch`` waits for "new events *or* timeout *or* stop" with
+``_wait_readable`` and, when it has a *done* signal, for "... *or* done" with
+``_park``, in the iterating task itself, with no helper task. Watches without
+the fast path still work: they are driven through their public
+``__anext__``/``batches()``.
 """
 
 from __future__ import annotations
@@ -405,12 +407,14 @@ class StopAwareWatch(_PollableWatch[T_co]):
 
     and also when the inner watch ends by itself.
 
-    No helper task watches these conditions, so nothing can outlive the watch:
-    the deadline is a cancel scope around each wait, and *done* is awaited by
-    the iterating task itself while the inner watch is asked to cancel that
-    wait as soon as it has events (for k8swatch's own watches; any other
-    watch is raced against *done* with a short-lived task group around each
-    wait). While events are buffered, *done* (when it has an ``is_set()``) is
+    No helper task watches these conditions, so nothing can outlive the watch.
+    For k8swatch's own watches, without *done* the iterating task waits on
+    the inner watch's wake-up with the deadline merged into the inner watch's
+    timers (the cheapest wait: prefer calling ``stop()`` from wherever you
+    would set *done*); with *done*, it awaits *done* in a cancel scope that
+    the inner watch cancels as soon as it has events. Any other watch is
+    raced against *done* with a short-lived task group around each wait.
+    While events are buffered, *done* (when it has an ``is_set()``) is
     checked before every event and the clock at least every 64 events.
 
     Args:
