@@ -74,6 +74,7 @@ class LogFeed:
         self._loaded = False
         self._load_lock: anyio.Lock | None = None
         self._scopes: set[anyio.CancelScope] = set()
+        self._reading: anyio.Event | None = None  # set when a catch-up's read is done
 
     @property
     def loaded(self) -> bool:
@@ -135,25 +136,39 @@ class LogFeed:
         cache = self.cache
         deadline: float | None = None
         while cache.resource_version < target:
-            after = cache.resource_version
-            try:
-                entries = await self.log.read_after(after, limit=cache.window)
-                if not entries and patience > 0:
-                    if deadline is None:
-                        deadline = anyio.current_time() + patience
-                    with anyio.move_on_after(deadline - anyio.current_time()):
-                        entries = await self.log.read_after(after, limit=cache.window, wait=True)
-            except StatusError as exc:
-                if exc.status.code != 410:
-                    raise
-                snapshot = await self.log.snapshot()
-                self._check_open()
-                self._reset(snapshot)
+            reading = self._reading
+            if reading is not None:
+                # Another catch-up is reading the log: what it ingests may serve
+                # this one too. (Concurrent writers would otherwise all read, and
+                # all but one discard, the same entries.)
+                await reading.wait()
                 continue
-            if not entries:
-                return
-            self._check_open()
-            self._ingest(entries)
+            self._reading = reading = anyio.Event()
+            try:
+                after = cache.resource_version
+                try:
+                    entries = await self.log.read_after(after, limit=cache.window)
+                    if not entries and patience > 0:
+                        if deadline is None:
+                            deadline = anyio.current_time() + patience
+                        with anyio.move_on_after(deadline - anyio.current_time()):
+                            entries = await self.log.read_after(
+                                after, limit=cache.window, wait=True
+                            )
+                except StatusError as exc:
+                    if exc.status.code != 410:
+                        raise
+                    snapshot = await self.log.snapshot()
+                    self._check_open()
+                    self._reset(snapshot)
+                    continue
+                if not entries:
+                    return
+                self._check_open()
+                self._ingest(entries)
+            finally:
+                self._reading = None
+                reading.set()
 
     async def catch_up_to_log(self, *, patience: float | None = None) -> None:
         """Make the cache reflect every entry the log holds now (a consistent read).

@@ -501,3 +501,56 @@ async def test_follower_retries_while_the_log_is_unavailable() -> None:
         assert event.object["metadata"]["name"] == "b"
         assert flaky.failures == 0
     await one.aclose()
+
+
+class CountingLog:
+    """A MemoryEventLog that counts the reads made by catch-ups (``wait=False``)."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryEventLog(window=1000)
+        self.reads = 0
+
+    async def append(self, write: Write) -> Any:
+        return await self.inner.append(write)
+
+    async def read_after(
+        self, resource_version: int, *, limit: int = 1000, wait: bool = False
+    ) -> Any:
+        if not wait:
+            self.reads += 1
+        return await self.inner.read_after(resource_version, limit=limit, wait=wait)
+
+    async def oldest_resource_version(self) -> int:
+        return await self.inner.oldest_resource_version()
+
+    async def current_resource_version(self) -> int:
+        return await self.inner.current_resource_version()
+
+    async def snapshot(self) -> Any:
+        return await self.inner.snapshot()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_concurrent_writers_share_one_catch_up_read() -> None:
+    log = CountingLog()
+    assert isinstance(log, EventLog)
+    storage = MemoryStorage("example.com/v1", "Widget", log=log)
+    await storage.list("default")  # loaded: the writers start on equal terms
+    log.reads = 0
+    created: list[dict[str, Any]] = []
+
+    async def create(i: int) -> None:
+        created.append(await storage.create("default", widget(f"w{i}")))
+
+    async with anyio.create_task_group() as tg:
+        for i in range(50):
+            tg.start_soon(create, i)
+    # Every writer reads its own write back (read your writes) ...
+    listed = await storage.list("default", ListOptions(resource_version="0"))
+    assert len(listed.items) == 50
+    assert sorted(rv_of(o) for o in created) == list(range(1, 51))
+    # ... but they share the reads: one reader at a time, the others wait for it.
+    assert log.reads <= 5, log.reads
+    await storage.aclose()
