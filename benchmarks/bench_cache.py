@@ -10,6 +10,9 @@ Run: ``python benchmarks/bench_cache.py``. Prints figures and same-run ratios:
 * memory: bytes per cached event (tracemalloc), with and without the object.
 * fan-out: deliveries/s to 100 watchers reading ``batches()``, without and
   with a label selector (evaluated once per change and distinct selector).
+* wake-ups: the cost of waking an idle watcher for one event, bare and
+  wrapped in ``stop_aware_watch`` as the HTTP layer does (timeout only) and
+  with a *done* signal (it is then woken by cancelling a parked scope).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 
 import anyio
 
-from k8swatch import EventType, ListOptions, MemoryStorage, WatchCache
+from k8swatch import EventType, ListOptions, MemoryStorage, WatchCache, stop_aware_watch
 
 
 def widget(i: int, **labels: str) -> dict[str, Any]:
@@ -167,6 +170,38 @@ async def bench_fanout(label_selector: str = "") -> None:
     )
 
 
+async def bench_wakeups() -> None:
+    print("wake-ups: 200 idle watchers, one event at a time (cost per watcher per wake-up)")
+    results: dict[str, float] = {}
+    for label in ("bare", "stop_aware_watch(timeout)", "stop_aware_watch(done)"):
+        cache: WatchCache[dict[str, Any]] = WatchCache("example.com/v1", "Widget", window=5000)
+        opts = ListOptions(watch=True, resource_version="0")
+        watches: list[Any] = [await cache.watch("", opts) for _ in range(200)]
+        if label == "stop_aware_watch(timeout)":
+            watches = [stop_aware_watch(w, timeout=3600) for w in watches]
+        elif label == "stop_aware_watch(done)":
+            watches = [stop_aware_watch(w, done=anyio.Event()) for w in watches]
+
+        async def consume(watch: Any) -> None:
+            async for _batch in watch.batches():
+                pass
+
+        async with anyio.create_task_group() as tg:
+            for watch in watches:
+                tg.start_soon(consume, watch)
+            await anyio.wait_all_tasks_blocked()
+            rounds = 500
+            t0 = time.perf_counter()
+            for i in range(rounds):
+                cache.apply(EventType.ADDED if i == 0 else EventType.MODIFIED, widget(0))
+                await anyio.wait_all_tasks_blocked()
+            results[label] = (time.perf_counter() - t0) / rounds / 200 * 1e6
+            cache.close()
+    bare = results["bare"]
+    for label, micros in results.items():
+        print(f"  {label:<28} {micros:6.1f} us per watcher wake-up ({micros / bare:.1f}x bare)")
+
+
 async def main() -> None:
     print(f"python {sys.version.split()[0]}, anyio on asyncio")
     await bench_resume()
@@ -174,6 +209,7 @@ async def main() -> None:
     bench_memory()
     await bench_fanout()
     await bench_fanout("app=web")
+    await bench_wakeups()
 
 
 if __name__ == "__main__":
