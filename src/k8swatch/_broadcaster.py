@@ -38,7 +38,7 @@ from typing_extensions import final
 
 from ._events import Event, EventType
 from ._status import expired
-from ._watch import CHECK_EVERY, Watch, _PollableWatch
+from ._watch import CHECK_EVERY, Watch, _PollableWatch, wait_until
 
 __all__ = ["Broadcaster", "BroadcasterStatistics", "FullChannelBehavior"]
 
@@ -633,11 +633,7 @@ class _BroadcastWatch(_PollableWatch[T]):
         owner._sleepers += 1
         self._waiting = True
         try:
-            if deadline == math.inf:
-                await wakeup.wait()
-            else:
-                with anyio.CancelScope(deadline=deadline):
-                    await wakeup.wait()
+            await wait_until(wakeup, deadline)
         finally:
             self._waiting = False
             if wakeup.is_set():

@@ -56,7 +56,7 @@ from ._options import (
 )
 from ._status import StatusCause, StatusError, bad_request, expired, timeout
 from ._storage import ObjectList
-from ._watch import CHECK_EVERY, Watch, _PollableWatch
+from ._watch import CHECK_EVERY, Watch, _PollableWatch, wait_until
 
 __all__ = ["INITIAL_EVENTS_ANNOTATION", "WatchCache", "decode_continue", "encode_continue"]
 
@@ -1141,11 +1141,7 @@ class _CacheWatcher(_PollableWatch[T]):
         cache._waiting += 1
         self._waiting_on = cache
         try:
-            if deadline == math.inf:
-                await wakeup.wait()
-            else:
-                with anyio.CancelScope(deadline=deadline):
-                    await wakeup.wait()
+            await wait_until(wakeup, deadline)
         finally:
             self._waiting_on = None
             if not wakeup.is_set():  # cancelled or timed out: still counted

@@ -208,10 +208,7 @@ class _CoderStorage:
         self._broadcaster: Broadcaster[dict[str, Any]] | None = None
         self._log = log
         self._feed: LogFeed | None = None
-        if log is not None:
-            # Every change goes through the shared log; the cache is fed only
-            # from it (the follower, and catching up before answering), so its
-            # resourceVersions are the log's: global across replicas.
+        if log is not None or watch_cache:
             self._cache = WatchCache(
                 API_VERSION,
                 self._KIND,
@@ -220,6 +217,11 @@ class _CoderStorage:
                 window=cache_window,
                 bookmark_interval=bookmark_interval,
             )
+        if log is not None:
+            # Every change goes through the shared log; the cache is fed only
+            # from it (the follower, and catching up before answering), so its
+            # resourceVersions are the log's: global across replicas.
+            assert self._cache is not None
             self._feed = LogFeed(
                 log,
                 self._cache,
@@ -227,15 +229,7 @@ class _CoderStorage:
                 on_ingest=self._ingested,
                 on_reset=self._reloaded,
             )
-        elif watch_cache:
-            self._cache = WatchCache(
-                API_VERSION,
-                self._KIND,
-                resource=self._RESOURCE,
-                group=GROUP,
-                window=cache_window,
-                bookmark_interval=bookmark_interval,
-            )
+        elif self._cache is not None:
             # Start numbering at the current time in microseconds: every
             # resourceVersion of a later process is higher than any of this
             # one, so a client resuming across a restart gets 410 and relists
