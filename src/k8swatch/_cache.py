@@ -31,7 +31,7 @@ import json
 import math
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Final, Generic, Protocol, cast
+from typing import Any, Final, Generic, cast
 
 import anyio
 import anyio.lowlevel
@@ -482,7 +482,6 @@ class WatchCache(Generic[T]):
         self.get_attrs = get_attrs
         self.supported_fields: frozenset[str] = frozenset(supported_fields)
         self._window = _EventWindow(window)
-        self._sleepers: set[_Sleeper] = set()
         # Watchers with nothing to read wait on one shared wake-up, or park a
         # cancel scope (a StopAwareWatch waiting for "events or done").
         self._wakeup: anyio.Event | None = None
@@ -592,11 +591,6 @@ class WatchCache(Generic[T]):
             self._parked = {}
             for scope in parked:
                 scope.cancel()
-        sleepers = self._sleepers
-        if sleepers:
-            for sleeper in sleepers:
-                sleeper.wake()
-            sleepers.clear()
 
     def _release(self) -> None:
         """Set the shared wake-up; waiting watchers re-check and wait again if need be."""
@@ -605,6 +599,18 @@ class WatchCache(Generic[T]):
             self._wakeup = None
             self._waiting = 0
             wakeup.set()
+
+    async def _next_change(self, deadline: float = math.inf) -> None:
+        """Wait for the next batch of changes (or close, reset, a watcher's stop), or *deadline*."""
+        wakeup = self._wakeup
+        if wakeup is None:
+            wakeup = self._wakeup = anyio.Event()
+        self._waiting += 1
+        try:
+            await wait_until(wakeup, deadline)
+        finally:
+            if not wakeup.is_set():  # cancelled or timed out: still counted
+                self._waiting -= 1
 
     async def wait_for(self, resource_version: int, timeout: float | None = None) -> None:
         """Wait until the cache holds *resource_version* (``wait_timeout`` seconds by default).
@@ -615,15 +621,13 @@ class WatchCache(Generic[T]):
         """
         if self._window.resource_version >= resource_version:
             return
-        waiter = _Waiter()
-        with anyio.move_on_after(self.wait_timeout if timeout is None else timeout):
-            while self._window.resource_version < resource_version and not self._closed:
-                waiter.event = anyio.Event()
-                self._sleepers.add(waiter)
-                try:
-                    await waiter.event.wait()
-                finally:
-                    self._sleepers.discard(waiter)
+        deadline = anyio.current_time() + (self.wait_timeout if timeout is None else timeout)
+        while (
+            self._window.resource_version < resource_version
+            and not self._closed
+            and anyio.current_time() < deadline
+        ):
+            await self._next_change(deadline)
         if self._window.resource_version < resource_version:
             raise _too_large(resource_version, self._window.resource_version)
 
@@ -811,19 +815,6 @@ def _object_list(
     return ObjectList(cast("Any", items), rv, token, remaining)
 
 
-class _Sleeper(Protocol):
-    def wake(self) -> None: ...
-
-
-@attrs.define(eq=False)
-class _Waiter:
-    event: anyio.Event | None = None
-
-    def wake(self) -> None:
-        if self.event is not None:
-            self.event.set()
-
-
 @final
 class _CacheWatcher(_PollableWatch[T]):
     """A cursor into a WatchCache's window; see [`WatchCache.watch`][k8swatch.WatchCache.watch].
@@ -905,8 +896,6 @@ class _CacheWatcher(_PollableWatch[T]):
         )
         # Pin the start now, so writes racing the first read are neither lost nor repeated.
         self._plan()
-        # Whether anything but the cache's changes can produce an event or the end.
-        self._timed = True
         self._retime()
 
     @property
@@ -946,7 +935,7 @@ class _CacheWatcher(_PollableWatch[T]):
         self._detach()
 
     def _retime(self) -> None:
-        """Recompute ``_timed`` after the watch started or a timer changed."""
+        """Set ``_timed``: whether anything but cache changes can bring an event or the end."""
         self._timed = (
             not self._started or self._deadline != math.inf or self._bookmark_at != math.inf
         )
@@ -1133,19 +1122,13 @@ class _CacheWatcher(_PollableWatch[T]):
         if cache is None:
             await anyio.lowlevel.checkpoint()
             return
-        wakeup = cache._wakeup
-        if wakeup is None:
-            wakeup = cache._wakeup = anyio.Event()
         if self._timed:
             deadline = min(deadline, self._next_timer())
-        cache._waiting += 1
         self._waiting_on = cache
         try:
-            await wait_until(wakeup, deadline)
+            await cache._next_change(deadline)
         finally:
             self._waiting_on = None
-            if not wakeup.is_set():  # cancelled or timed out: still counted
-                cache._waiting -= 1
 
     def _park(self, scope: anyio.CancelScope) -> None:
         if self._ready():
