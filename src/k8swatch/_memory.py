@@ -10,6 +10,7 @@ storage's [`WatchCache`][k8swatch.WatchCache], which follows the log.
 
 from __future__ import annotations
 
+import functools
 import secrets
 import time
 import uuid
@@ -104,16 +105,14 @@ def _copy_list(value: list[Any]) -> list[Any]:
     return out
 
 
-_stamp: list[Any] = [-1, ""]  # the last second formatted, and its text
-
-
 def _now() -> str:
     """The current UTC time as a Kubernetes timestamp (second precision)."""
-    second = int(time.time())
-    if second != _stamp[0]:
-        _stamp[1] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
-        _stamp[0] = second
-    return cast("str", _stamp[1])
+    return _format_second(int(time.time()))
+
+
+@functools.lru_cache(maxsize=1)
+def _format_second(second: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
 
 
 def _body(obj: Mapping[str, Any], kind: str) -> JSONObject:
