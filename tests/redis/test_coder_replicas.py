@@ -16,7 +16,6 @@ from k8swatch import (
     ListOptions,
     MemoryEventLog,
     StatusError,
-    Watch,
     Write,
     WriteOp,
 )
@@ -30,6 +29,7 @@ from tests.coder.test_conformance_coder import (
 from tests.coder.test_conformance_coder import (
     TestWorkspaceStorageConformance as _WorkspaceConformance,
 )
+from tests.coder.test_log_mode import rv_of, take
 
 from .conftest import RedisServer
 
@@ -79,23 +79,8 @@ def workspace(name: str, *, running: bool = True) -> Obj:
     }
 
 
-def rv_of(obj: Obj) -> int:
-    return int(obj["metadata"]["resourceVersion"])
-
-
 def summary(event: Event[Obj]) -> tuple[EventType, str, int]:
     return (event.type, event.object["metadata"]["name"], rv_of(event.object))
-
-
-async def take(watch: Watch[Obj], count: int) -> list[Event[Obj]]:
-    out: list[Event[Obj]] = []
-    with anyio.fail_after(30):
-        async for event in watch:
-            if event.type is not EventType.BOOKMARK:
-                out.append(event)
-            if len(out) == count:
-                break
-    return out
 
 
 async def current_rv(storage: WorkspaceStorage) -> int:
