@@ -4,8 +4,8 @@ chained reads, consistent snapshots. No cache logic here, only Redis I/O."""
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple, cast
 
 import anyio
 import attrs
@@ -25,8 +25,7 @@ _TYPES = {
 }
 
 
-@attrs.frozen
-class Record:
+class Record(NamedTuple):
     """One stream entry: the change with RV ``rv``; ``prev`` is the stream's previous RV."""
 
     rv: int
@@ -34,6 +33,12 @@ class Record:
     key: str
     body: bytes
     prev: int
+
+
+def _record(identifier: bytes, packed: bytes) -> Record:
+    """Unpack one entry (see `_scripts`: id ``<rv>-0``, ``e`` = prev, type, key, body)."""
+    prev, typ, key, body = packed.split(b"\0", 3)
+    return Record(int(identifier.partition(b"-")[0]), _TYPES[typ], key.decode(), body, int(prev))
 
 
 @attrs.frozen
@@ -80,16 +85,21 @@ class _Batch:
         self.done.set()
 
 
+def _stream_entries(reply: Any) -> Any:
+    """The entries of a raw one-stream ``XREAD`` reply (RESP3: a map; RESP2: a list)."""
+    if not reply:
+        return ()
+    if isinstance(reply, Mapping):
+        return next(iter(cast(Any, reply).values()))
+    return reply[0][1]
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _bytes(value: Any) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode()
-
-
-def _rv_of(identifier: Any) -> int:
-    return int(_bytes(identifier).split(b"-", 1)[0])
 
 
 @attrs.define(eq=False)
@@ -253,23 +263,16 @@ class StreamClient:
         (the caller decides whether to retry).
         """
         start = f"{rv}-0"
+        # Raw replies: [id, [b"e", packed]] per entry, without building
+        # coredis's StreamEntry tuples and dicts that we would unpack again.
         if block is None:
-            entries = await self.client.xrange(self.keys[1], start=f"({start}", count=count)
+            entries = await self.client.xrange(self.keys[1], start=f"({start}", count=count).raw()
         else:
             res = await self.client.xread(
                 {self.keys[1]: start}, count=count, block=max(1, int(block * 1000))
-            )
-            entries = next(iter(res.values())) if res else ()
-        records = [
-            Record(
-                _rv_of(e.identifier),
-                _TYPES[e.field_values[b"t"]],
-                _text(e.field_values[b"k"]),
-                e.field_values[b"o"],
-                int(e.field_values[b"p"]),
-            )
-            for e in entries
-        ]
+            ).raw()
+            entries = _stream_entries(res)
+        records = [_record(e[0], e[1][1]) for e in entries]
         if records and records[0].prev > rv:
             raise too_old_resource_version(rv, records[0].prev)
         return records
