@@ -545,12 +545,14 @@ class WatchCache(Generic[T]):
         self._wake()
         return cast("Event[T]", change.event)
 
-    def ingest(self, entries: Sequence[LogEntry]) -> int:
+    def ingest(self, entries: Sequence[LogEntry], *, wake: bool = True) -> int:
         """Add changes already numbered by an event log, in log order.
 
         Entries with an RV not newer than the cache's are skipped (so the
         same entries may be handed over twice); returns how many were added.
-        Sleeping watchers wake once per call.
+        Sleeping watchers wake once per call; with ``wake=False`` they sleep
+        on until `wake()` (a feeder that gathers several batches into one
+        wake-up). Watchers that are not asleep see the changes at once either way.
 
         Raises:
             RuntimeError: The cache is closed.
@@ -564,9 +566,16 @@ class WatchCache(Generic[T]):
         for entry in entries:
             if window.add(entry.resource_version, entry.type, entry.key, entry.object):
                 added += 1
-        if added:
+        if added and wake:
             self._wake()
         return added
+
+    def wake(self) -> None:
+        """Wake every sleeping watcher (and `wait_for`) to take what the cache holds now.
+
+        Only needed after `ingest(..., wake=False)`; never waits.
+        """
+        self._wake()
 
     def reset(self, snapshot: LogSnapshot) -> None:
         """Replace the cache's content by *snapshot* (e.g. after the log was trimmed).

@@ -14,6 +14,14 @@ one place: ``MemoryStorage`` and the Coder storages (``log=`` mode) use it.
   log's backend is unreachable, also at start-up) are retried with jittered
   exponential backoff while open watches stay open.
 
+Watchers are woken at most once per *coalesce* seconds while a ``follow``
+runs: a change arriving sooner after the previous wake-up is held until that
+interval has passed (or half the cache's window has arrived, so that holding
+never pushes a sleeping watcher out of the window) and then delivered
+together with everything that arrived meanwhile. Under load, watchers get
+fewer, bigger batches (a wake-up costs the same for one event as for
+hundreds); an isolated change is delivered at once; writers are never held.
+
 Every batch handed to the cache, whether by ``catch_up`` or ``follow``, is
 also handed to the *on_ingest* hook (only entries newer than the cache, so
 never twice), and every reload to *on_reset*: a storage that keeps its own
@@ -24,6 +32,7 @@ the cache.
 from __future__ import annotations
 
 import contextlib
+import math
 import secrets
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -36,7 +45,10 @@ from ._cache import WatchCache
 from ._eventlog import EventLog, LogEntry, LogSnapshot
 from ._status import StatusError, service_unavailable
 
-__all__ = ["LogFeed"]
+__all__ = ["DEFAULT_COALESCE", "LogFeed"]
+
+DEFAULT_COALESCE = 0.01
+"""Seconds storages wait at least between two wake-ups of their watchers (``coalesce``)."""
 
 
 def _never_closed() -> bool:
@@ -55,6 +67,8 @@ class LogFeed:
         on_ingest: Called with every batch of entries newer than the cache,
             right after the cache ingested it.
         on_reset: Called with the snapshot the cache was (re)loaded from.
+        coalesce: Minimum seconds between two wake-ups of the cache's
+            watchers while ``follow`` runs (0: wake for every batch).
     """
 
     def __init__(
@@ -65,12 +79,20 @@ class LogFeed:
         is_closed: Callable[[], bool] = _never_closed,
         on_ingest: Callable[[Sequence[LogEntry]], None] | None = None,
         on_reset: Callable[[LogSnapshot], None] | None = None,
+        coalesce: float = 0.0,
     ) -> None:
+        if coalesce < 0:
+            raise ValueError(f"coalesce must be >= 0, got {coalesce}")
         self.log = log
         self.cache = cache
         self._is_closed = is_closed
         self._on_ingest = on_ingest
         self._on_reset = on_reset
+        self._coalesce = coalesce
+        self._woken_at = -math.inf  # when the watchers were last woken
+        self._held = False  # ingested changes the watchers were not woken for yet
+        self._unwoken = 0  # how many
+        self._wait: anyio.CancelScope | None = None  # the follower's wait for entries
         self._loaded = False
         self._load_lock: anyio.Lock | None = None
         self._scopes: set[anyio.CancelScope] = set()
@@ -90,16 +112,39 @@ class LogFeed:
         if self._on_reset is not None:
             self._on_reset(snapshot)
 
-    def _ingest(self, entries: Sequence[LogEntry]) -> None:
+    def _ingest(self, entries: Sequence[LogEntry], *, by_follower: bool = False) -> None:
         cache = self.cache
         rv = cache.resource_version
         if entries and entries[0].resource_version <= rv:
             entries = [e for e in entries if e.resource_version > rv]
         if not entries:
             return
-        cache.ingest(entries)
+        self._unwoken += cache.ingest(entries, wake=False)
         if self._on_ingest is not None:
             self._on_ingest(entries)
+        now = anyio.current_time()
+        due = self._woken_at + self._coalesce
+        if (
+            now >= due
+            or not (by_follower or self._wait is not None)
+            # A sleeping watcher's position is where the last wake-up left it:
+            # wake before the window could evict it (which would end it with 410).
+            or self._unwoken * 2 >= cache.window
+        ):
+            self._wake(now)
+        else:
+            # The follower, about to wait or waiting for entries, wakes the
+            # watchers when the interval is over.
+            self._held = True
+            wait = self._wait
+            if wait is not None and wait.deadline > due:
+                wait.deadline = due
+
+    def _wake(self, now: float) -> None:
+        self._held = False
+        self._unwoken = 0
+        self._woken_at = now
+        self.cache.wake()
 
     async def ensure_loaded(self) -> None:
         """Fill the cache from the log's snapshot, once.
@@ -199,12 +244,10 @@ class LogFeed:
                 while not self._is_closed():
                     try:
                         await self.ensure_loaded()
-                        entries = await self.log.read_after(
-                            cache.resource_version, limit=cache.window, wait=True
-                        )
+                        entries = await self._read_or_wake()
                         delay = 0.05
-                        if not cache.closed:
-                            self._ingest(entries)
+                        if entries and not cache.closed:
+                            self._ingest(entries, by_follower=True)
                     except anyio.ClosedResourceError:
                         return
                     except StatusError as exc:
@@ -218,6 +261,29 @@ class LogFeed:
                         delay = min(delay * 2, 5.0)
         finally:
             self._scopes.discard(scope)
+            if self._held and not self._scopes:
+                self._wake(anyio.current_time())
+
+    async def _read_or_wake(self) -> Sequence[LogEntry]:
+        """Wait for the log's next entries; meanwhile wake held watchers when due."""
+        cache = self.cache
+        due = self._woken_at + self._coalesce if self._held else math.inf
+        self._wait = wait = anyio.CancelScope(deadline=due)
+        entries: Sequence[LogEntry] = ()
+        read = False
+        try:
+            with wait:
+                entries = await self.log.read_after(
+                    cache.resource_version, limit=cache.window, wait=True
+                )
+            read = True
+        finally:
+            self._wait = None
+            if self._held:
+                now = anyio.current_time()
+                if not read or now >= self._woken_at + self._coalesce:
+                    self._wake(now)  # also before a backoff: nothing stays held
+        return entries
 
     def stop(self) -> None:
         """End every running `follow` (idempotent; never waits)."""

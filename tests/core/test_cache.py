@@ -109,6 +109,39 @@ def test_ingest_skips_entries_already_seen() -> None:
     assert cache.get("ns", "w7") is not None
 
 
+async def test_ingest_without_wake_leaves_sleepers_asleep_until_wake() -> None:
+    cache = make_cache()
+    watch = await cache.watch("", watch_opts(resource_version="0"))
+    got: list[list[str]] = []
+
+    async def sleeper() -> None:
+        async for batch in watch.batches():
+            got.append([e.object["metadata"]["name"] for e in batch])
+            return
+
+    entries = [
+        LogEntry(rv, ADDED, f"ns/w{rv}", with_resource_version(widget(f"w{rv}"), rv))
+        for rv in (1, 2)
+    ]
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sleeper)
+            await anyio.sleep(0.05)  # asleep
+            assert cache.ingest(entries[:1], wake=False) == 1
+            assert cache.ingest(entries[1:], wake=False) == 1
+            await anyio.sleep(0.1)
+            assert got == []
+            cache.wake()
+    assert got == [["w1", "w2"]]
+    # a watcher that is not asleep takes what the cache holds, woken or not
+    cache.ingest([LogEntry(3, ADDED, "ns/w3", with_resource_version(widget("w3"), 3))], wake=False)
+    with anyio.fail_after(5):
+        async for batch in watch.batches():
+            assert [e.object["metadata"]["name"] for e in batch] == ["w3"]
+            break
+    watch.stop()
+
+
 # -- list -----------------------------------------------------------------------------
 
 

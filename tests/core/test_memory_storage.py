@@ -554,3 +554,124 @@ async def test_concurrent_writers_share_one_catch_up_read() -> None:
     # ... but they share the reads: one reader at a time, the others wait for it.
     assert log.reads <= 5, log.reads
     await storage.aclose()
+
+
+async def next_batch(watch: Watch[dict[str, Any]]) -> list[str]:
+    with anyio.fail_after(5):
+        async for batch in watch.batches():
+            return [e.object["metadata"]["name"] for e in batch]
+    raise AssertionError("the watch ended")
+
+
+async def collect_batch(watch: Watch[dict[str, Any]], into: list[list[str]]) -> None:
+    into.append(await next_batch(watch))
+
+
+async def test_coalesce_holds_wake_ups_not_writes() -> None:
+    log = MemoryEventLog(100)
+    writer = storage(log=log)
+    async with storage(log=log, coalesce=0.5) as replica:
+        watch = await replica.watch("", ListOptions(watch=True, resource_version="0"))
+        await writer.create("ns", widget("a"))
+        started = anyio.current_time()
+        assert await next_batch(watch) == ["a"]  # an isolated change: at once
+        first = anyio.current_time()
+        assert first - started < 0.4
+        batches: list[list[str]] = []
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: collect_batch(watch, batches))
+            await anyio.sleep(0.05)  # the watcher sleeps
+            for name in "bcd":  # within the interval: held, then delivered together
+                await writer.create("ns", widget(name))
+        assert batches == [["b", "c", "d"]]
+        assert anyio.current_time() - first >= 0.45
+        # Writes through the replica are not held: it reads its own writes at once.
+        begin = anyio.current_time()
+        created = await replica.create("ns", widget("e"))
+        assert (await replica.get("ns", "e")) == created
+        assert anyio.current_time() - begin < 0.4
+        assert await next_batch(watch) == ["e"]
+        watch.stop()
+    await writer.aclose()
+
+
+async def test_coalesce_never_holds_a_watcher_out_of_the_window() -> None:
+    log = MemoryEventLog(100)
+    writer = storage(log=log)
+    async with storage(log=log, coalesce=60.0, window=10) as replica:
+        watch = await replica.watch("", ListOptions(watch=True, resource_version="0"))
+        await writer.create("ns", widget("first"))
+        assert await next_batch(watch) == ["first"]
+        names: list[str] = []
+
+        async def read_all() -> None:
+            while len(names) < 30:
+                names.extend(await next_batch(watch))  # an ERROR (410) would fail here
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(read_all)
+            await anyio.sleep(0.05)  # the watcher sleeps
+            for i in range(30):  # three windows' worth, within one interval
+                await writer.create("ns", widget(f"w{i}"))
+        assert names == [f"w{i}" for i in range(30)]
+        watch.stop()
+    await writer.aclose()
+
+
+async def test_coalesce_needs_a_follower_to_hold() -> None:
+    # Without a follower (no ``async with``) nobody would wake held watchers:
+    # every change wakes them at once.
+    replica = storage(coalesce=60.0)
+    watch = await replica.watch("", ListOptions(watch=True, resource_version="0"))
+    for name in "ab":
+        await replica.create("ns", widget(name))
+        with anyio.fail_after(5):
+            assert await next_batch(watch) == [name]
+    await replica.aclose()
+
+
+async def test_held_changes_are_delivered_when_the_follower_stops() -> None:
+    log = MemoryEventLog(100)
+    writer = storage(log=log)
+    replica = storage(log=log, coalesce=60.0)
+    watch = await replica.watch("", ListOptions(watch=True, resource_version="0"))
+    batches: list[list[str]] = []
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as outer, anyio.create_task_group() as tg:
+            await tg.start(replica.follow)
+            await writer.create("ns", widget("a"))
+            assert await next_batch(watch) == ["a"]
+            outer.start_soon(lambda: collect_batch(watch, batches))
+            await anyio.sleep(0.05)  # the watcher sleeps
+            await writer.create("ns", widget("b"))
+            await anyio.sleep(0.2)
+            assert batches == []  # held
+            tg.cancel_scope.cancel()  # the follower stops
+    assert batches == [["b"]]
+    await replica.aclose()
+    await writer.aclose()
+
+
+async def test_a_follower_in_backoff_holds_nothing() -> None:
+    shared = MemoryEventLog(100)
+    flaky = FlakyLog(shared, failures=0)
+    async with storage(log=flaky, coalesce=60.0) as replica:
+        watch = await replica.watch("", ListOptions(watch=True, resource_version="0"))
+        await replica.create("ns", widget("a"))
+        assert await next_batch(watch) == ["a"]
+        flaky.failures = 1_000_000  # the follower now retries with backoff
+        await shared.append(Write(WriteOp.CREATE, "ns/x", widget("x")))
+        await anyio.sleep(0.2)  # the follower failed and backs off
+        # A write through the replica catches up itself and wakes the watchers
+        # (with ``coalesce`` of a minute, anything held would time out here).
+        await replica.create("ns", widget("b"))
+        names: list[str] = []
+        while names[-1:] != ["b"]:
+            names += await next_batch(watch)
+        assert names == ["x", "b"]
+        flaky.failures = 0
+
+
+def test_coalesce_must_not_be_negative() -> None:
+    with pytest.raises(ValueError, match="coalesce"):
+        storage(coalesce=-1)

@@ -55,7 +55,7 @@ from k8swatch._eventlog import (
 )
 from k8swatch._events import EventType
 from k8swatch._filters import filter_for_list_options
-from k8swatch._follower import LogFeed
+from k8swatch._follower import DEFAULT_COALESCE, LogFeed
 from k8swatch._options import ListOptions, WatchCapabilities, validate_watch_options
 from k8swatch._selectors import SelectorError, parse_field_selector
 from k8swatch._status import (
@@ -228,6 +228,7 @@ class _CoderStorage:
                 is_closed=lambda: self._closed,
                 on_ingest=self._ingested,
                 on_reset=self._reloaded,
+                coalesce=DEFAULT_COALESCE,
             )
         elif self._cache is not None:
             # Start numbering at the current time in microseconds: every
