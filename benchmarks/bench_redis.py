@@ -3,39 +3,47 @@
 Starts its own ``redis-server`` (127.0.0.1, random port, temporary directory, no
 persistence) and measures, in the same run and on asyncio:
 
-* **redis, 2 replicas**: two ``MemoryStorage`` replicas in this process, each
-  with its own Redis client, log mirror and watch cache, and 1 or 100
-  watchers on each. Concurrent writers create objects through both replicas;
-  the figure is events/s from the first write until every watcher has every
-  event, plus the write->watch latency (p50/p99) seen by one watcher on each
-  replica.
-* **memory, 1 storage**: the same writers and as many watchers (2 or 200) on
-  one ``MemoryStorage`` with its in-memory event log (what one process does
-  without Redis).
+* **redis, 2 replica processes**: two replicas, each in its own process as in a
+  deployment, each a ``MemoryStorage`` on the Redis event log with its own
+  client, log mirror and watch cache, and 1 or 100 watchers. Half the
+  concurrent writers run in each replica and create objects through it; the
+  figure is events/s from the first write until every watcher on both
+  replicas has every event, plus the write->watch latency (p50/p99) seen by
+  one watcher on each replica (both processes read the same monotonic clock).
+  Each row also shows the CPU time per event of each replica process and of
+  redis-server.
 * **redis, log.append**: the same, but the writers append ``PUT`` writes to
-  the replicas' event logs directly (as an out-of-band poller does), without
-  the storage's per-write work (validation, copies, read-your-writes catch-up).
+  their replica's event log directly (as an out-of-band poller does),
+  without the storage's per-write work (validation, copies, read-your-writes
+  catch-up).
+* **memory, 1 storage**: the same writers and as many watchers (2 or 200) on
+  one ``MemoryStorage`` with its in-memory event log, in this process (what
+  one process does without Redis).
 * **log appends**: raw ``EventLog.append()`` throughput, RedisEventLog (with
   its batching) vs MemoryEventLog, without caches or watchers.
 
-Both replicas share this process and its one core, so the Redis figures are a
-lower bound for real replicas on separate machines. Target: >= 20,000 events/s
-end to end. Run: ``python benchmarks/bench_redis.py`` (``--quick`` for a smoke run).
+The replicas, redis-server and the writers share this machine's cores. Target:
+>= 20,000 events/s end to end through Redis with 100 watchers per replica.
+Run: ``python benchmarks/bench_redis.py`` (``--quick`` for a smoke run).
 """
 
 from __future__ import annotations
 
+import json
+import math
+import os
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import anyio
+import anyio.to_thread
 
 from k8swatch import ListOptions, MemoryStorage
 from k8swatch._eventlog import EventLog, MemoryEventLog, Write, WriteOp
@@ -49,8 +57,8 @@ APPENDS = 2_000 if QUICK else 10_000
 
 
 @contextmanager
-def redis_server() -> Iterator[str]:
-    """Run a throwaway redis-server; yield its URL."""
+def redis_server() -> Iterator[tuple[str, int]]:
+    """Run a throwaway redis-server; yield its URL and process id."""
     binary = shutil.which("redis-server") or "/usr/bin/redis-server"
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -71,7 +79,7 @@ def redis_server() -> Iterator[str]:
                     if time.monotonic() > deadline:
                         raise
                     time.sleep(0.02)
-            yield f"redis://127.0.0.1:{port}/0"
+            yield f"redis://127.0.0.1:{port}/0", proc.pid
         finally:
             proc.terminate()
             proc.wait()
@@ -88,12 +96,17 @@ async def run_end_to_end(
     writers_to: Sequence[MemoryStorage | EventLog],
     watched: Sequence[MemoryStorage],
     watchers: int,
-) -> tuple[float, list[float]]:
-    """Return (events/s, latencies in ms) for EVENTS creates spread over *writers_to*.
+    *,
+    events: Sequence[int] = range(EVENTS),
+    writers: int = WRITERS,
+    ready: Callable[[], Awaitable[None]] | None = None,
+) -> tuple[float, float, list[float]]:
+    """Write *events* spread over *writers_to*; return (start, end, latencies in ms).
 
     A storage is written with ``create()``; an event log directly with
     ``append(PUT)`` (as an out-of-band poller does), skipping the storage's
-    per-write work.
+    per-write work. *end* is when every watcher of *watched* had EVENTS
+    events. *ready* is awaited once every watcher is open, before writing.
     """
     rv = (await watched[0].list("")).resource_version
     for storage in watched[1:]:
@@ -101,15 +114,15 @@ async def run_end_to_end(
     done = anyio.Event()
     remaining = len(watched) * watchers
     latencies: list[float] = []
-    started = anyio.Event()
-    ready = 0
+    opened = anyio.Event()
+    ready_count = 0
 
     async def watcher(storage: MemoryStorage, measure: bool) -> None:
-        nonlocal remaining, ready
+        nonlocal remaining, ready_count
         watch = await storage.watch("", ListOptions(watch=True, resource_version=rv))
-        ready += 1
-        if ready == remaining:
-            started.set()
+        ready_count += 1
+        if ready_count == remaining:
+            opened.set()
         seen = 0
         async with watch:
             async for batch in watch.batches():
@@ -123,7 +136,7 @@ async def run_end_to_end(
         if not remaining:
             done.set()
 
-    counter = iter(range(EVENTS))
+    counter = iter(events)
 
     async def writer(k: int) -> None:
         target = writers_to[k % len(writers_to)]
@@ -141,13 +154,15 @@ async def run_end_to_end(
         for storage in watched:
             for j in range(watchers):
                 tg.start_soon(watcher, storage, j == 0)
-        await started.wait()
+        await opened.wait()
+        if ready is not None:
+            await ready()
         t0 = time.perf_counter()
-        for k in range(WRITERS):
+        for k in range(writers):
             tg.start_soon(writer, k)
         await done.wait()
-        elapsed = time.perf_counter() - t0
-    return EVENTS / elapsed, latencies
+        t1 = time.perf_counter()
+    return t0, t1, latencies
 
 
 async def run_appends(log: EventLog) -> float:
@@ -166,65 +181,163 @@ async def run_appends(log: EventLog) -> float:
 
 def pct(values: list[float], q: float) -> float:
     values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
+    return values[min(len(values) - 1, int(q * len(values)))] if values else math.nan
 
 
-@asynccontextmanager
-async def two_replicas(url: str, prefix: str) -> AsyncIterator[list[MemoryStorage]]:
-    """Two replicas in this process, each with its own client, log mirror and cache."""
-    async with AsyncExitStack() as stack:
-        replicas = []
-        for _ in range(2):
-            backend = await stack.enter_async_context(open_redis_backend(url, prefix=prefix))
-            log = backend.log_for("widgets", group="example.com")
-            replicas.append(
-                await stack.enter_async_context(
-                    MemoryStorage("example.com/v1", "Widget", log=log, window=EVENTS)
-                )
+# -- one replica process --------------------------------------------------------------
+
+
+async def replica(config: dict[str, Any]) -> None:
+    """Run one replica (``--replica CONFIG``): watchers, its share of the writers.
+
+    Prints ``ready`` once its watchers are open, starts writing when a line
+    arrives on stdin, then prints its result as one JSON line.
+    """
+    me, replicas = config["index"], config["replicas"]
+    async with open_redis_backend(config["url"], prefix=config["prefix"]) as backend:
+        log = backend.log_for("widgets", group="example.com")
+        async with MemoryStorage("example.com/v1", "Widget", log=log, window=EVENTS) as storage:
+
+            async def ready() -> None:
+                print("ready", flush=True)
+                await anyio.to_thread.run_sync(sys.stdin.readline)
+
+            target: MemoryStorage | EventLog = log if config["append"] else storage
+            cpu = time.process_time()
+            t0, t1, latencies = await run_end_to_end(
+                [target],
+                [storage],
+                config["watchers"],
+                events=range(me, EVENTS, replicas),
+                writers=WRITERS // replicas,
+                ready=ready,
             )
-        yield replicas
+            cpu = time.process_time() - cpu
+    print(json.dumps({"t0": t0, "t1": t1, "latencies": latencies, "cpu": cpu}), flush=True)
 
 
-async def main(url: str) -> None:
-    print(f"{EVENTS} events, {WRITERS} concurrent writers, asyncio, one process")
-    rows: list[tuple[str, float, list[float]]] = []
-    for watchers in (1, WATCHERS_PER_REPLICA):
-        async with two_replicas(url, f"e2e{watchers}") as replicas:
-            rate, lat = await run_end_to_end(replicas, replicas, watchers)
-        rows.append((f"redis, 2 replicas x {watchers} watchers", rate, lat))
-        async with MemoryStorage("example.com/v1", "Widget", window=EVENTS) as single:
-            rate, lat = await run_end_to_end([single], [single, single], watchers)
-        rows.append((f"memory, 1 storage x {2 * watchers} watchers", rate, lat))
-    for watchers in (1, WATCHERS_PER_REPLICA):
-        async with two_replicas(url, f"log{watchers}") as replicas:
-            logs = [replica.log for replica in replicas]
-            rate, lat = await run_end_to_end(logs, replicas, watchers)
-        rows.append((f"redis, log.append, 2 x {watchers} watchers", rate, lat))
+class _CPUClock:
+    """CPU seconds a process used so far (Linux /proc; NaN elsewhere)."""
 
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def __call__(self) -> float:
+        try:
+            with open(f"/proc/{self.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return math.nan
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_replica_processes(
+    url: str, redis_cpu: Callable[[], float], prefix: str, watchers: int, append: bool
+) -> tuple[float, list[float], list[float], float]:
+    """Two replica processes; return (events/s, latencies, CPU µs/event each, redis's)."""
+    procs = []
+    for index in range(2):
+        config = {
+            "url": url,
+            "prefix": prefix,
+            "index": index,
+            "replicas": 2,
+            "watchers": watchers,
+            "append": append,
+        }
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, __file__, *sys.argv[1:], "--replica", json.dumps(config)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+        )
+    try:
+        for proc in procs:
+            assert proc.stdout is not None
+            if proc.stdout.readline().strip() != "ready":
+                raise RuntimeError("a replica process failed to start")
+        redis_before = redis_cpu()
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        results = []
+        for proc in procs:
+            assert proc.stdout is not None
+            results.append(json.loads(proc.stdout.readline()))
+        redis_used = redis_cpu() - redis_before
+    finally:
+        for proc in procs:
+            proc.wait(timeout=60)
+    if any(proc.returncode for proc in procs):
+        raise RuntimeError("a replica process failed")
+    elapsed = max(r["t1"] for r in results) - min(r["t0"] for r in results)
+    latencies = [x for r in results for x in r["latencies"]]
+    cpu = [1e6 * r["cpu"] / EVENTS for r in results]
+    return EVENTS / elapsed, latencies, cpu, 1e6 * redis_used / EVENTS
+
+
+async def run_memory(watchers: int) -> tuple[float, list[float]]:
+    async with MemoryStorage("example.com/v1", "Widget", window=EVENTS) as single:
+        t0, t1, latencies = await run_end_to_end([single], [single, single], watchers)
+    return EVENTS / (t1 - t0), latencies
+
+
+async def run_raw_appends(url: str) -> tuple[float, float]:
     async with open_redis_backend(url, prefix="appends") as backend:
         redis_appends = await run_appends(backend.log_for("widgets"))
-    memory_appends = await run_appends(MemoryEventLog(window=APPENDS))
+    return redis_appends, await run_appends(MemoryEventLog(window=APPENDS))
 
-    print(f"{'end to end (create -> every watcher)':<40}{'events/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
-    for name, rate, lat in rows:
-        print(f"{name:<40}{rate:>10,.0f}{pct(lat, 0.5):>9.1f}{pct(lat, 0.99):>9.1f}")
-    for i in (0, 2):
+
+def main(url: str, redis_cpu: Callable[[], float]) -> None:
+    print(f"{EVENTS} events, {WRITERS} concurrent writers, asyncio, {os.cpu_count()} cores")
+    header = (
+        f"{'end to end (write -> every watcher)':<44}{'events/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
+    )
+    print(f"{header}  CPU µs/event: replicas, redis-server")
+    rows: dict[str, float] = {}
+    for append in (False, True):
+        for watchers in (1, WATCHERS_PER_REPLICA):
+            name = f"redis, {'log.append' if append else 'create'}, 2 processes x {watchers}"
+            prefix = f"{'log' if append else 'e2e'}{watchers}"
+            rate, lat, cpu, redis = run_replica_processes(url, redis_cpu, prefix, watchers, append)
+            rows[name] = rate
+            print(
+                f"{name:<44}{rate:>10,.0f}{pct(lat, 0.5):>9.1f}{pct(lat, 0.99):>9.1f}"
+                f"  {cpu[0]:.0f} + {cpu[1]:.0f}, {redis:.0f}"
+            )
+    for watchers in (1, WATCHERS_PER_REPLICA):
+        name = f"memory, create, 1 storage x {2 * watchers}"
+        rate, lat = anyio.run(run_memory, watchers)
+        rows[name] = rate
+        print(f"{name:<44}{rate:>10,.0f}{pct(lat, 0.5):>9.1f}{pct(lat, 0.99):>9.1f}")
+    for watchers in (1, WATCHERS_PER_REPLICA):
+        redis_rate = rows[f"redis, create, 2 processes x {watchers}"]
+        memory_rate = rows[f"memory, create, 1 storage x {2 * watchers}"]
         print(
-            f"redis / memory events/s, {rows[i][0].rsplit(' x ', 1)[1]} per replica: "
-            f"{rows[i][1] / rows[i + 1][1]:.2f}"
+            f"redis (2 processes) / memory (1 process) events/s, {watchers} watchers "
+            f"per replica: {redis_rate / memory_rate:.2f}"
         )
-    print(f"{'EventLog.append (128 writers)':<40}{'appends/s':>10}")
-    print(f"{'RedisEventLog':<40}{redis_appends:>10,.0f}")
-    print(f"{'MemoryEventLog':<40}{memory_appends:>10,.0f}")
-    hundred = max(rows[2][1], rows[5][1])
-    best = max(rows[i][1] for i in (0, 2, 4, 5))
+    redis_appends, memory_appends = anyio.run(run_raw_appends, url)
+    print(f"{'EventLog.append (128 writers, one process)':<44}{'appends/s':>10}")
+    print(f"{'RedisEventLog':<44}{redis_appends:>10,.0f}")
+    print(f"{'MemoryEventLog':<44}{memory_appends:>10,.0f}")
+    hundred = max(
+        rows[f"redis, {how}, 2 processes x {WATCHERS_PER_REPLICA}"]
+        for how in ("create", "log.append")
+    )
     target = "met" if hundred >= 20_000 else "NOT met"
     print(
-        f"target >= 20,000 events/s end to end through Redis (100 watchers/replica): {target}"
-        f" (best such row {hundred:,.0f}; best redis row {best:,.0f})"
+        f"target >= 20,000 events/s end to end through Redis "
+        f"({WATCHERS_PER_REPLICA} watchers/replica): {target} (best such row {hundred:,.0f})"
     )
 
 
 if __name__ == "__main__":
-    with redis_server() as redis_url:
-        anyio.run(main, redis_url)
+    if "--replica" in sys.argv:
+        anyio.run(replica, json.loads(sys.argv[sys.argv.index("--replica") + 1]))
+    else:
+        with redis_server() as (redis_url, redis_pid):
+            main(redis_url, _CPUClock(redis_pid))
