@@ -289,6 +289,9 @@ class _EventWindow:
     epoch: int = 0
     objects: dict[str, JSONObject] = attrs.field(factory=lambda: dict[str, JSONObject]())
     _changes: list[_Change] = attrs.field(factory=lambda: list[_Change]())
+    # each change's event, in step with _changes: watchers without a selector
+    # take slices of it (copied in C) rather than collecting events one by one
+    _events: list[Event[Any]] = attrs.field(factory=lambda: list[Event[Any]]())
     _head: int = 0
     _offset: int = 0
     _sorted_keys: list[str] | None = None
@@ -325,13 +328,16 @@ class _EventWindow:
             self.objects[key] = obj
         change = _Change(rv, key, Event(kind, obj), prev)
         self._changes.append(change)
+        self._events.append(change.event)
         self.resource_version = rv
         if len(self._changes) - self._head > self.capacity:
             self.resumable_from = self._changes[self._head].rv
             self._changes[self._head] = _EVICTED
+            self._events[self._head] = _EVICTED.event
             self._head += 1
             if self._head >= 1024 and self._head * 2 >= len(self._changes):
                 del self._changes[: self._head]
+                del self._events[: self._head]
                 self._offset += self._head
                 self._head = 0
         return change
@@ -342,6 +348,7 @@ class _EventWindow:
         self._sorted_keys = None
         self._offset = self.end
         self._changes = []
+        self._events = []
         self._head = 0
         self.resource_version = resource_version
         self.resumable_from = resource_version
@@ -352,6 +359,11 @@ class _EventWindow:
         if self._sorted_keys is None:
             self._sorted_keys = sorted(self.objects)
         return self._sorted_keys
+
+    def events_at(self, position: int, count: int) -> list[Event[Any]]:
+        """The events of the *count* changes from *position* on (all in the window)."""
+        index = position - self._offset
+        return self._events[index : index + count]
 
     def changes_from(self, position: int, limit: int | None = None) -> list[_Change] | None:
         """Up to *limit* changes from *position* on, or None when *position* was evicted."""
@@ -997,6 +1009,7 @@ class _CacheWatcher(_PollableWatch[T]):
             return
         if not changes:
             return
+        position = self._position
         self._position += len(changes)
         after = self._last_rv
         pending = self._pending
@@ -1004,7 +1017,9 @@ class _CacheWatcher(_PollableWatch[T]):
         if predicate.empty:
             if changes[0].rv <= after:
                 changes = [c for c in changes if c.rv > after]
-            pending.extend([c.event for c in changes])
+                pending.extend([c.event for c in changes])
+            else:
+                pending.extend(window.events_at(position, len(changes)))
         else:
             # Each change computes its (labels, fields) once, and its outcome once per
             # distinct selector: watchers that share a selector share the work.

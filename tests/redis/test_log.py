@@ -484,6 +484,9 @@ async def test_append_gives_up_waiting_for_a_stuck_mirror(redis_url: str, prefix
             tg.start_soon(run_in, anyio.CancelScope(), log)
             first = await create(log, "default/a", widget("a"))
             assert log.mirrored_resource_version == first.resource_version  # read your writes
+            # ... and the entry handed back is the mirror's, shared with every reader
+            assert (await log.read_after(first.resource_version - 1))[0] is first
+            assert first.object["metadata"]["resourceVersion"] == str(first.resource_version)
             stream.stuck = True
             await anyio.sleep(0.2)  # the reader's current XREAD ends; the next one hangs
             start = anyio.current_time()
@@ -492,4 +495,10 @@ async def test_append_gives_up_waiting_for_a_stuck_mirror(redis_url: str, prefix
             assert 0.4 <= anyio.current_time() - start < 5
             assert second.resource_version == first.resource_version + 1  # it was applied
             assert log.mirrored_resource_version == first.resource_version
+            # not mirrored: built from the write itself, with its resourceVersion
+            assert second.object["metadata"] == {
+                "name": "b",
+                "namespace": "default",
+                "resourceVersion": str(second.resource_version),
+            }
             tg.cancel_scope.cancel()

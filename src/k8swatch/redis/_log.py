@@ -6,6 +6,7 @@ import bisect
 import json
 import logging
 import random
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, cast
 
@@ -183,8 +184,10 @@ class RedisEventLog:
     _oldest: int = attrs.field(init=False, default=0)
     _lost: tuple[int, int] | None = attrs.field(init=False, default=None)
     _changed: anyio.Event = attrs.field(init=False, factory=anyio.Event)
-    # writers waiting for the mirror to reach their RV (on the shared _changed)
-    _writers_waiting: int = attrs.field(init=False, default=0)
+    # applied batches whose writers wait for the mirror: (newest RV, give up at, release)
+    _held: deque[tuple[int, float, Callable[[], None]]] = attrs.field(
+        init=False, factory=lambda: deque[tuple[int, float, Callable[[], None]]]()
+    )
     _ready: anyio.Event = attrs.field(init=False, factory=anyio.Event)
     _connected: bool = attrs.field(init=False, default=False)
     _resets: int = attrs.field(init=False, default=0)
@@ -194,6 +197,7 @@ class RedisEventLog:
     def __attrs_post_init__(self) -> None:
         if self.window < 1:
             raise ValueError(f"window must be >= 1, got {self.window}")
+        self._stream.release_after = self._release_when_mirrored
 
     # -- state ------------------------------------------------------------------
 
@@ -303,16 +307,32 @@ class RedisEventLog:
         self._changed.set()
         self._changed = anyio.Event()
 
-    async def _tick(self) -> None:
-        """Wake waiting writers now and then, so each can give up after ``write_wait``.
+    # -- read your writes -------------------------------------------------------
 
-        Writers wait on the shared ``_changed`` (no timer each); a reader
-        stuck on an unresponsive Redis would otherwise never wake them.
+    def _release_when_mirrored(self, rv: int, release: Callable[[], None]) -> None:
+        """Resume a batch's writers once the mirror has *rv* (or ``write_wait`` passed)."""
+        if rv <= self._rv or self._closed:
+            release()
+        else:
+            self._held.append((rv, anyio.current_time() + self.write_wait, release))
+
+    def _release_mirrored(self) -> None:
+        held = self._held
+        while held and held[0][0] <= self._rv:
+            held.popleft()[2]()
+
+    async def _tick(self) -> None:
+        """Resume writers whose entries the mirror has not read within ``write_wait``.
+
+        Held batches need no timer each; a reader stuck on an unresponsive
+        Redis would otherwise never resume them.
         """
+        held = self._held
         while True:
             await anyio.sleep(self.write_wait / 4)
-            if self._writers_waiting:
-                self._notify()
+            now = anyio.current_time()
+            while held and held[0][1] <= now:
+                held.popleft()[2]()
 
     def _restart(self, rv: int) -> None:
         if self._ready.is_set():
@@ -322,6 +342,7 @@ class RedisEventLog:
         self._head = 0
         self._rv = self._oldest = rv
         self._ready.set()
+        self._release_mirrored()
         self._notify()
 
     def _ingest(self, records: list[Record]) -> None:
@@ -338,7 +359,10 @@ class RedisEventLog:
                 del self._rvs[: self._head]
                 del self._entries[: self._head]
                 self._head = 0
+        # Readers first: a follower then feeds its cache before our writers
+        # resume, so they find their writes there instead of reading them again.
         self._notify()
+        self._release_mirrored()
 
     async def _wait_ready(self) -> None:
         if not self._ready.is_set():
@@ -372,26 +396,19 @@ class RedisEventLog:
                 return None
             raise PreconditionFailedError(_REFUSALS[res.status], write.key, res.rv)
         assert res.type is not None
+        # The stream released us once the mirror had our entry (read your
+        # writes), or after write_wait: see _release_when_mirrored. Hand out
+        # the mirror's entry, the one every reader of this replica shares.
+        rv = res.rv
+        if self._oldest < rv <= self._rv:
+            index = bisect.bisect_left(self._rvs, rv, lo=self._head)
+            if index < len(self._rvs) and self._rvs[index] == rv:
+                return self._entries[index]
         if res.type is EventType.DELETED or write.object is None:
             obj = decode_object(res.body, res.rv)
         else:
             obj = with_resource_version(write.object, res.rv)
-        # Read your writes on this replica: wait (briefly) until the mirror has it.
-        if self._rv < res.rv:
-            await self._wait_mirrored(res.rv)
         return LogEntry(res.rv, res.type, write.key, obj)
-
-    async def _wait_mirrored(self, rv: int) -> None:
-        """Wait until the mirror has *rv*, or ``write_wait`` passed."""
-        give_up = anyio.current_time() + self.write_wait
-        self._writers_waiting += 1
-        try:
-            while self._rv < rv and not self._closed:
-                await self._changed.wait()
-                if anyio.current_time() >= give_up:
-                    return
-        finally:
-            self._writers_waiting -= 1
 
     async def read_after(
         self, resource_version: int, *, limit: int = 1000, wait: bool = False
@@ -423,7 +440,12 @@ class RedisEventLog:
                 except REDIS_ERRORS as exc:
                     raise status_error_for(exc) from exc
                 found = [_entry(r) for r in records]
-            if found or not wait:
+            if found:
+                # No yield: the follower feeding a cache handles what it read
+                # before the writers of those entries resume (see _ingest).
+                await anyio.lowlevel.checkpoint_if_cancelled()
+                return found
+            if not wait:
                 await anyio.lowlevel.checkpoint()
                 return found
             await self._changed.wait()
@@ -474,5 +496,7 @@ class RedisEventLog:
         self._closed = True
         self._scope.cancel()
         self._stream.close()
+        while self._held:
+            self._held.popleft()[2]()
         self._notify()
         await anyio.lowlevel.checkpoint()

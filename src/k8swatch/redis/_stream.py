@@ -4,7 +4,7 @@ chained reads, consistent snapshots. No cache logic here, only Redis I/O."""
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, cast
 
 import anyio
@@ -41,8 +41,7 @@ def _record(identifier: bytes, packed: bytes) -> Record:
     return Record(int(identifier.partition(b"-")[0]), _TYPES[typ], key.decode(), body, int(prev))
 
 
-@attrs.frozen
-class AppendResult:
+class AppendResult(NamedTuple):
     """What `APPEND` did with one operation (see `_scripts.APPEND`)."""
 
     status: str
@@ -79,10 +78,13 @@ class _Batch:
         self.done = anyio.Event()
 
     def fail(self, error: BaseException) -> None:
+        self.fail_rest(error)
+        self.done.set()
+
+    def fail_rest(self, error: BaseException) -> None:
         for p in self.items:
             if p.result is None and p.error is None:
                 p.error = error
-        self.done.set()
 
 
 def _stream_entries(reply: Any) -> Any:
@@ -110,6 +112,11 @@ class StreamClient:
     flight goes into the next one, so many concurrent writers cost one round
     trip per batch, not one each. ``run_batcher()`` must run in a task for
     ``append()`` to make progress.
+
+    ``release_after(rv, release)`` decides when the writers of an applied
+    batch resume (*rv*: the newest RV it recorded, 0 for none); by default at
+    once. The event log holds them until its mirror has *rv* (read your
+    writes), so each writer wakes once.
     """
 
     client: Any  # coredis.Redis[bytes]
@@ -125,6 +132,9 @@ class StreamClient:
     _queue: deque[_Batch] = attrs.field(init=False, factory=lambda: deque[_Batch]())
     _wakeup: anyio.Event = attrs.field(init=False, factory=anyio.Event)
     _closed: bool = attrs.field(init=False, default=False)
+    release_after: Callable[[int, Callable[[], None]], None] = attrs.field(
+        init=False, default=lambda rv, release: release()
+    )
 
     def __attrs_post_init__(self) -> None:
         self.keys = keys_for(self.prefix, self.resource)
@@ -179,10 +189,14 @@ class StreamClient:
                 except Exception as exc:
                     batch.fail(exc)
                     continue
+                newest = 0
                 for p, result in zip(batch.items, results, strict=False):
                     p.result = result
+                    if result.status == "ok":
+                        newest = result.rv
                 # the script stopped at an error: the rest were not tried
-                batch.fail(status_error_for(RuntimeError("append aborted")))
+                batch.fail_rest(status_error_for(RuntimeError("append aborted")))
+                self.release_after(newest, batch.done.set)
                 batch = None
         finally:
             if batch is not None:
