@@ -217,8 +217,10 @@ class _PollBatches(Generic[T_co]):
 
     async def __anext__(self) -> Sequence[Event[T_co]]:
         watch = self._watch
-        if watch._ready():  # otherwise the wait below is the checkpoint
+        if watch._ready():
             await checkpoint_if_cancelled()
+        else:  # nothing to poll yet: wait first (the wait is the checkpoint)
+            await watch._wait_readable()
         while True:
             batch = watch._poll_batch()
             if batch is not None:
