@@ -90,8 +90,7 @@ class LogFeed:
         self._on_reset = on_reset
         self._coalesce = coalesce
         self._woken_at = -math.inf  # when the watchers were last woken
-        self._held = False  # ingested changes the watchers were not woken for yet
-        self._unwoken = 0  # how many
+        self._held = 0  # changes ingested since, that the watchers were not woken for
         self._wait: anyio.CancelScope | None = None  # the follower's wait for entries
         self._loaded = False
         self._load_lock: anyio.Lock | None = None
@@ -119,9 +118,12 @@ class LogFeed:
             entries = [e for e in entries if e.resource_version > rv]
         if not entries:
             return
-        self._unwoken += cache.ingest(entries, wake=False)
+        added = cache.ingest(entries, wake=False)
         if self._on_ingest is not None:
             self._on_ingest(entries)
+        if not added:
+            return
+        self._held += added
         now = anyio.current_time()
         due = self._woken_at + self._coalesce
         if (
@@ -129,20 +131,18 @@ class LogFeed:
             or not (by_follower or self._wait is not None)
             # A sleeping watcher's position is where the last wake-up left it:
             # wake before the window could evict it (which would end it with 410).
-            or self._unwoken * 2 >= cache.window
+            or self._held * 2 >= cache.window
         ):
             self._wake(now)
         else:
             # The follower, about to wait or waiting for entries, wakes the
             # watchers when the interval is over.
-            self._held = True
             wait = self._wait
             if wait is not None and wait.deadline > due:
                 wait.deadline = due
 
     def _wake(self, now: float) -> None:
-        self._held = False
-        self._unwoken = 0
+        self._held = 0
         self._woken_at = now
         self.cache.wake()
 
