@@ -100,6 +100,26 @@ async def test_settle_sees_queued_events() -> None:
         assert [e.type for e in await rec.settle()] == [EventType.ADDED]
 
 
+async def test_settle_returns_although_a_task_never_blocks() -> None:
+    # A task that is always runnable keeps wait_all_tasks_blocked() waiting for
+    # ever (as a server tick in step with anyio's 0.1 s check can on asyncio).
+    b: Broadcaster[dict[str, Any]] = Broadcaster()
+    spinning = True
+
+    async def spin() -> None:
+        while spinning:
+            await anyio.lowlevel.checkpoint()
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg, EventRecorder(b.watch()) as rec:
+            tg.start_soon(spin)
+            assert b.action_or_drop(EventType.ADDED, obj("a", 1))
+            start = anyio.current_time()
+            assert [e.type for e in await rec.settle(timeout=0.3)] == [EventType.ADDED]
+            assert 0.3 <= anyio.current_time() - start < 5
+            spinning = False
+
+
 async def test_a_failing_watch_is_reported() -> None:
     class Failing:
         stopped = False

@@ -189,10 +189,18 @@ class EventRecorder(Generic[T]):
         self._check_failure()
         return list(self.events)
 
-    async def settle(self) -> list[Event[T]]:
-        """Let every runnable task run (``wait_all_tasks_blocked``); return the events."""
+    async def settle(self, *, timeout: float = 1.0) -> list[Event[T]]:
+        """Let every runnable task run, then return the events.
+
+        Returns once every other task is blocked (``wait_all_tasks_blocked``),
+        or after *timeout* seconds when that never happens: on asyncio, anyio
+        checks every 0.1 s, and a task that ticks at the same period (uvicorn's
+        server loop does) can stay in step with the check and look busy at
+        every one of them.
+        """
         await anyio.lowlevel.checkpoint()
-        await anyio.wait_all_tasks_blocked()
+        with anyio.move_on_after(timeout):
+            await anyio.wait_all_tasks_blocked()
         return list(self.events)
 
     def types(self, *, bookmarks: bool = True) -> list[str]:
