@@ -125,7 +125,7 @@ class LogFeed:
             return
         self._held += added
         now = anyio.current_time()
-        due = self._woken_at + self._coalesce
+        due = self._due()
         if (
             now >= due
             or not (by_follower or self._wait is not None)
@@ -141,10 +141,21 @@ class LogFeed:
             if wait is not None and wait.deadline > due:
                 wait.deadline = due
 
+    def _due(self) -> float:
+        """When held changes must reach the watchers (the interval after the last wake-up)."""
+        return self._woken_at + self._coalesce
+
     def _wake(self, now: float) -> None:
         self._held = 0
         self._woken_at = now
         self.cache.wake()
+
+    def _wake_if_due(self, *, force: bool = False) -> None:
+        """Wake the watchers for held changes once they are due (at once with *force*)."""
+        if self._held:
+            now = anyio.current_time()
+            if force or now >= self._due():
+                self._wake(now)
 
     async def ensure_loaded(self) -> None:
         """Fill the cache from the log's snapshot, once.
@@ -261,14 +272,13 @@ class LogFeed:
                         delay = min(delay * 2, 5.0)
         finally:
             self._scopes.discard(scope)
-            if self._held and not self._scopes:
-                self._wake(anyio.current_time())
+            if not self._scopes:
+                self._wake_if_due(force=True)
 
     async def _read_or_wake(self) -> Sequence[LogEntry]:
         """Wait for the log's next entries; meanwhile wake held watchers when due."""
         cache = self.cache
-        due = self._woken_at + self._coalesce if self._held else math.inf
-        self._wait = wait = anyio.CancelScope(deadline=due)
+        self._wait = wait = anyio.CancelScope(deadline=self._due() if self._held else math.inf)
         entries: Sequence[LogEntry] = ()
         read = False
         try:
@@ -279,10 +289,7 @@ class LogFeed:
             read = True
         finally:
             self._wait = None
-            if self._held:
-                now = anyio.current_time()
-                if not read or now >= self._woken_at + self._coalesce:
-                    self._wake(now)  # also before a backoff: nothing stays held
+            self._wake_if_due(force=not read)  # also before a backoff: nothing stays held
         return entries
 
     def stop(self) -> None:
