@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -17,7 +17,6 @@ from k8swatch import (
     EventType,
     ListOptions,
     LogEntry,
-    LogSnapshot,
     MemoryEventLog,
     StatusError,
     Watch,
@@ -26,6 +25,7 @@ from k8swatch import (
     service_unavailable,
 )
 from k8swatch.coder import CoderPoller, StaticClientProvider, TemplateStorage, WorkspaceStorage
+from tests.forwarding_log import ForwardingLog
 
 from .conftest import FakeCoderServer
 
@@ -34,35 +34,18 @@ SEED = "acme.alice.dev-workspace"
 Obj = dict[str, Any]
 
 
-class FlakyLog:
+class FlakyLog(ForwardingLog):
     """A MemoryEventLog whose next *failures* appends fail with 503 (Redis went away)."""
 
     def __init__(self, inner: MemoryEventLog) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.failures = 0
 
     async def append(self, write: Write) -> LogEntry | None:
         if self.failures:
             self.failures -= 1
             raise service_unavailable("injected: the log is unreachable")
-        return await self.inner.append(write)
-
-    async def read_after(
-        self, resource_version: int, *, limit: int = 1000, wait: bool = False
-    ) -> Sequence[LogEntry]:
-        return await self.inner.read_after(resource_version, limit=limit, wait=wait)
-
-    async def oldest_resource_version(self) -> int:
-        return await self.inner.oldest_resource_version()
-
-    async def current_resource_version(self) -> int:
-        return await self.inner.current_resource_version()
-
-    async def snapshot(self) -> LogSnapshot:
-        return await self.inner.snapshot()
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
+        return await super().append(write)
 
 
 @pytest.fixture

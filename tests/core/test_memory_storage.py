@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import anyio
@@ -18,12 +19,15 @@ from k8swatch import (
 )
 from k8swatch._eventlog import (
     EventLog,
+    LogEntry,
+    LogSnapshot,
     MemoryEventLog,
     PreconditionFailedError,
     Write,
     WriteOp,
     object_key,
 )
+from tests.forwarding_log import ForwardingLog
 
 ADDED, MODIFIED, DELETED = EventType.ADDED, EventType.MODIFIED, EventType.DELETED
 
@@ -454,37 +458,27 @@ async def test_start_resource_version_makes_old_rvs_expire() -> None:
     await store.aclose()
 
 
-class FlakyLog:
+class FlakyLog(ForwardingLog):
     """A MemoryEventLog whose first few waiting reads and snapshots fail with 503."""
 
     def __init__(self, log: MemoryEventLog, failures: int) -> None:
-        self.log = log
+        super().__init__(log)
         self.failures = failures
         self.snapshot_failures = failures
 
-    async def append(self, write: Write) -> Any:
-        return await self.log.append(write)
-
-    async def read_after(self, rv: int, *, limit: int = 1000, wait: bool = False) -> Any:
+    async def read_after(
+        self, resource_version: int, *, limit: int = 1000, wait: bool = False
+    ) -> Sequence[LogEntry]:
         if wait and self.failures:
             self.failures -= 1
             raise service_unavailable("the log is down")
-        return await self.log.read_after(rv, limit=limit, wait=wait)
+        return await super().read_after(resource_version, limit=limit, wait=wait)
 
-    async def oldest_resource_version(self) -> int:
-        return await self.log.oldest_resource_version()
-
-    async def current_resource_version(self) -> int:
-        return await self.log.current_resource_version()
-
-    async def snapshot(self) -> Any:
+    async def snapshot(self) -> LogSnapshot:
         if self.snapshot_failures:
             self.snapshot_failures -= 1
             raise service_unavailable("the log is down")
-        return await self.log.snapshot()
-
-    async def aclose(self) -> None:
-        await self.log.aclose()
+        return await super().snapshot()
 
 
 async def test_follower_retries_while_the_log_is_unavailable() -> None:
@@ -503,34 +497,19 @@ async def test_follower_retries_while_the_log_is_unavailable() -> None:
     await one.aclose()
 
 
-class CountingLog:
+class CountingLog(ForwardingLog):
     """A MemoryEventLog that counts the reads made by catch-ups (``wait=False``)."""
 
     def __init__(self) -> None:
-        self.inner = MemoryEventLog(window=1000)
+        super().__init__(MemoryEventLog(window=1000))
         self.reads = 0
-
-    async def append(self, write: Write) -> Any:
-        return await self.inner.append(write)
 
     async def read_after(
         self, resource_version: int, *, limit: int = 1000, wait: bool = False
-    ) -> Any:
+    ) -> Sequence[LogEntry]:
         if not wait:
             self.reads += 1
-        return await self.inner.read_after(resource_version, limit=limit, wait=wait)
-
-    async def oldest_resource_version(self) -> int:
-        return await self.inner.oldest_resource_version()
-
-    async def current_resource_version(self) -> int:
-        return await self.inner.current_resource_version()
-
-    async def snapshot(self) -> Any:
-        return await self.inner.snapshot()
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
+        return await super().read_after(resource_version, limit=limit, wait=wait)
 
 
 async def test_concurrent_writers_share_one_catch_up_read() -> None:
