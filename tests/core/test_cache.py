@@ -59,6 +59,23 @@ async def drain(watch: Watch[dict[str, Any]]) -> list[Event[dict[str, Any]]]:
         return [event async for event in watch]
 
 
+@contextlib.asynccontextmanager
+async def draining(
+    watch: Watch[dict[str, Any]],
+) -> AsyncGenerator[list[list[Event[dict[str, Any]]]], None]:
+    """Drain *watch* in a task; the body runs once that task waits, and the
+    task's result (one list of events) is in the yielded list afterwards."""
+    result: list[list[Event[dict[str, Any]]]] = []
+
+    async def consume() -> None:
+        result.append(await drain(watch))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(consume)
+        await anyio.wait_all_tasks_blocked()
+        yield result
+
+
 def watch_opts(**kwargs: Any) -> ListOptions:
     return ListOptions(watch=True, **kwargs)
 
@@ -683,14 +700,7 @@ async def test_slow_watcher_ends_with_410_after_what_it_could_get() -> None:
 async def test_stop_wakes_a_waiting_watcher_and_is_idempotent() -> None:
     cache = make_cache()
     watch = await cache.watch("", watch_opts(resource_version="0"))
-    result: list[list[Event[dict[str, Any]]]] = []
-
-    async def consume() -> None:
-        result.append(await drain(watch))
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(consume)
-        await anyio.wait_all_tasks_blocked()
+    async with draining(watch) as result:
         watch.stop()
         watch.stop()
     assert result == [[]]
@@ -713,14 +723,7 @@ async def test_stop_before_reading_and_async_with() -> None:
 async def test_close_ends_watchers_after_pending_events() -> None:
     cache = make_cache()
     watch = await cache.watch("", watch_opts(resource_version="0"))
-    result: list[list[Event[dict[str, Any]]]] = []
-
-    async def consume() -> None:
-        result.append(await drain(watch))
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(consume)
-        await anyio.wait_all_tasks_blocked()
+    async with draining(watch) as result:
         cache.apply(ADDED, widget("a"))
         cache.close()
     assert summary(result[0]) == [("ADDED", "a", 1)]
@@ -877,14 +880,7 @@ async def test_stop_of_a_parked_cache_watch_ends_the_wait() -> None:
     cache = make_cache()
     inner = await cache.watch("", watch_opts(resource_version="0"))
     watch = stop_aware_watch(inner, done=anyio.Event())
-    result: list[list[Event[dict[str, Any]]]] = []
-
-    async def consume() -> None:
-        result.append(await drain(watch))
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(consume)
-        await anyio.wait_all_tasks_blocked()
+    async with draining(watch) as result:
         inner.stop()  # e.g. the storage shutting the watch down
     assert result == [[]]
     assert not cache._parked
@@ -946,14 +942,7 @@ async def test_stop_aware_without_done_waits_on_the_cache_itself() -> None:
     watch = stop_aware_watch(inner, timeout=3600)
     events = await take(watch, 2)  # its own timers still fire inside the wrapper's wait
     assert [e.type for e in events] == [BOOKMARK, BOOKMARK]
-    result: list[list[Event[dict[str, Any]]]] = []
-
-    async def consume() -> None:
-        result.append(await drain(watch))
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(consume)
-        await anyio.wait_all_tasks_blocked()
+    async with draining(watch) as result:
         assert not cache._parked  # no scope parked: it waits on the shared wake-up
         cache.apply(ADDED, widget("b"))
         await anyio.wait_all_tasks_blocked()
