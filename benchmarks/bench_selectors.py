@@ -24,7 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from k8swatch import LabelSelector, parse_label_selector
-from k8swatch._selectors import SelectorOperator, go_parse_int
+from k8swatch._go import go_parse_int
+from k8swatch._selectors import SelectorOperator
 
 Op = SelectorOperator
 SIZES = (1, 5, 20)

@@ -48,6 +48,7 @@ from ._filters import (
     SelectionPredicate,
     default_get_attrs,
 )
+from ._json import JSONObject
 from ._options import (
     RESOURCE_VERSION_MATCH_EXACT,
     ListOptions,
@@ -62,7 +63,6 @@ __all__ = ["INITIAL_EVENTS_ANNOTATION", "WatchCache", "decode_continue", "encode
 
 T = TypeVar("T", bound=Mapping[str, Any], default=dict[str, Any])
 
-JSONObject = dict[str, Any]
 
 INITIAL_EVENTS_ANNOTATION: Final = "k8s.io/initial-events-end"
 """Annotation on the bookmark that ends the initial events of a ``sendInitialEvents`` watch."""

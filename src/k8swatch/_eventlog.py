@@ -96,6 +96,7 @@ import attrs
 from typing_extensions import final
 
 from ._events import EventType
+from ._json import JSONObject
 from ._status import expired
 
 __all__ = [
@@ -110,8 +111,6 @@ __all__ = [
     "too_old_resource_version",
     "with_resource_version",
 ]
-
-JSONObject = dict[str, Any]
 
 
 def object_key(namespace: str, name: str) -> str:

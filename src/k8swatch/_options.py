@@ -25,12 +25,10 @@ from typing import Final
 import attrs
 from typing_extensions import Self, final
 
+from ._go import go_json, go_parse_int, go_quote
 from ._selectors import (
     FieldSelector,
     SelectorError,
-    go_json,
-    go_parse_int,
-    go_quote,
     parse_field_selector,
 )
 from ._status import StatusCause, bad_request, invalid

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import enum
 import functools
-import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
 import attrs
 from typing_extensions import Self, final
+
+from ._go import go_json, go_parse_int, go_quote
 
 __all__ = [
     "FieldRequirement",
@@ -84,96 +85,6 @@ def _excerpt(text: str, position: int) -> str:
     start = max(0, position - 30)
     end = min(len(text), position + 30)
     return f"{'...' if start else ''}{text[start:end]!r}{'...' if end < len(text) else ''}"
-
-
-# --------------------------------------------------------------------------------------
-# Go formatting helpers (shared with _options)
-# --------------------------------------------------------------------------------------
-
-_GO_ESCAPES = {
-    "\a": "\\a",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "\v": "\\v",
-    "\\": "\\\\",
-    '"': '\\"',
-}
-
-
-def go_quote(text: str) -> str:
-    """Return *text* quoted as Go's ``strconv.Quote`` (and ``%q``) quotes it."""
-    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
-        return f'"{text}"'
-    out = ['"']
-    for ch in text:
-        esc = _GO_ESCAPES.get(ch)
-        if esc is not None:
-            out.append(esc)
-            continue
-        code = ord(ch)
-        if 0xD800 <= code <= 0xDFFF:
-            # A lone surrogate is not valid UTF-8: Go would see (and escape) bytes.
-            out.extend(f"\\x{b:02x}" for b in ch.encode("utf-8", "surrogatepass"))
-        elif ch.isprintable():
-            out.append(ch)
-        elif code < 0x20 or code == 0x7F:
-            out.append(f"\\x{code:02x}")
-        elif code < 0x10000:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(f"\\U{code:08x}")
-    out.append('"')
-    return "".join(out)
-
-
-def go_json(value: object) -> str:
-    """Return *value* encoded as Go's ``encoding/json`` encodes it (HTML-safe)."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    if any(c in text for c in "<>&\u2028\u2029"):
-        text = (
-            text.replace("<", "\\u003c")
-            .replace(">", "\\u003e")
-            .replace("&", "\\u0026")
-            .replace("\u2028", "\\u2028")
-            .replace("\u2029", "\\u2029")
-        )
-    return text
-
-
-def go_parse_int(text: str, *, unsigned: bool = False) -> int:
-    """Parse *text* like Go's ``strconv.ParseInt(text, 10, 64)`` (or ``ParseUint``).
-
-    Raises:
-        ValueError: with Go's message, e.g. ``strconv.ParseInt: parsing "abc":
-            invalid syntax`` or ``...: value out of range``.
-    """
-    func = "ParseUint" if unsigned else "ParseInt"
-    digits = text
-    negative = False
-    if not unsigned and digits[:1] in ("+", "-"):
-        negative = digits[0] == "-"
-        digits = digits[1:]
-    if not digits:
-        raise ValueError(f"strconv.{func}: parsing {go_quote(text)}: invalid syntax")
-    # Go scans left to right and reports overflow as soon as it happens, even if
-    # an invalid character follows; reproduce that order of checks.
-    max_uint = (1 << 64) - 1
-    value = 0
-    for ch in digits:
-        if not ("0" <= ch <= "9"):
-            raise ValueError(f"strconv.{func}: parsing {go_quote(text)}: invalid syntax")
-        value = value * 10 + (ord(ch) - 48)
-        if value > max_uint:
-            raise ValueError(f"strconv.{func}: parsing {go_quote(text)}: value out of range")
-    if not unsigned:
-        cutoff = 1 << 63
-        if (not negative and value >= cutoff) or (negative and value > cutoff):
-            raise ValueError(f"strconv.{func}: parsing {go_quote(text)}: value out of range")
-        return -value if negative else value
-    return value
 
 
 _INT64_RE = re.compile(r"[+-]?0*([0-9]{1,19})")

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import re
 import secrets
 import signal
 import socket
@@ -37,7 +36,9 @@ from typing import Any, TextIO, cast
 import anyio
 import anyio.abc
 
-__all__ = ["build_kubeconfig", "main", "parse_go_duration"]
+from k8swatch._go import parse_go_duration
+
+__all__ = ["build_kubeconfig", "main"]
 
 DEFAULT_PORT = 6443
 TOKEN_ENV = "CODER_SESSION_TOKEN"
@@ -68,28 +69,6 @@ def build_kubeconfig(server: str, namespace: str, *, name: str = "k8swatch") -> 
         f"- name: {name}\n"
         "  user: {}\n"
     )
-
-
-_DURATION_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(h|ms|m|s|us|µs|ns)")
-
-
-def parse_go_duration(text: str) -> float:
-    """Parse a Go duration (``25m``, ``1m30s``, ``500ms``) into seconds.
-
-    Raises:
-        ValueError: *text* is not a Go duration.
-    """
-    pos, total = 0, 0.0
-    if not text:
-        raise ValueError("empty duration")
-    while pos < len(text):
-        match = _DURATION_PART.match(text, pos)
-        if match is None:
-            raise ValueError(f"invalid duration {text!r}")
-        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-        pos = match.end()
-    return total
 
 
 # The Go original's knobs for waiting on a template version import.

@@ -10,11 +10,12 @@ truncated to whole seconds.
 from __future__ import annotations
 
 import calendar
-import json
 import re
 import time
 import uuid
 from typing import Any
+
+from k8swatch._go import go_quote
 
 __all__ = [
     "create_template_body",
@@ -27,7 +28,6 @@ __all__ = [
     "is_zero_time",
     "parse_rfc3339_ns",
     "parse_uuid",
-    "quote",
     "resource_version_of",
 ]
 
@@ -40,11 +40,6 @@ _RFC3339 = re.compile(
 _ZERO_TIME_PREFIX = "0001-01-01T00:00:00"
 
 
-def quote(text: str) -> str:
-    """Quote *text* the way Go's ``%q`` does for printable strings."""
-    return json.dumps(text, ensure_ascii=False)
-
-
 def parse_rfc3339_ns(text: str) -> int:
     """Return the RFC 3339 timestamp *text* as integer nanoseconds since the epoch.
 
@@ -55,7 +50,7 @@ def parse_rfc3339_ns(text: str) -> int:
     """
     match = _RFC3339.match(text)
     if match is None:
-        raise ValueError(f"parsing time {quote(text)}: not an RFC 3339 timestamp")
+        raise ValueError(f"parsing time {go_quote(text)}: not an RFC 3339 timestamp")
     year, month, day, hour, minute, second = (int(match.group(i)) for i in range(1, 7))
     fraction = match.group(7) or ""
     seconds = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
@@ -100,7 +95,7 @@ def parse_uuid(text: str) -> str:
     candidate = text
     if len(text) == 45:
         if text[:9].lower() != "urn:uuid:":
-            raise ValueError(f"invalid urn prefix: {quote(text[:9])}")
+            raise ValueError(f"invalid urn prefix: {go_quote(text[:9])}")
         candidate = text[9:]
     elif len(text) == 38:
         if text[0] != "{" or text[-1] != "}":

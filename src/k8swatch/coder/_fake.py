@@ -30,6 +30,8 @@ import anyio.lowlevel
 import attrs
 from typing_extensions import Self, final
 
+from k8swatch._go import go_json
+
 from ._fake_model import (
     ACTIVE_JOB_STATUSES,
     NIL_UUID,
@@ -46,7 +48,6 @@ from ._fake_model import (
     User,
     Workspace,
     build_zip,
-    encode_go_json,
     format_optional_time,
     format_time,
     is_uuid,
@@ -189,7 +190,7 @@ class _Response:
 
 
 def _json_response(status: int, value: object) -> _Response:
-    return _Response(status, encode_go_json(value) + b"\n")
+    return _Response(status, go_json(value).encode() + b"\n")
 
 
 def _optional_uuid(body: dict[str, Any], key: str) -> str | None:
@@ -1792,7 +1793,7 @@ class FakeCoder:
         async def emit(event: str, data: dict[str, Any] | None) -> None:
             frame = b"event: " + event.encode() + b"\n"
             if data is not None:
-                frame += b"data: " + encode_go_json(data) + b"\n"
+                frame += b"data: " + go_json(data).encode() + b"\n"
             await send({"type": "http.response.body", "body": frame + b"\n", "more_body": True})
 
         await send(
@@ -1838,7 +1839,7 @@ class FakeCoder:
             workspace = self._workspace_by_id(parse_uuid_param(workspace_ref))
         except FakeCoderError as exc:
             if "websocket.http.response" in scope.get("extensions", {}):
-                body = encode_go_json(exc.to_body()) + b"\n"
+                body = go_json(exc.to_body()).encode() + b"\n"
                 await send(
                     {
                         "type": "websocket.http.response.start",
@@ -1858,7 +1859,7 @@ class FakeCoder:
             await send({"type": "websocket.accept"})
 
             async def emit(event: str, data: dict[str, Any] | None) -> None:
-                text = encode_go_json({"type": event, "data": data}).decode()
+                text = go_json({"type": event, "data": data})
                 await send({"type": "websocket.send", "text": text})
 
             async with anyio.create_task_group() as tg:

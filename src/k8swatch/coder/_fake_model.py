@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime
 import functools
 import io
-import json
 import re
 import tarfile
 import uuid
@@ -37,7 +36,6 @@ __all__ = [
     "Workspace",
     "WorkspaceStatus",
     "build_zip",
-    "encode_go_json",
     "format_optional_time",
     "format_time",
     "is_uuid",
@@ -159,23 +157,6 @@ def parse_time(text: str) -> int:
             raise ValueError(f"invalid fractional seconds in {text!r}")
         us += int((fraction + "000000")[:6])
     return us
-
-
-# --------------------------------------------------------------------------- JSON
-
-
-def encode_go_json(value: object) -> bytes:
-    """Encode like Go's ``encoding/json``: compact, UTF-8, HTML characters escaped."""
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    # These characters only occur inside JSON strings, so plain replacement is safe.
-    text = (
-        text.replace("<", "\\u003c")
-        .replace(">", "\\u003e")
-        .replace("&", "\\u0026")
-        .replace("\u2028", "\\u2028")
-        .replace("\u2029", "\\u2029")
-    )
-    return text.encode()
 
 
 # --------------------------------------------------------------------------- records

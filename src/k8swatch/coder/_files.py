@@ -16,7 +16,7 @@ import stat
 import zipfile
 from collections.abc import Mapping
 
-from k8swatch.coder._convert import quote
+from k8swatch._go import go_quote
 
 __all__ = [
     "MAX_ARCHIVE_BYTES",
@@ -47,14 +47,14 @@ def normalize_path(path: str) -> str:
     if not path:
         raise ValueError("file path must not be empty")
     if "\\" in path:
-        raise ValueError(f"file path {quote(path)} must not contain backslashes")
+        raise ValueError(f"file path {go_quote(path)} must not contain backslashes")
     if path.startswith("/"):
-        raise ValueError(f"file path {quote(path)} must be relative")
+        raise ValueError(f"file path {go_quote(path)} must be relative")
     if ".." in path.split("/"):
-        raise ValueError(f"file path {quote(path)} must not contain '..'")
+        raise ValueError(f"file path {go_quote(path)} must not contain '..'")
     cleaned = posixpath.normpath(path)
     if cleaned in (".", "", "/"):
-        raise ValueError(f"file path {quote(path)} resolves to the root")
+        raise ValueError(f"file path {go_quote(path)} resolves to the root")
     return cleaned
 
 
@@ -72,10 +72,10 @@ def normalize_files(files: Mapping[str, str]) -> dict[str, str]:
     for path, content in files.items():
         clean = normalize_path(path)
         if clean in out:
-            raise ValueError(f"duplicate file path {quote(clean)} after normalization")
+            raise ValueError(f"duplicate file path {go_quote(clean)} after normalization")
         size = len(content.encode("utf-8"))
         if size > MAX_FILE_BYTES:
-            raise ValueError(f"file {quote(clean)} is {size} bytes (limit {MAX_FILE_BYTES})")
+            raise ValueError(f"file {go_quote(clean)} is {size} bytes (limit {MAX_FILE_BYTES})")
         total += size
         if total > MAX_TOTAL_BYTES:
             raise ValueError(f"files total more than {MAX_TOTAL_BYTES} bytes")
@@ -137,10 +137,10 @@ def _read_entries(data: bytes) -> tuple[dict[str, str], list[tuple[zipfile.ZipIn
         for info in infos:
             path = normalize_path(info.filename)
             if path in seen:
-                raise ValueError(f"duplicate file path {quote(path)} after normalization")
+                raise ValueError(f"duplicate file path {go_quote(path)} after normalization")
             seen.add(path)
             if info.file_size > MAX_FILE_BYTES:
-                raise ValueError(f"file {quote(path)} exceeds {MAX_FILE_BYTES} bytes")
+                raise ValueError(f"file {go_quote(path)} exceeds {MAX_FILE_BYTES} bytes")
             total += info.file_size
             if total > MAX_TOTAL_BYTES:
                 raise ValueError(f"files total more than {MAX_TOTAL_BYTES} bytes")

@@ -20,6 +20,7 @@ from typing import Any
 import attrs
 from typing_extensions import Self, final
 
+from k8swatch._go import go_quote
 from k8swatch._status import bad_request
 from k8swatch.coder._names import (
     build_template_name,
@@ -34,7 +35,6 @@ from ._convert import (
     create_workspace_body,
     format_metav1_time,
     is_zero_time,
-    quote,
     resource_version_of,
     template_meta_body,
 )
@@ -116,7 +116,7 @@ def _files(section: Mapping[str, Any], where: str) -> dict[str, str] | None:
     out: dict[str, str] = {}
     for path, content in value.items():  # pyright: ignore[reportUnknownVariableType]
         if not isinstance(content, str):
-            raise bad_request(f"{where}.files[{quote(str(path))}]: expected a string")  # pyright: ignore[reportUnknownArgumentType]
+            raise bad_request(f"{where}.files[{go_quote(str(path))}]: expected a string")  # pyright: ignore[reportUnknownArgumentType]
         out[str(path)] = content  # pyright: ignore[reportUnknownArgumentType]
     return out
 

@@ -8,7 +8,7 @@ Coder, which answers 400 "Validation failed." for a bad name.
 
 from __future__ import annotations
 
-from ._convert import quote
+from k8swatch._go import go_quote
 
 __all__ = [
     "build_template_name",
@@ -26,14 +26,14 @@ def _parse_segments(name: str, expected: int, kind: str) -> list[str]:
     separators = expected - 1
     if name.count(_SEPARATOR) != separators:
         raise ValueError(
-            f"invalid {kind} name {quote(name)}: expected {separators} separators "
-            f"({quote(_SEPARATOR)})"
+            f"invalid {kind} name {go_quote(name)}: expected {separators} separators "
+            f"({go_quote(_SEPARATOR)})"
         )
     segments = name.split(_SEPARATOR)
     for index, segment in enumerate(segments):
         if not segment:
             raise ValueError(
-                f"invalid {kind} name {quote(name)}: segment {index} must not be empty"
+                f"invalid {kind} name {go_quote(name)}: segment {index} must not be empty"
             )
     return segments
 
@@ -64,7 +64,7 @@ def _check_segment(kind: str, value: str) -> None:
     if not value:
         raise ValueError(f"{kind} must not be empty")
     if _SEPARATOR in value:
-        raise ValueError(f"{kind} must not contain {quote(_SEPARATOR)}")
+        raise ValueError(f"{kind} must not contain {go_quote(_SEPARATOR)}")
 
 
 def build_template_name(org: str, template: str) -> str:

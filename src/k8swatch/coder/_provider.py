@@ -12,10 +12,10 @@ from typing import Protocol, runtime_checkable
 import httpx
 from typing_extensions import final
 
+from k8swatch._go import go_quote
 from k8swatch._status import bad_request, service_unavailable
 
 from ._client import CoderClient
-from ._convert import quote
 
 __all__ = ["ClientProvider", "NamespaceLister", "NamespaceResolver", "StaticClientProvider"]
 
@@ -131,8 +131,8 @@ class StaticClientProvider:
             )
         if namespace and namespace != self._namespace:
             raise bad_request(
-                f"namespace {quote(namespace)} is not served by this aggregated API server "
-                f"(configured for {quote(self._namespace)})"
+                f"namespace {go_quote(namespace)} is not served by this aggregated API server "
+                f"(configured for {go_quote(self._namespace)})"
             )
         return self._client
 

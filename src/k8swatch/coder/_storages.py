@@ -56,6 +56,7 @@ from k8swatch._eventlog import (
 from k8swatch._events import EventType
 from k8swatch._filters import filter_for_list_options
 from k8swatch._follower import DEFAULT_COALESCE, LogFeed
+from k8swatch._go import format_go_duration, go_quote
 from k8swatch._options import ListOptions, WatchCapabilities, validate_watch_options
 from k8swatch._selectors import SelectorError, parse_field_selector
 from k8swatch._status import (
@@ -71,7 +72,7 @@ from k8swatch._status import (
 from k8swatch._storage import ObjectList
 from k8swatch._watch import Watch, filter_watch, stop_aware_watch
 from k8swatch.coder._client import CoderClient, map_coder_error
-from k8swatch.coder._convert import parse_rfc3339_ns, parse_uuid, quote
+from k8swatch.coder._convert import parse_rfc3339_ns, parse_uuid
 from k8swatch.coder._files import build_archive, merge_archive, normalize_files, read_archive
 from k8swatch.coder._models import (
     API_VERSION,
@@ -122,25 +123,6 @@ def _with_files_of(stored: dict[str, Any], obj: Mapping[str, Any]) -> dict[str, 
     if "files" in spec:
         stored["spec"]["files"] = copy.deepcopy(spec["files"])
     return stored
-
-
-def _format_go_duration(seconds: float) -> str:
-    """Format *seconds* like Go's ``time.Duration.String()`` (``2m0s``, ``120ms``)."""
-    if seconds == 0:
-        return "0s"
-    if seconds < 1:
-        ms = seconds * 1000
-        return f"{ms:g}ms" if ms >= 1 else f"{seconds * 1e6:g}µs"
-    total = round(seconds, 9)
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    secs_text = f"{secs:.9f}".rstrip("0").rstrip(".")
-    out = ""
-    if hours:
-        out += f"{int(hours)}h"
-    if hours or minutes:
-        out += f"{int(minutes)}m"
-    return out + f"{secs_text}s"
 
 
 _F = TypeVar("_F", bound=Callable[..., Awaitable[Any]])
@@ -692,7 +674,7 @@ class _CoderStorage:
             known = self._known.get(key)
             if known is None:
                 raise service_unavailable(
-                    f"{self._RESOURCE} {quote(key[1])} keeps changing; try again"
+                    f"{self._RESOURCE} {go_quote(key[1])} keeps changing; try again"
                 )
             result = copy.deepcopy(known.object)
         if "files" in obj.get("spec", {}):
@@ -935,7 +917,7 @@ def _check_watch_field_selector(text: str) -> None:
     for requirement in selector.requirements:
         if requirement.field not in _WATCH_FIELDS:
             raise bad_request(
-                f"invalid watch options: field selector {quote(requirement.field)} is not "
+                f"invalid watch options: field selector {go_quote(requirement.field)} is not "
                 "supported; supported fields: metadata.name, metadata.namespace"
             )
 
@@ -949,13 +931,13 @@ def _check_update_identity(
 ) -> None:
     if desired_name and desired_name != name:
         raise bad_request(
-            f"updated object metadata.name {quote(desired_name)} must match request name "
-            f"{quote(name)}"
+            f"updated object metadata.name {go_quote(desired_name)} must match request name "
+            f"{go_quote(name)}"
         )
     if desired_namespace and desired_namespace != namespace:
         raise bad_request(
-            f"metadata.namespace {quote(desired_namespace)} does not match request namespace "
-            f"{quote(namespace)}"
+            f"metadata.namespace {go_quote(desired_namespace)} does not match request namespace "
+            f"{go_quote(namespace)}"
         )
 
 
@@ -964,8 +946,8 @@ def _check_create_identity(name: str, obj_namespace: str, namespace: str) -> Non
         raise bad_request("metadata.name must not be empty")
     if obj_namespace and obj_namespace != namespace:
         raise bad_request(
-            f"metadata.namespace {quote(obj_namespace)} must match request namespace "
-            f"{quote(namespace)}"
+            f"metadata.namespace {go_quote(obj_namespace)} must match request namespace "
+            f"{go_quote(namespace)}"
         )
 
 
@@ -976,8 +958,8 @@ def _with_name(obj: Mapping[str, Any], name: str) -> dict[str, Any]:
     given = meta.get("name") or ""
     if given and given != name:
         raise bad_request(
-            f"updated object metadata.name {quote(str(given))} must match request name "
-            f"{quote(name)}"
+            f"updated object metadata.name {go_quote(str(given))} must match request name "
+            f"{go_quote(name)}"
         )
     meta["name"] = name
     out["metadata"] = meta
@@ -1057,7 +1039,7 @@ class WorkspaceStorage(_CoderStorage):
         try:
             return parse_workspace_name(name)
         except ValueError as exc:
-            raise bad_request(f"invalid workspace name {quote(name)}: {exc}") from None
+            raise bad_request(f"invalid workspace name {go_quote(name)}: {exc}") from None
 
     async def _fetch(
         self, client: CoderClient, name: str, org: str, owner: str, ws: str
@@ -1108,8 +1090,8 @@ class WorkspaceStorage(_CoderStorage):
         spec = desired.spec
         if spec.organization != org:
             raise bad_request(
-                f"spec.organization {quote(spec.organization)} must match organization "
-                f"{quote(org)} parsed from metadata.name"
+                f"spec.organization {go_quote(spec.organization)} must match organization "
+                f"{go_quote(org)} parsed from metadata.name"
             )
         if not spec.template_name:
             raise bad_request("spec.templateName must not be empty")
@@ -1130,13 +1112,13 @@ class WorkspaceStorage(_CoderStorage):
             except ValueError as exc:
                 raise bad_request(
                     "invalid workspace spec: invalid templateVersionID "
-                    f"{quote(spec.template_version_id)}: {exc}"
+                    f"{go_quote(spec.template_version_id)}: {exc}"
                 ) from None
             version = await self._call(name, client.template_version(version_id))
             if not version.get("template_id") or version.get("template_id") != template["id"]:
                 raise bad_request(
-                    f"spec.templateVersionID {quote(spec.template_version_id)} does not belong "
-                    f"to template {quote(spec.template_name)}"
+                    f"spec.templateVersionID {go_quote(spec.template_version_id)} does not belong "
+                    f"to template {go_quote(spec.template_name)}"
                 )
         created = await self._call(
             name,
@@ -1213,8 +1195,8 @@ class WorkspaceStorage(_CoderStorage):
         _check_update_identity(desired.name, name, "", namespace)
         if desired.spec.organization and desired.spec.organization != org:
             raise bad_request(
-                f"updated object spec.organization {quote(desired.spec.organization)} must "
-                f"match organization {quote(org)} parsed from metadata.name"
+                f"updated object spec.organization {go_quote(desired.spec.organization)} must "
+                f"match organization {go_quote(org)} parsed from metadata.name"
             )
         _check_update_identity("", name, desired.namespace, namespace)
         if not desired.resource_version:
@@ -1223,8 +1205,8 @@ class WorkspaceStorage(_CoderStorage):
             raise conflict(
                 self._RESOURCE,
                 name,
-                f"resource version mismatch: got {quote(desired.resource_version)}, current is "
-                f"{quote(current.resource_version)}",
+                f"resource version mismatch: got {go_quote(desired.resource_version)}, current is "
+                f"{go_quote(current.resource_version)}",
                 group=GROUP,
             )
         want, have = desired.spec, current.spec
@@ -1407,7 +1389,7 @@ class TemplateStorage(_CoderStorage):
         try:
             return parse_template_name(name)
         except ValueError as exc:
-            raise bad_request(f"invalid template name {quote(name)}: {exc}") from None
+            raise bad_request(f"invalid template name {go_quote(name)}: {exc}") from None
 
     async def _fetch(
         self, client: CoderClient, name: str, org: str, tmpl: str
@@ -1423,7 +1405,7 @@ class TemplateStorage(_CoderStorage):
             file_id = _sub(version, "job").get("file_id")
             if not file_id:
                 raise ValueError(
-                    f"template version {quote(str(version.get('id')))} has no source file"
+                    f"template version {go_quote(str(version.get('id')))} has no source file"
                 )
             return await client.download(str(file_id))
         except StatusError:
@@ -1496,8 +1478,8 @@ class TemplateStorage(_CoderStorage):
         spec = desired.spec
         if spec.organization != org:
             raise bad_request(
-                f"spec.organization {quote(spec.organization)} must match organization "
-                f"{quote(org)} parsed from metadata.name"
+                f"spec.organization {go_quote(spec.organization)} must match organization "
+                f"{go_quote(org)} parsed from metadata.name"
             )
         client = await self._client(namespace)
         await self._check_log()  # with the log unreachable, 503 before touching Coder
@@ -1516,7 +1498,7 @@ class TemplateStorage(_CoderStorage):
                 version_id = parse_uuid(spec.version_id)
             except ValueError as exc:
                 raise bad_request(
-                    f"parse template spec.versionID {quote(spec.version_id)}: {exc}"
+                    f"parse template spec.versionID {go_quote(spec.version_id)}: {exc}"
                 ) from None
         template = await self._call(
             name,
@@ -1596,20 +1578,21 @@ class TemplateStorage(_CoderStorage):
             raise conflict(
                 self._RESOURCE,
                 name,
-                f"resource version mismatch: got {quote(desired.resource_version)}, current is "
-                f"{quote(current.resource_version)}",
+                f"resource version mismatch: got {go_quote(desired.resource_version)}, current is "
+                f"{go_quote(current.resource_version)}",
                 group=GROUP,
             )
         want, have = desired.spec, current.spec
         if want.organization != have.organization:
             raise bad_request(
-                f"spec.organization {quote(want.organization)} must match existing organization "
-                f"{quote(have.organization)}"
+                f"spec.organization {go_quote(want.organization)} must match existing organization "
+                f"{go_quote(have.organization)}"
             )
         if want.version_id and want.version_id != have.version_id:
             raise bad_request(
                 "spec.versionID is read-only; to change the active version, update spec.files "
-                f"instead (current: {quote(have.version_id)}, requested: {quote(want.version_id)})"
+                f"instead (current: {go_quote(have.version_id)}, "
+                f"requested: {go_quote(want.version_id)})"
             )
         new_files = self._files_or_error(want.files) if want.files is not None else None
         template_id = str(template["id"])
@@ -1667,7 +1650,7 @@ class TemplateStorage(_CoderStorage):
         if after.get("active_version_id") != version_id:
             raise internal_error(
                 "assertion failed: active version promotion did not take effect: expected "
-                f"{quote(version_id)}, got {quote(str(after.get('active_version_id')))}"
+                f"{go_quote(version_id)}, got {go_quote(str(after.get('active_version_id')))}"
             )
 
     async def _wait_for_import(self, client: CoderClient, name: str, version_id: str) -> None:
@@ -1687,8 +1670,8 @@ class TemplateStorage(_CoderStorage):
             await self._poll_import(client, name, version_id, last)
         if scope.cancelled_caught:
             raise timeout(
-                f"waiting for template version {quote(version_id)} to build "
-                f"(last status: {quote(last[0])}): request deadline exceeded"
+                f"waiting for template version {go_quote(version_id)} to build "
+                f"(last status: {go_quote(last[0])}): request deadline exceeded"
             )
 
     async def _poll_import(
@@ -1705,14 +1688,14 @@ class TemplateStorage(_CoderStorage):
             if status in ("failed", "canceled"):
                 reason = str(job.get("error") or "template version build did not succeed")
                 raise bad_request(
-                    f"template version {quote(version_id)} build ended with status "
-                    f"{quote(status)}: {reason}"
+                    f"template version {go_quote(version_id)} build ended with status "
+                    f"{go_quote(status)}: {reason}"
                 )
             elapsed = anyio.current_time() - start
             if elapsed >= self._wait_timeout:
                 raise bad_request(
-                    f"template version {quote(version_id)} did not succeed within "
-                    f"{_format_go_duration(self._wait_timeout)} (last status: {quote(status)})"
+                    f"template version {go_quote(version_id)} did not succeed within "
+                    f"{format_go_duration(self._wait_timeout)} (last status: {go_quote(status)})"
                 )
             if elapsed >= self._backoff_after:
                 interval = min(interval * 2, self._max_poll_interval)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, TypeAlias, cast
 
+from k8swatch._json import JSONObject
+
 Scope: TypeAlias = MutableMapping[str, Any]
 """The ASGI connection scope."""
 
@@ -19,9 +21,6 @@ Send: TypeAlias = Callable[[Message], Awaitable[None]]
 
 ASGIApp: TypeAlias = Callable[[Scope, Receive, Send], Awaitable[None]]
 """An ASGI 3 application."""
-
-JSONObject: TypeAlias = dict[str, Any]
-"""A decoded JSON object (a Kubernetes-shaped dict)."""
 
 
 def as_object(value: object) -> JSONObject | None:

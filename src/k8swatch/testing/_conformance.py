@@ -17,6 +17,7 @@ import anyio
 import pytest
 
 from k8swatch._events import Event, EventType
+from k8swatch._json import JSONObject
 from k8swatch._options import ListOptions, default_list_options, validate_list_options
 from k8swatch._status import StatusError
 from k8swatch._watch import Watch
@@ -25,7 +26,6 @@ from ._recorder import EventRecorder
 
 __all__ = ["WatchConformance"]
 
-JSONObject = dict[str, Any]
 
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 
