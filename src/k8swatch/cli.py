@@ -38,7 +38,7 @@ import anyio.abc
 
 from k8swatch._go import parse_go_duration
 
-__all__ = ["build_kubeconfig", "main"]
+__all__ = ["build_kubeconfig", "main", "parse_go_duration"]
 
 DEFAULT_PORT = 6443
 TOKEN_ENV = "CODER_SESSION_TOKEN"
