@@ -58,6 +58,9 @@ def test_parse_names() -> None:
         ("acme.alice", 'invalid workspace name "acme.alice": expected 2 separators (".")'),
         ("a.b.c.d", 'invalid workspace name "a.b.c.d": expected 2 separators (".")'),
         ("acme..dev", 'invalid workspace name "acme..dev": segment 1 must not be empty'),
+        # Go's %q: control characters as \x escapes, printable non-ASCII as is
+        ("a\x01b", 'invalid workspace name "a\\x01b": expected 2 separators (".")'),
+        ("é\u2028", 'invalid workspace name "é\\u2028": expected 2 separators (".")'),
     ],
 )
 def test_workspace_name_errors(name: str, message: str) -> None:
