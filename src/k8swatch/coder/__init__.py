@@ -39,6 +39,7 @@ from ._provider import ClientProvider as ClientProvider
 from ._provider import NamespaceLister as NamespaceLister
 from ._provider import NamespaceResolver as NamespaceResolver
 from ._provider import StaticClientProvider as StaticClientProvider
+from ._resources import build_resource_specs as build_resource_specs
 from ._storages import WATCH_QUEUE_LENGTH as WATCH_QUEUE_LENGTH
 from ._storages import TemplateStorage as TemplateStorage
 from ._storages import WorkspaceStorage as WorkspaceStorage
@@ -68,6 +69,7 @@ __all__ = (
     "TemplateStorage",
     "WATCH_QUEUE_LENGTH",
     "WorkspaceStorage",
+    "build_resource_specs",
     "build_template_name",
     "build_workspace_name",
     "coder_template_schema",
