@@ -20,6 +20,7 @@ from ._fake import FakeCoder as FakeCoder
 from ._fake import FakeCoderChange as FakeCoderChange
 from ._fake import FakeCoderChanges as FakeCoderChanges
 from ._fake import FakeCoderError as FakeCoderError
+from ._models import GROUP as GROUP
 from ._models import CoderTemplate as CoderTemplate
 from ._models import CoderTemplateSpec as CoderTemplateSpec
 from ._models import CoderTemplateStatus as CoderTemplateStatus
@@ -63,6 +64,7 @@ __all__ = (
     "FakeCoderChange",
     "FakeCoderChanges",
     "FakeCoderError",
+    "GROUP",
     "NamespaceLister",
     "NamespaceResolver",
     "StaticClientProvider",
