@@ -29,14 +29,20 @@ import socket
 import sys
 import tempfile
 import urllib.parse
-from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TextIO, cast
+from typing import TYPE_CHECKING, Any, TextIO
 
 import anyio
 import anyio.abc
+import attrs
 
 from k8swatch._go import parse_go_duration
+
+if TYPE_CHECKING:
+    from k8swatch import EventLog
+    from k8swatch.coder import StaticClientProvider, TemplateStorage, WorkspaceStorage
+    from k8swatch.redis import RedisLease
 
 __all__ = ["build_kubeconfig", "main", "parse_go_duration"]
 
@@ -210,159 +216,233 @@ async def _serving(
         sock.close()
 
 
-async def _wait_for_signal(stop: Callable[[], None], out: TextIO) -> None:
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for signum in signals:
-            print(f"received {signal.Signals(signum).name}, shutting down", file=out, flush=True)
-            stop()
-            return
+def _log_level(args: argparse.Namespace) -> str:
+    return "debug" if args.verbose else "warning"
+
+
+def _listen(host: str, port: int) -> socket.socket | None:
+    """A listening socket on *host*:*port*, or ``None`` after saying why not on stderr."""
+    try:
+        return _bind(host, port)
+    except OSError as exc:
+        print(f"error: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
+        return None
+
+
+async def _run_until_signal(server: Any, out: TextIO) -> None:
+    """Return on SIGINT or SIGTERM (announced on *out*), or once *server* exits by itself."""
+    signalled = anyio.Event()
+
+    async def wait_for_signal() -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                name = signal.Signals(signum).name
+                print(f"received {name}, shutting down", file=out, flush=True)
+                signalled.set()
+                return
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(wait_for_signal)
+        while not signalled.is_set() and not server.should_exit:
+            with anyio.move_on_after(0.2):  # uvicorn offers no event for exiting by itself
+                await signalled.wait()
+        tg.cancel_scope.cancel()
+
+
+@attrs.frozen
+class _Coder:
+    """The Coder deployment the storages talk to, and the banner line naming it."""
+
+    url: str
+    token: str
+    note: str
+
+
+@attrs.frozen
+class _SharedLog:
+    """What ``--redis-url`` gives: one event log per resource, the poller's lease."""
+
+    workspaces: EventLog
+    templates: EventLog
+    lease: RedisLease
+    note: str
+
+
+async def _start_coder(
+    args: argparse.Namespace,
+    tg: anyio.abc.TaskGroup,
+    stack: contextlib.AsyncExitStack,
+    *,
+    log_level: str,
+) -> _Coder:
+    """The deployment at ``--coder-url``, or else an embedded `FakeCoder` on 127.0.0.1."""
+    if args.coder_url:
+        note = f"Coder deployment: {args.coder_url} (token from ${TOKEN_ENV})"
+        return _Coder(args.coder_url, os.environ.get(TOKEN_ENV, ""), note)
+    from k8swatch.coder import FakeCoder
+
+    fake = FakeCoder(
+        token=secrets.token_urlsafe(16),
+        build_mode=args.fake_build_mode,
+        build_step_seconds=args.fake_build_seconds,
+    )
+    sock = _bind("127.0.0.1", 0)
+    await stack.enter_async_context(_serving(tg, fake, sock, log_level=log_level))
+    stack.callback(fake.close)
+    url = _url(sock)
+    note = (
+        f"Coder: embedded FakeCoder at {url} "
+        f"(session token {fake.token}; demo data: organization acme, user alice)"
+    )
+    return _Coder(url, fake.token, note)
+
+
+def _open_provider(
+    args: argparse.Namespace, coder: _Coder, stack: contextlib.AsyncExitStack
+) -> StaticClientProvider:
+    from k8swatch.coder import StaticClientProvider
+
+    provider = StaticClientProvider(
+        coder.url, coder.token, args.namespace, timeout=args.coder_timeout
+    )
+    stack.push_async_callback(provider.aclose)
+    return provider
+
+
+async def _open_shared_log(
+    args: argparse.Namespace, stack: contextlib.AsyncExitStack
+) -> _SharedLog | None:
+    """The Redis event logs and lease of ``--redis-url``, or ``None`` without it."""
+    if not args.redis_url:
+        return None
+    from k8swatch.coder import GROUP, CoderTemplate, CoderWorkspace
+    from k8swatch.redis import open_redis_backend
+
+    # Connecting is lazy: with Redis down the server starts anyway,
+    # answers 503 meanwhile and reconnects with jittered backoff.
+    backend = await stack.enter_async_context(
+        open_redis_backend(args.redis_url, prefix=args.redis_prefix)
+    )
+    return _SharedLog(
+        workspaces=backend.log_for(CoderWorkspace.PLURAL, group=GROUP),
+        templates=backend.log_for(CoderTemplate.PLURAL, group=GROUP),
+        # Renewed before every poll: outlive the interval (plus jitter) comfortably.
+        lease=backend.lease("coder-poller", ttl=max(10.0, 3 * args.poll_interval)),
+        note=(
+            f"Redis: {_redacted(args.redis_url)} (prefix {args.redis_prefix!r}); "
+            "replicas on the same Redis and prefix serve one API"
+        ),
+    )
+
+
+def _create_storages(
+    args: argparse.Namespace,
+    provider: StaticClientProvider,
+    shared: _SharedLog | None,
+    tg: anyio.abc.TaskGroup,
+) -> tuple[TemplateStorage, WorkspaceStorage]:
+    from k8swatch.coder import TemplateStorage, WorkspaceStorage
+
+    cache = not args.no_watch_cache
+    workspaces = WorkspaceStorage(
+        provider, watch_cache=cache, log=shared.workspaces if shared else None
+    )
+    templates = TemplateStorage(
+        provider,
+        watch_cache=cache,
+        log=shared.templates if shared else None,
+        **args.build_wait,
+    )
+    if shared:
+        # Each storage's cache follows its log (every replica's writes);
+        # app.aclose() closes the storages, which ends these tasks.
+        tg.start_soon(workspaces.follow)
+        tg.start_soon(templates.follow)
+    return templates, workspaces
+
+
+def _start_poller(
+    tg: anyio.abc.TaskGroup,
+    storages: Sequence[WorkspaceStorage | TemplateStorage],
+    *,
+    interval: float,
+    lease: RedisLease | None,
+) -> anyio.CancelScope:
+    """Poll Coder for changes made elsewhere until the returned scope is cancelled."""
+    from k8swatch.coder import CoderPoller
+
+    poller = CoderPoller(storages, interval=interval, lease=lease)
+    scope = anyio.CancelScope()
+
+    async def poll() -> None:
+        with scope:
+            await poller.run()
+
+    tg.start_soon(poll)
+    return scope
+
+
+def _write_kubeconfig(args: argparse.Namespace, url: str, port: int) -> tuple[Path, str]:
+    """Write the kubeconfig for *url* (to ``--kubeconfig`` or a temporary file)."""
+    path = (
+        Path(args.kubeconfig)
+        if args.kubeconfig
+        else Path(tempfile.gettempdir(), f"k8swatch-{port}.kubeconfig")
+    )
+    text = build_kubeconfig(url, args.namespace)
+    path.write_text(text)
+    return path, text
+
+
+def _print_serve_banner(
+    out: TextIO, *, api_version: str, url: str, notes: Sequence[str], kubeconfig: Path, text: str
+) -> None:
+    print(f"k8swatch serving {api_version} on {url}", file=out)
+    print(f"URL: {url}", file=out)
+    for note in notes:
+        print(note, file=out)
+    print(f"kubeconfig: {kubeconfig}", file=out)
+    print("---", file=out)
+    print(text, end="", file=out)
+    print("---", file=out)
+    print(f"try: KUBECONFIG={kubeconfig} kubectl get coderworkspaces -A -w", file=out)
+    print("press Ctrl-C to stop", file=out, flush=True)
 
 
 async def _serve(args: argparse.Namespace, out: TextIO) -> int:
-    from k8swatch.coder import (
-        CoderPoller,
-        FakeCoder,
-        StaticClientProvider,
-        TemplateStorage,
-        WorkspaceStorage,
-    )
-    from k8swatch.coder._models import GROUP, VERSION, CoderTemplate, CoderWorkspace
-    from k8swatch.coder._openapi_schemas import (
-        CODER_TEMPLATE_COLUMNS,
-        CODER_WORKSPACE_COLUMNS,
-        coder_template_schema,
-        coder_workspace_schema,
-    )
-    from k8swatch.server import ResourceSpec, create_app
+    from k8swatch.coder import build_resource_specs
+    from k8swatch.server import create_app
 
-    log_level = "debug" if args.verbose else "warning"
-    try:
-        api_sock = _bind(args.host, args.port)
-    except OSError as exc:
-        print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+    log_level = _log_level(args)
+    api_sock = _listen(args.host, args.port)
+    if api_sock is None:
         return 1
     async with anyio.create_task_group() as tg, contextlib.AsyncExitStack() as stack:
-        if args.coder_url:
-            token = os.environ.get(TOKEN_ENV, "")
-            coder_url = args.coder_url
-            coder_note = f"Coder deployment: {coder_url} (token from ${TOKEN_ENV})"
-        else:
-            fake = FakeCoder(
-                token=secrets.token_urlsafe(16),
-                build_mode=args.fake_build_mode,
-                build_step_seconds=args.fake_build_seconds,
-            )
-            fake_sock = _bind("127.0.0.1", 0)
-            await stack.enter_async_context(_serving(tg, fake, fake_sock, log_level=log_level))
-            stack.callback(fake.close)
-            token = fake.token
-            coder_url = _url(fake_sock)
-            coder_note = (
-                f"Coder: embedded FakeCoder at {coder_url} "
-                f"(session token {token}; demo data: organization acme, user alice)"
-            )
-        provider = StaticClientProvider(
-            coder_url, token, args.namespace, timeout=args.coder_timeout
-        )
-        stack.push_async_callback(provider.aclose)
-        cache = not args.no_watch_cache
-        workspace_log = template_log = lease = None
-        redis_note = ""
-        if args.redis_url:
-            from k8swatch.redis import open_redis_backend
-
-            # Connecting is lazy: with Redis down the server starts anyway,
-            # answers 503 meanwhile and reconnects with jittered backoff.
-            backend = await stack.enter_async_context(
-                open_redis_backend(args.redis_url, prefix=args.redis_prefix)
-            )
-            workspace_log = backend.log_for(CoderWorkspace.PLURAL, group=GROUP)
-            template_log = backend.log_for(CoderTemplate.PLURAL, group=GROUP)
-            # Renewed before every poll: outlive the interval (plus jitter) comfortably.
-            lease = backend.lease("coder-poller", ttl=max(10.0, 3 * args.poll_interval))
-            redis_note = (
-                f"Redis: {_redacted(args.redis_url)} (prefix {args.redis_prefix!r}); "
-                "replicas on the same Redis and prefix serve one API"
-            )
-        workspaces = WorkspaceStorage(provider, watch_cache=cache, log=workspace_log)
-        templates = TemplateStorage(
-            provider, watch_cache=cache, log=template_log, **args.build_wait
-        )
-        if args.redis_url:
-            # Each storage's cache follows its log (every replica's writes);
-            # app.aclose() closes the storages, which ends these tasks.
-            tg.start_soon(workspaces.follow)
-            tg.start_soon(templates.follow)
-        app = create_app(
-            [
-                ResourceSpec(
-                    GROUP,
-                    VERSION,
-                    CoderTemplate.PLURAL,
-                    CoderTemplate.KIND,
-                    templates,
-                    singular=CoderTemplate.SINGULAR,
-                    schema=coder_template_schema(),
-                    printer_columns=cast("Any", CODER_TEMPLATE_COLUMNS),
-                ),
-                ResourceSpec(
-                    GROUP,
-                    VERSION,
-                    CoderWorkspace.PLURAL,
-                    CoderWorkspace.KIND,
-                    workspaces,
-                    singular=CoderWorkspace.SINGULAR,
-                    schema=coder_workspace_schema(),
-                    printer_columns=cast("Any", CODER_WORKSPACE_COLUMNS),
-                ),
-            ]
-        )
+        coder = await _start_coder(args, tg, stack, log_level=log_level)
+        provider = _open_provider(args, coder, stack)
+        shared = await _open_shared_log(args, stack)
+        templates, workspaces = _create_storages(args, provider, shared, tg)
+        specs = build_resource_specs(templates, workspaces)
+        app = create_app(specs)
         url = _url(api_sock)
         server = await stack.enter_async_context(_serving(tg, app, api_sock, log_level=log_level))
-        poller = CoderPoller([workspaces, templates], interval=args.poll_interval, lease=lease)
-        poll_scope = anyio.CancelScope()
-
-        async def poll() -> None:
-            with poll_scope:
-                await poller.run()
-
-        tg.start_soon(poll)
-        kubeconfig = (
-            Path(args.kubeconfig)
-            if args.kubeconfig
-            else Path(tempfile.gettempdir(), f"k8swatch-{api_sock.getsockname()[1]}.kubeconfig")
+        polling = _start_poller(
+            tg,
+            [workspaces, templates],
+            interval=args.poll_interval,
+            lease=shared.lease if shared else None,
         )
-        text = build_kubeconfig(url, args.namespace)
-        kubeconfig.write_text(text)
-        print(f"k8swatch serving {GROUP}/{VERSION} on {url}", file=out)
-        print(f"URL: {url}", file=out)
-        print(coder_note, file=out)
-        if redis_note:
-            print(redis_note, file=out)
-        print(f"kubeconfig: {kubeconfig}", file=out)
-        print("---", file=out)
-        print(text, end="", file=out)
-        print("---", file=out)
-        print(f"try: KUBECONFIG={kubeconfig} kubectl get coderworkspaces -A -w", file=out)
-        print("press Ctrl-C to stop", file=out, flush=True)
-        stopped = anyio.Event()
-
-        def stop() -> None:
-            poll_scope.cancel()
-            stopped.set()
-
-        signal_scope = anyio.CancelScope()
-
-        async def signals() -> None:
-            with signal_scope:
-                await _wait_for_signal(stop, out)
-
-        tg.start_soon(signals)
-        while not stopped.is_set() and not server.should_exit:
-            with anyio.move_on_after(0.2):
-                await stopped.wait()
-        stop()
-        signal_scope.cancel()
+        kubeconfig, text = _write_kubeconfig(args, url, api_sock.getsockname()[1])
+        _print_serve_banner(
+            out,
+            api_version=specs[0].api_version,
+            url=url,
+            notes=[coder.note, shared.note] if shared else [coder.note],
+            kubeconfig=kubeconfig,
+            text=text,
+        )
+        await _run_until_signal(server, out)
+        polling.cancel()
         # End the open watch streams first (they would hold uvicorn's graceful
         # shutdown until its timeout), then let the server stop.
         with anyio.move_on_after(5, shield=True):
@@ -380,15 +460,12 @@ async def _fake_coder(args: argparse.Namespace, out: TextIO) -> int:
         build_mode=args.build_mode,
         build_step_seconds=args.build_seconds,
     )
-    try:
-        sock = _bind(args.host, args.port)
-    except OSError as exc:
-        print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+    sock = _listen(args.host, args.port)
+    if sock is None:
         return 1
-    log_level = "debug" if args.verbose else "warning"
     async with (
         anyio.create_task_group() as tg,
-        _serving(tg, fake, sock, log_level=log_level) as server,
+        _serving(tg, fake, sock, log_level=_log_level(args)) as server,
     ):
         url = _url(sock)
         print(f"fake Coder API on {url}", file=out)
@@ -399,23 +476,8 @@ async def _fake_coder(args: argparse.Namespace, out: TextIO) -> int:
             file=out,
         )
         print("press Ctrl-C to stop", file=out, flush=True)
-        stopped = anyio.Event()
-
-        def stop() -> None:
-            server.should_exit = True
-            stopped.set()
-
-        signal_scope = anyio.CancelScope()
-
-        async def signals() -> None:
-            with signal_scope:
-                await _wait_for_signal(stop, out)
-
-        tg.start_soon(signals)
-        while not stopped.is_set() and not server.should_exit:
-            with anyio.move_on_after(0.2):
-                await stopped.wait()
-        signal_scope.cancel()
+        await _run_until_signal(server, out)
+        server.should_exit = True
         fake.close()
     print("stopped", file=out, flush=True)
     return 0

@@ -20,6 +20,7 @@ from ._fake import FakeCoder as FakeCoder
 from ._fake import FakeCoderChange as FakeCoderChange
 from ._fake import FakeCoderChanges as FakeCoderChanges
 from ._fake import FakeCoderError as FakeCoderError
+from ._models import GROUP as GROUP
 from ._models import CoderTemplate as CoderTemplate
 from ._models import CoderTemplateSpec as CoderTemplateSpec
 from ._models import CoderTemplateStatus as CoderTemplateStatus
@@ -39,6 +40,7 @@ from ._provider import ClientProvider as ClientProvider
 from ._provider import NamespaceLister as NamespaceLister
 from ._provider import NamespaceResolver as NamespaceResolver
 from ._provider import StaticClientProvider as StaticClientProvider
+from ._resources import build_resource_specs as build_resource_specs
 from ._storages import WATCH_QUEUE_LENGTH as WATCH_QUEUE_LENGTH
 from ._storages import TemplateStorage as TemplateStorage
 from ._storages import WorkspaceStorage as WorkspaceStorage
@@ -62,12 +64,14 @@ __all__ = (
     "FakeCoderChange",
     "FakeCoderChanges",
     "FakeCoderError",
+    "GROUP",
     "NamespaceLister",
     "NamespaceResolver",
     "StaticClientProvider",
     "TemplateStorage",
     "WATCH_QUEUE_LENGTH",
     "WorkspaceStorage",
+    "build_resource_specs",
     "build_template_name",
     "build_workspace_name",
     "coder_template_schema",

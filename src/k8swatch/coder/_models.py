@@ -52,6 +52,7 @@ __all__ = [
 ]
 
 GROUP = "aggregation.coder.com"
+"""The API group of the Coder resources (``aggregation.coder.com``)."""
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 
