@@ -32,6 +32,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from anyio.from_thread import start_blocking_portal
+
 CHECK = "__example_check__"
 
 
@@ -99,7 +101,7 @@ def run(blocks: list[dict[str, Any]]) -> None:
         for block in blocks:
             where = f"{block['path']}:{block['line']}"
             if block["file"]:
-                Path(block["file"]).write_text(block["source"])
+                Path(block["file"]).write_text(block["source"], encoding="utf-8")
             if block["lang"] != "python":
                 continue
             code = compile_block(block, checks=block["kind"] == "run")
@@ -112,8 +114,6 @@ def run(blocks: list[dict[str, Any]]) -> None:
                 with contextlib.redirect_stdout(printed):
                     if code.co_flags & inspect.CO_COROUTINE:
                         if portal is None:
-                            from anyio.from_thread import start_blocking_portal
-
                             portal = stack.enter_context(start_blocking_portal("asyncio"))
                         portal.call(lambda code=code: eval(code, namespace))
                     else:
@@ -129,7 +129,7 @@ def run(blocks: list[dict[str, Any]]) -> None:
                     f"but the page shows\n{expected}"
                 )
     if test_module:
-        Path("test_example.py").write_text("\n\n".join(test_module))
+        Path("test_example.py").write_text("\n\n".join(test_module), encoding="utf-8")
         result = subprocess.run(
             [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_example.py"],
             check=False,

@@ -74,7 +74,7 @@ AGE = re.compile(r"(?<!\S)\d+[smhdy](?:\d+[smh])?(?!\S)")
 
 def fenced_blocks(path: str) -> list[dict[str, object]]:
     """The fenced blocks of *path*: language, marker, first line and source."""
-    lines = (ROOT / path).read_text().splitlines()
+    lines = (ROOT / path).read_text(encoding="utf-8").splitlines()
     found: list[dict[str, object]] = []
     index = 0
     while index < len(lines):
