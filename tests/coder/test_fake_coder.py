@@ -1246,10 +1246,10 @@ async def test_every_endpoint_over_http(fake_coder_server: FakeCoderServer) -> N
     # Every route except the watch streams (tested below) was exercised.
     used = set()
     for method, path, _ in calls:
-        matched = fake._match(method, f"/api/v2{path}")
+        matched = fake._app.match(method, f"/api/v2{path}")
         assert not isinstance(matched, FakeCoderError)
         used.add(matched[0].__name__)
-    routes = {handler.__name__ for _, _, handler, _ in fake._routes}
+    routes = {handler.__name__ for _, _, handler, _ in fake._app.routes}
     assert routes - used == {"_h_watch_workspace"}, routes - used
 
 

@@ -1,7 +1,8 @@
-"""Records, JSON rendering helpers and small parsers of the fake Coder (pure, no I/O).
+"""Records, errors, time formats and small parsers of the fake Coder (pure, no I/O).
 
-Everything here is synchronous and free of anyio; ``_fake.py`` owns the state, the
-ASGI edge and the change feed.  Times are integers of microseconds since the Unix
+Everything here is synchronous and free of anyio: the state (``_fake_state.py`` and
+its parts) keeps these records, ``_fake_render.py`` turns them into Coder's JSON and
+``_fake_app.py`` serves them.  Times are integers of microseconds since the Unix
 epoch, the precision of Coder's database, so arithmetic is exact.
 """
 
@@ -18,13 +19,18 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
+from typing_extensions import final
 
 __all__ = [
     "ACTIVE_JOB_STATUSES",
     "NIL_UUID",
+    "NOT_FOUND",
     "WORKSPACE_STATUSES",
     "Build",
     "BuildTransition",
+    "ChangeAction",
+    "ChangeKind",
+    "FakeCoderChange",
     "FakeCoderError",
     "Job",
     "JobStatus",
@@ -40,6 +46,9 @@ __all__ = [
     "format_time",
     "is_uuid",
     "job_for_workspace_status",
+    "optional_int",
+    "optional_str",
+    "optional_uuid",
     "parse_search_query",
     "parse_time",
     "parse_uuid_param",
@@ -49,6 +58,11 @@ __all__ = [
 ]
 
 NIL_UUID = "00000000-0000-0000-0000-000000000000"
+#: coderd's 404 message for an object that is missing or hidden from the caller.
+NOT_FOUND = "Resource not found or you do not have access to this resource"
+
+ChangeKind = Literal["template", "template_version", "file", "workspace"]
+ChangeAction = Literal["created", "updated", "deleted"]
 
 BuildTransition = Literal["start", "stop", "delete"]
 JobStatus = Literal["pending", "running", "succeeded", "canceling", "canceled", "failed"]
@@ -122,6 +136,23 @@ class FakeCoderError(Exception):
         return body
 
 
+@final
+@attrs.frozen
+class FakeCoderChange:
+    """One mutation of a [`FakeCoder`][k8swatch.coder.FakeCoder]'s state.
+
+    Attributes:
+        kind: what changed (``"workspace"`` also covers its builds).
+        id: the id (UUID) of the changed object.
+        action: ``"created"``, ``"updated"`` or ``"deleted"`` (a workspace whose delete
+            build succeeded, a soft-deleted template).
+    """
+
+    kind: ChangeKind
+    id: str
+    action: ChangeAction
+
+
 # --------------------------------------------------------------------------- time
 
 
@@ -175,19 +206,6 @@ class Organization:
     updated_at: int
     is_default: bool
 
-    def to_json(self) -> dict[str, Any]:
-        """Render as codersdk.Organization."""
-        return {
-            "id": self.id,
-            "name": self.name,
-            "display_name": self.display_name,
-            "icon": self.icon,
-            "description": self.description,
-            "created_at": format_time(self.created_at),
-            "updated_at": format_time(self.updated_at),
-            "is_default": self.is_default,
-        }
-
 
 @attrs.define(eq=False)
 class User:
@@ -201,23 +219,6 @@ class User:
     created_at: int
     updated_at: int
     roles: list[dict[str, str]]
-
-    def to_json(self, organization_ids: list[str]) -> dict[str, Any]:
-        """Render as codersdk.User."""
-        return {
-            "id": self.id,
-            "username": self.username,
-            "name": self.name,
-            "avatar_url": self.avatar_url,
-            "email": self.email,
-            "created_at": format_time(self.created_at),
-            "updated_at": format_time(self.updated_at),
-            "last_seen_at": format_time(self.updated_at),
-            "status": "active",
-            "login_type": "password",
-            "organization_ids": organization_ids,
-            "roles": [dict(role) for role in self.roles],
-        }
 
 
 @attrs.define(eq=False)
@@ -244,38 +245,6 @@ class Job:
     started_at: int | None = None
     completed_at: int | None = None
     error: str = ""
-
-    def render(
-        self, *, kind: str, job_input: dict[str, str], metadata: dict[str, Any]
-    ) -> dict[str, Any]:
-        """Render as codersdk.ProvisionerJob (``omitempty`` fields left out when unset)."""
-        out: dict[str, Any] = {"id": self.id, "created_at": format_time(self.created_at)}
-        if self.started_at is not None:
-            out["started_at"] = format_time(self.started_at)
-        if self.completed_at is not None:
-            out["completed_at"] = format_time(self.completed_at)
-        if self.error:
-            out["error"] = self.error
-        out["status"] = self.status
-        if self.started_at is not None:
-            out["worker_id"] = "c0ffee00-0000-4000-8000-000000000001"
-            out["worker_name"] = "provisioner-0"
-        queued = 1 if kind == "template_version_import" and self.status == "pending" else 0
-        out.update(
-            {
-                "file_id": self.file_id,
-                "tags": {"owner": "", "scope": "organization"},
-                "queue_position": queued,
-                "queue_size": queued,
-                "organization_id": self.organization_id,
-                "initiator_id": self.initiator_id,
-                "input": job_input,
-                "type": kind,
-                "metadata": metadata,
-                "logs_overflowed": False,
-            }
-        )
-        return out
 
 
 @attrs.define(eq=False)
@@ -422,6 +391,48 @@ def validate_name(value: object, *, field: str = "name", tag: str) -> str:
             400,
             "Validation failed.",
             validations=[(field, f'Validation failed for tag "{tag}" with value: "{value}"')],
+        )
+    return value
+
+
+def optional_uuid(body: Mapping[str, Any], key: str) -> str | None:
+    """Read a UUID field; absent, ``null``, ``""`` and the nil UUID all mean unset."""
+    value = body.get(key)
+    if value in (None, "", NIL_UUID):
+        return None
+    if not isinstance(value, str) or not is_uuid(value):
+        raise FakeCoderError(
+            400,
+            "Request body must be valid JSON.",
+            detail=f"invalid UUID {value!r} in field {key!r}",
+        )
+    return str(uuid.UUID(value))
+
+
+def optional_str(body: Mapping[str, Any], key: str) -> str | None:
+    """Read a string field (``None`` when absent or ``null``)."""
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise FakeCoderError(
+            400,
+            "Request body must be valid JSON.",
+            detail=f"json: cannot unmarshal {type(value).__name__} into field {key!r} (string)",
+        )
+    return value
+
+
+def optional_int(body: Mapping[str, Any], key: str) -> int | None:
+    """Read an integer field (``None`` when absent or ``null``; a bool is no integer)."""
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise FakeCoderError(
+            400,
+            "Request body must be valid JSON.",
+            detail=f"json: cannot unmarshal {type(value).__name__} into field {key!r} (int64)",
         )
     return value
 
