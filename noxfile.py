@@ -56,13 +56,37 @@ def docs(session: nox.Session) -> None:
     )
 
 
+CHARTS = os.path.join("docs", "assets", "benchmarks")
+
+
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks: print figures and ratios against peers measured in the same run."""
+    """Benchmarks: print figures and ratios against peers measured in the same run.
+
+    ``nox -s bench -- --charts`` also records the figures in
+    docs/assets/benchmarks/results.jsonl and redraws the docs' charts from them.
+    """
     session.install("-e", ".[all]", *_groups("bench"))
+    args = [arg for arg in session.posargs if arg != "--charts"]
+    env: dict[str, str] = {}
+    if "--charts" in session.posargs:
+        results = os.path.join(CHARTS, "results.jsonl")
+        os.makedirs(CHARTS, exist_ok=True)
+        with open(results, "w"):
+            pass  # one run per file: the charts compare figures of the same run
+        env["K8SWATCH_BENCH_JSON"] = results
     for script in sorted(os.listdir("benchmarks")):
         if script.startswith("bench_") and script.endswith(".py"):
-            session.run("python", os.path.join("benchmarks", script), *session.posargs)
+            session.run("python", os.path.join("benchmarks", script), *args, env=env)
+    if env:
+        session.run("python", os.path.join("benchmarks", "charts.py"))
+
+
+@nox.session
+def charts(session: nox.Session) -> None:
+    """Redraw the docs' benchmark charts from docs/assets/benchmarks/results.jsonl."""
+    session.install(*[dep for dep in _groups("bench") if dep.startswith("matplotlib")])
+    session.run("python", os.path.join("benchmarks", "charts.py"))
 
 
 @nox.session

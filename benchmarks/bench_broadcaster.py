@@ -241,7 +241,10 @@ def idle_waiting_memory(count: int = 10_000) -> float:
 
 
 def main() -> None:
+    from _record import record
+
     start = time.perf_counter()
+    rows: dict[int, dict[str, float]] = {}
     print(
         f"fan-out, deliveries/s (M/s), >= {DELIVERIES:,} deliveries (>= 500 events) per run,"
         f" best of {REPEATS} interleaved runs, asyncio unless noted"
@@ -251,7 +254,7 @@ def main() -> None:
     header += f" | {'trio ev':>8} {'trio bat':>8}"
     print(header)
     for watchers in WATCHERS:
-        r = measure_all(watchers, REPEATS)
+        r = rows[watchers] = measure_all(watchers, REPEATS)
         print(
             f"{watchers:>8} {r['k8s/event'] / 1e6:>10.2f} {r['k8s/batch'] / 1e6:>10.2f}"
             f" {r['bcast pkg'] / 1e6:>10.2f} {r['anyio str'] / 1e6:>10.2f} |"
@@ -260,9 +263,20 @@ def main() -> None:
             f" {r['trio ev'] / 1e6:>8.2f} {r['trio bat'] / 1e6:>8.2f}"
         )
     print("targets at 100/1000 watchers: ev/pkg >= 3x, ev/str >= 10x, batch/pkg >= 10x")
-    print(f"memory, 10,000 idle watchers (objects): {idle_watchers_memory():.2f} MB (target <= 20)")
-    print(f"memory, 10,000 watchers waiting in tasks: {idle_waiting_memory():.2f} MB (tasks incl.)")
+    idle, waiting = idle_watchers_memory(), idle_waiting_memory()
+    print(f"memory, 10,000 idle watchers (objects): {idle:.2f} MB (target <= 20)")
+    print(f"memory, 10,000 watchers waiting in tasks: {waiting:.2f} MB (tasks incl.)")
     print(f"total {time.perf_counter() - start:.1f} s")
+    record(
+        "broadcaster",
+        {
+            "deliveries_per_second": {str(watchers): r for watchers, r in rows.items()},
+            "deliveries": DELIVERIES,
+            "repeats": REPEATS,
+            "idle_watchers_mb": idle,
+            "waiting_watchers_mb": waiting,
+        },
+    )
 
 
 if __name__ == "__main__":

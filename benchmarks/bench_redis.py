@@ -298,12 +298,14 @@ def main(url: str, redis_cpu: Callable[[], float]) -> None:
     )
     print(f"{header}  CPU µs/event: replicas, redis-server")
     rows: dict[str, float] = {}
+    latency: dict[str, tuple[float, float]] = {}
     for append in (False, True):
         for watchers in (1, WATCHERS_PER_REPLICA):
             name = f"redis, {'log.append' if append else 'create'}, 2 processes x {watchers}"
             prefix = f"{'log' if append else 'e2e'}{watchers}"
             rate, lat, cpu, redis = run_replica_processes(url, redis_cpu, prefix, watchers, append)
             rows[name] = rate
+            latency[name] = pct(lat, 0.5), pct(lat, 0.99)
             print(
                 f"{name:<44}{rate:>10,.0f}{pct(lat, 0.5):>9.1f}{pct(lat, 0.99):>9.1f}"
                 f"  {cpu[0]:.0f} + {cpu[1]:.0f}, {redis:.0f}"
@@ -312,6 +314,7 @@ def main(url: str, redis_cpu: Callable[[], float]) -> None:
         name = f"memory, create, 1 storage x {2 * watchers}"
         rate, lat = anyio.run(run_memory, watchers)
         rows[name] = rate
+        latency[name] = pct(lat, 0.5), pct(lat, 0.99)
         print(f"{name:<44}{rate:>10,.0f}{pct(lat, 0.5):>9.1f}{pct(lat, 0.99):>9.1f}")
     for watchers in (1, WATCHERS_PER_REPLICA):
         redis_rate = rows[f"redis, create, 2 processes x {watchers}"]
@@ -332,6 +335,22 @@ def main(url: str, redis_cpu: Callable[[], float]) -> None:
     print(
         f"target >= 20,000 events/s end to end through Redis "
         f"({WATCHERS_PER_REPLICA} watchers/replica): {target} (best such row {hundred:,.0f})"
+    )
+    from _record import record
+
+    record(
+        "redis",
+        {
+            "events": EVENTS,
+            "writers": WRITERS,
+            "watchers_per_replica": WATCHERS_PER_REPLICA,
+            "events_per_second": rows,
+            "latency_ms": {name: {"p50": p50, "p99": p99} for name, (p50, p99) in latency.items()},
+            "appends_per_second": {
+                "RedisEventLog": redis_appends,
+                "MemoryEventLog": memory_appends,
+            },
+        },
     )
 
 

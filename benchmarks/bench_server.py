@@ -155,6 +155,22 @@ async def main(url: str, app_encodes: Callable[[], int]) -> None:
         f"encode once per watcher:   {per_watcher * 1000:.1f} ms CPU "
         f"({per_watcher / once:.0f}x more)"
     )
+    from _record import record
+
+    record(
+        "server",
+        {
+            "watchers": WATCHERS,
+            "events": EVENTS,
+            "deliveries": deliveries,
+            "delivered_events_per_second": deliveries / elapsed,
+            "latency_p50_ms": p50,
+            "latency_p99_ms": p99,
+            "encodes": encodes,
+            "encode_once_per_event_ms": once * 1000,
+            "encode_once_per_watcher_ms": per_watcher * 1000,
+        },
+    )
 
 
 def serve(port: int) -> None:
