@@ -28,8 +28,12 @@ from k8swatch._status import (
     bad_request,
     internal_error,
     invalid,
+    method_not_allowed,
     method_not_supported,
     not_found,
+    path_not_found,
+    request_entity_too_large,
+    service_unavailable,
     too_many_requests,
 )
 from k8swatch._storage import ObjectList
@@ -74,30 +78,13 @@ DEFAULT_SERVER_VERSION: Mapping[str, str] = {
     "platform": "linux/amd64",
 }
 
-_NOT_FOUND = Status(
-    code=404, reason="NotFound", message="the server could not find the requested resource"
-)
 _PATCH_CONFLICT_RETRIES = 5
 _NAMESPACE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
-def _request_entity_too_large(limit: int) -> StatusError:
-    return StatusError(
-        Status(
-            code=413,
-            reason="RequestEntityTooLarge",
-            message=f"Request entity too large: limit is {limit}",
-        )
-    )
-
-
 def _method_not_allowed(method: str) -> StatusError:
-    return StatusError(
-        Status(
-            code=405,
-            reason="MethodNotAllowed",
-            message=f"the server does not allow this method on the requested resource ({method})",
-        )
+    return method_not_allowed(
+        f"the server does not allow this method on the requested resource ({method})"
     )
 
 
@@ -273,7 +260,7 @@ class App:
         elif isinstance(route, NamespacesRoute):
             await self._namespaces(route, request, send)
         else:
-            await _send_status(send, _NOT_FOUND)
+            await _send_status(send, path_not_found().status)
 
     async def _discovery(self, route: DiscoveryRoute, request: _Request, send: Send) -> None:
         if request.method not in ("GET", "HEAD"):
@@ -301,7 +288,7 @@ class App:
         else:
             document = self.discovery.resource_list(route.group, route.version)
         if document is None:
-            await _send_status(send, _NOT_FOUND)
+            await _send_status(send, path_not_found().status)
             return
         await _send_bytes(send, 200, encode_json(document), content_type)
 
@@ -456,9 +443,7 @@ class App:
         if not options.watch:
             options = attrs.evolve(options, watch=True)
         if self._closed:
-            raise StatusError(
-                Status(code=503, reason="ServiceUnavailable", message="the server is shutting down")
-            )
+            raise service_unavailable("the server is shutting down")
         if len(self._watch_stops) >= self.max_watches:
             raise too_many_requests(
                 f"too many watches: the limit is {self.max_watches}",
@@ -492,7 +477,7 @@ class App:
     async def _read_object(self, request: _Request, receive: Receive) -> dict[str, Any]:
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
-            raise _request_entity_too_large(self.max_body_bytes)
+            raise request_entity_too_large(f"limit is {self.max_body_bytes}")
         body = await _read_body(receive, self.max_body_bytes)
         try:
             obj = json.loads(body)
@@ -594,7 +579,7 @@ class App:
         check_patch_type(self.patch_types, content_type)
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
-            raise _request_entity_too_large(self.max_body_bytes)
+            raise request_entity_too_large(f"limit is {self.max_body_bytes}")
         body = await _read_body(receive, self.max_body_bytes)
         for attempt in range(_PATCH_CONFLICT_RETRIES):
             current = await getter(route.namespace, route.name)
@@ -813,7 +798,7 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
         chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise _request_entity_too_large(limit)
+            raise request_entity_too_large(f"limit is {limit}")
         chunks.append(chunk)
         if not message.get("more_body", False):
             break

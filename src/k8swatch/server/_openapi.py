@@ -32,6 +32,7 @@ from typing import Any, Protocol
 import attrs
 from typing_extensions import final
 
+from k8swatch._status import StatusError, method_not_allowed, not_acceptable, path_not_found
 from k8swatch.server._jsontypes import is_array, is_mapping, is_object
 from k8swatch.server._openapi_pb import PROTOBUF_V2_CONTENT_TYPE, encode_openapi_v2
 
@@ -873,18 +874,8 @@ def _etag_matches(if_none_match: str, etag: str) -> bool:
     return False
 
 
-def _status_body(code: int, reason: str, message: str) -> bytes:
-    return _encode(
-        {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": message,
-            "reason": reason,
-            "code": code,
-        }
-    )
+def _status_response(err: StatusError) -> OpenAPIResponse:
+    return OpenAPIResponse(err.code, (("content-type", _JSON),), _encode(err.status.to_dict()))
 
 
 @final
@@ -944,19 +935,11 @@ class OpenAPIService:
         if clean != "/openapi" and not clean.startswith("/openapi/"):
             return None
         if method not in ("GET", "HEAD"):
-            return OpenAPIResponse(
-                405,
-                (("content-type", _JSON),),
-                _status_body(405, "MethodNotAllowed", f"{method} is not allowed on {clean}"),
-            )
+            return _status_response(method_not_allowed(f"{method} is not allowed on {clean}"))
         docs = self._documents()
         entry = docs.get(clean)
         if entry is None:
-            return OpenAPIResponse(
-                404,
-                (("content-type", _JSON),),
-                _status_body(404, "NotFound", "the server could not find the requested resource"),
-            )
+            return _status_response(path_not_found())
         data, etag = entry
         accept = headers.get("accept", "")
         content_type = _JSON
@@ -966,11 +949,7 @@ class OpenAPIService:
             # requested type is not a valid MIME type for Go's parser).
             content_type = "application/octet-stream"
         elif not _accepts(accept, _JSON):
-            return OpenAPIResponse(
-                406,
-                (("content-type", _JSON),),
-                _status_body(406, "NotAcceptable", f"only {_JSON} is supported, not {accept!r}"),
-            )
+            return _status_response(not_acceptable(f"only {_JSON} is supported, not {accept!r}"))
         out_headers: list[tuple[str, str]] = [("etag", f'"{etag}"')]
         is_group_doc = clean.startswith("/openapi/v3/")
         requested_hash = query.get("hash", "")
