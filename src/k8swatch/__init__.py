@@ -70,7 +70,15 @@ from ._status import too_many_requests as too_many_requests
 from ._status import unauthorized as unauthorized
 from ._status import unprocessable_entity as unprocessable_entity
 from ._status import unsupported_media_type as unsupported_media_type
+from ._storage import Closer as Closer
+from ._storage import Creater as Creater
+from ._storage import Deleter as Deleter
+from ._storage import Getter as Getter
+from ._storage import Lister as Lister
 from ._storage import ObjectList as ObjectList
+from ._storage import Patcher as Patcher
+from ._storage import Updater as Updater
+from ._storage import Watcher as Watcher
 from ._util import fix_module_metadata as _fix_module_metadata
 from ._version import __version__ as __version__
 from ._watch import StopAwareWatch as StopAwareWatch
@@ -83,6 +91,9 @@ from ._wire import encode_event as encode_event
 __all__ = (
     "Broadcaster",
     "BroadcasterStatistics",
+    "Closer",
+    "Creater",
+    "Deleter",
     "Event",
     "EventLog",
     "EventType",
@@ -90,14 +101,17 @@ __all__ = (
     "FieldSelector",
     "FilterFunc",
     "FullChannelBehavior",
+    "Getter",
     "LabelRequirement",
     "LabelSelector",
     "ListOptions",
+    "Lister",
     "LogEntry",
     "LogSnapshot",
     "MemoryEventLog",
     "MemoryStorage",
     "ObjectList",
+    "Patcher",
     "PreconditionFailedError",
     "SelectionPredicate",
     "SelectorError",
@@ -107,10 +121,12 @@ __all__ = (
     "StatusDetails",
     "StatusError",
     "StopAwareWatch",
+    "Updater",
     "Watch",
     "WatchBase",
     "WatchCache",
     "WatchCapabilities",
+    "Watcher",
     "Write",
     "WriteOp",
     "already_exists",

@@ -36,13 +36,13 @@ from k8swatch._status import (
     service_unavailable,
     too_many_requests,
 )
-from k8swatch._storage import ObjectList
+from k8swatch._storage import Closer, Lister
 from k8swatch._wire import encode_json
 
 from ._discovery import AGGREGATED_CONTENT_TYPE, Discovery, parse_accept
 from ._openapi import OpenAPIService, object_schema
 from ._patch import DEFAULT_PATCH_TYPES, PatchFunction, check_patch_type, patch_object
-from ._resource import ResourceSpec
+from ._resource import ResourceSpec, require
 from ._routes import DiscoveryRoute, NamespacesRoute, ResourceRoute, match_path
 from ._stream import FORMAT_JSON, EventEncoder, stream_watch, table_format, with_type_meta
 from ._table import INCLUDE_METADATA, INCLUDE_NONE, INCLUDE_OBJECT, build_table
@@ -159,11 +159,11 @@ class App:
         self._closed = True
         seen: set[int] = set()
         for res in self.resources:
-            closer = getattr(res.storage, "aclose", None)
-            if closer is None or id(res.storage) in seen:
+            storage = res.storage
+            if not isinstance(storage, Closer) or id(storage) in seen:
                 continue
-            seen.add(id(res.storage))
-            await closer()
+            seen.add(id(storage))
+            await storage.aclose()
 
     # -- ASGI entry point ---------------------------------------------------
 
@@ -305,10 +305,10 @@ class App:
     async def _known_namespaces(self) -> list[str]:
         names = {"default"}
         for res in self.resources:
-            lister = getattr(res.storage, "list", None)
-            if not res.namespaced or lister is None:
+            storage = res.storage
+            if not res.namespaced or not isinstance(storage, Lister):
                 continue
-            result: ObjectList = await lister("", ListOptions())
+            result = await storage.list("", ListOptions())
             for item in result.items:
                 namespace = metadata_of(item).get("namespace")
                 if namespace:
@@ -372,12 +372,6 @@ class App:
         else:
             raise _method_not_allowed(method)
 
-    def _require(self, res: ResourceSpec, verb: str) -> Any:
-        method = getattr(res.storage, _STORAGE_METHOD[verb], None)
-        if verb not in res.verbs or method is None:
-            raise method_not_supported(res.plural, verb, group=res.group)
-        return method
-
     def _list_options(self, route: ResourceRoute, request: _Request) -> ListOptions:
         options = ListOptions.from_query(request.query)
         if route.watch_path and not options.watch:
@@ -401,9 +395,9 @@ class App:
 
     async def _list(self, route: ResourceRoute, request: _Request, send: Send) -> None:
         res = route.resource
-        lister = self._require(res, "list")
+        storage = require(res, "list")
         options = self._list_options(route, request)
-        result: ObjectList = await lister(route.namespace, options)
+        result = await storage.list(route.namespace, options)
         items = [with_type_meta(item, res) for item in result.items]
         include = _table_request(request)
         if include is not None:
@@ -430,15 +424,14 @@ class App:
         await _send_bytes(send, 200, encode_json(document))
 
     async def _get(self, route: ResourceRoute, request: _Request, send: Send) -> None:
-        getter = self._require(route.resource, "get")
-        obj = await getter(route.namespace, route.name)
+        obj = await require(route.resource, "get").get(route.namespace, route.name)
         await self._send_object(send, request, obj, route.resource, 200)
 
     async def _watch(
         self, route: ResourceRoute, request: _Request, receive: Receive, send: Send
     ) -> None:
         res = route.resource
-        watcher = self._require(res, "watch")
+        storage = require(res, "watch")
         options = self._list_options(route, request)
         if not options.watch:
             options = attrs.evolve(options, watch=True)
@@ -454,7 +447,7 @@ class App:
         done = anyio.Event()
         self._watch_stops.add(done)
         try:
-            watch = await watcher(route.namespace, options)
+            watch = await storage.watch(route.namespace, options)
             if options.timeout_seconds is not None and options.timeout_seconds > 0:
                 timeout: float = float(options.timeout_seconds)
             else:
@@ -522,7 +515,7 @@ class App:
         self, route: ResourceRoute, request: _Request, receive: Receive, send: Send
     ) -> None:
         res = route.resource
-        creator = self._require(res, "create")
+        storage = require(res, "create")
         obj = self._check_type_meta(res, await self._read_object(request, receive))
         metadata = self._check_namespace(route, obj["metadata"])
         if not metadata.get("name") and not metadata.get("generateName"):
@@ -542,7 +535,7 @@ class App:
         if _dry_run(request, "CreateOptions"):
             await self._send_object(send, request, obj, res, 201, headers=warnings)
             return
-        created = await creator(route.namespace, obj)
+        created = await storage.create(route.namespace, obj)
         await self._send_object(send, request, created, res, 201, headers=warnings)
 
     def _check_name(self, route: ResourceRoute, metadata: dict[str, Any]) -> dict[str, Any]:
@@ -557,24 +550,22 @@ class App:
         self, route: ResourceRoute, request: _Request, receive: Receive, send: Send
     ) -> None:
         res = route.resource
-        updater = self._require(res, "update")
+        storage = require(res, "update")
         obj = self._check_type_meta(res, await self._read_object(request, receive))
         metadata = self._check_name(route, obj["metadata"])
         obj, warnings = self._validate(res, {**obj, "metadata": metadata}, request, "update")
         if _dry_run(request, "UpdateOptions"):
-            await self._require(res, "get")(route.namespace, route.name)  # 404 if missing
+            await require(res, "get").get(route.namespace, route.name)  # 404 if missing
             await self._send_object(send, request, obj, res, 200, headers=warnings)
             return
-        updated = await updater(route.namespace, route.name, obj)
+        updated = await storage.update(route.namespace, route.name, obj)
         await self._send_object(send, request, updated, res, 200, headers=warnings)
 
     async def _patch(
         self, route: ResourceRoute, request: _Request, receive: Receive, send: Send
     ) -> None:
         res = route.resource
-        self._require(res, "patch")
-        getter = res.storage.get
-        updater = res.storage.update
+        storage = require(res, "patch")
         content_type = request.headers.get("content-type", "")
         check_patch_type(self.patch_types, content_type)
         length = request.headers.get("content-length")
@@ -582,7 +573,7 @@ class App:
             raise request_entity_too_large(f"limit is {self.max_body_bytes}")
         body = await _read_body(receive, self.max_body_bytes)
         for attempt in range(_PATCH_CONFLICT_RETRIES):
-            current = await getter(route.namespace, route.name)
+            current = await storage.get(route.namespace, route.name)
             patched = patch_object(self.patch_types, content_type, current, body)
             patched = self._check_type_meta(res, patched)
             metadata = self._check_name(route, patched["metadata"])
@@ -593,7 +584,7 @@ class App:
                 await self._send_object(send, request, patched, res, 200, headers=warnings)
                 return
             try:
-                updated = await updater(route.namespace, route.name, patched)
+                updated = await storage.update(route.namespace, route.name, patched)
             except StatusError as err:
                 # A patch without its own resourceVersion is retried on conflict,
                 # as kube-apiserver does.
@@ -606,12 +597,12 @@ class App:
             return
 
     async def _delete(self, route: ResourceRoute, request: _Request, send: Send) -> None:
-        deleter = self._require(route.resource, "delete")
+        storage = require(route.resource, "delete")
         if _dry_run(request, "DeleteOptions"):
-            current = await self._require(route.resource, "get")(route.namespace, route.name)
+            current = await require(route.resource, "get").get(route.namespace, route.name)
             await self._send_object(send, request, current, route.resource, 200)
             return
-        deleted = await deleter(route.namespace, route.name)
+        deleted = await storage.delete(route.namespace, route.name)
         if isinstance(deleted, Status):
             await _send_status(send, deleted)
             return
@@ -665,17 +656,6 @@ class App:
             await _send_bytes(send, code, encode_json(table), headers=headers)
             return
         await _send_bytes(send, code, encode_json(obj), headers=headers)
-
-
-_STORAGE_METHOD = {
-    "get": "get",
-    "list": "list",
-    "create": "create",
-    "update": "update",
-    "patch": "update",
-    "delete": "delete",
-    "watch": "watch",
-}
 
 
 def create_app(
