@@ -68,7 +68,8 @@ class App:
     Serves discovery, the resource paths of every
     [`ResourceSpec`][k8swatch.server.ResourceSpec] and ``/api/v1/namespaces``.
     Handles ``http`` and ``lifespan`` scopes; lifespan shutdown (or
-    ``aclose()``) ends every open watch stream and ``aclose()``s every storage.
+    ``aclose()``) ends every open watch stream and ``aclose()``s every storage
+    that is a [`Closer`][k8swatch.Closer].
     """
 
     def __init__(
@@ -112,7 +113,10 @@ class App:
         return len(self._watch_stops)
 
     async def aclose(self) -> None:
-        """End every open watch stream and close every storage (idempotent)."""
+        """End every open watch stream and close every [`Closer`][k8swatch.Closer] storage.
+
+        Idempotent; a storage shared by several resources is closed once.
+        """
         for done in list(self._watch_stops):
             done.set()
         if self._closed:
