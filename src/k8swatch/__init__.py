@@ -58,13 +58,27 @@ from ._status import forbidden as forbidden
 from ._status import gone as gone
 from ._status import internal_error as internal_error
 from ._status import invalid as invalid
+from ._status import method_not_allowed as method_not_allowed
 from ._status import method_not_supported as method_not_supported
+from ._status import not_acceptable as not_acceptable
 from ._status import not_found as not_found
+from ._status import path_not_found as path_not_found
+from ._status import request_entity_too_large as request_entity_too_large
 from ._status import service_unavailable as service_unavailable
 from ._status import timeout as timeout
 from ._status import too_many_requests as too_many_requests
 from ._status import unauthorized as unauthorized
+from ._status import unprocessable_entity as unprocessable_entity
+from ._status import unsupported_media_type as unsupported_media_type
+from ._storage import Closer as Closer
+from ._storage import Creater as Creater
+from ._storage import Deleter as Deleter
+from ._storage import Getter as Getter
+from ._storage import Lister as Lister
 from ._storage import ObjectList as ObjectList
+from ._storage import Patcher as Patcher
+from ._storage import Updater as Updater
+from ._storage import Watcher as Watcher
 from ._util import fix_module_metadata as _fix_module_metadata
 from ._version import __version__ as __version__
 from ._watch import StopAwareWatch as StopAwareWatch
@@ -77,6 +91,9 @@ from ._wire import encode_event as encode_event
 __all__ = (
     "Broadcaster",
     "BroadcasterStatistics",
+    "Closer",
+    "Creater",
+    "Deleter",
     "Event",
     "EventLog",
     "EventType",
@@ -84,14 +101,17 @@ __all__ = (
     "FieldSelector",
     "FilterFunc",
     "FullChannelBehavior",
+    "Getter",
     "LabelRequirement",
     "LabelSelector",
     "ListOptions",
+    "Lister",
     "LogEntry",
     "LogSnapshot",
     "MemoryEventLog",
     "MemoryStorage",
     "ObjectList",
+    "Patcher",
     "PreconditionFailedError",
     "SelectionPredicate",
     "SelectorError",
@@ -101,10 +121,12 @@ __all__ = (
     "StatusDetails",
     "StatusError",
     "StopAwareWatch",
+    "Updater",
     "Watch",
     "WatchBase",
     "WatchCache",
     "WatchCapabilities",
+    "Watcher",
     "Write",
     "WriteOp",
     "already_exists",
@@ -121,19 +143,25 @@ __all__ = (
     "gone",
     "internal_error",
     "invalid",
+    "method_not_allowed",
     "method_not_supported",
+    "not_acceptable",
     "not_found",
     "object_key",
     "parse_field_selector",
     "parse_label_selector",
     "parse_resource_version",
     "parse_watch_resource_version",
+    "path_not_found",
+    "request_entity_too_large",
     "service_unavailable",
     "stop_aware_watch",
     "timeout",
     "too_many_requests",
     "unauthorized",
     "unescape_field_value",
+    "unprocessable_entity",
+    "unsupported_media_type",
     "validate_field_selector",
     "validate_list_options",
     "validate_list_resource_version",

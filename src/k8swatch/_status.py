@@ -26,12 +26,18 @@ __all__ = [
     "gone",
     "internal_error",
     "invalid",
+    "method_not_allowed",
     "method_not_supported",
+    "not_acceptable",
     "not_found",
+    "path_not_found",
+    "request_entity_too_large",
     "service_unavailable",
     "timeout",
     "too_many_requests",
     "unauthorized",
+    "unprocessable_entity",
+    "unsupported_media_type",
 ]
 
 
@@ -237,6 +243,33 @@ def not_found(resource: str, name: str, *, group: str = "") -> StatusError:
     )
 
 
+def path_not_found() -> StatusError:
+    """404 NotFound for a path the server does not serve.
+
+    The message is kube-apiserver's ``the server could not find the requested
+    resource``; for a missing object, use [`not_found`][k8swatch.not_found].
+    """
+    return StatusError(
+        Status(
+            code=404, reason="NotFound", message="the server could not find the requested resource"
+        )
+    )
+
+
+def method_not_allowed(message: str) -> StatusError:
+    """405 MethodNotAllowed with *message* verbatim: the path does not serve the HTTP method.
+
+    For a verb a resource's storage does not implement, use
+    [`method_not_supported`][k8swatch.method_not_supported].
+    """
+    return StatusError(Status(code=405, reason="MethodNotAllowed", message=message))
+
+
+def not_acceptable(message: str) -> StatusError:
+    """406 NotAcceptable with *message* verbatim: no media type in ``Accept`` can be served."""
+    return StatusError(Status(code=406, reason="NotAcceptable", message=message))
+
+
 def method_not_supported(resource: str, action: str, *, group: str = "") -> StatusError:
     """405 MethodNotAllowed: ``<action> is not supported on resources of kind "<r.g>"``."""
     return StatusError(
@@ -289,6 +322,22 @@ def gone(message: str) -> StatusError:
     return StatusError(Status(code=410, reason="Gone", message=message))
 
 
+def request_entity_too_large(message: str) -> StatusError:
+    """413 RequestEntityTooLarge: ``Request entity too large: <message>``."""
+    return StatusError(
+        Status(
+            code=413,
+            reason="RequestEntityTooLarge",
+            message=f"Request entity too large: {message}",
+        )
+    )
+
+
+def unsupported_media_type(message: str) -> StatusError:
+    """415 UnsupportedMediaType with *message* verbatim: a body the server cannot decode."""
+    return StatusError(Status(code=415, reason="UnsupportedMediaType", message=message))
+
+
 def invalid(
     kind: str,
     name: str,
@@ -316,6 +365,23 @@ def invalid(
             reason="Invalid",
             message=f"{qualified_kind} {_quote(name)} is invalid: {errors}",
             details=StatusDetails(name=name, group=group, kind=kind, causes=cause_list),
+        )
+    )
+
+
+def unprocessable_entity(causes: Iterable[StatusCause]) -> StatusError:
+    """422 Invalid for a request that cannot be carried out (not for an invalid object).
+
+    The message is kube-apiserver's generic ``the server rejected our request due
+    to an error in our request``; *causes* say what went wrong. For an object
+    that fails validation, use [`invalid`][k8swatch.invalid].
+    """
+    return StatusError(
+        Status(
+            code=422,
+            reason="Invalid",
+            message="the server rejected our request due to an error in our request",
+            details=StatusDetails(causes=tuple(causes)),
         )
     )
 

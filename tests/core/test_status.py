@@ -102,6 +102,32 @@ def test_invalid_renders_several_errors_in_brackets_without_duplicates() -> None
             "Internal error occurred: boom",
         ),
         (k8swatch.service_unavailable("later"), 503, "ServiceUnavailable", "later"),
+        (
+            k8swatch.path_not_found(),
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        ),
+        (k8swatch.method_not_allowed("no POST here"), 405, "MethodNotAllowed", "no POST here"),
+        (k8swatch.not_acceptable("only JSON"), 406, "NotAcceptable", "only JSON"),
+        (
+            k8swatch.request_entity_too_large("limit is 10"),
+            413,
+            "RequestEntityTooLarge",
+            "Request entity too large: limit is 10",
+        ),
+        (
+            k8swatch.unsupported_media_type("unknown format"),
+            415,
+            "UnsupportedMediaType",
+            "unknown format",
+        ),
+        (
+            k8swatch.unprocessable_entity([StatusCause(message="bad op", field="patch")]),
+            422,
+            "Invalid",
+            "the server rejected our request due to an error in our request",
+        ),
         (k8swatch.timeout("too slow", 1), 504, "Timeout", "Timeout: too slow"),
         (k8swatch.unauthorized(), 401, "Unauthorized", "not authorized"),
     ],
@@ -137,3 +163,9 @@ def test_success_status_has_no_code() -> None:
 
 async def test_backends_both_run(anyio_backend_name: str) -> None:
     assert anyio_backend_name in {"asyncio", "trio"}
+
+
+def test_unprocessable_entity_carries_its_causes() -> None:
+    cause = StatusCause(reason="FieldValueInvalid", message="no such path", field="patch")
+    err = k8swatch.unprocessable_entity([cause])
+    assert err.status.details == StatusDetails(causes=(cause,))

@@ -1,62 +1,48 @@
-"""The ASGI application: ``create_app(resources)``."""
+"""The ASGI application: ``create_app(resources)``.
+
+The app routes each request (OpenAPI, discovery, namespaces, resource paths),
+turns errors into Status responses, owns the watch streams and closes the
+storages at shutdown; the verbs themselves live in ``_reads`` and ``_writes``.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 import random
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import parse_qs, unquote
 
 import anyio
 import attrs
 from typing_extensions import final
 
-from k8swatch._options import ListOptions, default_list_options, validate_list_options
-from k8swatch._selectors import (
-    SelectorError,
-    escape_field_value,
-    parse_field_selector,
-    parse_label_selector,
-)
 from k8swatch._status import (
-    Status,
-    StatusCause,
     StatusError,
-    bad_request,
     internal_error,
-    invalid,
-    method_not_supported,
-    not_found,
+    path_not_found,
+    service_unavailable,
     too_many_requests,
 )
-from k8swatch._storage import ObjectList
+from k8swatch._storage import Closer
 from k8swatch._wire import encode_json
 
-from ._discovery import AGGREGATED_CONTENT_TYPE, Discovery, parse_accept
+from . import _reads, _writes
+from ._discovery import AGGREGATED_CONTENT_TYPE, Discovery
+from ._http import (
+    Request,
+    disallowed_method,
+    read_body,
+    retry_after_headers,
+    send_bytes,
+    send_status,
+)
+from ._namespaces import serve_namespaces
 from ._openapi import OpenAPIService, object_schema
-from ._patch import DEFAULT_PATCH_TYPES, PatchFunction, check_patch_type, patch_object
-from ._resource import ResourceSpec
+from ._patch import DEFAULT_PATCH_TYPES, PatchFunction
+from ._resource import ResourceSpec, require
 from ._routes import DiscoveryRoute, NamespacesRoute, ResourceRoute, match_path
-from ._stream import FORMAT_JSON, EventEncoder, stream_watch, table_format, with_type_meta
-from ._table import INCLUDE_METADATA, INCLUDE_NONE, INCLUDE_OBJECT, build_table
-from ._types import (
-    JSONObject,
-    Message,
-    Receive,
-    Scope,
-    Send,
-    as_object,
-    metadata_of,
-)
-from ._validation import (
-    check_field_validation,
-    format_warning,
-    prune_unknown_fields,
-    validate_object,
-)
+from ._stream import FORMAT_JSON, EventEncoder, stream_watch, table_format
+from ._types import Message, Receive, Scope, Send
 
 __all__ = ["App", "create_app"]
 
@@ -74,44 +60,6 @@ DEFAULT_SERVER_VERSION: Mapping[str, str] = {
     "platform": "linux/amd64",
 }
 
-_NOT_FOUND = Status(
-    code=404, reason="NotFound", message="the server could not find the requested resource"
-)
-_PATCH_CONFLICT_RETRIES = 5
-_NAMESPACE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
-
-
-def _request_entity_too_large(limit: int) -> StatusError:
-    return StatusError(
-        Status(
-            code=413,
-            reason="RequestEntityTooLarge",
-            message=f"Request entity too large: limit is {limit}",
-        )
-    )
-
-
-def _method_not_allowed(method: str) -> StatusError:
-    return StatusError(
-        Status(
-            code=405,
-            reason="MethodNotAllowed",
-            message=f"the server does not allow this method on the requested resource ({method})",
-        )
-    )
-
-
-@attrs.frozen
-class _Request:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-
-    def first(self, key: str) -> str | None:
-        values = self.query.get(key)
-        return values[0] if values else None
-
 
 @final
 class App:
@@ -120,7 +68,8 @@ class App:
     Serves discovery, the resource paths of every
     [`ResourceSpec`][k8swatch.server.ResourceSpec] and ``/api/v1/namespaces``.
     Handles ``http`` and ``lifespan`` scopes; lifespan shutdown (or
-    ``aclose()``) ends every open watch stream and ``aclose()``s every storage.
+    ``aclose()``) ends every open watch stream and ``aclose()``s every storage
+    that is a [`Closer`][k8swatch.Closer].
     """
 
     def __init__(
@@ -164,7 +113,10 @@ class App:
         return len(self._watch_stops)
 
     async def aclose(self) -> None:
-        """End every open watch stream and close every storage (idempotent)."""
+        """End every open watch stream and close every [`Closer`][k8swatch.Closer] storage.
+
+        Idempotent; a storage shared by several resources is closed once.
+        """
         for done in list(self._watch_stops):
             done.set()
         if self._closed:
@@ -172,11 +124,11 @@ class App:
         self._closed = True
         seen: set[int] = set()
         for res in self.resources:
-            closer = getattr(res.storage, "aclose", None)
-            if closer is None or id(res.storage) in seen:
+            storage = res.storage
+            if not isinstance(storage, Closer) or id(storage) in seen:
                 continue
-            seen.add(id(res.storage))
-            await closer()
+            seen.add(id(storage))
+            await storage.aclose()
 
     # -- ASGI entry point ---------------------------------------------------
 
@@ -214,38 +166,23 @@ class App:
                 started = True
             await send(message)
 
-        path: str = scope.get("path", "/")
-        root_path: str = scope.get("root_path", "")
-        if root_path and path.startswith(root_path):
-            path = path[len(root_path) :] or "/"
-        raw_query: bytes = scope.get("query_string", b"")
-        request = _Request(
-            method=scope.get("method", "GET").upper(),
-            path=unquote(path),
-            query=parse_qs(raw_query.decode("latin-1"), keep_blank_values=True),
-            headers={k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]},
-        )
+        request = Request.from_scope(scope)
         try:
             await self._dispatch(request, receive, tracking_send)
         except StatusError as err:
             if started:
                 raise
-            await _send_status(tracking_send, err.status, self._status_headers(err.status))
+            await send_status(tracking_send, err.status, retry_after_headers(err.status))
         except Exception as exc:
             if started:
                 raise
             logger.exception("%s %s failed", request.method, request.path)
             status = internal_error(exc).status
-            await _send_status(tracking_send, status)
-
-    def _status_headers(self, status: Status) -> list[tuple[bytes, bytes]]:
-        if status.details is not None and status.details.retry_after_seconds:
-            return [(b"retry-after", str(status.details.retry_after_seconds).encode())]
-        return []
+            await send_status(tracking_send, status)
 
     # -- routing ------------------------------------------------------------
 
-    async def _dispatch(self, request: _Request, receive: Receive, send: Send) -> None:
+    async def _dispatch(self, request: Request, receive: Receive, send: Send) -> None:
         openapi = self.openapi.respond(
             request.method,
             request.path,
@@ -271,22 +208,22 @@ class App:
         elif isinstance(route, DiscoveryRoute):
             await self._discovery(route, request, send)
         elif isinstance(route, NamespacesRoute):
-            await self._namespaces(route, request, send)
+            await serve_namespaces(self.resources, route, request, send)
         else:
-            await _send_status(send, _NOT_FOUND)
+            await send_status(send, path_not_found().status)
 
-    async def _discovery(self, route: DiscoveryRoute, request: _Request, send: Send) -> None:
+    async def _discovery(self, route: DiscoveryRoute, request: Request, send: Send) -> None:
         if request.method not in ("GET", "HEAD"):
-            raise _method_not_allowed(request.method)
+            raise disallowed_method(request.method)
         document: dict[str, Any] | None
         content_type = "application/json"
-        if route.document in ("api", "apis") and _wants_aggregated(request):
+        if route.document in ("api", "apis") and request.wants_aggregated():
             document = self.discovery.aggregated(core=route.document == "api")
             content_type = AGGREGATED_CONTENT_TYPE
         elif route.document == "root":
             document = {"paths": self._root_paths()}
         elif route.document == "health":
-            await _send_bytes(send, 200, b"ok", "text/plain; charset=utf-8")
+            await send_bytes(send, 200, b"ok", "text/plain; charset=utf-8")
             return
         elif route.document == "version":
             document = self.discovery.version()
@@ -301,9 +238,9 @@ class App:
         else:
             document = self.discovery.resource_list(route.group, route.version)
         if document is None:
-            await _send_status(send, _NOT_FOUND)
+            await send_status(send, path_not_found().status)
             return
-        await _send_bytes(send, 200, encode_json(document), content_type)
+        await send_bytes(send, 200, encode_json(document), content_type)
 
     def _root_paths(self) -> list[str]:
         paths = {"/api", "/api/v1", "/apis", "/version", "/healthz", "/livez", "/readyz"}
@@ -313,163 +250,67 @@ class App:
                 paths.add(f"/apis/{res.group}/{res.version}")
         return sorted(paths)
 
-    # -- namespaces ---------------------------------------------------------
-
-    async def _known_namespaces(self) -> list[str]:
-        names = {"default"}
-        for res in self.resources:
-            lister = getattr(res.storage, "list", None)
-            if not res.namespaced or lister is None:
-                continue
-            result: ObjectList = await lister("", ListOptions())
-            for item in result.items:
-                namespace = metadata_of(item).get("namespace")
-                if namespace:
-                    names.add(str(namespace))
-        return sorted(names)
-
-    async def _namespaces(self, route: NamespacesRoute, request: _Request, send: Send) -> None:
-        if request.method != "GET":
-            raise _method_not_allowed(request.method)
-        if route.watch_path or _parse_bool(request.first("watch")):
-            raise method_not_supported("namespaces", "watch")
-        if route.name:
-            # Namespaces are implicit: every valid name exists (kubectl checks the
-            # namespace after a NotFound and would blame a missing namespace).
-            if not _NAMESPACE_NAME.fullmatch(route.name):
-                raise not_found("namespaces", route.name)
-            await self._send_object(send, request, _namespace(route.name), None, 200)
-            return
-        names = await self._known_namespaces()
-        items = [_namespace(n) for n in names]
-        if _table_request(request) is not None:
-            table = build_table(items, include_object=_table_request(request) or INCLUDE_METADATA)
-            await _send_bytes(send, 200, encode_json(table))
-            return
-        document: JSONObject = {
-            "kind": "NamespaceList",
-            "apiVersion": "v1",
-            "metadata": {},
-            "items": items,
-        }
-        await _send_bytes(send, 200, encode_json(document))
-
     # -- resources ----------------------------------------------------------
 
     async def _resource(
-        self, route: ResourceRoute, request: _Request, receive: Receive, send: Send
+        self, route: ResourceRoute, request: Request, receive: Receive, send: Send
     ) -> None:
         method = request.method
         res = route.resource
         collection = not route.name
         if method == "GET":
-            watch = route.watch_path or _parse_bool(request.first("watch"))
-            if watch:
+            if route.watch_path or request.flag("watch"):
                 await self._watch(route, request, receive, send)
             elif collection:
-                await self._list(route, request, send)
+                await _reads.list_objects(route, request, send)
             else:
-                await self._get(route, request, send)
+                await _reads.get(route, request, send)
             return
         if route.watch_path:
-            raise _method_not_allowed(method)
+            raise disallowed_method(method)
+        schema = self._schemas[id(res)]
+        limit = self.max_body_bytes
         if method == "POST" and collection and (route.namespace or not res.namespaced):
-            await self._create(route, request, receive, send)
+            await _writes.create(route, request, receive, send, schema=schema, max_body_bytes=limit)
         elif method == "PUT" and not collection:
-            await self._update(route, request, receive, send)
+            await _writes.update(route, request, receive, send, schema=schema, max_body_bytes=limit)
         elif method == "PATCH" and not collection:
-            await self._patch(route, request, receive, send)
-        elif method == "DELETE" and not collection:
-            await _read_body(receive, self.max_body_bytes)
-            await self._delete(route, request, send)
-        else:
-            raise _method_not_allowed(method)
-
-    def _require(self, res: ResourceSpec, verb: str) -> Any:
-        method = getattr(res.storage, _STORAGE_METHOD[verb], None)
-        if verb not in res.verbs or method is None:
-            raise method_not_supported(res.plural, verb, group=res.group)
-        return method
-
-    def _list_options(self, route: ResourceRoute, request: _Request) -> ListOptions:
-        options = ListOptions.from_query(request.query)
-        if route.watch_path and not options.watch:
-            options = attrs.evolve(options, watch=True)
-        try:
-            parse_label_selector(options.label_selector)
-            fields = parse_field_selector(options.field_selector)
-        except SelectorError as exc:
-            raise bad_request(exc.detail) from None
-        if route.name:
-            if not fields.empty:
-                if fields.requires_exact_match("metadata.name") != route.name:
-                    raise bad_request("fieldSelector metadata.name doesn't match requested name")
-            else:
-                options = attrs.evolve(
-                    options, field_selector="metadata.name=" + escape_field_value(route.name)
-                )
-        options = default_list_options(options)
-        validate_list_options(options)
-        return options
-
-    async def _list(self, route: ResourceRoute, request: _Request, send: Send) -> None:
-        res = route.resource
-        lister = self._require(res, "list")
-        options = self._list_options(route, request)
-        result: ObjectList = await lister(route.namespace, options)
-        items = [with_type_meta(item, res) for item in result.items]
-        include = _table_request(request)
-        if include is not None:
-            table = build_table(
-                items,
-                resource_version=result.resource_version,
-                continue_token=result.continue_token,
-                include_object=include,
-                columns=res.printer_columns,
+            await _writes.patch(
+                route,
+                request,
+                receive,
+                send,
+                schema=schema,
+                max_body_bytes=limit,
+                patch_types=self.patch_types,
             )
-            await _send_bytes(send, 200, encode_json(table))
-            return
-        metadata: dict[str, Any] = {"resourceVersion": result.resource_version}
-        if result.continue_token:
-            metadata["continue"] = result.continue_token
-        if result.remaining_item_count is not None:
-            metadata["remainingItemCount"] = result.remaining_item_count
-        document = {
-            "apiVersion": res.api_version,
-            "kind": res.list_kind,
-            "metadata": metadata,
-            "items": items,
-        }
-        await _send_bytes(send, 200, encode_json(document))
-
-    async def _get(self, route: ResourceRoute, request: _Request, send: Send) -> None:
-        getter = self._require(route.resource, "get")
-        obj = await getter(route.namespace, route.name)
-        await self._send_object(send, request, obj, route.resource, 200)
+        elif method == "DELETE" and not collection:
+            await read_body(receive, limit)
+            await _writes.delete(route, request, send)
+        else:
+            raise disallowed_method(method)
 
     async def _watch(
-        self, route: ResourceRoute, request: _Request, receive: Receive, send: Send
+        self, route: ResourceRoute, request: Request, receive: Receive, send: Send
     ) -> None:
         res = route.resource
-        watcher = self._require(res, "watch")
-        options = self._list_options(route, request)
+        storage = require(res, "watch")
+        options = _reads.list_options(route, request)
         if not options.watch:
             options = attrs.evolve(options, watch=True)
         if self._closed:
-            raise StatusError(
-                Status(code=503, reason="ServiceUnavailable", message="the server is shutting down")
-            )
+            raise service_unavailable("the server is shutting down")
         if len(self._watch_stops) >= self.max_watches:
             raise too_many_requests(
                 f"too many watches: the limit is {self.max_watches}",
                 self.retry_after_seconds,
             )
-        include = _table_request(request)
+        include = request.table_include()
         fmt = FORMAT_JSON if include is None else table_format(include)
         done = anyio.Event()
         self._watch_stops.add(done)
         try:
-            watch = await watcher(route.namespace, options)
+            watch = await storage.watch(route.namespace, options)
             if options.timeout_seconds is not None and options.timeout_seconds > 0:
                 timeout: float = float(options.timeout_seconds)
             else:
@@ -488,209 +329,6 @@ class App:
                 watch.stop()
         finally:
             self._watch_stops.discard(done)
-
-    async def _read_object(self, request: _Request, receive: Receive) -> dict[str, Any]:
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
-            raise _request_entity_too_large(self.max_body_bytes)
-        body = await _read_body(receive, self.max_body_bytes)
-        try:
-            obj = json.loads(body)
-        except ValueError as exc:
-            raise bad_request(f"the request body is not valid JSON: {exc}") from None
-        found = as_object(obj)
-        if found is None:
-            raise bad_request("the request body must be a JSON object")
-        return found
-
-    def _check_type_meta(self, res: ResourceSpec, obj: dict[str, Any]) -> dict[str, Any]:
-        api_version = obj.get("apiVersion")
-        kind = obj.get("kind")
-        if api_version not in (None, "", res.api_version):
-            raise bad_request(
-                f"the API version in the data ({api_version}) does not match the expected "
-                f"API version ({res.api_version})"
-            )
-        if kind not in (None, "", res.kind):
-            raise bad_request(
-                f"the kind in the data ({kind}) does not match the expected kind ({res.kind})"
-            )
-        metadata = obj.get("metadata")
-        if metadata is None:
-            metadata = {}
-        if not isinstance(metadata, dict):
-            raise bad_request("metadata must be a JSON object")
-        return {**obj, "apiVersion": res.api_version, "kind": res.kind, "metadata": metadata}
-
-    def _check_namespace(self, route: ResourceRoute, metadata: dict[str, Any]) -> dict[str, Any]:
-        if not route.resource.namespaced:
-            return metadata
-        namespace = metadata.get("namespace")
-        if namespace and namespace != route.namespace:
-            raise bad_request(
-                "the namespace of the provided object does not match the namespace "
-                "sent on the request"
-            )
-        return {**metadata, "namespace": route.namespace}
-
-    async def _create(
-        self, route: ResourceRoute, request: _Request, receive: Receive, send: Send
-    ) -> None:
-        res = route.resource
-        creator = self._require(res, "create")
-        obj = self._check_type_meta(res, await self._read_object(request, receive))
-        metadata = self._check_namespace(route, obj["metadata"])
-        if not metadata.get("name") and not metadata.get("generateName"):
-            raise invalid(
-                res.kind,
-                "",
-                [
-                    StatusCause(
-                        reason="FieldValueRequired",
-                        message="Required value: name or generateName is required",
-                        field="metadata.name",
-                    )
-                ],
-                group=res.group,
-            )
-        obj, warnings = self._validate(res, {**obj, "metadata": metadata}, request, "create")
-        if _dry_run(request, "CreateOptions"):
-            await self._send_object(send, request, obj, res, 201, headers=warnings)
-            return
-        created = await creator(route.namespace, obj)
-        await self._send_object(send, request, created, res, 201, headers=warnings)
-
-    def _check_name(self, route: ResourceRoute, metadata: dict[str, Any]) -> dict[str, Any]:
-        name = metadata.get("name")
-        if name and name != route.name:
-            raise bad_request(
-                f"the name of the object ({name}) does not match the name on the URL ({route.name})"
-            )
-        return {**self._check_namespace(route, metadata), "name": route.name}
-
-    async def _update(
-        self, route: ResourceRoute, request: _Request, receive: Receive, send: Send
-    ) -> None:
-        res = route.resource
-        updater = self._require(res, "update")
-        obj = self._check_type_meta(res, await self._read_object(request, receive))
-        metadata = self._check_name(route, obj["metadata"])
-        obj, warnings = self._validate(res, {**obj, "metadata": metadata}, request, "update")
-        if _dry_run(request, "UpdateOptions"):
-            await self._require(res, "get")(route.namespace, route.name)  # 404 if missing
-            await self._send_object(send, request, obj, res, 200, headers=warnings)
-            return
-        updated = await updater(route.namespace, route.name, obj)
-        await self._send_object(send, request, updated, res, 200, headers=warnings)
-
-    async def _patch(
-        self, route: ResourceRoute, request: _Request, receive: Receive, send: Send
-    ) -> None:
-        res = route.resource
-        self._require(res, "patch")
-        getter = res.storage.get
-        updater = res.storage.update
-        content_type = request.headers.get("content-type", "")
-        check_patch_type(self.patch_types, content_type)
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
-            raise _request_entity_too_large(self.max_body_bytes)
-        body = await _read_body(receive, self.max_body_bytes)
-        for attempt in range(_PATCH_CONFLICT_RETRIES):
-            current = await getter(route.namespace, route.name)
-            patched = patch_object(self.patch_types, content_type, current, body)
-            patched = self._check_type_meta(res, patched)
-            metadata = self._check_name(route, patched["metadata"])
-            patched, warnings = self._validate(
-                res, {**patched, "metadata": metadata}, request, "patch"
-            )
-            if _dry_run(request, "PatchOptions"):
-                await self._send_object(send, request, patched, res, 200, headers=warnings)
-                return
-            try:
-                updated = await updater(route.namespace, route.name, patched)
-            except StatusError as err:
-                # A patch without its own resourceVersion is retried on conflict,
-                # as kube-apiserver does.
-                current_rv = metadata_of(current).get("resourceVersion")
-                own_rv = metadata.get("resourceVersion") != current_rv
-                if err.reason != "Conflict" or own_rv or attempt == _PATCH_CONFLICT_RETRIES - 1:
-                    raise
-                continue
-            await self._send_object(send, request, updated, res, 200, headers=warnings)
-            return
-
-    async def _delete(self, route: ResourceRoute, request: _Request, send: Send) -> None:
-        deleter = self._require(route.resource, "delete")
-        if _dry_run(request, "DeleteOptions"):
-            current = await self._require(route.resource, "get")(route.namespace, route.name)
-            await self._send_object(send, request, current, route.resource, 200)
-            return
-        deleted = await deleter(route.namespace, route.name)
-        if isinstance(deleted, Status):
-            await _send_status(send, deleted)
-            return
-        await self._send_object(send, request, deleted, route.resource, 200)
-
-    def _validate(
-        self, res: ResourceSpec, obj: dict[str, Any], request: _Request, verb: str
-    ) -> tuple[dict[str, Any], list[tuple[bytes, bytes]]]:
-        """Check *obj* against the resource's schema (``fieldValidation``).
-
-        Returns the object to store, without the fields the schema does not
-        declare (pruned, as kube-apiserver prunes custom resources), and the
-        ``Warning`` headers to send (``fieldValidation=Warn``); raises
-        StatusError for ``Strict`` unknown fields and for wrong types.
-        """
-        directive = check_field_validation(request.first("fieldValidation"), verb)
-        schema = self._schemas[id(res)]
-        warnings = validate_object(
-            obj,
-            schema,
-            kind=res.kind,
-            version=res.version,
-            group=res.group,
-            directive=directive,
-            verb=verb,
-        )
-        pruned: dict[str, Any] = prune_unknown_fields(obj, schema)
-        return pruned, [(b"warning", format_warning(text).encode()) for text in warnings]
-
-    async def _send_object(
-        self,
-        send: Send,
-        request: _Request,
-        obj: dict[str, Any],
-        res: ResourceSpec | None,
-        code: int,
-        *,
-        headers: Iterable[tuple[bytes, bytes]] = (),
-    ) -> None:
-        if res is not None:
-            obj = with_type_meta(obj, res)
-        include = _table_request(request)
-        if include is not None:
-            metadata = metadata_of(obj)
-            table = build_table(
-                [obj],
-                resource_version=str(metadata.get("resourceVersion", "")),
-                include_object=include,
-                columns=res.printer_columns if res is not None else (),
-            )
-            await _send_bytes(send, code, encode_json(table), headers=headers)
-            return
-        await _send_bytes(send, code, encode_json(obj), headers=headers)
-
-
-_STORAGE_METHOD = {
-    "get": "get",
-    "list": "list",
-    "create": "create",
-    "update": "update",
-    "patch": "update",
-    "delete": "delete",
-    "watch": "watch",
-}
 
 
 def create_app(
@@ -731,119 +369,3 @@ def create_app(
         server_version=server_version,
         patch_types=patch_types,
     )
-
-
-# -- helpers -----------------------------------------------------------------
-
-
-def _dry_run(request: _Request, options_kind: str) -> bool:
-    """Whether ``dryRun=All`` was asked for (then nothing may be persisted).
-
-    The storage protocol has no dry-run mode, so the app answers with the object
-    as it would be stored (validated, patched) without calling the storage's
-    write methods; server-set fields (uid, resourceVersion) are not filled in.
-    """
-    values = request.query.get("dryRun") or []
-    for value in values:
-        if value != "All":
-            raise invalid(
-                options_kind,
-                "",
-                [
-                    StatusCause(
-                        reason="FieldValueNotSupported",
-                        message=f'Unsupported value: "{value}": supported values: "All"',
-                        field="dryRun",
-                    )
-                ],
-                group="meta.k8s.io",
-            )
-    return bool(values)
-
-
-def _parse_bool(value: str | None) -> bool:
-    """The apiserver's query boolean: absent is false; only ``0``/``false`` are false."""
-    if value is None:
-        return False
-    return not (value == "0" or value.lower() == "false")
-
-
-def _namespace(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {"name": name},
-        "spec": {"finalizers": ["kubernetes"]},
-        "status": {"phase": "Active"},
-    }
-
-
-def _wants_aggregated(request: _Request) -> bool:
-    for media in parse_accept(request.headers.get("accept", "")):
-        if media.is_as("APIGroupDiscoveryList", "apidiscovery.k8s.io", "v2"):
-            return True
-        if media.accepts_json() and "as" not in media.params:
-            return False
-    return False
-
-
-def _table_request(request: _Request) -> str | None:
-    """The ``includeObject`` policy when a Table was asked for, else None."""
-    for media in parse_accept(request.headers.get("accept", "")):
-        if media.is_as("Table", "meta.k8s.io", "v1"):
-            include = request.first("includeObject") or INCLUDE_METADATA
-            if include not in (INCLUDE_NONE, INCLUDE_METADATA, INCLUDE_OBJECT):
-                raise bad_request(
-                    f'includeObject: Unsupported value: "{include}": supported values: '
-                    '"None", "Metadata", "Object"'
-                )
-            return include
-        if media.accepts_json() and "as" not in media.params:
-            return None
-    return None
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk: bytes = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise _request_entity_too_large(limit)
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
-
-
-async def _send_bytes(
-    send: Send,
-    code: int,
-    body: bytes,
-    content_type: str = "application/json",
-    headers: Iterable[tuple[bytes, bytes]] = (),
-) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": code,
-            "headers": [
-                (b"content-type", content_type.encode("latin-1")),
-                (b"content-length", str(len(body)).encode()),
-                (b"cache-control", b"no-cache, private"),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _send_status(
-    send: Send, status: Status, headers: Iterable[tuple[bytes, bytes]] = ()
-) -> None:
-    code = status.code if status.code else 200
-    await _send_bytes(send, code, encode_json(status.to_dict()), headers=headers)

@@ -16,7 +16,13 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from k8swatch._status import Status, StatusCause, StatusDetails, StatusError, bad_request
+from k8swatch._status import (
+    StatusCause,
+    StatusError,
+    bad_request,
+    request_entity_too_large,
+    unprocessable_entity,
+)
 from k8swatch.server._jsontypes import is_array, is_object
 
 __all__ = [
@@ -31,23 +37,14 @@ __all__ = [
 MAX_JSON_PATCH_OPERATIONS = 10000
 """kube-apiserver's limit on the number of operations in one JSON patch (413 beyond)."""
 
-_REJECTED = "the server rejected our request due to an error in our request"
-
 
 class _PatchFailed(Exception):
     """An operation that does not apply (turned into a 422 at the boundary)."""
 
 
 def _unprocessable(reason: str) -> StatusError:
-    return StatusError(
-        Status(
-            code=422,
-            reason="Invalid",
-            message=_REJECTED,
-            details=StatusDetails(
-                causes=(StatusCause(reason="FieldValueInvalid", message=reason, field="patch"),)
-            ),
-        )
+    return unprocessable_entity(
+        [StatusCause(reason="FieldValueInvalid", message=reason, field="patch")]
     )
 
 
@@ -102,15 +99,9 @@ def decode_json_patch(body: bytes | str) -> list[dict[str, Any]]:
                 f"json: cannot unmarshal {_json_type(op)} into Go value of type jsonpatch.Operation"
             )
     if len(ops) > MAX_JSON_PATCH_OPERATIONS:
-        raise StatusError(
-            Status(
-                code=413,
-                reason="RequestEntityTooLarge",
-                message=(
-                    "Request entity too large: The allowed maximum operations in a JSON patch "
-                    f"is {MAX_JSON_PATCH_OPERATIONS}, got {len(ops)}"
-                ),
-            )
+        raise request_entity_too_large(
+            f"The allowed maximum operations in a JSON patch is {MAX_JSON_PATCH_OPERATIONS}, "
+            f"got {len(ops)}"
         )
     return ops
 

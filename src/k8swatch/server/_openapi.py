@@ -32,7 +32,20 @@ from typing import Any, Protocol
 import attrs
 from typing_extensions import final
 
+from k8swatch._status import StatusError, method_not_allowed, not_acceptable, path_not_found
 from k8swatch.server._jsontypes import is_array, is_mapping, is_object
+from k8swatch.server._openapi_meta import META, meta_definitions, object_meta_schema
+from k8swatch.server._openapi_operations import (
+    DELETE_PARAMS,
+    DRY_RUN,
+    FIELD_MANAGER,
+    FIELD_VALIDATION,
+    FORCE,
+    LIST_PARAMS,
+    PRETTY,
+    Builder,
+    Param,
+)
 from k8swatch.server._openapi_pb import PROTOBUF_V2_CONTENT_TYPE, encode_openapi_v2
 
 __all__ = [
@@ -46,7 +59,6 @@ __all__ = [
     "object_schema",
 ]
 
-_META = "io.k8s.apimachinery.pkg.apis.meta.v1"
 _JSON = "application/json"
 _V2_PROTOBUF_KEY = "/openapi/v2 (protobuf)"
 
@@ -92,192 +104,6 @@ def definition_name(group: str, version: str, kind: str) -> str:
     if not group:
         return f"io.k8s.api.core.{version}.{kind}"
     return ".".join([*reversed(group.split(".")), version, kind])
-
-
-# --------------------------------------------------------------------------- meta schemas
-
-_OBJECT_META_FIELDS: dict[str, tuple[dict[str, Any], str]] = {
-    "name": (
-        {"type": "string"},
-        "Name must be unique within a namespace. Required when creating resources; "
-        "cannot be updated.",
-    ),
-    "generateName": (
-        {"type": "string"},
-        "Optional prefix the server uses to generate a unique name when name is empty.",
-    ),
-    "namespace": (
-        {"type": "string"},
-        "Namespace defines the space within which the name must be unique.",
-    ),
-    "uid": (
-        {"type": "string"},
-        "UID is the unique identifier of this object, set by the server; read-only.",
-    ),
-    "resourceVersion": (
-        {"type": "string"},
-        "An opaque value that represents the internal version of this object, used "
-        "for optimistic concurrency, change detection and watches; read-only.",
-    ),
-    "generation": (
-        {"type": "integer", "format": "int64"},
-        "A sequence number representing a specific generation of the desired state.",
-    ),
-    "creationTimestamp": (
-        {"type": "string", "format": "date-time"},
-        "The server time when this object was created (RFC 3339, UTC); read-only.",
-    ),
-    "deletionTimestamp": (
-        {"type": "string", "format": "date-time"},
-        "The time after which this resource will be deleted; read-only.",
-    ),
-    "deletionGracePeriodSeconds": (
-        {"type": "integer", "format": "int64"},
-        "Seconds allowed for this object to gracefully terminate; read-only.",
-    ),
-    "labels": (
-        {"type": "object", "additionalProperties": {"type": "string", "default": ""}},
-        "Map of string keys and values used to organize and select objects.",
-    ),
-    "annotations": (
-        {"type": "object", "additionalProperties": {"type": "string", "default": ""}},
-        "Unstructured key value map stored with a resource by external tools.",
-    ),
-    "finalizers": (
-        {"type": "array", "items": {"type": "string", "default": ""}},
-        "Must be empty before the object is deleted from the registry.",
-    ),
-    "ownerReferences": (
-        {
-            "type": "array",
-            "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-        },
-        "Objects depended on by this object.",
-    ),
-    "managedFields": (
-        {
-            "type": "array",
-            "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-        },
-        "Maps workflow-id and version to the set of fields managed by that workflow.",
-    ),
-    "selfLink": ({"type": "string"}, "Deprecated; not set by this server."),
-}
-
-
-def object_meta_schema() -> dict[str, Any]:
-    """The ``ObjectMeta`` schema (field types and short descriptions)."""
-    return {
-        "description": (
-            "ObjectMeta is metadata that all persisted resources must have, which "
-            "includes all objects users must create."
-        ),
-        "type": "object",
-        "properties": {
-            name: {**schema, "description": text}
-            for name, (schema, text) in _OBJECT_META_FIELDS.items()
-        },
-    }
-
-
-def _list_meta_schema() -> dict[str, Any]:
-    return {
-        "description": "ListMeta describes metadata that synthetic resources must have.",
-        "type": "object",
-        "properties": {
-            "resourceVersion": {
-                "type": "string",
-                "description": "The version of the list; start a watch from it.",
-            },
-            "continue": {
-                "type": "string",
-                "description": "Set when more items are available; pass it back to continue.",
-            },
-            "remainingItemCount": {
-                "type": "integer",
-                "format": "int64",
-                "description": "Number of items after this page, when known.",
-            },
-            "selfLink": {"type": "string", "description": "Deprecated; not set."},
-        },
-    }
-
-
-def _status_schema() -> dict[str, Any]:
-    return {
-        "description": "Status is a return value for calls that don't return other objects.",
-        "type": "object",
-        "properties": {
-            "apiVersion": {"type": "string", "description": "Always v1."},
-            "kind": {"type": "string", "description": "Always Status."},
-            "metadata": {"type": "object", "description": "Standard list metadata."},
-            "status": {"type": "string", "description": "Success or Failure."},
-            "message": {"type": "string", "description": "Human-readable description."},
-            "reason": {"type": "string", "description": "Machine-readable reason."},
-            "details": {
-                "type": "object",
-                "x-kubernetes-preserve-unknown-fields": True,
-                "description": "Extended data associated with the reason.",
-            },
-            "code": {"type": "integer", "format": "int32", "description": "HTTP code."},
-        },
-        "x-kubernetes-group-version-kind": [{"group": "", "kind": "Status", "version": "v1"}],
-    }
-
-
-def _watch_event_schema() -> dict[str, Any]:
-    return {
-        "description": "Event represents a single event to a watched resource.",
-        "type": "object",
-        "required": ["type", "object"],
-        "properties": {
-            "type": {
-                "type": "string",
-                "description": "ADDED, MODIFIED, DELETED, BOOKMARK or ERROR.",
-            },
-            "object": {
-                "type": "object",
-                "x-kubernetes-preserve-unknown-fields": True,
-                "description": "The object (or a Status for ERROR).",
-            },
-        },
-    }
-
-
-def _delete_options_schema() -> dict[str, Any]:
-    return {
-        "description": "DeleteOptions may be provided when deleting an API object.",
-        "type": "object",
-        "properties": {
-            "apiVersion": {"type": "string", "description": "APIVersion of this object."},
-            "kind": {"type": "string", "description": "Kind of this object."},
-            "dryRun": {
-                "type": "array",
-                "items": {"type": "string", "default": ""},
-                "description": "When present, modifications are not persisted.",
-            },
-            "gracePeriodSeconds": {
-                "type": "integer",
-                "format": "int64",
-                "description": "Seconds before the object should be deleted.",
-            },
-            "propagationPolicy": {
-                "type": "string",
-                "description": "Orphan, Background or Foreground.",
-            },
-            "preconditions": {
-                "type": "object",
-                "properties": {
-                    "resourceVersion": {"type": "string", "description": "Target RV."},
-                    "uid": {"type": "string", "description": "Target UID."},
-                },
-                "description": "Must be fulfilled before a deletion is carried out.",
-            },
-        },
-        "x-kubernetes-group-version-kind": [
-            {"group": "meta.k8s.io", "kind": "DeleteOptions", "version": "v1"}
-        ],
-    }
 
 
 def _permissive_schema() -> dict[str, Any]:
@@ -326,140 +152,6 @@ def object_schema(resource: OpenAPIResource) -> dict[str, Any]:
     return schema
 
 
-# --------------------------------------------------------------------------- parameters
-
-_Param = tuple[str, str, dict[str, Any], str]  # name, in, schema, description
-
-_PRETTY: _Param = (
-    "pretty",
-    "query",
-    {"type": "string"},
-    "If 'true', then the output is pretty printed.",
-)
-_DRY_RUN: _Param = (
-    "dryRun",
-    "query",
-    {"type": "string"},
-    "When present, indicates that modifications should not be persisted. Valid value: All.",
-)
-_FIELD_MANAGER: _Param = (
-    "fieldManager",
-    "query",
-    {"type": "string"},
-    "A name associated with the actor or entity that is making these changes.",
-)
-_FIELD_VALIDATION: _Param = (
-    "fieldValidation",
-    "query",
-    {"type": "string"},
-    "How the server handles unknown or duplicate fields in the request: Ignore, Warn "
-    "(the default: a warning header per unknown field) or Strict (the request fails "
-    "with a BadRequest naming the fields).",
-)
-_FORCE: _Param = (
-    "force",
-    "query",
-    {"type": "boolean", "uniqueItems": True},
-    "Force is only meaningful for apply requests (not supported by this server).",
-)
-_LIST_PARAMS: tuple[_Param, ...] = (
-    (
-        "allowWatchBookmarks",
-        "query",
-        {"type": "boolean", "uniqueItems": True},
-        "Request watch events with type BOOKMARK.",
-    ),
-    (
-        "continue",
-        "query",
-        {"type": "string", "uniqueItems": True},
-        "The continue option from a previous paged list.",
-    ),
-    (
-        "fieldSelector",
-        "query",
-        {"type": "string", "uniqueItems": True},
-        "Restrict the returned objects by their fields (metadata.name, metadata.namespace).",
-    ),
-    (
-        "labelSelector",
-        "query",
-        {"type": "string", "uniqueItems": True},
-        "Restrict the returned objects by their labels.",
-    ),
-    (
-        "limit",
-        "query",
-        {"type": "integer", "uniqueItems": True},
-        "Maximum number of responses to return for a list call.",
-    ),
-    (
-        "resourceVersion",
-        "query",
-        {"type": "string", "uniqueItems": True},
-        "Constrains which resource versions the request may be served from.",
-    ),
-    (
-        "resourceVersionMatch",
-        "query",
-        {"type": "string", "uniqueItems": True},
-        "Determines how resourceVersion is applied to list calls.",
-    ),
-    (
-        "sendInitialEvents",
-        "query",
-        {"type": "boolean", "uniqueItems": True},
-        "Start a watch with synthetic ADDED events for the current state, then a bookmark.",
-    ),
-    (
-        "timeoutSeconds",
-        "query",
-        {"type": "integer", "uniqueItems": True},
-        "Timeout for the list/watch call.",
-    ),
-    (
-        "watch",
-        "query",
-        {"type": "boolean", "uniqueItems": True},
-        "Watch for changes to the described resources and return them as a stream.",
-    ),
-)
-_DELETE_PARAMS: tuple[_Param, ...] = (
-    _DRY_RUN,
-    (
-        "gracePeriodSeconds",
-        "query",
-        {"type": "integer", "uniqueItems": True},
-        "The duration in seconds before the object should be deleted.",
-    ),
-    (
-        "propagationPolicy",
-        "query",
-        {"type": "string", "uniqueItems": True},
-        "Whether and how garbage collection will be performed.",
-    ),
-)
-
-
-def _v3_param(param: _Param) -> dict[str, Any]:
-    name, where, schema, text = param
-    out: dict[str, Any] = {"name": name, "in": where, "description": text}
-    if where == "path":
-        out["required"] = True
-    out["schema"] = {k: v for k, v in schema.items() if k != "uniqueItems"}
-    if schema.get("uniqueItems"):
-        out["schema"]["uniqueItems"] = True
-    return out
-
-
-def _v2_param(param: _Param) -> dict[str, Any]:
-    name, where, schema, text = param
-    out: dict[str, Any] = {"name": name, "in": where, "description": text, **schema}
-    if where == "path":
-        out["required"] = True
-    return out
-
-
 # --------------------------------------------------------------------------- documents
 
 
@@ -481,87 +173,6 @@ def _kinds(resources: Iterable[OpenAPIResource]) -> list[_Kind]:
     return out
 
 
-class _Builder:
-    """Builds one document; *v2* switches between Swagger 2.0 and OpenAPI 3.0."""
-
-    def __init__(self, v2: bool) -> None:
-        self.v2 = v2
-        self.prefix = "#/definitions/" if v2 else "#/components/schemas/"
-
-    def ref(self, name: str) -> dict[str, Any]:
-        return {"$ref": self.prefix + name}
-
-    def param(self, param: _Param) -> dict[str, Any]:
-        return _v2_param(param) if self.v2 else _v3_param(param)
-
-    def responses(self, codes: Mapping[str, str], schema: dict[str, Any]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for code, text in codes.items():
-            if self.v2:
-                out[code] = {"description": text, "schema": schema}
-            else:
-                out[code] = {
-                    "description": text,
-                    "content": {
-                        _JSON: {"schema": schema},
-                        "application/yaml": {"schema": schema},
-                    },
-                }
-        out["401"] = {"description": "Unauthorized"}
-        return out
-
-    def body(
-        self, schema: dict[str, Any], content_types: Sequence[str], required: bool = True
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Return (operation fields, extra v2 parameter) for a request body."""
-        if self.v2:
-            param = {"name": "body", "in": "body", "required": required, "schema": schema}
-            return {"consumes": list(content_types)}, param
-        return {
-            "requestBody": {
-                "content": {ct: {"schema": schema} for ct in content_types},
-                "required": required,
-            }
-        }, {}
-
-    def operation(
-        self,
-        *,
-        operation_id: str,
-        description: str,
-        action: str,
-        gvk: dict[str, str],
-        tag: str,
-        params: Sequence[_Param],
-        responses: dict[str, Any],
-        body: tuple[dict[str, Any], dict[str, Any]] | None = None,
-        produces_stream: bool = False,
-    ) -> dict[str, Any]:
-        op: dict[str, Any] = {
-            "tags": [tag],
-            "description": description,
-            "operationId": operation_id,
-        }
-        parameters = [self.param(p) for p in params]
-        if body is not None:
-            fields, extra = body
-            op.update(fields)
-            if extra:
-                parameters.insert(0, extra)
-        if parameters:
-            op["parameters"] = parameters
-        if self.v2:
-            produces = [_JSON, "application/yaml"]
-            if produces_stream:
-                produces += ["application/json;stream=watch"]
-            op["produces"] = produces
-            op["schemes"] = ["https"]
-        op["responses"] = responses
-        op["x-kubernetes-action"] = action
-        op["x-kubernetes-group-version-kind"] = dict(gvk)
-        return op
-
-
 def _camel(name: str) -> str:
     return name[:1].upper() + name[1:]
 
@@ -572,7 +183,7 @@ def _tag(group: str, version: str) -> str:
     return f"{head}_{version}"
 
 
-def _paths(builder: _Builder, kinds: Sequence[_Kind]) -> dict[str, Any]:
+def _paths(builder: Builder, kinds: Sequence[_Kind]) -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for k in kinds:
         r = k.resource
@@ -582,7 +193,7 @@ def _paths(builder: _Builder, kinds: Sequence[_Kind]) -> dict[str, Any]:
         prefix = "".join(_camel(p) for p in tag.split("_"))
         ns_word = "Namespaced" if r.namespaced else ""
         ident = f"{ns_word}{r.kind}"
-        ns_params: list[_Param] = (
+        ns_params: list[Param] = (
             [
                 (
                     "namespace",
@@ -594,7 +205,7 @@ def _paths(builder: _Builder, kinds: Sequence[_Kind]) -> dict[str, Any]:
             if r.namespaced
             else []
         )
-        name_param: _Param = (
+        name_param: Param = (
             "name",
             "path",
             {"type": "string", "uniqueItems": True},
@@ -602,7 +213,7 @@ def _paths(builder: _Builder, kinds: Sequence[_Kind]) -> dict[str, Any]:
         )
         obj_ref = builder.ref(k.name)
         list_ref = builder.ref(k.list_name)
-        status_ref = builder.ref(f"{_META}.Status")
+        status_ref = builder.ref(f"{META}.Status")
         collection = (
             f"{base}/namespaces/{{namespace}}/{r.plural}" if r.namespaced else f"{base}/{r.plural}"
         )
@@ -615,7 +226,7 @@ def _paths(builder: _Builder, kinds: Sequence[_Kind]) -> dict[str, Any]:
                 action="list",
                 gvk=k.gvk,
                 tag=tag,
-                params=_LIST_PARAMS,
+                params=LIST_PARAMS,
                 responses=builder.responses({"200": "OK"}, list_ref),
                 produces_stream=True,
             )
@@ -626,14 +237,14 @@ def _paths(builder: _Builder, kinds: Sequence[_Kind]) -> dict[str, Any]:
                 action="post",
                 gvk=k.gvk,
                 tag=tag,
-                params=(_DRY_RUN, _FIELD_MANAGER, _FIELD_VALIDATION),
+                params=(DRY_RUN, FIELD_MANAGER, FIELD_VALIDATION),
                 responses=builder.responses(
                     {"200": "OK", "201": "Created", "202": "Accepted"}, obj_ref
                 ),
                 body=builder.body(obj_ref, [_JSON, "application/yaml"]),
             )
         if coll_item:
-            coll_item["parameters"] = [builder.param(p) for p in (*ns_params, _PRETTY)]
+            coll_item["parameters"] = [builder.param(p) for p in (*ns_params, PRETTY)]
             paths[collection] = coll_item
         obj_item: dict[str, Any] = {}
         if "get" in verbs:
@@ -653,7 +264,7 @@ def _paths(builder: _Builder, kinds: Sequence[_Kind]) -> dict[str, Any]:
                 action="put",
                 gvk=k.gvk,
                 tag=tag,
-                params=(_DRY_RUN, _FIELD_MANAGER, _FIELD_VALIDATION),
+                params=(DRY_RUN, FIELD_MANAGER, FIELD_VALIDATION),
                 responses=builder.responses({"200": "OK", "201": "Created"}, obj_ref),
                 body=builder.body(obj_ref, [_JSON, "application/yaml"]),
             )
@@ -669,7 +280,7 @@ def _paths(builder: _Builder, kinds: Sequence[_Kind]) -> dict[str, Any]:
                 action="patch",
                 gvk=k.gvk,
                 tag=tag,
-                params=(_DRY_RUN, _FIELD_MANAGER, _FIELD_VALIDATION, _FORCE),
+                params=(DRY_RUN, FIELD_MANAGER, FIELD_VALIDATION, FORCE),
                 responses=builder.responses({"200": "OK", "201": "Created"}, obj_ref),
                 body=builder.body(
                     patch_schema,
@@ -683,12 +294,12 @@ def _paths(builder: _Builder, kinds: Sequence[_Kind]) -> dict[str, Any]:
                 action="delete",
                 gvk=k.gvk,
                 tag=tag,
-                params=_DELETE_PARAMS,
+                params=DELETE_PARAMS,
                 responses=builder.responses({"200": "OK", "202": "Accepted"}, status_ref),
-                body=builder.body(builder.ref(f"{_META}.DeleteOptions"), [_JSON], required=False),
+                body=builder.body(builder.ref(f"{META}.DeleteOptions"), [_JSON], required=False),
             )
         if obj_item:
-            obj_item["parameters"] = [builder.param(p) for p in (name_param, *ns_params, _PRETTY)]
+            obj_item["parameters"] = [builder.param(p) for p in (name_param, *ns_params, PRETTY)]
             paths[item] = obj_item
         if r.namespaced and "list" in verbs:
             paths[f"{base}/{r.plural}"] = {
@@ -698,11 +309,11 @@ def _paths(builder: _Builder, kinds: Sequence[_Kind]) -> dict[str, Any]:
                     action="list",
                     gvk=k.gvk,
                     tag=tag,
-                    params=_LIST_PARAMS,
+                    params=LIST_PARAMS,
                     responses=builder.responses({"200": "OK"}, list_ref),
                     produces_stream=True,
                 ),
-                "parameters": [builder.param(_PRETTY)],
+                "parameters": [builder.param(PRETTY)],
             }
     return paths
 
@@ -721,7 +332,7 @@ def _rewrite_refs(value: Any, prefix: str) -> Any:
     return value
 
 
-def _definitions(builder: _Builder, kinds: Sequence[_Kind]) -> dict[str, Any]:
+def _definitions(builder: Builder, kinds: Sequence[_Kind]) -> dict[str, Any]:
     defs: dict[str, Any] = {}
     for k in kinds:
         schema = object_schema(k.resource)
@@ -729,10 +340,10 @@ def _definitions(builder: _Builder, kinds: Sequence[_Kind]) -> dict[str, Any]:
         # Served documents reference ObjectMeta, as kube-apiserver's do.
         meta_description = props["metadata"].get("description", "")
         props["metadata"] = (
-            {**builder.ref(f"{_META}.ObjectMeta"), "description": meta_description}
+            {**builder.ref(f"{META}.ObjectMeta"), "description": meta_description}
             if builder.v2
             else {
-                "allOf": [builder.ref(f"{_META}.ObjectMeta")],
+                "allOf": [builder.ref(f"{META}.ObjectMeta")],
                 "default": {},
                 "description": meta_description,
             }
@@ -754,10 +365,10 @@ def _definitions(builder: _Builder, kinds: Sequence[_Kind]) -> dict[str, Any]:
                     "items": builder.ref(k.name),
                 },
                 "metadata": (
-                    {**builder.ref(f"{_META}.ListMeta"), "description": "Standard list metadata."}
+                    {**builder.ref(f"{META}.ListMeta"), "description": "Standard list metadata."}
                     if builder.v2
                     else {
-                        "allOf": [builder.ref(f"{_META}.ListMeta")],
+                        "allOf": [builder.ref(f"{META}.ListMeta")],
                         "default": {},
                         "description": "Standard list metadata.",
                     }
@@ -765,11 +376,7 @@ def _definitions(builder: _Builder, kinds: Sequence[_Kind]) -> dict[str, Any]:
             },
             "x-kubernetes-group-version-kind": [list_gvk],
         }
-    defs[f"{_META}.ObjectMeta"] = object_meta_schema()
-    defs[f"{_META}.ListMeta"] = _list_meta_schema()
-    defs[f"{_META}.Status"] = _status_schema()
-    defs[f"{_META}.DeleteOptions"] = _delete_options_schema()
-    defs[f"{_META}.WatchEvent"] = _watch_event_schema()
+    defs.update(meta_definitions())
     return defs
 
 
@@ -784,7 +391,7 @@ def build_openapi_v3(
     kinds = [
         k for k in _kinds(resources) if (k.resource.group, k.resource.version) == (group, version)
     ]
-    builder = _Builder(v2=False)
+    builder = Builder(v2=False)
     return {
         "openapi": "3.0.0",
         "info": _info(title, version),
@@ -798,7 +405,7 @@ def build_openapi_v2(
 ) -> dict[str, Any]:
     """Return the Swagger 2.0 document of every resource (``/openapi/v2``)."""
     kinds = _kinds(resources)
-    builder = _Builder(v2=True)
+    builder = Builder(v2=True)
     return {
         "swagger": "2.0",
         "info": _info(title, version),
@@ -873,18 +480,8 @@ def _etag_matches(if_none_match: str, etag: str) -> bool:
     return False
 
 
-def _status_body(code: int, reason: str, message: str) -> bytes:
-    return _encode(
-        {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": message,
-            "reason": reason,
-            "code": code,
-        }
-    )
+def _status_response(err: StatusError) -> OpenAPIResponse:
+    return OpenAPIResponse(err.code, (("content-type", _JSON),), _encode(err.status.to_dict()))
 
 
 @final
@@ -944,19 +541,11 @@ class OpenAPIService:
         if clean != "/openapi" and not clean.startswith("/openapi/"):
             return None
         if method not in ("GET", "HEAD"):
-            return OpenAPIResponse(
-                405,
-                (("content-type", _JSON),),
-                _status_body(405, "MethodNotAllowed", f"{method} is not allowed on {clean}"),
-            )
+            return _status_response(method_not_allowed(f"{method} is not allowed on {clean}"))
         docs = self._documents()
         entry = docs.get(clean)
         if entry is None:
-            return OpenAPIResponse(
-                404,
-                (("content-type", _JSON),),
-                _status_body(404, "NotFound", "the server could not find the requested resource"),
-            )
+            return _status_response(path_not_found())
         data, etag = entry
         accept = headers.get("accept", "")
         content_type = _JSON
@@ -966,11 +555,7 @@ class OpenAPIService:
             # requested type is not a valid MIME type for Go's parser).
             content_type = "application/octet-stream"
         elif not _accepts(accept, _JSON):
-            return OpenAPIResponse(
-                406,
-                (("content-type", _JSON),),
-                _status_body(406, "NotAcceptable", f"only {_JSON} is supported, not {accept!r}"),
-            )
+            return _status_response(not_acceptable(f"only {_JSON} is supported, not {accept!r}"))
         out_headers: list[tuple[str, str]] = [("etag", f'"{etag}"')]
         is_group_doc = clean.startswith("/openapi/v3/")
         requested_hash = query.get("hash", "")

@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
-from k8swatch._status import Status, StatusError, bad_request
+from k8swatch._status import StatusError, bad_request, unsupported_media_type
 
 from ._jsonpatch import json_patch
 from ._types import as_object
@@ -26,7 +26,7 @@ __all__ = [
     "check_patch_type",
     "merge_patch",
     "patch_object",
-    "unsupported_media_type",
+    "unsupported_patch_type",
 ]
 
 PatchFunction = Callable[[dict[str, Any], bytes], dict[str, Any]]
@@ -75,7 +75,7 @@ DEFAULT_PATCH_TYPES: Mapping[str, PatchFunction] = {
 """The patch types every app understands: RFC 6902 JSON Patch and RFC 7386 merge patch."""
 
 
-def unsupported_media_type(content_type: str, accepted: Mapping[str, object]) -> StatusError:
+def unsupported_patch_type(content_type: str, accepted: Mapping[str, object]) -> StatusError:
     """415 UnsupportedMediaType naming *content_type* and the accepted types."""
     listed = ", ".join(accepted)
     shown = content_type or "(none)"
@@ -88,7 +88,7 @@ def unsupported_media_type(content_type: str, accepted: Mapping[str, object]) ->
             "; server-side apply is not supported by this server: use client-side "
             "apply (kubectl apply without --server-side)"
         )
-    return StatusError(Status(code=415, reason="UnsupportedMediaType", message=message))
+    return unsupported_media_type(message)
 
 
 def patch_object(
@@ -110,5 +110,5 @@ def check_patch_type(patch_types: Mapping[str, PatchFunction], content_type: str
     """
     media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type not in patch_types:
-        raise unsupported_media_type(media_type, patch_types)
+        raise unsupported_patch_type(media_type, patch_types)
     return media_type

@@ -3,37 +3,42 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Literal, overload
 
 import attrs
 from typing_extensions import final
 
+from k8swatch._status import method_not_supported
+from k8swatch._storage import Creater, Deleter, Getter, Lister, Patcher, Updater, Watcher
+
 from ._columns import PrinterColumn
 
-__all__ = ["ResourceSpec", "storage_verbs"]
+__all__ = ["ResourceSpec", "require", "storage_verbs"]
 
 # Kubernetes lists verbs alphabetically in discovery; we do the same.
-_VERB_METHODS = (
-    ("create", ("create",)),
-    ("delete", ("delete",)),
-    ("get", ("get",)),
-    ("list", ("list",)),
-    ("patch", ("get", "update")),
-    ("update", ("update",)),
-    ("watch", ("watch",)),
-)
+_VERB_PROTOCOLS: Mapping[str, type] = {
+    "create": Creater,
+    "delete": Deleter,
+    "get": Getter,
+    "list": Lister,
+    "patch": Patcher,
+    "update": Updater,
+    "watch": Watcher,
+}
 
 
 def storage_verbs(storage: object) -> tuple[str, ...]:
-    """Return the Kubernetes verbs *storage* supports, from the methods it has.
+    """Return the Kubernetes verbs *storage* supports, from the protocols it implements.
 
-    ``get``, ``list``, ``create``, ``update``, ``delete`` and ``watch`` map to the
-    storage method of the same name; ``patch`` needs both ``get`` and ``update``.
+    ``get``, ``list``, ``create``, ``update``, ``delete`` and ``watch`` need the
+    storage method of the same name ([`Getter`][k8swatch.Getter],
+    [`Lister`][k8swatch.Lister], ...); ``patch`` needs both ``get`` and
+    ``update`` ([`Patcher`][k8swatch.Patcher]). Methods are looked up as
+    ``isinstance`` looks them up: on the object or its class, not through
+    ``__getattr__``.
     """
     return tuple(
-        verb
-        for verb, methods in _VERB_METHODS
-        if all(callable(getattr(storage, m, None)) for m in methods)
+        verb for verb, protocol in _VERB_PROTOCOLS.items() if isinstance(storage, protocol)
     )
 
 
@@ -67,9 +72,11 @@ class ResourceSpec:
         version: API version, e.g. ``v1alpha1``.
         plural: Resource name in URLs, e.g. ``widgets``.
         kind: Object kind, e.g. ``Widget``.
-        storage: The storage (see the storage protocol in the docs): any object
-            with some of the coroutines ``get``, ``list``, ``create``, ``update``,
-            ``delete``, ``watch`` and ``aclose``.
+        storage: The storage: any object implementing some of the storage
+            protocols ([`Getter`][k8swatch.Getter], [`Lister`][k8swatch.Lister],
+            [`Creater`][k8swatch.Creater], [`Updater`][k8swatch.Updater],
+            [`Deleter`][k8swatch.Deleter], [`Watcher`][k8swatch.Watcher]), and
+            [`Closer`][k8swatch.Closer] to be closed at shutdown.
         namespaced: Whether objects live in namespaces.
         singular: Singular name (defaults to the lower-cased kind).
         short_names: Short names kubectl accepts (``kubectl get wd``).
@@ -92,7 +99,7 @@ class ResourceSpec:
     version: str
     plural: str
     kind: str
-    storage: Any = attrs.field(repr=False)
+    storage: object = attrs.field(repr=False)
     namespaced: bool = True
     singular: str = attrs.field(default=attrs.Factory(_default_singular, takes_self=True))
     short_names: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
@@ -113,3 +120,29 @@ class ResourceSpec:
     def group_version(self) -> tuple[str, str]:
         """``(group, version)``."""
         return (self.group, self.version)
+
+
+@overload
+def require(res: ResourceSpec, verb: Literal["get"]) -> Getter: ...
+@overload
+def require(res: ResourceSpec, verb: Literal["list"]) -> Lister: ...
+@overload
+def require(res: ResourceSpec, verb: Literal["create"]) -> Creater: ...
+@overload
+def require(res: ResourceSpec, verb: Literal["update"]) -> Updater: ...
+@overload
+def require(res: ResourceSpec, verb: Literal["patch"]) -> Patcher: ...
+@overload
+def require(res: ResourceSpec, verb: Literal["delete"]) -> Deleter: ...
+@overload
+def require(res: ResourceSpec, verb: Literal["watch"]) -> Watcher: ...
+def require(res: ResourceSpec, verb: str) -> object:
+    """*res*'s storage as the protocol of *verb*.
+
+    Raises:
+        StatusError: 405 MethodNotAllowed when *res* does not offer *verb*
+            (not in its ``verbs``, or its storage does not implement it).
+    """
+    if verb not in res.verbs or not isinstance(res.storage, _VERB_PROTOCOLS[verb]):
+        raise method_not_supported(res.plural, verb, group=res.group)
+    return res.storage
