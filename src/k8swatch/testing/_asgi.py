@@ -72,7 +72,7 @@ class ASGIStream:
         self._buffer = b""
         self.send_count: int = 0
         """How many ``http.response.body`` messages carried data."""
-        self.complete = False
+        self.complete: bool = False
         """True once the app ended the body; a body that stopped without it was cut."""
 
     def header(self, name: str) -> str | None:

@@ -122,9 +122,9 @@ class InstrumentedApp:
     ) -> None:
         self.app = app
         """The wrapped application."""
-        self.log = RequestLog() if log is None else log
+        self.log: RequestLog = RequestLog() if log is None else log
         """The [`RequestLog`][k8swatch.testing.RequestLog] of every HTTP request."""
-        self.faults = Faults() if faults is None else faults
+        self.faults: Faults = Faults() if faults is None else faults
         """The [`Faults`][k8swatch.testing.Faults] to inject."""
         self._closed = False
 

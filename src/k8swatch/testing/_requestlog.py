@@ -63,7 +63,7 @@ class RecordedRequest:
     method: str
     path: str
     query_string: str = ""
-    query: dict[str, list[str]] = attrs.field(factory=dict)
+    query: dict[str, list[str]] = attrs.field(factory=dict[str, list[str]])
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
     watch: bool = False
