@@ -175,9 +175,8 @@ class RequestLog:
 
     Safe to read from any thread while the app records from another (as under
     [`serve_app`][k8swatch.testing.serve_app]). Each request is recorded when
-    its body has arrived, before the app answers it; its
-    [`status`][k8swatch.testing.RecordedRequest.status] is filled in when the
-    response starts.
+    its body has arrived, before the app answers it; its ``status`` is filled
+    in when the response starts.
 
     Every query method takes the same criteria, all optional: *method* (any
     case), *path* (a [`PathPattern`][k8swatch.testing.PathPattern]), *watch*
