@@ -19,7 +19,7 @@ from ._wakeup import Wakeup
 
 __all__ = ["PathPattern", "RecordedRequest", "RequestCriteria", "RequestLog", "is_watch"]
 
-PathPattern: TypeAlias = "str | re.Pattern[str]"
+PathPattern: TypeAlias = str | re.Pattern[str]
 """An exact path, a glob (``*``, ``?``, ``[...]``; ``*`` also matches ``/``) or a
 compiled regular expression (searched, so anchor it with ``^``/``$`` as needed)."""
 
