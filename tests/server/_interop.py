@@ -14,6 +14,7 @@ import httpx
 
 from k8swatch import MemoryStorage
 from k8swatch.server import App, ResourceSpec, create_app
+from k8swatch.testing import InstrumentedApp, RequestLog
 
 GROUP = "example.com"
 VERSION = "v1"
@@ -49,6 +50,8 @@ class Served:
     url: str
     app: App
     storage: Any
+    log: RequestLog = attrs.field(factory=RequestLog)
+    """Every request the app received (from every test of the module)."""
     http: httpx.Client = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -121,8 +124,9 @@ def served_app(server: str) -> Iterator[Served]:
 
     storage = new_storage()
     app = build_app(storage)
-    with serve_app(app, server=server) as url:  # type: ignore[arg-type]
-        served = Served(url, app, storage)
+    instrumented = InstrumentedApp(app)
+    with serve_app(instrumented, server=server) as url:  # type: ignore[arg-type]
+        served = Served(url, app, storage, instrumented.log)
         # A never-written MemoryStorage lists at resourceVersion "0", which a
         # client would then watch from ("0" means "any state", so changes made
         # in between are lost). Kubernetes never lists at "0"; one write first.

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -198,17 +197,7 @@ def test_get_watch_only_json(kubectl: Kubectl, served: Served, ns: str) -> None:
         watch.stop()
 
 
-def test_apply_delete_and_wait(
-    kubectl: Kubectl, served: Served, ns: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    watch_options: list[Any] = []
-    real_watch = served.storage.watch
-
-    async def recording_watch(namespace: str, options: Any) -> Any:
-        watch_options.append(options)
-        return await real_watch(namespace, options)
-
-    monkeypatch.setattr(served.storage, "watch", recording_watch)
+def test_apply_delete_and_wait(kubectl: Kubectl, served: Served, ns: str) -> None:
     out = kubectl.run("apply", "-f", "-", stdin=manifest("w", ns, app="x"))
     assert "widget.example.com/w created" in out
     out = kubectl.run("apply", "-f", "-", stdin=manifest("w", ns, app="y"))
@@ -231,10 +220,10 @@ def test_apply_delete_and_wait(
     finally:
         waiter.stop()
     # kubectl wait asks for a watch-list: initial state, then the end bookmark.
-    (options,) = watch_options
-    assert options.send_initial_events is True
-    assert options.resource_version_match == "NotOlderThan"
-    assert options.allow_watch_bookmarks is True
+    (options,) = served.log.find("GET", served.path(ns), watch=True)
+    assert options.param("sendInitialEvents") == "true"
+    assert options.param("resourceVersionMatch") == "NotOlderThan"
+    assert options.param("allowWatchBookmarks") == "true"
 
     served.create(ns, "gone")
     assert 'widget.example.com "gone" deleted' in kubectl.run("delete", "widget", "gone", "-n", ns)

@@ -6,10 +6,15 @@
   hypercorn's trio worker on 127.0.0.1 for real clients such as kubectl.
 * [`EventRecorder`][k8swatch.testing.EventRecorder]: record a watch's events
   in the background and wait for them.
+* [`InstrumentedApp`][k8swatch.testing.InstrumentedApp]: wrap an app to keep a
+  [`RequestLog`][k8swatch.testing.RequestLog] of the requests it gets and to
+  inject [`Faults`][k8swatch.testing.Faults] (error statuses, a 410 on the next
+  watch, dropped or stalled streams, latency).
 * [`WatchConformance`][k8swatch.testing.WatchConformance]: the watch
   conformance suite; subclass it to check a storage behaves like kube-apiserver.
-* A pytest plugin (registered automatically) with the ``asgi_client`` and
-  ``live_server`` fixtures, both built on an ``asgi_app`` fixture you define.
+* A pytest plugin (registered automatically) with the ``asgi_client``,
+  ``live_server``, ``request_log`` and ``faults`` fixtures, all built on an
+  ``asgi_app`` fixture you define, and the ``k8swatch_fault`` marker.
 """
 
 from __future__ import annotations
@@ -20,7 +25,14 @@ from ._asgi import ASGIClient as ASGIClient
 from ._asgi import ASGIResponse as ASGIResponse
 from ._asgi import ASGIStream as ASGIStream
 from ._conformance import WatchConformance as WatchConformance
+from ._fault import Fault as Fault
+from ._faults import FaultRule as FaultRule
+from ._faults import Faults as Faults
+from ._instrumented import InstrumentedApp as InstrumentedApp
 from ._recorder import EventRecorder as EventRecorder
+from ._requestlog import PathPattern as PathPattern
+from ._requestlog import RecordedRequest as RecordedRequest
+from ._requestlog import RequestLog as RequestLog
 from ._server import serve_app as serve_app
 
 __all__ = (
@@ -28,6 +40,13 @@ __all__ = (
     "ASGIResponse",
     "ASGIStream",
     "EventRecorder",
+    "Fault",
+    "FaultRule",
+    "Faults",
+    "InstrumentedApp",
+    "PathPattern",
+    "RecordedRequest",
+    "RequestLog",
     "WatchConformance",
     "serve_app",
 )

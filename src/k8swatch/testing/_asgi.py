@@ -72,6 +72,8 @@ class ASGIStream:
         self._buffer = b""
         self.send_count: int = 0
         """How many ``http.response.body`` messages carried data."""
+        self.complete: bool = False
+        """True once the app ended the body; a body that stopped without it was cut."""
 
     def header(self, name: str) -> str | None:
         """The first value of header *name*, or None."""
@@ -93,6 +95,7 @@ class ASGIStream:
             body: bytes = message.get("body", b"")
             if not message.get("more_body", False):
                 self._finished = True
+                self.complete = True
             if body:
                 self.send_count += 1
                 return body
