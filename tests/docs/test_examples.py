@@ -49,6 +49,7 @@ PAGES = (
     "docs/how-to/kubectl.md",
     "docs/how-to/custom-fields.md",
     "docs/how-to/test-on-both-backends.md",
+    "docs/how-to/inject-faults.md",
     "docs/how-to/conformance.md",
     "docs/how-to/use-redis.md",
     "docs/explanation/resource-versions.md",
