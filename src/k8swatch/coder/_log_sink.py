@@ -60,13 +60,13 @@ class LogSink(CacheSink):
 
     def __init__(
         self,
-        source: SinkOwner,
+        owner: SinkOwner,
         ledger: Ledger,
         resource: str,
         cache: WatchCache[dict[str, Any]],
         log: EventLog,
     ) -> None:
-        super().__init__(source, ledger, resource, cache)
+        super().__init__(owner, ledger, resource, cache)
         self._log = log
         self._feed = LogFeed(
             log,
@@ -205,7 +205,7 @@ class LogSink(CacheSink):
             known.version = max(known.version, version)
             return with_files_of(copy.deepcopy(known.object), obj)
         try:
-            return await self._source.get(namespace, key[1])
+            return await self._owner.get(namespace, key[1])
         except StatusError as exc:
             if exc.status.code == 503:
                 raise

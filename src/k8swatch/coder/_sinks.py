@@ -178,8 +178,8 @@ class _SinkBase(abc.ABC):
     object as emitted.
     """
 
-    def __init__(self, source: SinkOwner, ledger: Ledger, resource: str) -> None:
-        self._source = source
+    def __init__(self, owner: SinkOwner, ledger: Ledger, resource: str) -> None:
+        self._owner = owner
         self._ledger = ledger
         self._resource = resource
         self._closed = False
@@ -196,9 +196,7 @@ class _SinkBase(abc.ABC):
 
     async def follow(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Raises RuntimeError: only a storage with a log has changes recorded elsewhere."""
-        raise RuntimeError(
-            f"{type(self._source).__name__}.follow() needs a storage built with log="
-        )
+        raise RuntimeError(f"{type(self._owner).__name__}.follow() needs a storage built with log=")
 
     async def load(self) -> None:  # noqa: B027 - a no-op by design
         """Nothing to load: the known state is this replica's own."""
@@ -285,14 +283,14 @@ class BroadcastSink(_SinkBase):
 
     def __init__(
         self,
-        source: SinkOwner,
+        owner: SinkOwner,
         ledger: Ledger,
         resource: str,
         *,
         queue_length: int,
         full_channel_behavior: FullChannelBehavior,
     ) -> None:
-        super().__init__(source, ledger, resource)
+        super().__init__(owner, ledger, resource)
         self._broadcaster: Broadcaster[dict[str, Any]] = Broadcaster(
             queue_length=queue_length, full_channel_behavior=full_channel_behavior
         )
@@ -345,7 +343,7 @@ class BroadcastSink(_SinkBase):
 
     async def list(self, namespace: str, options: ListOptions) -> ObjectList:
         """What Coder lists, options ignored (as in the Go original), at the current time."""
-        items = await self._source._list_coder(namespace)
+        items = await self._owner._list_coder(namespace)
         # The Go original sends no list resourceVersion; then kubectl's
         # list-then-watch asks for a watch from "" which the apiserver defaults
         # to sendInitialEvents=true, which these rules reject. A watch here
@@ -381,9 +379,9 @@ class CacheSink(_SinkBase):
     """
 
     def __init__(
-        self, source: SinkOwner, ledger: Ledger, resource: str, cache: WatchCache[dict[str, Any]]
+        self, owner: SinkOwner, ledger: Ledger, resource: str, cache: WatchCache[dict[str, Any]]
     ) -> None:
-        super().__init__(source, ledger, resource)
+        super().__init__(owner, ledger, resource)
         self._cache = cache
 
     @property
@@ -484,10 +482,10 @@ class CacheSink(_SinkBase):
         Then the cache answers, with selectors, pagination and a list
         resourceVersion to watch from.
         """
-        source = self._source
-        namespaces = await source._namespaces(namespace)
+        owner = self._owner
+        namespaces = await owner._namespaces(namespace)
         if options.resource_version == "" or any(n not in self._ledger.primed for n in namespaces):
-            await source.resync(namespace)
+            await owner.resync(namespace)
         await self._catch_up_for(options.resource_version)
         return await self._cache.list(namespace, options)
 
@@ -503,13 +501,13 @@ class CacheSink(_SinkBase):
                 listing of a namespace.
         """
         validate_watch_options(options, WatchCapabilities(initial_events=True, resume=True))
-        source = self._source
-        namespaces = await source._namespaces(namespace)
+        owner = self._owner
+        namespaces = await owner._namespaces(namespace)
         if any(n not in self._ledger.primed for n in namespaces):
-            await source.resync(namespace)
+            await owner.resync(namespace)
         elif options.resource_version == "":
             try:
-                await source.resync(namespace)
+                await owner.resync(namespace)
             except StatusError as exc:
                 logger.warning("coder: serving the watch from the cache: %s", exc)
         try:
