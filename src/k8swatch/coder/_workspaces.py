@@ -267,17 +267,21 @@ class WorkspaceStorage(_CoderStorage):
         build = await self._call(
             name, client.create_workspace_build(str(workspace["id"]), transition)
         )
+        return await self._publish_build(namespace, workspace, build, base), False
+
+    async def _publish_build(
+        self, namespace: str, workspace: dict[str, Any], build: Mapping[str, Any], base: int | None
+    ) -> dict[str, Any]:
+        """Record the workspace with its new *build*: MODIFIED, unless the stream was faster."""
         updated = _apply_build(workspace, build)
-        result = self._convert(namespace, updated)
-        stored = await self._sink.publish(
+        return await self._sink.publish(
             EventType.MODIFIED,
             namespace,
-            result,
+            self._convert(namespace, updated),
             _workspace_version(updated),
             base=base,
             unless_seen=True,
         )
-        return stored, False
 
     @writes(name_from_name)
     async def delete(self, namespace: str, name: str) -> Status:
@@ -294,16 +298,7 @@ class WorkspaceStorage(_CoderStorage):
         build = await self._call(
             name, client.create_workspace_build(str(workspace["id"]), "delete")
         )
-        updated = _apply_build(workspace, build)
-        result = self._convert(namespace, updated)
-        await self._sink.publish(
-            EventType.MODIFIED,
-            namespace,
-            result,
-            _workspace_version(updated),
-            base=base,
-            unless_seen=True,
-        )
+        await self._publish_build(namespace, workspace, build, base)
         return Status.success()
 
     async def observe(self, namespace: str, workspace: Mapping[str, Any]) -> None:
