@@ -79,10 +79,12 @@ _F = TypeVar("_F", bound=Callable[..., Awaitable[Any]])
 
 
 def name_from_object(obj: Any, *_: Any, **__: Any) -> str:
+    """The name a create works on: its object's ``metadata.name``."""
     return str(sub(obj, "metadata").get("name") or "")
 
 
 def name_from_name(name: str, *_: Any, **__: Any) -> str:
+    """The name an update or delete works on: its *name* argument."""
     return name
 
 
