@@ -160,7 +160,7 @@ async def test_two_storages_on_one_log_share_one_stream(
         ]
         assert all("files" not in e.object["spec"] for e in events)  # the log keeps no sources
         # the other replica's delete is known: a stale listing cannot bring it back
-        assert (NS, "acme.shared") not in b._known
+        assert (NS, "acme.shared") not in b._ledger.known
 
 
 async def test_a_write_the_log_misses_still_succeeds_and_is_recorded_once(

@@ -250,12 +250,13 @@ async def test_an_older_listing_never_resurrects_or_regresses() -> None:
     }
     provider = StaticClientProvider("http://coder.invalid", "t", NS)
     storage = WorkspaceStorage(provider)
-    await storage._reconcile(NS, [running], storage._seq, baseline=True)  # the first poll
+    ledger = storage._ledger
+    await storage._reconcile(NS, [running], ledger.seq, baseline=True)  # the first poll
     async with await storage.watch(NS, ListOptions(watch=True)) as watch:
-        older = storage._seq  # poll A starts: it will see the workspace running
-        await storage._reconcile(NS, [stopping], storage._seq, baseline=False)  # poll B: stopping
+        older = ledger.seq  # poll A starts: it will see the workspace running
+        await storage._reconcile(NS, [stopping], ledger.seq, baseline=False)  # poll B: stopping
         await storage._reconcile(NS, [running], older, baseline=False)  # A finishes: ignored
-        newer = storage._seq
+        newer = ledger.seq
         await storage._reconcile(NS, [], newer, baseline=False)  # poll C: deleted
         await storage._reconcile(NS, [stopping], older, baseline=False)  # a straggler: ignored
         events = []

@@ -172,7 +172,7 @@ async def test_a_stale_listing_cannot_revert_the_other_replicas_write(
         await a.resync(NS)
         await b.resync(NS)
         client = await b._client(NS)
-        epoch = b._seq  # B's poll starts ...
+        epoch = b._ledger.seq  # B's poll starts ...
         stale = await client.workspaces()  # ... and sees the workspace running
         current = await a.get(NS, SEED)
         current["spec"]["running"] = False
@@ -203,10 +203,10 @@ async def test_a_replica_with_a_stale_view_records_nothing(
             stopped = await a.update(NS, SEED, current)
             obj = b._convert(NS, stale[0])
             obj["metadata"]["labels"] = {"stale": "yes"}  # differs from what B knows
-            assert await b._note(EventType.MODIFIED, NS, obj, 0) is None
+            assert await b._sink.note(EventType.MODIFIED, NS, obj, 0) is None
             assert await current_rv(a) == rv_of(stopped)
             # refused, B caught up: it now knows A's state
-            assert b._known[(NS, SEED)].object["spec"]["running"] is False
+            assert b._ledger.known[(NS, SEED)].object["spec"]["running"] is False
             await b.aclose()
         await provider.aclose()
 

@@ -41,9 +41,9 @@ from ._provider import NamespaceLister as NamespaceLister
 from ._provider import NamespaceResolver as NamespaceResolver
 from ._provider import StaticClientProvider as StaticClientProvider
 from ._resources import build_resource_specs as build_resource_specs
-from ._storages import WATCH_QUEUE_LENGTH as WATCH_QUEUE_LENGTH
-from ._storages import TemplateStorage as TemplateStorage
-from ._storages import WorkspaceStorage as WorkspaceStorage
+from ._storage_base import WATCH_QUEUE_LENGTH as WATCH_QUEUE_LENGTH
+from ._templates import TemplateStorage as TemplateStorage
+from ._workspaces import WorkspaceStorage as WorkspaceStorage
 
 __all__ = (
     "CODER_TEMPLATE_COLUMNS",

@@ -30,7 +30,9 @@ import anyio
 import anyio.abc
 from typing_extensions import final
 
-from k8swatch.coder._storages import WorkspaceStorage, _CoderStorage, _sub
+from k8swatch.coder._ledger import sub
+from k8swatch.coder._storage_base import _CoderStorage
+from k8swatch.coder._workspaces import WorkspaceStorage
 
 __all__ = ["CoderPoller"]
 
@@ -231,7 +233,7 @@ class CoderPoller:
             async with client.watch_workspace(workspace_id) as updates:
                 async for workspace in updates:
                     await storage.observe(namespace, workspace)
-                    status = _sub(workspace, "latest_build").get("status")
+                    status = sub(workspace, "latest_build").get("status")
                     if status not in _ACTIVE:
                         break
         except Exception as exc:

@@ -24,7 +24,8 @@ from k8swatch.coder._openapi_schemas import (
 from k8swatch.server import ResourceSpec
 
 if TYPE_CHECKING:
-    from k8swatch.coder._storages import TemplateStorage, WorkspaceStorage
+    from k8swatch.coder._templates import TemplateStorage
+    from k8swatch.coder._workspaces import WorkspaceStorage
 
 __all__ = ["build_resource_specs"]
 

@@ -1,0 +1,525 @@
+"""`_CoderStorage`: what `WorkspaceStorage` and `TemplateStorage` share.
+
+Verb by verb they do what the Go original (coder/coder-k8s) does
+(``coder-adapters.md`` §2), with the same messages. Where their changes go
+is the job of one event sink, chosen when the storage is built (``_sinks``):
+
+* default: a per-storage `Broadcaster` fed in mutation order, and the
+  original's watch option rules (no resume, no initial events, no bookmarks);
+* ``watch_cache=True``: a `WatchCache` fed by this server's writes and by the
+  poller is the source of truth for list and watch; resume, bookmarks and
+  ``sendInitialEvents`` work. Its resourceVersions are the cache's own
+  counter, not Coder's ``updated_at``; get, create and update answer with the
+  cache's resourceVersion of the state they return, so get, list and watch
+  agree (see the explanation page "Coder adapters");
+* ``log=``: the same, but every change is recorded in a shared `EventLog`
+  (e.g. Redis Streams) and the cache follows the log, so several replicas in
+  front of one Coder serve one API with global resourceVersions.
+
+In every mode the storage remembers the last state it saw of every object (its
+own writes included, in its `Ledger`); `resync` lists Coder and turns
+differences into ADDED/MODIFIED/DELETED events, which is how `CoderPoller`
+reports changes made outside this server without repeating the storage's own
+events.
+"""
+
+from __future__ import annotations
+
+import abc
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, ClassVar, TypeVar, cast
+
+import anyio
+from anyio.abc import TaskStatus
+
+from k8swatch._broadcaster import FullChannelBehavior
+from k8swatch._cache import WatchCache
+from k8swatch._eventlog import EventLog, LogSnapshot
+from k8swatch._events import EventType
+from k8swatch._go import go_quote
+from k8swatch._options import ListOptions
+from k8swatch._selectors import SelectorError, parse_field_selector
+from k8swatch._status import (
+    StatusError,
+    bad_request,
+    conflict,
+    internal_error,
+    service_unavailable,
+)
+from k8swatch._storage import ObjectList
+from k8swatch._watch import Watch
+from k8swatch.coder._client import CoderClient, map_coder_error
+from k8swatch.coder._convert import parse_rfc3339_ns
+from k8swatch.coder._ledger import Ledger, name_of, sub
+from k8swatch.coder._log_sink import LogSink
+from k8swatch.coder._models import API_VERSION, GROUP
+from k8swatch.coder._provider import ClientProvider, NamespaceLister, NamespaceResolver
+from k8swatch.coder._sinks import BroadcastSink, CacheSink, EventSink
+
+__all__ = [
+    "WATCH_QUEUE_LENGTH",
+    "check_create_identity",
+    "check_update_identity",
+    "name_from_name",
+    "name_from_object",
+    "with_name",
+    "writes",
+]
+
+logger = logging.getLogger("k8swatch.coder")
+
+WATCH_QUEUE_LENGTH = 100
+"""Per-watcher event buffer of the broadcaster, as in the Go original."""
+
+_T = TypeVar("_T")
+_F = TypeVar("_F", bound=Callable[..., Awaitable[Any]])
+
+
+def name_from_object(obj: Any, *_: Any, **__: Any) -> str:
+    """The name a create works on: its object's ``metadata.name``."""
+    return str(sub(obj, "metadata").get("name") or "")
+
+
+def name_from_name(name: str, *_: Any, **__: Any) -> str:
+    """The name an update or delete works on: its *name* argument."""
+    return name
+
+
+def writes(name_of: Callable[..., str]) -> Callable[[_F], _F]:
+    """Mark the object a mutation works on while it runs (see `Ledger.writing`)."""
+
+    def decorate(method: _F) -> _F:
+        @functools.wraps(method)
+        async def wrapper(self: _CoderStorage, namespace: str, *args: Any, **kwargs: Any) -> Any:
+            with self._ledger.writing((namespace, name_of(*args, **kwargs))):
+                return await method(self, namespace, *args, **kwargs)
+
+        return cast("_F", wrapper)
+
+    return decorate
+
+
+class _CoderStorage(abc.ABC):
+    """What both storages share: client resolution, events, list, watch, resync."""
+
+    _RESOURCE: ClassVar[str]
+    _KIND: ClassVar[str]
+    _LIST_KIND: ClassVar[str]
+
+    def __init__(
+        self,
+        provider: ClientProvider,
+        *,
+        watch_cache: bool = False,
+        full_channel_behavior: FullChannelBehavior = FullChannelBehavior.TERMINATE_IF_FULL,
+        queue_length: int = WATCH_QUEUE_LENGTH,
+        cache_window: int = 1000,
+        bookmark_interval: float = 60.0,
+        log: EventLog | None = None,
+    ) -> None:
+        self._provider = provider
+        self._ledger = Ledger()
+        self._sink = self._make_sink(
+            watch_cache=watch_cache,
+            full_channel_behavior=full_channel_behavior,
+            queue_length=queue_length,
+            cache_window=cache_window,
+            bookmark_interval=bookmark_interval,
+            log=log,
+        )
+
+    def _make_sink(
+        self,
+        *,
+        watch_cache: bool,
+        full_channel_behavior: FullChannelBehavior,
+        queue_length: int,
+        cache_window: int,
+        bookmark_interval: float,
+        log: EventLog | None,
+    ) -> EventSink:
+        """The event sink of the mode the constructor's arguments choose (once)."""
+        if log is None and not watch_cache:
+            return BroadcastSink(
+                self,
+                self._ledger,
+                self._RESOURCE,
+                queue_length=queue_length,
+                full_channel_behavior=full_channel_behavior,
+            )
+        cache: WatchCache[dict[str, Any]] = WatchCache(
+            API_VERSION,
+            self._KIND,
+            resource=self._RESOURCE,
+            group=GROUP,
+            window=cache_window,
+            bookmark_interval=bookmark_interval,
+        )
+        if log is not None:
+            return LogSink(self, self._ledger, self._RESOURCE, cache, log)
+        # Start numbering at the current time in microseconds: every
+        # resourceVersion of a later process is higher than any of this
+        # one, so a client resuming across a restart gets 410 and relists
+        # instead of silently waiting for the counter to catch up.
+        cache.reset(LogSnapshot(time.time_ns() // 1000, {}))
+        return CacheSink(self, self._ledger, self._RESOURCE, cache)
+
+    @property
+    def watch_cache(self) -> WatchCache[dict[str, Any]] | None:
+        """The watch cache, when the storage was built with ``watch_cache=True`` or a *log*."""
+        return self._sink.cache
+
+    @property
+    def log(self) -> EventLog | None:
+        """The shared event log every change is recorded in (None without ``log=``)."""
+        return self._sink.log
+
+    async def follow(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Feed the watch cache with the log's new entries until cancelled or closed.
+
+        Only for a storage built with ``log=``: run it in a task group for the
+        storage's lifetime, so changes recorded by other replicas reach this
+        replica's watchers (one log read serves every local watcher) and
+        update the last known state `resync` diffs against. Writes and reads
+        on this replica catch up with the log by themselves, so
+        read-your-writes holds without it. A 503 (the log's backend is
+        unreachable, also at start-up) is retried with jittered backoff; a
+        410 reloads the cache from the log's snapshot and ends open watches
+        with 410, so their clients relist. `aclose` ends it.
+
+        Raises:
+            RuntimeError: The storage has no log.
+        """
+        await self._sink.follow(task_status=task_status)
+
+    # --- helpers ---------------------------------------------------------------
+
+    def _map(self, err: BaseException, name: str, resource: str | None = None) -> StatusError:
+        return map_coder_error(err, resource or self._RESOURCE, name, group=GROUP)
+
+    async def _call(self, name: str, call: Awaitable[_T], *, resource: str | None = None) -> _T:
+        try:
+            return await call
+        except StatusError:
+            raise
+        except Exception as exc:
+            raise self._map(exc, name, resource) from None
+
+    async def _client(self, namespace: str) -> CoderClient:
+        try:
+            return await self._provider.client_for_namespace(namespace)
+        except StatusError:
+            raise
+        except Exception as exc:
+            raise internal_error(exc) from None
+
+    @staticmethod
+    def _require_namespace(namespace: str) -> None:
+        if not namespace:
+            raise bad_request("namespace is required")
+
+    async def _namespaces(self, namespace: str) -> list[str]:
+        """The namespaces a request for *namespace* ("" = all) covers."""
+        if namespace:
+            return [namespace]
+        try:
+            if isinstance(self._provider, NamespaceLister):
+                return list(await self._provider.eligible_namespaces())
+            if isinstance(self._provider, NamespaceResolver):
+                return [await self._provider.default_namespace()]
+        except StatusError:
+            raise
+        except Exception as exc:
+            raise internal_error(exc) from None
+        raise service_unavailable(
+            "all-namespaces list requires a provider that implements namespace resolution"
+        )
+
+    async def _list_coder(self, namespace: str) -> list[dict[str, Any]]:
+        """Every object Coder shows in *namespace* ("" = all), converted, in Coder's order.
+
+        Sorted by namespace and name across namespaces; malformed objects
+        are skipped (and logged).
+        """
+        items: list[dict[str, Any]] = []
+        namespaces = await self._namespaces(namespace)
+        for ns in namespaces:
+            client = await self._client(ns)
+            listed = await self._call("<list>", self._fetch_all(client))
+            for coder_obj in listed:
+                try:
+                    items.append(self._convert(ns, coder_obj))
+                except (KeyError, ValueError) as exc:
+                    logger.warning("coder: skipping malformed %s: %s", self._RESOURCE, exc)
+        if len(namespaces) > 1:
+            items.sort(key=lambda o: (o["metadata"].get("namespace", ""), name_of(o)))
+        return items
+
+    def _check_resource_version(self, name: str, desired: str, current: str) -> None:
+        """An update's resourceVersion: 400 when missing, 409 Conflict when stale."""
+        if not desired:
+            raise bad_request("metadata.resourceVersion is required for update")
+        if desired != current:
+            raise conflict(
+                self._RESOURCE,
+                name,
+                f"resource version mismatch: got {go_quote(desired)}, current is "
+                f"{go_quote(current)}",
+                group=GROUP,
+            )
+
+    # --- per kind ----------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def _fetch_all(self, client: CoderClient) -> list[dict[str, Any]]:
+        """Every object of this kind Coder shows, as Coder's JSON."""
+
+    @abc.abstractmethod
+    def _convert(self, namespace: str, coder_obj: Mapping[str, Any]) -> dict[str, Any]:
+        """The Kubernetes object for one of Coder's."""
+
+    @staticmethod
+    def _version(coder_obj: Mapping[str, Any]) -> int:
+        return parse_rfc3339_ns(str(coder_obj["updated_at"]))
+
+    @abc.abstractmethod
+    async def get(self, namespace: str, name: str) -> dict[str, Any]:
+        """Return the object (implemented per kind)."""
+
+    @abc.abstractmethod
+    async def update_or_create(
+        self,
+        namespace: str,
+        name: str,
+        obj: dict[str, Any],
+        *,
+        force_allow_create: bool = False,
+    ) -> tuple[dict[str, Any], bool]:
+        """Update; with *force_allow_create*, create a missing object (implemented per kind)."""
+
+    async def update(
+        self,
+        namespace: str,
+        name: str,
+        obj: dict[str, Any],
+        *,
+        force_allow_create: bool = False,
+    ) -> dict[str, Any]:
+        """Update the object (see `update_or_create`)."""
+        return (
+            await self.update_or_create(namespace, name, obj, force_allow_create=force_allow_create)
+        )[0]
+
+    # --- the known state -----------------------------------------------------------
+
+    async def _begin_write(self, namespace: str, name: str) -> int | None:
+        """Before a create or delete changes Coder: catch up and take the write's base.
+
+        With the shared state unreachable this is a 503 before Coder is
+        touched: nothing is half-applied. The base is `Ledger.base`.
+        """
+        await self._sink.catch_up()
+        return self._ledger.base((namespace, name))
+
+    async def _epoch(self) -> int:
+        """The sequence number before a read of Coder, after catching up.
+
+        So a state recorded after this point (by any replica) is known to be
+        at least as new as what the read returns (see `EventSink.observe`).
+
+        Raises:
+            StatusError: 503 when the shared state is unreachable.
+        """
+        await self._sink.catch_up()
+        return self._ledger.seq
+
+    async def _forget_if_gone(self, namespace: str, name: str, exc: StatusError) -> None:
+        """A get that finds the object gone (404) tells the sink (`EventSink.gone`)."""
+        if exc.status.code == 404:
+            await self._sink.gone(namespace, name)
+
+    async def _reconcile(
+        self, namespace: str, listed: Sequence[Mapping[str, Any]], epoch: int, *, baseline: bool
+    ) -> None:
+        """Diff a complete listing of *namespace* against the last known state.
+
+        The first listing of a namespace (*baseline*) is the sink's to adopt
+        (`EventSink.adopt`); what it does not adopt is diffed.
+
+        Raises:
+            StatusError: 503 when the shared state is unreachable (what was
+                not recorded is diffed again by the next resync).
+        """
+        ledger, sink = self._ledger, self._sink
+        # States recorded (by any replica) while the listing ran get sequence
+        # numbers after the epoch: the listing cannot revert them.
+        await sink.catch_up()
+        seen: set[tuple[str, str]] = set()
+        for coder_obj in listed:
+            try:
+                obj = self._convert(namespace, coder_obj)
+                version = self._version(coder_obj)
+            except (KeyError, ValueError) as exc:
+                logger.warning("coder: skipping malformed %s: %s", self._RESOURCE, exc)
+                continue
+            key = (namespace, name_of(obj))
+            seen.add(key)
+            if key in ledger.inflight:
+                continue  # being written through this server: its own event follows
+            tombstone = ledger.tombstones.get(key)
+            if tombstone is not None and tombstone > epoch:
+                continue  # its deletion was recorded after the listing started
+            if baseline and sink.adopt(key, obj, version):
+                continue
+            known = ledger.known.get(key)
+            if known is None:
+                await sink.note(EventType.ADDED, namespace, obj, version)
+            elif known.seq > epoch or version < known.version:
+                continue  # a newer state was recorded after the listing started, or stale
+            elif known.fingerprint != sink.fingerprint(obj):
+                await sink.note(EventType.MODIFIED, namespace, obj, version)
+        for key in [k for k in ledger.known if k[0] == namespace and k not in seen]:
+            known = ledger.known.get(key)
+            if known is None or known.seq > epoch or key in ledger.inflight:
+                continue
+            if not (baseline and sink.adopt(key, None, known.version)):
+                await sink.note(EventType.DELETED, namespace, known.object, known.version)
+        ledger.expire_tombstones(namespace, epoch)
+        ledger.primed.add(namespace)
+
+    async def resync(self, namespace: str = "") -> None:
+        """List Coder and turn every difference from the last known state into an event.
+
+        Objects being written through this storage, and objects whose state
+        was recorded after the listing started (the storage's own writes,
+        workspace stream updates, another listing's results, and with a log
+        every replica's changes), are left alone: the listing may predate
+        them. So the storage's own events are never repeated or undone, and a
+        deleted object never comes back. The first listing of a namespace only
+        records the state in broadcaster mode (a watch starts "now"), and
+        fills the cache in cache mode.
+
+        With a log, each difference is recorded with a conditional write on
+        the last known state: when several replicas resync the same Coder, a
+        change is recorded once, and a replica with a stale view records
+        nothing (it catches up instead; its next resync diffs again).
+
+        Raises:
+            StatusError: the provider or Coder failed (503 when Coder is
+                unreachable); with a log, 503 when the log is unreachable.
+        """
+        for ns in await self._namespaces(namespace):
+            client = await self._client(ns)
+            await self._sink.load()  # the known state starts from the shared one
+            epoch = self._ledger.seq
+            listed = await self._call("<list>", self._fetch_all(client))
+            await self._reconcile(ns, listed, epoch, baseline=ns not in self._ledger.primed)
+
+    # --- list and watch ------------------------------------------------------
+
+    async def list(self, namespace: str, options: ListOptions) -> ObjectList:
+        """List objects (all namespaces when *namespace* is empty).
+
+        Without the watch cache: every object Coder shows, converted, in
+        Coder's order (sorted by namespace and name across namespaces); options
+        are ignored, as in the Go original. Unlike the original, the list has a
+        resourceVersion (the current time in nanoseconds) so that clients'
+        list-then-watch works; a watch from it starts "now".
+        With the cache: a consistent read (Coder is listed first when
+        ``resourceVersion`` is unset), then the cache answers, with selectors,
+        pagination and a list resourceVersion to watch from.
+
+        Raises:
+            StatusError: provider errors, mapped Coder errors.
+        """
+        return await self._sink.list(namespace, options)
+
+    async def watch(self, namespace: str, options: ListOptions) -> Watch[dict[str, Any]]:
+        """Watch objects (all namespaces when *namespace* is empty).
+
+        Without the watch cache, the Go original's rules: ``sendInitialEvents=true``
+        and any ``resourceVersionMatch`` are rejected (400 ``invalid watch
+        options: ...``), any ``resourceVersion`` is accepted and the watch
+        starts now. With the cache, resume from a resourceVersion, bookmarks
+        and ``sendInitialEvents`` work as in `WatchCache`. Either way the field
+        selector may only use ``metadata.name`` and ``metadata.namespace``,
+        ``timeoutSeconds`` ends the watch, and a Coder outage does not.
+
+        Raises:
+            StatusError: 400 for rejected options; before the first use of the
+                cache, the errors of the listing that fills it.
+        """
+        if self._sink.closed:
+            raise service_unavailable(f"{self._RESOURCE} storage is shut down")
+        _check_watch_field_selector(options.field_selector)
+        return await self._sink.watch(namespace, options)
+
+    async def aclose(self) -> None:
+        """Shut the event source down; open watches end; `follow` returns. Idempotent.
+
+        A *log* is not closed: whoever created it owns it (the Redis backend
+        closes its logs when it exits).
+        """
+        self._sink.close()
+
+
+_WATCH_FIELDS = frozenset({"metadata.name", "metadata.namespace"})
+
+
+def _check_watch_field_selector(text: str) -> None:
+    """The Go original's field selector check, with its message."""
+    if not text:
+        return
+    try:
+        selector = parse_field_selector(text)
+    except SelectorError as exc:
+        raise bad_request(f"invalid watch options: {exc.detail}") from None
+    for requirement in selector.requirements:
+        if requirement.field not in _WATCH_FIELDS:
+            raise bad_request(
+                f"invalid watch options: field selector {go_quote(requirement.field)} is not "
+                "supported; supported fields: metadata.name, metadata.namespace"
+            )
+
+
+def check_update_identity(
+    desired_name: str, name: str, desired_namespace: str, namespace: str
+) -> None:
+    if desired_name and desired_name != name:
+        raise bad_request(
+            f"updated object metadata.name {go_quote(desired_name)} must match request name "
+            f"{go_quote(name)}"
+        )
+    if desired_namespace and desired_namespace != namespace:
+        raise bad_request(
+            f"metadata.namespace {go_quote(desired_namespace)} does not match request namespace "
+            f"{go_quote(namespace)}"
+        )
+
+
+def check_create_identity(name: str, obj_namespace: str, namespace: str) -> None:
+    if not name:
+        raise bad_request("metadata.name must not be empty")
+    if obj_namespace and obj_namespace != namespace:
+        raise bad_request(
+            f"metadata.namespace {go_quote(obj_namespace)} must match request namespace "
+            f"{go_quote(namespace)}"
+        )
+
+
+def with_name(obj: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """For create-on-update: *obj* with its name defaulted to *name* (or checked)."""
+    out = dict(obj)
+    meta = dict(out.get("metadata") or {})
+    given = meta.get("name") or ""
+    if given and given != name:
+        raise bad_request(
+            f"updated object metadata.name {go_quote(str(given))} must match request name "
+            f"{go_quote(name)}"
+        )
+    meta["name"] = name
+    out["metadata"] = meta
+    return out

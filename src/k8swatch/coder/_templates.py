@@ -1,0 +1,423 @@
+"""`TemplateStorage`: Coder templates behind the storage protocol."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import anyio
+from typing_extensions import final
+
+from k8swatch._broadcaster import FullChannelBehavior
+from k8swatch._eventlog import EventLog
+from k8swatch._events import EventType
+from k8swatch._go import format_go_duration, go_quote
+from k8swatch._status import Status, StatusError, bad_request, internal_error, timeout
+from k8swatch.coder._client import CoderClient
+from k8swatch.coder._convert import parse_uuid
+from k8swatch.coder._files import build_archive, merge_archive, normalize_files, read_archive
+from k8swatch.coder._ledger import sub
+from k8swatch.coder._models import CoderTemplate
+from k8swatch.coder._names import parse_template_name
+from k8swatch.coder._provider import ClientProvider
+from k8swatch.coder._storage_base import (
+    WATCH_QUEUE_LENGTH,
+    _CoderStorage,
+    check_create_identity,
+    check_update_identity,
+    name_from_name,
+    name_from_object,
+    with_name,
+    writes,
+)
+
+__all__ = ["TemplateStorage"]
+
+
+_DEFAULT_WAIT_TIMEOUT = 25 * 60.0
+_DEFAULT_POLL_INTERVAL = 2.0
+_DEFAULT_BACKOFF_AFTER = 2 * 60.0
+_DEFAULT_MAX_POLL_INTERVAL = 10.0
+
+
+@final
+class TemplateStorage(_CoderStorage):
+    """``codertemplates``: Coder templates as ``CoderTemplate`` objects.
+
+    * get: the template plus ``spec.files`` read from its active version's
+      source archive;
+    * create: from ``spec.versionID``, or from ``spec.files`` (uploaded as a
+      new version) → ADDED (no files);
+    * update: display name, description and icon; ``spec.files`` uploads a
+      new version, waits for its import and promotes it → MODIFIED (always,
+      with files; in cache mode the cached event carries no files);
+    * delete: ``DELETE /templates/{id}`` → DELETED with the template as it
+      was.
+
+    Args:
+        provider: Resolves the Coder deployment of a namespace.
+        watch_cache: See [`WorkspaceStorage`][k8swatch.coder.WorkspaceStorage].
+        full_channel_behavior: See `WorkspaceStorage`.
+        queue_length: See `WorkspaceStorage`.
+        cache_window: See `WorkspaceStorage`.
+        bookmark_interval: See `WorkspaceStorage`.
+        build_wait_timeout: Seconds to wait for a new version's import
+            (default 25 min); then 400 ``... did not succeed within ...``.
+        build_poll_interval: First poll interval (default 2 s).
+        build_backoff_after: Seconds after which the interval doubles (2 min).
+        build_max_poll_interval: Interval cap (10 s).
+        log: See `WorkspaceStorage`.
+    """
+
+    _RESOURCE: ClassVar[str] = CoderTemplate.PLURAL
+    _KIND: ClassVar[str] = CoderTemplate.KIND
+    _LIST_KIND: ClassVar[str] = CoderTemplate.LIST_KIND
+
+    def __init__(
+        self,
+        provider: ClientProvider,
+        *,
+        watch_cache: bool = False,
+        full_channel_behavior: FullChannelBehavior = FullChannelBehavior.TERMINATE_IF_FULL,
+        queue_length: int = WATCH_QUEUE_LENGTH,
+        cache_window: int = 1000,
+        bookmark_interval: float = 60.0,
+        build_wait_timeout: float = _DEFAULT_WAIT_TIMEOUT,
+        build_poll_interval: float = _DEFAULT_POLL_INTERVAL,
+        build_backoff_after: float = _DEFAULT_BACKOFF_AFTER,
+        build_max_poll_interval: float = _DEFAULT_MAX_POLL_INTERVAL,
+        log: EventLog | None = None,
+    ) -> None:
+        super().__init__(
+            provider,
+            watch_cache=watch_cache,
+            full_channel_behavior=full_channel_behavior,
+            queue_length=queue_length,
+            cache_window=cache_window,
+            bookmark_interval=bookmark_interval,
+            log=log,
+        )
+        self._wait_timeout = build_wait_timeout
+        self._poll_interval = build_poll_interval
+        self._backoff_after = build_backoff_after
+        self._max_poll_interval = build_max_poll_interval
+
+    async def _fetch_all(self, client: CoderClient) -> list[dict[str, Any]]:
+        return await client.templates()
+
+    def _convert(self, namespace: str, coder_obj: Mapping[str, Any]) -> dict[str, Any]:
+        return CoderTemplate.from_coder(namespace, coder_obj).to_dict()
+
+    def _parse(self, name: str) -> tuple[str, str]:
+        try:
+            return parse_template_name(name)
+        except ValueError as exc:
+            raise bad_request(f"invalid template name {go_quote(name)}: {exc}") from None
+
+    async def _fetch(
+        self, client: CoderClient, name: str, org: str, tmpl: str
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        organization = await self._call(name, client.organization(org))
+        template = await self._call(name, client.template_by_name(str(organization["id"]), tmpl))
+        return organization, template
+
+    async def _active_archive(self, client: CoderClient, template: Mapping[str, Any]) -> bytes:
+        """The active version's source zip (any failure is a plain error → 500)."""
+        try:
+            version = await client.template_version(str(template["active_version_id"]))
+            file_id = sub(version, "job").get("file_id")
+            if not file_id:
+                raise ValueError(
+                    f"template version {go_quote(str(version.get('id')))} has no source file"
+                )
+            return await client.download(str(file_id))
+        except StatusError:
+            raise
+        except Exception as exc:
+            raise internal_error(f"read template source: {exc}") from None
+
+    async def _files(self, client: CoderClient, template: Mapping[str, Any]) -> dict[str, str]:
+        data = await self._active_archive(client, template)
+        try:
+            return read_archive(data)
+        except ValueError as exc:
+            raise internal_error(f"read template source: {exc}") from None
+
+    async def _full(
+        self, client: CoderClient, namespace: str, template: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        files = await self._files(client, template)
+        obj = CoderTemplate.from_coder(namespace, template, files=files).to_dict()
+        obj["spec"]["files"] = files  # present even when empty: GET always reads the source
+        return obj
+
+    async def get(self, namespace: str, name: str) -> dict[str, Any]:
+        """The template with ``spec.files`` from its active version.
+
+        Raises:
+            StatusError: 400 bad name; 404; 500 when the source cannot be read.
+        """
+        self._require_namespace(namespace)
+        org, tmpl = self._parse(name)
+        client = await self._client(namespace)
+        epoch = await self._epoch()
+        try:
+            _, template = await self._fetch(client, name, org, tmpl)
+        except StatusError as exc:
+            await self._forget_if_gone(namespace, name, exc)
+            raise
+        full = await self._full(client, namespace, template)
+        return await self._answer(namespace, full, template, epoch)
+
+    async def _answer(
+        self, namespace: str, full: dict[str, Any], template: Mapping[str, Any], epoch: int
+    ) -> dict[str, Any]:
+        if not full["spec"].get("files"):
+            full["spec"].pop("files", None)
+        return await self._sink.observe(namespace, full, self._version(template), epoch)
+
+    @staticmethod
+    def _files_or_error(files: Mapping[str, str]) -> dict[str, str]:
+        try:
+            normalized = normalize_files(files)
+            build_archive(normalized)
+        except ValueError as exc:
+            raise bad_request(f"invalid template spec.files: {exc}") from None
+        return normalized
+
+    @writes(name_from_object)
+    async def create(self, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
+        """Create the template from ``spec.files`` or ``spec.versionID``.
+
+        Raises:
+            StatusError: 400 for a bad object; 409 AlreadyExists; 404 for an
+                unknown version; mapped Coder errors.
+        """
+        self._require_namespace(namespace)
+        desired = CoderTemplate.from_dict(obj)
+        check_create_identity(desired.name, desired.namespace, namespace)
+        name = desired.name
+        org, tmpl = self._parse(name)
+        spec = desired.spec
+        if spec.organization != org:
+            raise bad_request(
+                f"spec.organization {go_quote(spec.organization)} must match organization "
+                f"{go_quote(org)} parsed from metadata.name"
+            )
+        client = await self._client(namespace)
+        base = await self._begin_write(namespace, name)
+        organization = await self._call(name, client.organization(org))
+        org_id = str(organization["id"])
+        if spec.files is not None:
+            archive = self._archive_or_error(spec.files)
+            file_id = await self._call(name, client.upload(archive))
+            version = await self._call(
+                name, client.create_template_version(org_id, file_id=file_id)
+            )
+            version_id = str(version["id"])
+        else:
+            try:
+                version_id = parse_uuid(spec.version_id)
+            except ValueError as exc:
+                raise bad_request(
+                    f"parse template spec.versionID {go_quote(spec.version_id)}: {exc}"
+                ) from None
+        template = await self._call(
+            name,
+            client.create_template(
+                org_id,
+                name=tmpl,
+                version_id=version_id,
+                display_name=spec.display_name,
+                description=spec.description,
+                icon=spec.icon,
+            ),
+        )
+        result = self._convert(namespace, template)
+        return await self._sink.publish(
+            EventType.ADDED, namespace, result, self._version(template), base=base
+        )
+
+    def _archive_or_error(self, files: Mapping[str, str]) -> bytes:
+        try:
+            return build_archive(files)
+        except ValueError as exc:
+            raise bad_request(f"invalid template spec.files: {exc}") from None
+
+    @writes(name_from_name)
+    async def update_or_create(
+        self,
+        namespace: str,
+        name: str,
+        obj: dict[str, Any],
+        *,
+        force_allow_create: bool = False,
+    ) -> tuple[dict[str, Any], bool]:
+        """Update; with *force_allow_create* (server-side apply), create a missing template.
+
+        Returns ``(object, created)``. Always emits MODIFIED on success.
+
+        Raises:
+            StatusError: 400 for a read-only ``spec.versionID``, bad files, a
+                failed or slow version import, a missing resourceVersion or an
+                identity mismatch; 409 Conflict for a stale resourceVersion;
+                504 Timeout when the request's deadline comes first; 500 when
+                a promotion does not take effect; mapped Coder errors.
+        """
+        self._require_namespace(namespace)
+        org, tmpl = self._parse(name)
+        client = await self._client(namespace)
+        epoch = await self._epoch()
+        try:
+            _, template = await self._fetch(client, name, org, tmpl)
+        except StatusError as exc:
+            if exc.status.code == 404 and force_allow_create:
+                return await self.create(namespace, with_name(obj, name)), True
+            raise
+        full = await self._full(client, namespace, template)
+        current_files: dict[str, str] = full["spec"]["files"]
+        current_dict = await self._answer(namespace, full, template, epoch)
+        base = self._ledger.base((namespace, name))
+        current = CoderTemplate.from_dict(current_dict)
+        desired = CoderTemplate.from_dict(obj)
+        check_update_identity(desired.name, name, desired.namespace, namespace)
+        self._check_resource_version(name, desired.resource_version, current.resource_version)
+        want, have = desired.spec, current.spec
+        if want.organization != have.organization:
+            raise bad_request(
+                f"spec.organization {go_quote(want.organization)} must match existing organization "
+                f"{go_quote(have.organization)}"
+            )
+        if want.version_id and want.version_id != have.version_id:
+            raise bad_request(
+                "spec.versionID is read-only; to change the active version, update spec.files "
+                f"instead (current: {go_quote(have.version_id)}, "
+                f"requested: {go_quote(want.version_id)})"
+            )
+        new_files = self._files_or_error(want.files) if want.files is not None else None
+        template_id = str(template["id"])
+        if (want.display_name, want.description, want.icon) != (
+            have.display_name,
+            have.description,
+            have.icon,
+        ):
+            await self._call(
+                name,
+                client.update_template_meta(
+                    template_id,
+                    display_name=want.display_name,
+                    description=want.description,
+                    icon=want.icon,
+                ),
+            )
+        if new_files is not None and new_files != current_files:
+            await self._replace_source(client, name, org, template, new_files)
+        template = await self._call(name, client.template(template_id))
+        full = await self._full(client, namespace, template)
+        if not full["spec"].get("files"):
+            full["spec"].pop("files", None)
+        stored = await self._sink.publish(
+            EventType.MODIFIED, namespace, full, self._version(template), base=base
+        )
+        return stored, False
+
+    async def _replace_source(
+        self,
+        client: CoderClient,
+        name: str,
+        org: str,
+        template: Mapping[str, Any],
+        files: dict[str, str],
+    ) -> None:
+        template_id = str(template["id"])
+        old = await self._active_archive(client, template)
+        try:
+            archive = merge_archive(files, old)
+        except ValueError as exc:
+            raise bad_request(f"invalid template spec.files: {exc}") from None
+        file_id = await self._call(name, client.upload(archive))
+        organization = await self._call(name, client.organization(org))
+        version = await self._call(
+            name,
+            client.create_template_version(
+                str(organization["id"]), file_id=file_id, template_id=template_id
+            ),
+        )
+        version_id = str(version["id"])
+        await self._wait_for_import(client, name, version_id)
+        await self._call(name, client.update_active_template_version(template_id, version_id))
+        after = await self._call(name, client.template(template_id))
+        if after.get("active_version_id") != version_id:
+            raise internal_error(
+                "assertion failed: active version promotion did not take effect: expected "
+                f"{go_quote(version_id)}, got {go_quote(str(after.get('active_version_id')))}"
+            )
+
+    async def _wait_for_import(self, client: CoderClient, name: str, version_id: str) -> None:
+        """Poll the new version until its import job ends (Go's backoff schedule).
+
+        The request's own deadline (the enclosing cancel scope's) is honoured:
+        shortly before it, the wait gives up with 504 Timeout, so the client
+        gets an answer instead of a dropped connection.
+        """
+        deadline = anyio.current_effective_deadline()
+        last: list[str] = [""]
+        if math.isinf(deadline):
+            await self._poll_import(client, name, version_id, last)
+            return
+        margin = min(0.5, max(0.0, deadline - anyio.current_time()) * 0.2)
+        with anyio.CancelScope(deadline=deadline - margin) as scope:
+            await self._poll_import(client, name, version_id, last)
+        if scope.cancelled_caught:
+            raise timeout(
+                f"waiting for template version {go_quote(version_id)} to build "
+                f"(last status: {go_quote(last[0])}): request deadline exceeded"
+            )
+
+    async def _poll_import(
+        self, client: CoderClient, name: str, version_id: str, last: list[str]
+    ) -> None:
+        start = anyio.current_time()
+        interval = self._poll_interval
+        while True:
+            version = await self._call(name, client.template_version(version_id))
+            job = sub(version, "job")
+            status = last[0] = str(job.get("status") or "")
+            if status == "succeeded":
+                return
+            if status in ("failed", "canceled"):
+                reason = str(job.get("error") or "template version build did not succeed")
+                raise bad_request(
+                    f"template version {go_quote(version_id)} build ended with status "
+                    f"{go_quote(status)}: {reason}"
+                )
+            elapsed = anyio.current_time() - start
+            if elapsed >= self._wait_timeout:
+                raise bad_request(
+                    f"template version {go_quote(version_id)} did not succeed within "
+                    f"{format_go_duration(self._wait_timeout)} (last status: {go_quote(status)})"
+                )
+            if elapsed >= self._backoff_after:
+                interval = min(interval * 2, self._max_poll_interval)
+            await anyio.sleep(min(interval, self._wait_timeout - elapsed))
+
+    @writes(name_from_name)
+    async def delete(self, namespace: str, name: str) -> Status:
+        """``DELETE /templates/{id}``; emit DELETED with the template as fetched before.
+
+        Raises:
+            StatusError: 400 bad name or templates still used by workspaces;
+                404; mapped Coder errors.
+        """
+        self._require_namespace(namespace)
+        org, tmpl = self._parse(name)
+        client = await self._client(namespace)
+        base = await self._begin_write(namespace, name)
+        _, template = await self._fetch(client, name, org, tmpl)
+        await self._call(name, client.delete_template(str(template["id"])))
+        result = self._convert(namespace, template)
+        await self._sink.publish(
+            EventType.DELETED, namespace, result, self._version(template), base=base
+        )
+        return Status.success()

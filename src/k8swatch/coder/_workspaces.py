@@ -1,0 +1,338 @@
+"""`WorkspaceStorage`: Coder workspaces behind the storage protocol."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from typing_extensions import final
+
+from k8swatch._events import EventType
+from k8swatch._go import go_quote
+from k8swatch._status import Status, StatusError, bad_request, not_found
+from k8swatch.coder._client import CoderClient
+from k8swatch.coder._convert import parse_rfc3339_ns, parse_uuid
+from k8swatch.coder._ledger import name_of, sub
+from k8swatch.coder._models import GROUP, CoderTemplate, CoderWorkspace
+from k8swatch.coder._names import build_template_name, parse_workspace_name
+from k8swatch.coder._storage_base import (
+    _CoderStorage,
+    check_create_identity,
+    check_update_identity,
+    name_from_name,
+    name_from_object,
+    with_name,
+    writes,
+)
+
+__all__ = ["WorkspaceStorage"]
+
+logger = logging.getLogger("k8swatch.coder")
+
+
+def _apply_build(workspace: dict[str, Any], build: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(workspace)
+    out["latest_build"] = dict(build)
+    updated = build.get("updated_at")
+    if updated and not str(updated).startswith("0001-01-01"):
+        out["updated_at"] = updated
+    return out
+
+
+def _workspace_version(workspace: Mapping[str, Any]) -> int:
+    version = parse_rfc3339_ns(str(workspace["updated_at"]))
+    build_updated = sub(workspace, "latest_build").get("updated_at")
+    if build_updated:
+        version = max(version, parse_rfc3339_ns(str(build_updated)))
+    return version
+
+
+@final
+class WorkspaceStorage(_CoderStorage):
+    """``coderworkspaces``: Coder workspaces as ``CoderWorkspace`` objects.
+
+    * create: ``POST /users/{owner}/workspaces`` (then a ``stop`` build when
+      ``spec.running`` is false; its failure is ignored) → ADDED;
+    * update: only ``spec.running`` may change: a ``start``/``stop`` build →
+      MODIFIED; an update that changes nothing answers the current object
+      and emits nothing;
+    * delete: a ``delete`` build → MODIFIED (Coder deletes asynchronously; the
+      event carries the delete build as the latest build), answers
+      ``Status Success``; the poller reports the DELETED once Coder is done.
+
+    Args:
+        provider: Resolves the Coder deployment of a namespace.
+        watch_cache: Serve list and watch from a `WatchCache` (resume,
+            bookmarks, ``sendInitialEvents``) instead of a plain broadcaster.
+        full_channel_behavior: Broadcaster policy for slow watchers (default
+            `TERMINATE_IF_FULL`: the slow watcher gets a 410 and relists; the
+            Go original drops events instead, `DROP_IF_FULL`).
+        queue_length: Events buffered per watcher.
+        cache_window: Events the cache keeps for resume.
+        bookmark_interval: Seconds between bookmarks on an idle cached watch.
+        log: A shared [`EventLog`][k8swatch.EventLog] (implies the watch
+            cache), e.g. ``RedisBackend.log_for("coderworkspaces",
+            group="aggregation.coder.com")``, so that several replicas in
+            front of one Coder serve one consistent API: every change is
+            recorded in the log, which numbers it with a global
+            resourceVersion, and the cache is fed from the log (run
+            `follow` for the storage's lifetime). See the how-to "Run
+            several replicas on Redis".
+    """
+
+    _RESOURCE: ClassVar[str] = CoderWorkspace.PLURAL
+    _KIND: ClassVar[str] = CoderWorkspace.KIND
+    _LIST_KIND: ClassVar[str] = CoderWorkspace.LIST_KIND
+
+    async def _fetch_all(self, client: CoderClient) -> list[dict[str, Any]]:
+        return await client.workspaces()
+
+    def _convert(self, namespace: str, coder_obj: Mapping[str, Any]) -> dict[str, Any]:
+        return CoderWorkspace.from_coder(namespace, coder_obj).to_dict()
+
+    @staticmethod
+    def _version(coder_obj: Mapping[str, Any]) -> int:
+        return _workspace_version(coder_obj)
+
+    def _parse(self, name: str) -> tuple[str, str, str]:
+        try:
+            return parse_workspace_name(name)
+        except ValueError as exc:
+            raise bad_request(f"invalid workspace name {go_quote(name)}: {exc}") from None
+
+    async def _fetch(
+        self, client: CoderClient, name: str, org: str, owner: str, ws: str
+    ) -> dict[str, Any]:
+        workspace = await self._call(name, client.workspace_by_owner_and_name(owner, ws))
+        if workspace.get("organization_name") != org:
+            raise not_found(self._RESOURCE, name, group=GROUP)
+        return workspace
+
+    async def _answer(
+        self, namespace: str, workspace: Mapping[str, Any], epoch: int
+    ) -> dict[str, Any]:
+        return await self._sink.observe(
+            namespace, self._convert(namespace, workspace), _workspace_version(workspace), epoch
+        )
+
+    async def get(self, namespace: str, name: str) -> dict[str, Any]:
+        """``GET /users/{owner}/workspace/{name}``; another organization is NotFound.
+
+        Raises:
+            StatusError: 400 namespace missing or bad name; mapped Coder errors.
+        """
+        self._require_namespace(namespace)
+        org, owner, ws = self._parse(name)
+        client = await self._client(namespace)
+        epoch = await self._epoch()
+        try:
+            workspace = await self._fetch(client, name, org, owner, ws)
+        except StatusError as exc:
+            await self._forget_if_gone(namespace, name, exc)
+            raise
+        return await self._answer(namespace, workspace, epoch)
+
+    @writes(name_from_object)
+    async def create(self, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
+        """Create the workspace (``spec.organization`` and ``spec.templateName`` required).
+
+        Raises:
+            StatusError: 400 for a bad object; 404 ``codertemplates ... not
+                found`` for an unknown template; 409 AlreadyExists; mapped
+                Coder errors.
+        """
+        self._require_namespace(namespace)
+        desired = CoderWorkspace.from_dict(obj)
+        check_create_identity(desired.name, desired.namespace, namespace)
+        name = desired.name
+        org, owner, ws = self._parse(name)
+        spec = desired.spec
+        if spec.organization != org:
+            raise bad_request(
+                f"spec.organization {go_quote(spec.organization)} must match organization "
+                f"{go_quote(org)} parsed from metadata.name"
+            )
+        if not spec.template_name:
+            raise bad_request("spec.templateName must not be empty")
+        client = await self._client(namespace)
+        base = await self._begin_write(namespace, name)
+        organization = await self._call(name, client.organization(org))
+        template_name = build_template_name(org, spec.template_name)
+        template = await self._call(
+            template_name,
+            client.template_by_name(str(organization["id"]), spec.template_name),
+            resource=CoderTemplate.PLURAL,
+        )
+        version_id: str | None = None
+        if spec.template_version_id:
+            try:
+                version_id = parse_uuid(spec.template_version_id)
+            except ValueError as exc:
+                raise bad_request(
+                    "invalid workspace spec: invalid templateVersionID "
+                    f"{go_quote(spec.template_version_id)}: {exc}"
+                ) from None
+            version = await self._call(name, client.template_version(version_id))
+            if not version.get("template_id") or version.get("template_id") != template["id"]:
+                raise bad_request(
+                    f"spec.templateVersionID {go_quote(spec.template_version_id)} does not belong "
+                    f"to template {go_quote(spec.template_name)}"
+                )
+        created = await self._call(
+            name,
+            client.create_user_workspace(
+                owner,
+                name=ws,
+                template_id=None if version_id else str(template["id"]),
+                template_version_id=version_id,
+                ttl_ms=spec.ttl_millis,
+                autostart_schedule=spec.autostart_schedule,
+            ),
+        )
+        if not spec.running:
+            try:
+                build = await client.create_workspace_build(str(created["id"]), "stop")
+            except Exception as exc:
+                # The workspace exists; failing now would make a retry hit
+                # AlreadyExists. The stop can be retried with an update.
+                logger.info("coder: stop build after creating %s failed: %s", name, exc)
+            else:
+                created = _apply_build(created, build)
+        result = self._convert(namespace, created)
+        return await self._sink.publish(
+            EventType.ADDED, namespace, result, _workspace_version(created), base=base
+        )
+
+    @writes(name_from_name)
+    async def update_or_create(
+        self,
+        namespace: str,
+        name: str,
+        obj: dict[str, Any],
+        *,
+        force_allow_create: bool = False,
+    ) -> tuple[dict[str, Any], bool]:
+        """Update; with *force_allow_create* (server-side apply), create a missing workspace.
+
+        Only ``spec.running`` may change. Returns ``(object, created)``.
+
+        Raises:
+            StatusError: 400 for a changed immutable field, a missing
+                resourceVersion or an identity mismatch; 409 Conflict for a
+                stale resourceVersion or an active build; mapped Coder errors.
+        """
+        self._require_namespace(namespace)
+        org, owner, ws = self._parse(name)
+        client = await self._client(namespace)
+        epoch = await self._epoch()
+        try:
+            workspace = await self._call(name, client.workspace_by_owner_and_name(owner, ws))
+        except StatusError as exc:
+            if exc.status.code == 404 and force_allow_create:
+                return await self.create(namespace, with_name(obj, name)), True
+            raise
+        if workspace.get("organization_name") != org:
+            raise not_found(self._RESOURCE, name, group=GROUP)
+        current_dict = await self._answer(namespace, workspace, epoch)
+        base = self._ledger.base((namespace, name))
+        current = CoderWorkspace.from_dict(current_dict)
+        desired = CoderWorkspace.from_dict(obj)
+        check_update_identity(desired.name, name, "", namespace)
+        if desired.spec.organization and desired.spec.organization != org:
+            raise bad_request(
+                f"updated object spec.organization {go_quote(desired.spec.organization)} must "
+                f"match organization {go_quote(org)} parsed from metadata.name"
+            )
+        check_update_identity("", name, desired.namespace, namespace)
+        self._check_resource_version(name, desired.resource_version, current.resource_version)
+        want, have = desired.spec, current.spec
+        if (
+            want.organization != have.organization
+            or want.template_name != have.template_name
+            or (want.template_version_id and want.template_version_id != have.template_version_id)
+            or (want.ttl_millis is not None and want.ttl_millis != have.ttl_millis)
+            or (
+                want.autostart_schedule is not None
+                and want.autostart_schedule != have.autostart_schedule
+            )
+        ):
+            raise bad_request(
+                "workspace update only supports changing spec.running; other spec fields are "
+                "immutable"
+            )
+        if want.running == have.running:
+            return current_dict, False
+        transition = "start" if want.running else "stop"
+        build = await self._call(
+            name, client.create_workspace_build(str(workspace["id"]), transition)
+        )
+        return await self._publish_build(namespace, workspace, build, base), False
+
+    async def _publish_build(
+        self, namespace: str, workspace: dict[str, Any], build: Mapping[str, Any], base: int | None
+    ) -> dict[str, Any]:
+        """Record the workspace with its new *build*: MODIFIED, unless the stream was faster."""
+        updated = _apply_build(workspace, build)
+        return await self._sink.publish(
+            EventType.MODIFIED,
+            namespace,
+            self._convert(namespace, updated),
+            _workspace_version(updated),
+            base=base,
+            unless_seen=True,
+        )
+
+    @writes(name_from_name)
+    async def delete(self, namespace: str, name: str) -> Status:
+        """Start a ``delete`` build; emit MODIFIED with it applied; answer Status Success.
+
+        Raises:
+            StatusError: 400 bad name; 404; mapped Coder errors.
+        """
+        self._require_namespace(namespace)
+        org, owner, ws = self._parse(name)
+        client = await self._client(namespace)
+        base = await self._begin_write(namespace, name)
+        workspace = await self._fetch(client, name, org, owner, ws)
+        build = await self._call(
+            name, client.create_workspace_build(str(workspace["id"]), "delete")
+        )
+        await self._publish_build(namespace, workspace, build, base)
+        return Status.success()
+
+    async def observe(self, namespace: str, workspace: Mapping[str, Any]) -> None:
+        """Fold one workspace read from Coder (e.g. from its watch stream) into the state.
+
+        Emits MODIFIED (or ADDED) if it differs from the last known state and
+        is not older than it; used by `CoderPoller`'s stream bridge.
+        """
+        try:
+            obj = self._convert(namespace, workspace)
+            version = _workspace_version(workspace)
+        except (KeyError, ValueError) as exc:
+            logger.warning("coder: skipping malformed workspace: %s", exc)
+            return
+        key = (namespace, name_of(obj))
+        if namespace not in self._ledger.primed or key in self._ledger.inflight:
+            return
+        known = self._ledger.known.get(key)
+        if known is None:
+            if self._ledger.tombstones.get(key) is None:
+                await self._sink.note(EventType.ADDED, namespace, obj, version)
+            return
+        if version < known.version or known.fingerprint == self._sink.fingerprint(obj):
+            return
+        await self._sink.note(EventType.MODIFIED, namespace, obj, version)
+
+    def active_workspaces(self) -> list[tuple[str, str]]:
+        """``(namespace, workspace id)`` of known workspaces whose latest build is in progress."""
+        out: list[tuple[str, str]] = []
+        for (namespace, _), known in self._ledger.known.items():
+            status = known.object.get("status", {})
+            if status.get("latestBuildStatus") in _ACTIVE_BUILD_STATUSES and status.get("id"):
+                out.append((namespace, str(status["id"])))
+        return out
+
+
+_ACTIVE_BUILD_STATUSES = frozenset({"pending", "starting", "stopping", "deleting", "canceling"})
