@@ -5,10 +5,10 @@ Design (see ``docs/explanation/full-channel-behavior.md``):
 * Every accepted event is appended once to a shared list, the *log*. Each
   watcher holds a cursor, an index into the log (trimming the log shifts
   every cursor); nothing is copied per watcher.
-* Watchers that run out of events wait on one shared ``anyio.Event`` (a
-  *generation*). The next append sets it and forgets it, so a burst of events
-  costs one wake-up per waiting watcher, and no waiter object exists when
-  nobody waits.
+* Watchers that run out of events park in one ``ParkingLot`` (one shared
+  ``anyio.Event``); the next append wakes them, so a burst of events costs
+  one wake-up per waiting watcher, and no waiter object exists when nobody
+  waits. Writers waiting for room (``WAIT_IF_FULL``) park in another.
 * The log is trimmed up to the slowest live cursor. The broadcaster keeps a
   lower bound of that cursor and only rescans the watchers (a *sweep*) when
   the bound says some watcher might be (nearly) full, so the scan is
@@ -37,8 +37,9 @@ from anyio.lowlevel import checkpoint, checkpoint_if_cancelled
 from typing_extensions import final
 
 from ._events import Event, EventType
+from ._parking import ParkingLot
 from ._status import expired
-from ._watch import CHECK_EVERY, Watch, _PollableWatch, wait_until
+from ._watch import CHECK_EVERY, Watch, _PollableWatch
 
 __all__ = ["Broadcaster", "BroadcasterStatistics", "FullChannelBehavior"]
 
@@ -146,15 +147,12 @@ class Broadcaster(Generic[T]):
         "_dropped",
         "_log",
         "_low",
-        "_parked",
+        "_next_event",
         "_policy",
         "_queue_length",
         "_room",
         "_room_at",
-        "_signalled",
-        "_sleepers",
         "_terminated",
-        "_wakeup",
         "_watchers",
         "_yield_at",
     )
@@ -181,11 +179,8 @@ class Broadcaster(Generic[T]):
         self._log: list[Event[T]] = []
         self._low = 0  # lower bound of every live cursor
         self._watchers: dict[_BroadcastWatch[T], None] = {}
-        self._wakeup: anyio.Event | None = None  # shared by waiting watchers
-        self._parked: dict[anyio.CancelScope, None] = {}  # stop-aware waiters
-        self._sleepers = 0  # watchers waiting on _wakeup
-        self._signalled = 0  # watchers woken up that have not run yet
-        self._room: anyio.Event | None = None  # shared by waiting writers
+        self._next_event = ParkingLot()  # watchers that read everything park here
+        self._room = ParkingLot()  # writers wait here while a watcher is full
         self._room_at = 0  # a cursor <= this blocks the waiting writers
         self._closed = False
         self._dropped = 0
@@ -218,8 +213,8 @@ class Broadcaster(Generic[T]):
         return BroadcasterStatistics(
             watchers=len(self._watchers),
             log_length=len(self._log),
-            waiting_watchers=self._wakeup is not None or bool(self._parked),
-            waiting_writers=self._room is not None,
+            waiting_watchers=not self._next_event.idle,
+            waiting_writers=not self._room.idle,
             dropped=self._dropped,
             terminated=self._terminated,
             closed=self._closed,
@@ -260,7 +255,7 @@ class Broadcaster(Generic[T]):
             # Nobody reads the log: drop it and start afresh at the end.
             self._log.clear()
             self._low = 0
-        watch = _BroadcastWatch(self, len(self._log), prefix)
+        watch = _BroadcastWatch(self, len(self._log), prefix, self._next_event, self._room)
         self._watchers[watch] = None
         return watch
 
@@ -295,11 +290,8 @@ class Broadcaster(Generic[T]):
                 self._sweep()
                 if len(self._log) - self._low < self._queue_length:
                     break
-                room = self._room
-                if room is None:
-                    room = self._room = anyio.Event()
                 self._room_at = len(self._log) - self._queue_length
-                await room.wait()
+                await self._room.park()
                 if self._closed:
                     raise RuntimeError(_STOPPED_MESSAGE)
             self._append(event)
@@ -315,7 +307,7 @@ class Broadcaster(Generic[T]):
                 await checkpoint()
                 if self._closed:
                     raise RuntimeError(_STOPPED_MESSAGE)
-                if not self._signalled:
+                if not self._next_event.woken:
                     break
                 self._sweep()
         self._append(event)
@@ -352,11 +344,8 @@ class Broadcaster(Generic[T]):
         if self._closed:
             return
         self._closed = True
-        self._notify()
-        room = self._room
-        if room is not None:
-            self._room = None
-            room.set()
+        self._next_event.wake_all()
+        self._room.wake_all()
 
     # --- internals ------------------------------------------------------------
 
@@ -364,30 +353,13 @@ class Broadcaster(Generic[T]):
         if not self._watchers:
             return
         self._log.append(event)
-        if self._wakeup is not None or self._parked:
-            self._notify()
+        next_event = self._next_event
+        if not next_event.idle:
+            next_event.wake_all()
         if len(self._log) - self._low > self._queue_length and (
             self._policy is not FullChannelBehavior.WAIT_IF_FULL
         ):
             self._sweep()
-
-    def _notify(self) -> None:
-        self._release()
-        if self._parked:
-            parked = list(self._parked)
-            self._parked.clear()
-            self._signalled += len(parked)
-            for scope in parked:
-                scope.cancel()
-
-    def _release(self) -> None:
-        """Wake every watcher waiting on the shared wake-up."""
-        wakeup = self._wakeup
-        if wakeup is not None:
-            self._wakeup = None
-            self._signalled += self._sleepers
-            self._sleepers = 0
-            wakeup.set()
 
     def _sweep(self) -> None:
         """Rescan the cursors: apply the policy to full watchers, trim the log."""
@@ -420,16 +392,12 @@ class Broadcaster(Generic[T]):
         Readers take up to CHECK_EVERY - 1 events on the fast path without calling this,
         hence the margin.
         """
-        room = self._room
-        if room is not None and pos <= self._room_at + CHECK_EVERY:
-            self._room = None
-            room.set()
+        if pos <= self._room_at + CHECK_EVERY:
+            self._room.wake_all()
 
     def _detach(self, watch: _BroadcastWatch[T]) -> None:
-        if self._watchers.pop(watch, 0) is None and self._room is not None:
-            room = self._room
-            self._room = None
-            room.set()
+        if self._watchers.pop(watch, 0) is None:
+            self._room.wake_all()
         if not self._watchers:
             self._log.clear()
             self._low = 0
@@ -443,17 +411,28 @@ class _BroadcastWatch(_PollableWatch[T]):
         "_check_at",
         "_ended",
         "_live",
+        "_next_event",
         "_owner",
         "_parked",
         "_pending",
         "_pos",
+        "_room",
         "_stopped",
         "_view",
         "_waiting",
     )
 
-    def __init__(self, owner: Broadcaster[T], pos: int, prefix: deque[Event[T]] | None) -> None:
+    def __init__(
+        self,
+        owner: Broadcaster[T],
+        pos: int,
+        prefix: deque[Event[T]] | None,
+        next_event: ParkingLot,
+        room: ParkingLot,
+    ) -> None:
         self._owner = owner
+        self._next_event = next_event  # where this watcher waits for events
+        self._room = room  # writers waiting for room: reading may let them go
         self._pos = pos
         self._check_at = pos  # the fast path serves positions below this
         # Events handed out before the log: the prefix, then (after an
@@ -463,8 +442,8 @@ class _BroadcastWatch(_PollableWatch[T]):
         self._view: list[Event[T]] = _EMPTY if prefix else owner._log
         self._live = 0  # how many of _pending (at its tail) came from the log
         self._budget = CHECK_EVERY
-        self._waiting = False  # parked on the broadcaster's shared wake-up
-        self._parked: anyio.CancelScope | None = None  # a stop-aware waiter
+        self._waiting = False  # parked in _next_event
+        self._parked: anyio.CancelScope | None = None  # a stop-aware waiter's scope
         self._stopped = False
         self._ended = False  # no more events will ever come (detached)
 
@@ -499,15 +478,13 @@ class _BroadcastWatch(_PollableWatch[T]):
     def _wake_self(self) -> None:
         if self._waiting:
             # The waiter shares one wake-up with every other waiting watcher;
-            # set it (they re-check and wait again) so this one sees the stop.
+            # wake them all (they re-check and wait again) so this one sees the stop.
             self._waiting = False
-            self._owner._release()
+            self._next_event.wake_tasks()
         parked = self._parked
         if parked is not None:
             self._parked = None
-            if self._owner._parked.pop(parked, 0) is not None:
-                # already woken by _notify: count its wake-up as consumed
-                self._owner._signalled -= 1
+            self._next_event.unpark_scope(parked)
             parked.cancel()
 
     def _overflow(self) -> None:
@@ -569,7 +546,7 @@ class _BroadcastWatch(_PollableWatch[T]):
         pos = self._pos
         if pos < len(owner._log):
             self._pos = pos + 1
-            if owner._room is not None:
+            if not self._room.idle:
                 owner._advanced(pos)
             return owner._log[pos]
         if self._ended or owner._closed or self._stopped:
@@ -605,7 +582,7 @@ class _BroadcastWatch(_PollableWatch[T]):
             else:
                 batch = log[pos:end]
             self._pos = end
-            if owner._room is not None:
+            if not self._room.idle:
                 owner._advanced(pos)
         if batch:
             return batch
@@ -624,38 +601,28 @@ class _BroadcastWatch(_PollableWatch[T]):
 
     async def _wait_readable(self, deadline: float = math.inf) -> None:
         """Wait until ``_poll`` may return something, or until *deadline* (a checkpoint)."""
-        owner = self._owner
-        if owner._room is not None:  # caught up: a waiting writer may have room now
-            owner._advanced(self._pos - 1)
-        wakeup = owner._wakeup
-        if wakeup is None:
-            wakeup = owner._wakeup = anyio.Event()
-        owner._sleepers += 1
+        if not self._room.idle:  # caught up: a waiting writer may have room now
+            self._owner._advanced(self._pos - 1)
         self._waiting = True
         try:
-            await wait_until(wakeup, deadline)
+            await self._next_event.park(deadline)
         finally:
             self._waiting = False
-            if wakeup.is_set():
-                owner._signalled -= 1
-            else:  # cancelled while waiting
-                owner._sleepers -= 1
 
     def _park(self, scope: anyio.CancelScope) -> None:
         """Cancel *scope* as soon as ``_poll`` may return something."""
         if self._pending or self._pos < len(self._owner._log) or self._ended or self._owner._closed:
             scope.cancel()
             return
-        if self._owner._room is not None:  # caught up: a waiting writer may have room now
+        if not self._room.idle:  # caught up: a waiting writer may have room now
             self._owner._advanced(self._pos - 1)
         self._parked = scope
-        self._owner._parked[scope] = None
+        self._next_event.park_scope(scope)
 
     def _unpark(self, scope: anyio.CancelScope) -> None:
         if self._parked is scope:
             self._parked = None
-            if self._owner._parked.pop(scope, 0) is not None:  # woken by _notify
-                self._owner._signalled -= 1
+            self._next_event.unpark_scope(scope)
 
     # --- iteration ------------------------------------------------------------
 

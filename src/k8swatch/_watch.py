@@ -231,15 +231,6 @@ class _PollBatches(Generic[T_co]):
         """Nothing to release; stop the watch itself with ``stop()``."""
 
 
-async def wait_until(event: anyio.Event, deadline: float) -> None:
-    """Wait for *event* to be set, or until *deadline* (anyio's clock; ``inf``: no limit)."""
-    if deadline == math.inf:
-        await event.wait()
-    else:
-        with anyio.CancelScope(deadline=deadline):
-            await event.wait()
-
-
 # --- filter_watch ----------------------------------------------------------------
 
 

@@ -631,7 +631,7 @@ async def _run_program(
         stats = broadcaster.statistics()
         assert stats.watchers == sum(m.attached for m in model.watchers)
         assert stats.log_length <= queue_length
-        assert broadcaster._signalled == 0
+        assert broadcaster._next_event.woken == 0
     if shutdown_at_end:
         broadcaster.shutdown()
         model.closed = True

@@ -705,8 +705,8 @@ async def test_stop_wakes_a_waiting_watcher_and_is_idempotent() -> None:
         watch.stop()
     assert result == [[]]
     assert watch.stopped
-    assert not cache._waiting
-    assert not cache._parked
+    assert not cache._next_change.statistics().tasks
+    assert not cache._next_change.statistics().scopes
     cache.apply(ADDED, widget("a"))
     assert await drain(watch) == []
 
@@ -784,10 +784,10 @@ async def test_many_watchers_one_wakeup_each() -> None:
         for watch in watches:
             tg.start_soon(consume, watch)
         await anyio.wait_all_tasks_blocked()
-        assert cache._waiting == 50  # all on the one shared wake-up
+        assert cache._next_change.statistics().tasks == 50  # all on the one shared wake-up
         for i in range(10):
             cache.apply(ADDED, widget(f"w{i}"))
-        assert not cache._waiting
+        assert not cache._next_change.statistics().tasks
         cache.close()
     assert seen == [10] * 50
 
@@ -829,7 +829,7 @@ async def test_stop_aware_wait_on_a_cache_watch_needs_no_helper_task() -> None:
         tg.start_soon(consume)
         await anyio.wait_all_tasks_blocked()
         tasks.append(len(anyio.get_running_tasks()) - before)
-        assert len(cache._parked) == 1  # waiting by parking its cancel scope
+        assert cache._next_change.statistics().scopes == 1  # waiting by parking its cancel scope
         cache.apply(ADDED, widget("a"))
         await anyio.wait_all_tasks_blocked()
         tasks.append(len(anyio.get_running_tasks()) - before)
@@ -838,7 +838,7 @@ async def test_stop_aware_wait_on_a_cache_watch_needs_no_helper_task() -> None:
     assert [e.object["metadata"]["name"] for e in got] == ["a"]
     assert watch.stopped
     assert watch.inner.stopped
-    assert not cache._parked
+    assert not cache._next_change.statistics().scopes
 
 
 async def test_stop_aware_cache_watch_delivers_bookmarks_while_parked() -> None:
@@ -883,7 +883,7 @@ async def test_stop_of_a_parked_cache_watch_ends_the_wait() -> None:
     async with draining(watch) as result:
         inner.stop()  # e.g. the storage shutting the watch down
     assert result == [[]]
-    assert not cache._parked
+    assert not cache._next_change.statistics().scopes
 
 
 async def test_close_wakes_parked_and_waiting_watchers() -> None:
@@ -906,7 +906,7 @@ async def test_close_wakes_parked_and_waiting_watchers() -> None:
         "parked": ["a", "b"],
         "plain": ["a", "b"],
     }
-    assert (cache._waiting, cache._parked) == (0, {})
+    assert (cache._next_change.statistics().tasks, cache._next_change.statistics().scopes) == (0, 0)
 
 
 async def test_parked_watch_for_a_future_rv_sleeps_until_the_cache_moves() -> None:
@@ -943,7 +943,9 @@ async def test_stop_aware_without_done_waits_on_the_cache_itself() -> None:
     events = await take(watch, 2)  # its own timers still fire inside the wrapper's wait
     assert [e.type for e in events] == [BOOKMARK, BOOKMARK]
     async with draining(watch) as result:
-        assert not cache._parked  # no scope parked: it waits on the shared wake-up
+        assert (
+            not cache._next_change.statistics().scopes
+        )  # no scope parked: it waits on the shared wake-up
         cache.apply(ADDED, widget("b"))
         await anyio.wait_all_tasks_blocked()
         watch.stop()

@@ -1,4 +1,4 @@
-"""The pure core of the watch cache: _EventWindow arithmetic and continue tokens."""
+"""The pure core of the watch cache: EventWindow arithmetic and continue tokens."""
 
 from __future__ import annotations
 
@@ -10,16 +10,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from k8swatch import EventType, StatusError
-from k8swatch._cache import _EventWindow, _Start, _Wait, decode_continue, encode_continue
+from k8swatch._cache import decode_continue, encode_continue
 from k8swatch._eventlog import with_resource_version
+from k8swatch._window import EventWindow, Start, Wait
 
 
 def obj(name: str, rv: int, **extra: Any) -> dict[str, Any]:
     return with_resource_version({"metadata": {"name": name}, **extra}, rv)
 
 
-def filled(capacity: int, count: int) -> _EventWindow:
-    window = _EventWindow(capacity)
+def filled(capacity: int, count: int) -> EventWindow:
+    window = EventWindow(capacity)
     for rv in range(1, count + 1):
         window.add(rv, EventType.ADDED, f"k{rv}", obj(f"k{rv}", rv))
     return window
@@ -47,7 +48,7 @@ def test_position_after_binary_search() -> None:
 
 
 def test_rvs_with_gaps() -> None:
-    window = _EventWindow(3)
+    window = EventWindow(3)
     for rv in (10, 20, 30, 40):
         window.add(rv, EventType.ADDED, f"k{rv}", obj(f"k{rv}", rv))
     assert window.resumable_from == 10
@@ -76,7 +77,7 @@ def test_compaction_keeps_positions() -> None:
 
 
 def test_state_at_undoes_newer_changes() -> None:
-    window = _EventWindow(10)
+    window = EventWindow(10)
     window.add(1, EventType.ADDED, "a", obj("a", 1, v=1))
     window.add(2, EventType.ADDED, "b", obj("b", 2))
     window.add(3, EventType.MODIFIED, "a", obj("a", 3, v=2))
@@ -112,14 +113,14 @@ def test_reset_invalidates_cursors() -> None:
 def test_plan_watch() -> None:
     window = filled(3, 6)
     plan = window.plan_watch(4, exact=True, initial=False, minimum=0)
-    assert plan == _Start(position=4, after=4)
+    assert plan == Start(position=4, after=4)
     assert isinstance(window.plan_watch(1, exact=True, initial=False, minimum=0), StatusError)
-    assert window.plan_watch(100, exact=True, initial=False, minimum=0) == _Start(6, 100)
-    assert window.plan_watch(100, exact=True, initial=True, minimum=0) == _Wait(100)
-    assert window.plan_watch(0, exact=False, initial=True, minimum=7) == _Wait(7)
-    assert window.plan_watch(0, exact=False, initial=False, minimum=7) == _Wait(7)
+    assert window.plan_watch(100, exact=True, initial=False, minimum=0) == Start(6, 100)
+    assert window.plan_watch(100, exact=True, initial=True, minimum=0) == Wait(100)
+    assert window.plan_watch(0, exact=False, initial=True, minimum=7) == Wait(7)
+    assert window.plan_watch(0, exact=False, initial=False, minimum=7) == Wait(7)
     start = window.plan_watch(0, exact=False, initial=True, minimum=0)
-    assert isinstance(start, _Start)
+    assert isinstance(start, Start)
     assert start.after == 6
     assert [o["metadata"]["name"] for o in start.initial or ()] == sorted(window.objects)
 
@@ -130,7 +131,7 @@ def test_plan_watch() -> None:
     probe=st.integers(0, 1200),
 )
 def test_position_after_matches_a_linear_scan(capacity: int, gaps: list[int], probe: int) -> None:
-    window = _EventWindow(capacity)
+    window = EventWindow(capacity)
     rvs: list[int] = []
     rv = 0
     for gap in gaps:
@@ -187,7 +188,7 @@ def test_bad_continue_tokens(token: str, detail: str) -> None:
     ops=st.lists(st.tuples(st.sampled_from("abc"), st.booleans()), max_size=60),
 )
 def test_state_at_matches_the_history(capacity: int, ops: list[tuple[str, bool]]) -> None:
-    window = _EventWindow(capacity)
+    window = EventWindow(capacity)
     current: dict[str, dict[str, Any]] = {}
     history: list[dict[str, dict[str, Any]]] = [{}]  # history[rv] = state after rv
     for rv, (key, delete) in enumerate(ops, start=1):

@@ -362,8 +362,8 @@ async def test_no_leak_over_10000_open_stop_cycles() -> None:
     assert len(anyio.get_running_tasks()) == tasks_before
     stats = broadcaster.statistics()
     assert (stats.watchers, stats.log_length, stats.waiting_watchers) == (0, 0, False)
-    assert not broadcaster._parked
-    assert broadcaster._signalled == 0
+    assert not broadcaster._next_event.statistics().scopes
+    assert broadcaster._next_event.woken == 0
     assert growth < 256 * 1024, growth
     assert math.isfinite(growth)
 
@@ -408,5 +408,5 @@ async def test_many_stop_aware_consumers_with_random_disconnects() -> None:
         assert ints == list(range(first[key], first[key] + len(ints)))
     stats = broadcaster.statistics()
     assert (stats.watchers, stats.log_length, stats.waiting_watchers) == (0, 0, False)
-    assert not broadcaster._parked
-    assert broadcaster._signalled == 0
+    assert not broadcaster._next_event.statistics().scopes
+    assert broadcaster._next_event.woken == 0

@@ -1,0 +1,273 @@
+"""ParkingLot: the one wake-up primitive of the broadcaster and the watch cache."""
+
+from __future__ import annotations
+
+import math
+
+import anyio
+import attrs
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from k8swatch._parking import ParkingLot, ParkingLotStatistics
+
+
+def stats(
+    tasks: int = 0, scopes: int = 0, woken: int = 0, wake_ups: int = 0
+) -> ParkingLotStatistics:
+    return ParkingLotStatistics(tasks=tasks, scopes=scopes, woken=woken, wake_ups=wake_ups)
+
+
+# --- without an event loop ------------------------------------------------------
+
+
+def test_an_empty_lot_is_idle_and_waking_it_counts_nothing() -> None:
+    lot = ParkingLot()
+    lot.wake_all()
+    lot.wake_tasks()
+    assert lot.idle
+    assert lot.woken == 0
+    assert lot.statistics() == stats()
+
+
+def test_statistics_are_an_immutable_snapshot() -> None:
+    lot = ParkingLot()
+    snapshot = lot.statistics()
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        snapshot.tasks = 1  # type: ignore[misc]
+
+
+# --- parked tasks ---------------------------------------------------------------
+
+
+async def test_wake_all_wakes_every_parked_task_once() -> None:
+    lot = ParkingLot()
+    woke: list[int] = []
+
+    async def sleeper(n: int) -> None:
+        await lot.park()
+        woke.append(n)
+
+    async with anyio.create_task_group() as tg:
+        for n in range(3):
+            tg.start_soon(sleeper, n)
+        await anyio.wait_all_tasks_blocked()
+        assert not lot.idle
+        assert lot.statistics() == stats(tasks=3)
+        lot.wake_all()
+        assert lot.idle
+        assert lot.statistics() == stats(woken=3, wake_ups=1)
+        lot.wake_all()  # nobody parked any more: not a wake-up
+        assert lot.statistics() == stats(woken=3, wake_ups=1)
+    assert sorted(woke) == [0, 1, 2]
+    assert lot.statistics() == stats(wake_ups=1)
+
+
+async def test_a_task_parked_after_a_wake_up_waits_for_the_next_one() -> None:
+    lot = ParkingLot()
+    rounds: list[str] = []
+
+    async def sleeper() -> None:
+        await lot.park()
+        rounds.append("first")
+        await lot.park()
+        rounds.append("second")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sleeper)
+        await anyio.wait_all_tasks_blocked()
+        lot.wake_all()
+        await anyio.wait_all_tasks_blocked()
+        assert rounds == ["first"]
+        assert lot.statistics() == stats(tasks=1, wake_ups=1)
+        lot.wake_tasks()
+    assert rounds == ["first", "second"]
+    assert lot.statistics() == stats(wake_ups=2)
+
+
+async def test_park_returns_at_its_deadline_and_leaves_nothing_parked() -> None:
+    lot = ParkingLot()
+    start = anyio.current_time()
+    await lot.park(start + 0.02)
+    assert anyio.current_time() >= start + 0.02
+    assert lot.idle
+    assert lot.statistics() == stats()
+
+
+async def test_a_past_deadline_returns_at_once() -> None:
+    lot = ParkingLot()
+    with anyio.fail_after(5):
+        await lot.park(-math.inf)
+        await lot.park(anyio.current_time() - 1)
+    assert lot.statistics() == stats()
+
+
+async def test_cancellation_leaves_nothing_parked() -> None:
+    lot = ParkingLot()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lot.park)
+        tg.start_soon(lot.park, anyio.current_time() + 3600)
+        await anyio.wait_all_tasks_blocked()
+        assert lot.statistics() == stats(tasks=2)
+        tg.cancel_scope.cancel()
+    assert lot.idle
+    assert lot.statistics() == stats()
+
+
+async def test_cancellation_after_the_wake_up_consumes_it() -> None:
+    lot = ParkingLot()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lot.park)
+        await anyio.wait_all_tasks_blocked()
+        lot.wake_all()
+        tg.cancel_scope.cancel()  # before the woken task ran
+    assert lot.statistics() == stats(wake_ups=1)
+
+
+# --- parked scopes --------------------------------------------------------------
+
+
+async def test_wake_all_cancels_parked_scopes_and_unpark_consumes_the_wake_up() -> None:
+    lot = ParkingLot()
+    with anyio.CancelScope() as scope:
+        lot.park_scope(scope)
+        assert not lot.idle
+        assert lot.statistics() == stats(scopes=1)
+        lot.wake_all()
+        assert lot.idle
+        assert lot.statistics() == stats(woken=1, wake_ups=1)
+        await anyio.sleep_forever()
+    assert scope.cancelled_caught
+    lot.unpark_scope(scope)
+    assert lot.statistics() == stats(wake_ups=1)
+
+
+async def test_unpark_scope_without_a_wake_up_forgets_it() -> None:
+    lot = ParkingLot()
+    scope = anyio.CancelScope()
+    lot.park_scope(scope)
+    lot.unpark_scope(scope)
+    assert lot.idle
+    assert not scope.cancel_called
+    assert lot.statistics() == stats()
+    lot.wake_all()
+    assert not scope.cancel_called
+
+
+async def test_wake_tasks_leaves_the_scopes_parked() -> None:
+    lot = ParkingLot()
+    scope = anyio.CancelScope()
+    lot.park_scope(scope)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lot.park)
+        await anyio.wait_all_tasks_blocked()
+        lot.wake_tasks()
+        assert not lot.idle  # the scope is still parked
+        assert lot.statistics() == stats(scopes=1, woken=1, wake_ups=1)
+    assert not scope.cancel_called
+    assert lot.statistics() == stats(scopes=1, wake_ups=1)
+    lot.wake_tasks()  # no task parked: not a wake-up
+    assert lot.statistics() == stats(scopes=1, wake_ups=1)
+    lot.wake_all()
+    assert scope.cancel_called
+    assert lot.statistics() == stats(woken=1, wake_ups=2)
+
+
+# --- random interleavings -------------------------------------------------------
+
+_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(
+            [
+                "park",
+                "park_expired",
+                "park_scope",
+                "unpark_scope",
+                "cancel",
+                "wake_all",
+                "wake_tasks",
+            ]
+        ),
+        st.integers(0, 20),  # which task or scope, for unpark_scope and cancel
+    ),
+    max_size=40,
+)
+
+
+async def _run_ops(ops: list[tuple[str, int]]) -> None:
+    lot = ParkingLot()
+    tasks: list[anyio.CancelScope] = []  # each task parks inside its own scope
+    task_state: list[str] = []  # parked, woken, cancelled or expired
+    scopes: list[anyio.CancelScope] = []
+    scope_state: list[str] = []  # parked, woken or gone (unparked)
+    cancelled: list[bool] = []  # which scopes a wake-up cancelled
+    wake_ups = 0
+
+    async def sleeper(scope: anyio.CancelScope, index: int, deadline: float) -> None:
+        with scope:
+            await lot.park(deadline)
+            if task_state[index] == "parked":
+                task_state[index] = "expired"
+            assert task_state[index] in ("woken", "expired")
+
+    def wake(states: list[str], scope_flags: list[bool] | None) -> bool:
+        woke = False
+        for i, state in enumerate(states):
+            if state == "parked":
+                states[i] = "woken"
+                woke = True
+                if scope_flags is not None:
+                    scope_flags[i] = True
+        return woke
+
+    async with anyio.create_task_group() as tg:
+        for kind, which in ops:
+            if kind in ("park", "park_expired"):
+                tasks.append(anyio.CancelScope())
+                task_state.append("parked")
+                deadline = -math.inf if kind == "park_expired" else math.inf
+                tg.start_soon(sleeper, tasks[-1], len(tasks) - 1, deadline)
+            elif kind == "park_scope":
+                scopes.append(anyio.CancelScope())
+                scope_state.append("parked")
+                cancelled.append(False)
+                lot.park_scope(scopes[-1])
+            elif kind == "unpark_scope" and scopes:
+                index = which % len(scopes)
+                if scope_state[index] != "gone":
+                    lot.unpark_scope(scopes[index])
+                    scope_state[index] = "gone"
+            elif kind == "cancel" and tasks:
+                index = which % len(tasks)
+                tasks[index].cancel()
+                if task_state[index] == "parked":
+                    task_state[index] = "cancelled"
+            elif kind == "wake_all":
+                woke_tasks = wake(task_state, None)
+                woke_scopes = wake(scope_state, cancelled)
+                wake_ups += woke_tasks or woke_scopes
+                lot.wake_all()
+            elif kind == "wake_tasks":
+                wake_ups += wake(task_state, None)
+                lot.wake_tasks()
+            await anyio.wait_all_tasks_blocked()
+            parked_tasks = task_state.count("parked")
+            parked_scopes = scope_state.count("parked")
+            assert lot.statistics() == stats(
+                tasks=parked_tasks,
+                scopes=parked_scopes,
+                woken=scope_state.count("woken"),  # woken tasks have all run
+                wake_ups=wake_ups,
+            )
+            assert lot.idle == (not parked_tasks and not parked_scopes)
+            assert [scope.cancel_called for scope in scopes] == cancelled
+        tg.cancel_scope.cancel()
+
+
+@settings(max_examples=100)
+@given(_OPS)
+def test_random_interleavings_keep_the_counts(ops: list[tuple[str, int]]) -> None:
+    """Every count in the statistics matches a model of who is parked and who was woken."""
+    for backend in ("asyncio", "trio"):
+        anyio.run(_run_ops, ops, backend=backend)
