@@ -54,11 +54,12 @@ from k8swatch._eventlog import (
     with_resource_version,
 )
 from k8swatch._events import EventType
+from k8swatch._fields import parse_field_selector
 from k8swatch._filters import filter_for_list_options
 from k8swatch._follower import DEFAULT_COALESCE, LogFeed
 from k8swatch._go import format_go_duration, go_quote
 from k8swatch._options import ListOptions, WatchCapabilities, validate_watch_options
-from k8swatch._selectors import SelectorError, parse_field_selector
+from k8swatch._selectors import SelectorError
 from k8swatch._status import (
     Status,
     StatusError,
