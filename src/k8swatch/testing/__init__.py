@@ -8,6 +8,9 @@
   in the background and wait for them.
 * [`WatchConformance`][k8swatch.testing.WatchConformance]: the watch
   conformance suite; subclass it to check a storage behaves like kube-apiserver.
+  Its topic groups ([`EventConformance`][k8swatch.testing.EventConformance],
+  [`ResumeConformance`][k8swatch.testing.ResumeConformance], ...) and their
+  [`ConformanceBase`][k8swatch.testing.ConformanceBase] can be subclassed alone.
 * A pytest plugin (registered automatically) with the ``asgi_client`` and
   ``live_server`` fixtures, both built on an ``asgi_app`` fixture you define.
 """
@@ -20,6 +23,14 @@ from ._asgi import ASGIClient as ASGIClient
 from ._asgi import ASGIResponse as ASGIResponse
 from ._asgi import ASGIStream as ASGIStream
 from ._conformance import WatchConformance as WatchConformance
+from ._conformance_base import ConformanceBase as ConformanceBase
+from ._conformance_bookmarks import BookmarkConformance as BookmarkConformance
+from ._conformance_events import EventConformance as EventConformance
+from ._conformance_initial_events import InitialEventsConformance as InitialEventsConformance
+from ._conformance_lifetime import LifetimeConformance as LifetimeConformance
+from ._conformance_read_write import ReadWriteConformance as ReadWriteConformance
+from ._conformance_resume import ResumeConformance as ResumeConformance
+from ._conformance_selectors import SelectorConformance as SelectorConformance
 from ._recorder import EventRecorder as EventRecorder
 from ._server import serve_app as serve_app
 
@@ -29,6 +40,14 @@ __all__ = (
     "ASGIStream",
     "EventRecorder",
     "WatchConformance",
+    "ConformanceBase",
+    "EventConformance",
+    "ResumeConformance",
+    "SelectorConformance",
+    "BookmarkConformance",
+    "InitialEventsConformance",
+    "LifetimeConformance",
+    "ReadWriteConformance",
     "serve_app",
 )
 
