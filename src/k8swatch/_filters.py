@@ -18,8 +18,11 @@ import attrs
 from typing_extensions import Self, final
 
 from ._events import Event, EventType, FilterFunc
+from ._fields import FieldSelector
+from ._label_parser import parse_label_selector
+from ._labels import LabelSelector
 from ._options import DEFAULT_SUPPORTED_FIELDS, ListOptions, validate_field_selector
-from ._selectors import FieldSelector, LabelSelector, SelectorError, parse_label_selector
+from ._selectors import SelectorError
 from ._status import bad_request
 
 __all__ = [

@@ -25,12 +25,9 @@ from typing import Final
 import attrs
 from typing_extensions import Self, final
 
+from ._fields import FieldSelector, parse_field_selector
 from ._go import go_json, go_parse_int, go_quote
-from ._selectors import (
-    FieldSelector,
-    SelectorError,
-    parse_field_selector,
-)
+from ._selectors import SelectorError
 from ._status import StatusCause, bad_request, invalid
 
 __all__ = [

@@ -7,7 +7,9 @@ from typing import Any
 from hypothesis import strategies as st
 
 from k8swatch import FieldSelector, LabelSelector, ListOptions
-from k8swatch._selectors import FieldRequirement, LabelRequirement, SelectorOperator
+from k8swatch._fields import FieldRequirement
+from k8swatch._labels import LabelRequirement
+from k8swatch._selectors import SelectorOperator
 
 _ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 _LOWER_ALNUM = "abcdefghijklmnopqrstuvwxyz0123456789"

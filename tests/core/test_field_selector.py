@@ -15,7 +15,8 @@ from k8swatch import (
     parse_field_selector,
     unescape_field_value,
 )
-from k8swatch._selectors import FieldRequirement, SelectorOperator, _split_field_terms
+from k8swatch._fields import FieldRequirement, _split_field_terms
+from k8swatch._selectors import SelectorOperator
 
 from .strategies import field_selectors, field_sets, selector_text
 

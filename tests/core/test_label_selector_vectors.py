@@ -5,13 +5,9 @@ from __future__ import annotations
 import pytest
 
 from k8swatch import LabelSelector, SelectorError, parse_label_selector
-from k8swatch._selectors import (
-    LabelRequirement,
-    SelectorOperator,
-    _lex,
-    label_key_errors,
-    label_value_errors,
-)
+from k8swatch._label_parser import _lex
+from k8swatch._labels import LabelRequirement, label_key_errors, label_value_errors
+from k8swatch._selectors import SelectorOperator
 
 Op = SelectorOperator
 

@@ -11,12 +11,9 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from k8swatch import LabelSelector, SelectorError, parse_label_selector
-from k8swatch._selectors import (
-    LabelRequirement,
-    SelectorOperator,
-    go_parse_int,
-    go_quote,
-)
+from k8swatch._go import go_parse_int, go_quote
+from k8swatch._labels import LabelRequirement
+from k8swatch._selectors import SelectorOperator
 
 from .strategies import label_requirements, label_selectors, label_sets, selector_text
 
@@ -511,7 +508,7 @@ def test_selectors_of_every_size_match_like_the_reference(count: int) -> None:
 
 
 def test_compiled_matchers_are_shared_per_shape() -> None:
-    from k8swatch._selectors import _matcher_factory
+    from k8swatch._labels import _matcher_factory
 
     parse_label_selector("a=1,b in (x,y),c")
     before = _matcher_factory.cache_info().hits

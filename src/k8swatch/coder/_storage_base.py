@@ -39,9 +39,10 @@ from k8swatch._broadcaster import FullChannelBehavior
 from k8swatch._cache import WatchCache
 from k8swatch._eventlog import EventLog, LogSnapshot
 from k8swatch._events import EventType
+from k8swatch._fields import parse_field_selector
 from k8swatch._go import go_quote
 from k8swatch._options import ListOptions
-from k8swatch._selectors import SelectorError, parse_field_selector
+from k8swatch._selectors import SelectorError
 from k8swatch._status import (
     StatusError,
     bad_request,

@@ -6,13 +6,10 @@ from typing import Any
 
 import attrs
 
+from k8swatch._fields import escape_field_value, parse_field_selector
+from k8swatch._label_parser import parse_label_selector
 from k8swatch._options import ListOptions, default_list_options, validate_list_options
-from k8swatch._selectors import (
-    SelectorError,
-    escape_field_value,
-    parse_field_selector,
-    parse_label_selector,
-)
+from k8swatch._selectors import SelectorError
 from k8swatch._status import bad_request
 from k8swatch._wire import encode_json
 

@@ -12,6 +12,9 @@
   watch, dropped or stalled streams, latency).
 * [`WatchConformance`][k8swatch.testing.WatchConformance]: the watch
   conformance suite; subclass it to check a storage behaves like kube-apiserver.
+  Its topic groups ([`EventConformance`][k8swatch.testing.EventConformance],
+  [`ResumeConformance`][k8swatch.testing.ResumeConformance], ...) and their
+  [`ConformanceBase`][k8swatch.testing.ConformanceBase] can be subclassed alone.
 * A pytest plugin (registered automatically) with the ``asgi_client``,
   ``live_server``, ``request_log`` and ``faults`` fixtures, all built on an
   ``asgi_app`` fixture you define, and the ``k8swatch_fault`` marker.
@@ -25,6 +28,14 @@ from ._asgi import ASGIClient as ASGIClient
 from ._asgi import ASGIResponse as ASGIResponse
 from ._asgi import ASGIStream as ASGIStream
 from ._conformance import WatchConformance as WatchConformance
+from ._conformance_base import ConformanceBase as ConformanceBase
+from ._conformance_bookmarks import BookmarkConformance as BookmarkConformance
+from ._conformance_events import EventConformance as EventConformance
+from ._conformance_initial_events import InitialEventsConformance as InitialEventsConformance
+from ._conformance_lifetime import LifetimeConformance as LifetimeConformance
+from ._conformance_read_write import ReadWriteConformance as ReadWriteConformance
+from ._conformance_resume import ResumeConformance as ResumeConformance
+from ._conformance_selectors import SelectorConformance as SelectorConformance
 from ._fault import Fault as Fault
 from ._faults import FaultRule as FaultRule
 from ._faults import Faults as Faults
@@ -48,6 +59,14 @@ __all__ = (
     "RecordedRequest",
     "RequestLog",
     "WatchConformance",
+    "ConformanceBase",
+    "EventConformance",
+    "ResumeConformance",
+    "SelectorConformance",
+    "BookmarkConformance",
+    "InitialEventsConformance",
+    "LifetimeConformance",
+    "ReadWriteConformance",
     "serve_app",
 )
 

@@ -1,0 +1,74 @@
+"""Conformance cases on reads and writes: 409/404 errors, ``get`` and ``list``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from k8swatch._status import StatusError
+
+from ._conformance_base import ConformanceBase, assert_status, rv_of
+
+__all__ = ["ReadWriteConformance"]
+
+
+class ReadWriteConformance(ConformanceBase, group=True):
+    """Reads and writes: their 409/404 errors, and ``get``/``list`` agreeing with writes.
+
+    An update with a stale resourceVersion is 409 Conflict, a duplicate create
+    409 AlreadyExists, a get or delete of a missing object 404 NotFound; ``get``
+    returns the latest state and ``list`` every live object. No capability needed.
+
+    Cases:
+
+    * ``test_update_with_stale_resource_version_conflicts``: An update carrying an outdated
+      resourceVersion is a 409 Conflict.
+    * ``test_create_duplicate_already_exists``: Creating an existing name is a 409
+      AlreadyExists.
+    * ``test_get_missing_not_found``: Getting a missing object is a 404 NotFound.
+    * ``test_delete_missing_not_found``: Deleting a missing object is a 404 NotFound.
+    * ``test_get_and_list_agree_with_writes``: ``get`` returns the latest state and ``list``
+      every live object.
+    """
+
+    async def test_update_with_stale_resource_version_conflicts(self, storage: Any) -> None:
+        """An update carrying an outdated resourceVersion is a 409 Conflict."""
+        created = await self.create(storage, "a")
+        await self.update(storage, created)
+        with pytest.raises(StatusError) as exc:
+            await self.update(storage, created)
+        assert_status(exc, 409, "Conflict")
+
+    async def test_create_duplicate_already_exists(self, storage: Any) -> None:
+        """Creating an existing name is a 409 AlreadyExists."""
+        await self.create(storage, "a")
+        with pytest.raises(StatusError) as exc:
+            await self.create(storage, "a")
+        assert_status(exc, 409, "AlreadyExists")
+
+    async def test_get_missing_not_found(self, storage: Any) -> None:
+        """Getting a missing object is a 404 NotFound."""
+        with pytest.raises(StatusError) as exc:
+            await storage.get(self.namespace, self.object_name("missing"))
+        assert_status(exc, 404, "NotFound")
+
+    async def test_delete_missing_not_found(self, storage: Any) -> None:
+        """Deleting a missing object is a 404 NotFound."""
+        with pytest.raises(StatusError) as exc:
+            await storage.delete(self.namespace, self.object_name("missing"))
+        assert_status(exc, 404, "NotFound")
+
+    async def test_get_and_list_agree_with_writes(self, storage: Any) -> None:
+        """``get`` returns the latest state and ``list`` every live object."""
+        a = await self.create(storage, "a")
+        a = await self.update(storage, a)
+        b = await self.create(storage, "b")
+        await self.delete(storage, b)
+        got = await storage.get(self.namespace, self.object_name("a"))
+        assert rv_of(got) == rv_of(a)
+        assert got.get("spec") == a.get("spec")
+        listed = await storage.list(self.namespace, self._options())
+        assert [self._short(item) for item in listed.items if self._short(item) in self._mine] == [
+            "a"
+        ]
