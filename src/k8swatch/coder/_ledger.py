@@ -10,11 +10,12 @@ is lower than the state's sequence number) cannot override that state.
 from __future__ import annotations
 
 import contextlib
-import copy
 from collections.abc import Generator, Mapping
 from typing import Any, cast
 
 import attrs
+
+from k8swatch._json import copy_json
 
 __all__ = ["Key", "Known", "Ledger", "name_of", "sub", "with_files_of", "without_files"]
 
@@ -116,5 +117,5 @@ def with_files_of(stored: dict[str, Any], obj: Mapping[str, Any]) -> dict[str, A
     """*stored* (a copy) with ``spec.files`` of *obj*, when *obj* has them."""
     spec = sub(obj, "spec")
     if "files" in spec:
-        stored["spec"]["files"] = copy.deepcopy(spec["files"])
+        stored["spec"]["files"] = copy_json(spec["files"])
     return stored

@@ -12,7 +12,6 @@ replica update the last known state as the follower reads them.
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -33,6 +32,7 @@ from k8swatch._eventlog import (
 )
 from k8swatch._events import EventType
 from k8swatch._follower import DEFAULT_COALESCE, LogFeed
+from k8swatch._json import copy_json
 from k8swatch._status import StatusError, service_unavailable
 from k8swatch.coder._ledger import (
     Key,
@@ -146,9 +146,9 @@ class LogSink(CacheSink):
         known = ledger.known.get(key)
         if unless_seen and known is not None and known.fingerprint == self.fingerprint(obj):
             known.seq = ledger.next_seq()
-            return with_files_of(copy.deepcopy(known.object), obj)
+            return with_files_of(copy_json(known.object), obj)
         log_key = object_key(namespace, key[1])
-        body = copy.deepcopy(without_files(obj))
+        body = copy_json(without_files(obj))
         if type_ is EventType.DELETED:
             if base is None:  # the log never had it: nothing to record
                 return self._unrecorded(obj)
@@ -177,7 +177,7 @@ class LogSink(CacheSink):
                 exc.status.message,
             )
             return self._unrecorded(obj)
-        return with_files_of(copy.deepcopy(entry.object), obj)
+        return with_files_of(copy_json(entry.object), obj)
 
     async def _settle(
         self, type_: EventType, namespace: str, obj: dict[str, Any], version: int
@@ -203,7 +203,7 @@ class LogSink(CacheSink):
             return self._unrecorded(obj)
         if known is not None and known.fingerprint == self.fingerprint(obj):
             known.version = max(known.version, version)
-            return with_files_of(copy.deepcopy(known.object), obj)
+            return with_files_of(copy_json(known.object), obj)
         try:
             return await self._owner.get(namespace, key[1])
         except StatusError as exc:
@@ -223,7 +223,7 @@ class LogSink(CacheSink):
         recorded. An update that sends this resourceVersion back before then
         gets 409 Conflict and re-reads.
         """
-        return copy.deepcopy(with_resource_version(obj, self._cache.resource_version))
+        return copy_json(with_resource_version(obj, self._cache.resource_version))
 
     async def _append(self, write: Write) -> LogEntry | None:
         """Append to the log; a closed log is a 503 like an unreachable one."""
@@ -257,9 +257,9 @@ class LogSink(CacheSink):
                 return None
             write = Write(WriteOp.DELETE, log_key, known.object, expected)
         elif known is None or expected is None:
-            write = Write(WriteOp.CREATE, log_key, copy.deepcopy(without_files(obj)))
+            write = Write(WriteOp.CREATE, log_key, copy_json(without_files(obj)))
         else:
-            write = Write(WriteOp.UPDATE, log_key, copy.deepcopy(without_files(obj)), expected)
+            write = Write(WriteOp.UPDATE, log_key, copy_json(without_files(obj)), expected)
         try:
             entry = await self._append(write)
         except PreconditionFailedError:
@@ -269,7 +269,7 @@ class LogSink(CacheSink):
             return None
         self._remember(key, entry, version)
         await self._feed.catch_up(entry.resource_version, patience=self._cache.wait_timeout)
-        return with_files_of(copy.deepcopy(entry.object), obj)
+        return with_files_of(copy_json(entry.object), obj)
 
     # --- the log's entries into the known state --------------------------------
 

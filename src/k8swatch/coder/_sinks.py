@@ -15,7 +15,6 @@ one it has; the sink reads Coder back through `SinkOwner` (its storage).
 from __future__ import annotations
 
 import abc
-import copy
 import logging
 import time
 from typing import Any, Protocol, cast
@@ -29,6 +28,7 @@ from k8swatch._eventlog import EventLog
 from k8swatch._events import EventType
 from k8swatch._filters import filter_for_list_options
 from k8swatch._go import go_quote
+from k8swatch._json import copy_json
 from k8swatch._options import ListOptions, WatchCapabilities, validate_watch_options
 from k8swatch._status import StatusError, service_unavailable
 from k8swatch._storage import ObjectList
@@ -262,14 +262,14 @@ class _SinkBase(abc.ABC):
         known = ledger.known.get(key)
         if unless_seen and known is not None and known.fingerprint == self.fingerprint(obj):
             known.seq = seq
-            return copy.deepcopy(known.object)
+            return copy_json(known.object)
         if type_ is EventType.DELETED:
             previous = ledger.known.pop(key, None)
             ledger.tombstones[key] = seq
             return self._emit(type_, self._deletion_of(obj, previous))
         ledger.tombstones.pop(key, None)
         stored = self._emit(type_, obj)
-        kept = copy.deepcopy(without_files(stored))  # never shared with the caller
+        kept = copy_json(without_files(stored))  # never shared with the caller
         ledger.known[key] = Known(self.fingerprint(obj), version, seq, kept)
         return stored
 
@@ -308,7 +308,7 @@ class BroadcastSink(_SinkBase):
         """Send one event to every watcher; a full or closed broadcaster drops it (logged)."""
         broadcaster = self._broadcaster
         try:
-            sent = broadcaster.action_or_drop(type_, copy.deepcopy(obj))
+            sent = broadcaster.action_or_drop(type_, copy_json(obj))
         except Exception:
             logger.exception("coder: %s %s event not sent", type_.value, self._resource)
             return obj
@@ -398,11 +398,11 @@ class CacheSink(_SinkBase):
     def _emit(self, type_: EventType, obj: dict[str, Any]) -> dict[str, Any]:
         """Apply one event to the cache; return *obj* with the cache's resourceVersion."""
         try:
-            event = self._cache.apply(type_, copy.deepcopy(without_files(obj)))
+            event = self._cache.apply(type_, copy_json(without_files(obj)))
         except Exception:
             logger.exception("coder: %s %s event not recorded", type_.value, self._resource)
             return obj
-        return with_files_of(copy.deepcopy(event.object), obj)
+        return with_files_of(copy_json(event.object), obj)
 
     def _deletion_of(self, obj: dict[str, Any], previous: Known | None) -> dict[str, Any]:
         """The last known state (it carries the cache's resourceVersion)."""
@@ -439,7 +439,7 @@ class CacheSink(_SinkBase):
                 or version < known.version
                 or self._read_predates(known, epoch)
             ):
-                result = copy.deepcopy(known.object)
+                result = copy_json(known.object)
                 break
             type_ = EventType.ADDED if known is None else EventType.MODIFIED
             result = await self.note(type_, namespace, obj, version)
@@ -452,7 +452,7 @@ class CacheSink(_SinkBase):
                 raise service_unavailable(
                     f"{self._resource} {go_quote(key[1])} keeps changing; try again"
                 )
-            result = copy.deepcopy(known.object)
+            result = copy_json(known.object)
         return with_files_of(result, obj)
 
     async def gone(self, namespace: str, name: str) -> None:

@@ -11,11 +11,11 @@ went wrong.
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from k8swatch._json import copy_json
 from k8swatch._status import (
     StatusCause,
     StatusError,
@@ -133,7 +133,7 @@ def apply_json_patch(document: Any, patch: Sequence[Mapping[str, Any]] | bytes |
             operation that does not apply.
     """
     ops = decode_json_patch(patch) if isinstance(patch, (bytes, str)) else list(patch)
-    doc = copy.deepcopy(document)
+    doc = copy_json(document)
     try:
         for op in ops:
             doc = _apply_operation(doc, op)
@@ -157,7 +157,7 @@ def _apply_operation(doc: Any, op: Mapping[str, Any]) -> Any:
     if kind == "add":
         if "value" not in op:
             raise _PatchFailed("add operation does not apply: value is missing")
-        return _add(doc, _require_path(op, "path", "add"), copy.deepcopy(op["value"]), op["path"])
+        return _add(doc, _require_path(op, "path", "add"), copy_json(op["value"]), op["path"])
     if kind == "remove":
         doc, _ = _remove(doc, _require_path(op, "path", "remove"), op["path"], "remove")
         return doc
@@ -166,7 +166,7 @@ def _apply_operation(doc: Any, op: Mapping[str, Any]) -> Any:
             raise _PatchFailed("replace operation does not apply: value is missing")
         tokens = _require_path(op, "path", "replace")
         if not tokens:
-            return copy.deepcopy(op["value"])
+            return copy_json(op["value"])
         parent, key = _container(doc, tokens, op["path"], "replace")
         if is_object(parent):
             if key not in parent:
@@ -174,10 +174,10 @@ def _apply_operation(doc: Any, op: Mapping[str, Any]) -> Any:
                     f"replace operation does not apply: doc is missing key: {op['path']}: "
                     "missing value"
                 )
-            parent[key] = copy.deepcopy(op["value"])
+            parent[key] = copy_json(op["value"])
         else:
             index = _array_index(parent, key, allow_end=False)
-            parent[index] = copy.deepcopy(op["value"])
+            parent[index] = copy_json(op["value"])
         return doc
     if kind in ("move", "copy"):
         source = _require_path(op, "from", kind)
@@ -190,7 +190,7 @@ def _apply_operation(doc: Any, op: Mapping[str, Any]) -> Any:
                 )
             doc, value = _remove(doc, source, op["from"], "move")
         else:
-            value = copy.deepcopy(_get(doc, source, op["from"], "copy"))
+            value = copy_json(_get(doc, source, op["from"], "copy"))
         return _add(doc, target, value, op["path"])
     if kind == "test":
         tokens = _require_path(op, "path", "test")

@@ -21,7 +21,6 @@ matches makes the response immutable for caches.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import time
@@ -32,6 +31,7 @@ from typing import Any, Protocol
 import attrs
 from typing_extensions import final
 
+from k8swatch._json import copy_json
 from k8swatch._status import StatusError, method_not_allowed, not_acceptable, path_not_found
 from k8swatch.server._jsontypes import is_array, is_mapping, is_object
 from k8swatch.server._openapi_meta import META, meta_definitions, object_meta_schema
@@ -121,7 +121,7 @@ def object_schema(resource: OpenAPIResource) -> dict[str, Any]:
     its own.
     """
     declared = _schema_of(resource)
-    schema = copy.deepcopy(dict(declared)) if declared is not None else _permissive_schema()
+    schema = copy_json(dict(declared)) if declared is not None else _permissive_schema()
     schema.setdefault("type", "object")
     schema.setdefault(
         "description",

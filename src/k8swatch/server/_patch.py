@@ -8,11 +8,11 @@ BadRequest) for a body it cannot apply. Add more patch types by passing
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
+from k8swatch._json import copy_json
 from k8swatch._status import StatusError, bad_request, unsupported_media_type
 
 from ._jsonpatch import json_patch
@@ -43,7 +43,7 @@ def apply_merge_patch(target: Any, patch: Any) -> Any:
     """
     patch_object = as_object(patch)
     if patch_object is None:
-        return copy.deepcopy(patch)
+        return copy_json(patch)
     result: dict[str, Any] = dict(as_object(target) or {})
     for key, value in patch_object.items():
         if value is None:

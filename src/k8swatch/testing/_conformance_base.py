@@ -8,7 +8,6 @@ them all.
 
 from __future__ import annotations
 
-import copy
 import inspect
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -18,7 +17,7 @@ import anyio
 import pytest
 
 from k8swatch._events import Event, EventType
-from k8swatch._json import JSONObject
+from k8swatch._json import JSONObject, copy_json
 from k8swatch._options import ListOptions, default_list_options, validate_list_options
 from k8swatch._status import StatusError
 from k8swatch._watch import Watch
@@ -193,7 +192,7 @@ class ConformanceBase:
 
         By default increments ``spec.value``; with *labels*, replaces the labels.
         """
-        changed = copy.deepcopy(dict(obj))
+        changed = copy_json(dict(obj))
         spec = changed.setdefault("spec", {})
         spec["value"] = int(spec.get("value", 0)) + 1
         if labels is not None:
