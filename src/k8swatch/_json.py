@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeAlias, cast
+from typing import Any, TypeAlias, TypeVar, cast
 
 __all__ = ["JSONObject", "copy_json"]
 
 JSONObject: TypeAlias = dict[str, Any]
 """A Kubernetes-shaped object as decoded JSON (``apiVersion``, ``kind``, ``metadata``, ...)."""
 
+_T = TypeVar("_T")
 
-def copy_json(value: Any) -> Any:
+
+def copy_json(value: _T) -> _T:
     """Deep-copy a JSON value (dicts, lists, scalars), several times faster than ``deepcopy``.
 
     Dict and list subclasses are copied as plain dicts and lists; other values
     (strings, numbers, tuples, ...) are immutable or shared as they are.
     """
+    return cast("_T", _copy(value))
+
+
+def _copy(value: Any) -> Any:
     if isinstance(value, dict):
         return _copy_dict(cast("dict[str, Any]", value))
     if isinstance(value, list):
@@ -32,7 +38,7 @@ def _copy_dict(value: dict[str, Any]) -> dict[str, Any]:
         elif kind is list:
             item = _copy_list(item)
         elif kind is not str and isinstance(item, (dict, list)):
-            item = copy_json(item)
+            item = _copy(item)
         out[key] = item
     return out
 
@@ -47,6 +53,6 @@ def _copy_list(value: list[Any]) -> list[Any]:
         elif kind is list:
             item = _copy_list(item)
         elif kind is not str and isinstance(item, (dict, list)):
-            item = copy_json(item)
+            item = _copy(item)
         append(item)
     return out

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, cast
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -81,7 +81,7 @@ def _body(obj: Mapping[str, Any], kind: str) -> JSONObject:
         copied["metadata"] = metadata = {}
     if not isinstance(metadata, dict):
         raise bad_request("metadata must be an object")
-    return cast("JSONObject", copied)
+    return copied
 
 
 def _spec_of(obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -298,7 +298,7 @@ class MemoryStorage:
         obj = self._cache.get(self._namespace(namespace), name)
         if obj is None:
             raise not_found(self.resource, name, group=self.group)
-        return cast("JSONObject", copy_json(obj))
+        return copy_json(obj)
 
     async def list(self, namespace: str, options: ListOptions | None = None) -> ObjectList:
         """List objects (``""``: every namespace), as [`WatchCache.list`][k8swatch.WatchCache.list].
@@ -318,7 +318,7 @@ class MemoryStorage:
             self._namespace(namespace), options, min_resource_version=minimum
         )
         return ObjectList(
-            tuple(copy_json(item) for item in result.items),
+            (copy_json(item) for item in result.items),
             result.resource_version,
             result.continue_token,
             result.remaining_item_count,
@@ -383,7 +383,7 @@ class MemoryStorage:
         metadata["creationTimestamp"] = self._clock()
         metadata["generation"] = 1
         entry = await self._write(Write(WriteOp.CREATE, object_key(namespace, name), body), name)
-        return cast("JSONObject", copy_json(entry.object))
+        return copy_json(entry.object)
 
     def _typed(self, body: JSONObject) -> JSONObject:
         """*body* with this storage's apiVersion and kind, first (as Kubernetes orders them)."""
@@ -454,7 +454,7 @@ class MemoryStorage:
             changed = _spec_of(body) != _spec_of(current)
             metadata["generation"] = generation + 1 if changed else generation
         entry = await self._write(Write(WriteOp.UPDATE, key, body, expected), name)
-        return cast("JSONObject", copy_json(entry.object))
+        return copy_json(entry.object)
 
     async def delete(self, namespace: str, name: str) -> JSONObject:
         """Delete the object; return a copy of its last state (with the deletion's RV).
@@ -464,7 +464,7 @@ class MemoryStorage:
         """
         namespace = self._namespace(namespace)
         entry = await self._write(Write(WriteOp.DELETE, object_key(namespace, name)), name)
-        return cast("JSONObject", copy_json(entry.object))
+        return copy_json(entry.object)
 
     async def watch(self, namespace: str, options: ListOptions | None = None) -> Watch[JSONObject]:
         """Watch objects (``""``: all), like [`WatchCache.watch`][k8swatch.WatchCache.watch].

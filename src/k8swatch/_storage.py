@@ -10,6 +10,7 @@ namespaces (list, watch) or a cluster-scoped resource.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
@@ -32,6 +33,10 @@ __all__ = [
 ]
 
 
+def _items(items: Iterable[dict[str, Any]]) -> tuple[dict[str, Any], ...]:
+    return tuple(items)
+
+
 @final
 @attrs.frozen
 class ObjectList:
@@ -45,7 +50,7 @@ class ObjectList:
         remaining_item_count: Items after this page, when known.
     """
 
-    items: tuple[dict[str, Any], ...] = attrs.field(converter=tuple, default=())
+    items: tuple[dict[str, Any], ...] = attrs.field(converter=_items, default=())
     resource_version: str = ""
     continue_token: str = ""
     remaining_item_count: int | None = None
