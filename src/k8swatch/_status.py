@@ -207,9 +207,11 @@ def qualified_resource(resource: str, group: str = "") -> str:
     return f"{resource}.{group}" if group else resource
 
 
-def bad_request(message: str) -> StatusError:
-    """400 BadRequest with *message* verbatim."""
-    return StatusError(Status(code=400, reason="BadRequest", message=message))
+def bad_request(message: str, *, causes: Iterable[StatusCause] = ()) -> StatusError:
+    """400 BadRequest with *message* verbatim, and *causes* as ``details.causes`` when given."""
+    causes = tuple(causes)
+    details = StatusDetails(causes=causes) if causes else None
+    return StatusError(Status(code=400, reason="BadRequest", message=message, details=details))
 
 
 def unauthorized(message: str = "") -> StatusError:

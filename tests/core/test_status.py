@@ -64,6 +64,16 @@ def test_invalid_renders_several_errors_in_brackets_without_duplicates() -> None
     )
 
 
+def test_bad_request_carries_causes_only_when_given() -> None:
+    assert k8swatch.bad_request("nope").status.to_dict().get("details") is None
+    cause = k8swatch.StatusCause(reason="FieldValueInvalid", message="bad", field="name")
+    status = k8swatch.bad_request("invalid body", causes=[cause]).status
+    assert (status.code, status.reason, status.message) == (400, "BadRequest", "invalid body")
+    assert status.to_dict()["details"] == {
+        "causes": [{"reason": "FieldValueInvalid", "message": "bad", "field": "name"}]
+    }
+
+
 @pytest.mark.parametrize(
     ("err", "code", "reason", "message"),
     [

@@ -31,9 +31,7 @@ import httpx
 from typing_extensions import final
 
 from k8swatch._status import (
-    Status,
     StatusCause,
-    StatusDetails,
     StatusError,
     already_exists,
     bad_request,
@@ -212,14 +210,7 @@ def map_coder_error(
             StatusCause(reason="FieldValueInvalid", message=detail, field=field)
             for field, detail in err.validations
         )
-        return StatusError(
-            Status(
-                code=400,
-                reason="BadRequest",
-                message=message,
-                details=StatusDetails(causes=causes),
-            )
-        )
+        return bad_request(message, causes=causes)
     return service_unavailable(f"the Coder deployment failed: {message}")
 
 

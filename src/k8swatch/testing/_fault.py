@@ -7,7 +7,7 @@ from typing import Literal
 import attrs
 from typing_extensions import Self, final
 
-from k8swatch._status import Status, StatusDetails
+from k8swatch._status import Status, StatusDetails, expired
 
 __all__ = ["Fault", "FaultKind"]
 
@@ -125,7 +125,7 @@ class Fault:
         Returns:
             The fault.
         """
-        error = None if message is None else Status(code=410, reason="Expired", message=message)
+        error = None if message is None else expired(message).status
         return cls("expired", error=error)
 
     @classmethod
