@@ -52,9 +52,11 @@ PAGES = (
     "docs/how-to/inject-faults.md",
     "docs/how-to/conformance.md",
     "docs/how-to/use-redis.md",
+    "docs/testing/test-your-operator.md",
     "docs/explanation/resource-versions.md",
     "docs/explanation/selectors.md",
     "docs/reference/fake-coder.md",
+    "docs/reference/testing.md",
 )
 
 # Pages whose examples do not run yet, and why; to run one, move it to PAGES.
