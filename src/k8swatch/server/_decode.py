@@ -1,9 +1,9 @@
 """The one strict decoder for request bodies: only JSON every encoder can write back.
 
 Every body the app reads (objects for create and update, patch documents)
-goes through [`decode_json`][k8swatch.server._decode.decode_json], so nothing
-reaches a storage that a later list, get or watch could not encode. Python's
-``json`` module accepts more than that; this decoder answers 400 BadRequest for:
+goes through ``decode_json``, so nothing reaches a storage that a later list,
+get or watch could not encode. Python's ``json`` module accepts more than
+that; this decoder answers 400 BadRequest for:
 
 - bytes that are not UTF-8 (the message names the byte offset);
 - lone UTF-16 surrogates, raw or as ``\\ud800`` escapes (they have no UTF-8
@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 from k8swatch._status import bad_request
 
@@ -78,13 +78,14 @@ def check_json_value(value: Any) -> None:
         if isinstance(item, dict):
             if depth >= MAX_NESTING_DEPTH:
                 raise _Rejected(_depth_message())
-            for key, child in item.items():  # type: ignore[reportUnknownVariableType]
+            for key, child in cast("dict[str, Any]", item).items():
                 _check_text(key)
                 stack.append((child, depth + 1))
         elif isinstance(item, list):
             if depth >= MAX_NESTING_DEPTH:
                 raise _Rejected(_depth_message())
-            stack.extend((child, depth + 1) for child in item)  # type: ignore[reportUnknownVariableType]
+            items = cast("list[Any]", item)  # type: ignore[redundant-cast]
+            stack.extend((child, depth + 1) for child in items)
         elif isinstance(item, str):
             _check_text(item)
         elif isinstance(item, float) and not math.isfinite(item):
