@@ -78,6 +78,7 @@ def test_decoder_accepts_pairs_and_escaped_backslashes() -> None:
     assert decode_json(b'{"a":"\\ud83d\\ude00"}', "ctx") == {"a": "\U0001f600"}
     assert decode_json(b'{"a":"\\\\ud800"}', "ctx") == {"a": "\\ud800"}
     assert decode_json(nested(MAX_NESTING_DEPTH), "ctx") is not None
+    assert decode_json(b"[1" + b"0" * 300 + b"]", "ctx") == [10**300]
 
 
 @pytest.mark.parametrize(
@@ -92,6 +93,9 @@ def test_decoder_accepts_pairs_and_escaped_backslashes() -> None:
         (b'{"a":NaN}', "NaN is not valid JSON"),
         (b'{"a":-Infinity}', "-Infinity is not valid JSON"),
         (b'{"a":1e999}', "out of range"),
+        (b"1e999", "out of range"),
+        (b'"\\ud800"', "lone surrogate \\ud800 at line 1 column 2"),
+        (b'{"a":-1' + b"0" * 400 + b"}", "out of range"),
         (nested(MAX_NESTING_DEPTH + 1).encode(), f"more than {MAX_NESTING_DEPTH} levels"),
         (nested(10_000).encode(), f"more than {MAX_NESTING_DEPTH} levels"),
         (b'{"a":' * 10_000 + b"1" + b"}" * 10_000, f"more than {MAX_NESTING_DEPTH} levels"),
