@@ -349,8 +349,9 @@ class MemoryStorage:
 
         Raises:
             StatusError: 409 AlreadyExists; 422 Invalid without a name; 400
-                when the object's namespace differs from *namespace*; 500
-                when ``metadata.resourceVersion`` is set (as kube-apiserver).
+                when the object's namespace differs from *namespace* or
+                ``metadata.resourceVersion`` is set (kube-apiserver answers
+                500 there; it is the caller's mistake).
         """
         self._check_open()
         body = _body(obj, self.kind)
@@ -377,7 +378,7 @@ class MemoryStorage:
             raise bad_request("metadata.name must be a string")
         namespace = self._namespaced_target(namespace, metadata)
         if metadata.get("resourceVersion"):
-            raise internal_error("resourceVersion should not be set on objects to be created")
+            raise bad_request("resourceVersion should not be set on objects to be created")
         body = self._typed(body)
         metadata["uid"] = self._uid_factory()
         metadata["creationTimestamp"] = self._clock()

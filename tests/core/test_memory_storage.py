@@ -229,7 +229,8 @@ async def test_create_errors() -> None:
     assert "does not match the namespace" in status["message"]
     with_rv = {"metadata": {"name": "c", "resourceVersion": "5"}}
     status = await status_of(store.create("ns", with_rv))
-    assert status["code"] == 500
+    assert status["code"] == 400  # issue 15: the caller's mistake, not a 500
+    assert status["reason"] == "BadRequest"
     assert "resourceVersion should not be set on objects to be created" in status["message"]
 
 

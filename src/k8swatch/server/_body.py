@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from k8swatch._status import bad_request
 
+from ._decode import decode_json
 from ._http import Request, read_request_body
 from ._resource import ResourceSpec
 from ._routes import ResourceRoute
@@ -16,12 +16,13 @@ __all__ = ["check_name", "check_namespace", "check_type_meta", "read_object"]
 
 
 async def read_object(request: Request, receive: Receive, limit: int) -> dict[str, Any]:
-    """Read the body as a JSON object (413 past *limit* bytes, 400 when not an object)."""
+    """Read the body as a JSON object (413 past *limit* bytes, 400 when not an object).
+
+    The body goes through the strict decoder: 400 for invalid UTF-8, lone
+    surrogates and nesting past ``MAX_NESTING_DEPTH``.
+    """
     body = await read_request_body(request, receive, limit)
-    try:
-        obj = json.loads(body)
-    except ValueError as exc:
-        raise bad_request(f"the request body is not valid JSON: {exc}") from None
+    obj = decode_json(body, "the request body is not valid JSON")
     found = as_object(obj)
     if found is None:
         raise bad_request("the request body must be a JSON object")

@@ -11,7 +11,6 @@ went wrong.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -23,9 +22,12 @@ from k8swatch._status import (
     request_entity_too_large,
     unprocessable_entity,
 )
+from k8swatch._wire import encode_json
+from k8swatch.server._decode import decode_json
 from k8swatch.server._jsontypes import is_array, is_object
 
 __all__ = [
+    "MAX_JSON_PATCH_COPY_BYTES",
     "MAX_JSON_PATCH_OPERATIONS",
     "apply_json_patch",
     "decode_json_patch",
@@ -36,6 +38,14 @@ __all__ = [
 
 MAX_JSON_PATCH_OPERATIONS = 10000
 """kube-apiserver's limit on the number of operations in one JSON patch (413 beyond)."""
+
+MAX_JSON_PATCH_COPY_BYTES = 3 * 1024 * 1024
+"""Most bytes (as encoded JSON) the ``copy`` operations of one patch may add together.
+
+kube-apiserver bounds them by its request size limit, 3 MiB by default, as
+here: without a bound, each ``copy`` of a parent into its child doubles the
+object, and 18 operations in under 1 KB build 56 MB. Past it the patch is a 422.
+"""
 
 
 class _PatchFailed(Exception):
@@ -85,10 +95,7 @@ def decode_json_patch(body: bytes | str) -> list[dict[str, Any]]:
             413 RequestEntityTooLarge beyond
             ``MAX_JSON_PATCH_OPERATIONS`` (10000) operations.
     """
-    try:
-        ops = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise bad_request(f"error decoding patch: {exc}") from None
+    ops = decode_json(body, "error decoding patch")
     if not is_array(ops):
         raise bad_request(
             f"json: cannot unmarshal {_json_type(ops)} into Go value of type jsonpatch.Patch"
@@ -130,13 +137,15 @@ def apply_json_patch(document: Any, patch: Sequence[Mapping[str, Any]] | bytes |
 
     Raises:
         StatusError: 400 for an undecodable patch, 422 Invalid for an
-            operation that does not apply.
+            operation that does not apply or once the ``copy`` operations
+            have added more than ``MAX_JSON_PATCH_COPY_BYTES`` (3 MiB).
     """
     ops = decode_json_patch(patch) if isinstance(patch, (bytes, str)) else list(patch)
     doc = copy_json(document)
+    copied = [0]
     try:
         for op in ops:
-            doc = _apply_operation(doc, op)
+            doc = _apply_operation(doc, op, copied)
     except _PatchFailed as exc:
         raise _unprocessable(str(exc)) from None
     return doc
@@ -152,7 +161,19 @@ def _require_path(op: Mapping[str, Any], key: str, kind: str) -> list[str]:
         raise _PatchFailed(str(exc)) from None
 
 
-def _apply_operation(doc: Any, op: Mapping[str, Any]) -> Any:
+def _copy_value(doc: Any, op: Mapping[str, Any], copied: list[int]) -> Any:
+    value = _get(doc, _require_path(op, "from", "copy"), op["from"], "copy")
+    # Measured before copying, so an amplifying patch stops at the limit.
+    copied[0] += len(encode_json(value))
+    if copied[0] > MAX_JSON_PATCH_COPY_BYTES:
+        raise _PatchFailed(
+            "Unable to complete the copy, the accumulated size increase of copy is "
+            f"{copied[0]}, exceeding the limit {MAX_JSON_PATCH_COPY_BYTES}"
+        )
+    return copy_json(value)
+
+
+def _apply_operation(doc: Any, op: Mapping[str, Any], copied: list[int]) -> Any:
     kind = op.get("op")
     if kind == "add":
         if "value" not in op:
@@ -190,7 +211,7 @@ def _apply_operation(doc: Any, op: Mapping[str, Any]) -> Any:
                 )
             doc, value = _remove(doc, source, op["from"], "move")
         else:
-            value = copy_json(_get(doc, source, op["from"], "copy"))
+            value = _copy_value(doc, op, copied)
         return _add(doc, target, value, op["path"])
     if kind == "test":
         tokens = _require_path(op, "path", "test")

@@ -8,13 +8,13 @@ BadRequest) for a body it cannot apply. Add more patch types by passing
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 from k8swatch._json import copy_json
 from k8swatch._status import StatusError, bad_request, unsupported_media_type
 
+from ._decode import decode_json
 from ._jsonpatch import json_patch
 from ._types import as_object
 
@@ -55,10 +55,7 @@ def apply_merge_patch(target: Any, patch: Any) -> Any:
 
 def merge_patch(current: dict[str, Any], body: bytes) -> dict[str, Any]:
     """The ``application/merge-patch+json`` [`PatchFunction`][k8swatch.server.PatchFunction]."""
-    try:
-        patch = json.loads(body)
-    except ValueError as exc:
-        raise bad_request(f"error decoding patch: {exc}") from None
+    patch = decode_json(body, "error decoding patch")
     if not isinstance(patch, dict):
         raise bad_request("error decoding patch: a merge patch must be a JSON object")
     result: dict[str, Any] = apply_merge_patch(current, cast("dict[str, Any]", patch))

@@ -4,6 +4,10 @@ Each handler checks that the resource offers the verb (405) before it reads
 the body, validates the object against the resource's schema
 (``fieldValidation``) and honours ``dryRun=All`` by answering without calling
 the storage's write methods.
+
+Bodies go through the strict decoder (``_decode``); a patched object is held
+to the same rules (nesting depth, UTF-8 text) and to the request size limit,
+so a small patch cannot store what no request could.
 """
 
 from __future__ import annotations
@@ -11,9 +15,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from k8swatch._status import Status, StatusCause, StatusError, invalid
+from k8swatch._status import (
+    Status,
+    StatusCause,
+    StatusError,
+    bad_request,
+    invalid,
+    request_entity_too_large,
+    unprocessable_entity,
+)
+from k8swatch._wire import encode_json
 
 from ._body import check_name, check_namespace, check_type_meta, read_object
+from ._decode import check_json_value
 from ._http import Request, read_request_body, send_object, send_status
 from ._patch import PatchFunction, check_patch_type, patch_object
 from ._resource import ResourceSpec, require
@@ -26,9 +40,36 @@ from ._validation import (
     validate_object,
 )
 
-__all__ = ["create", "delete", "patch", "update", "validate"]
+__all__ = [
+    "RESOURCE_VERSION_ON_CREATE",
+    "check_patched",
+    "create",
+    "delete",
+    "patch",
+    "update",
+    "validate",
+]
 
 _PATCH_CONFLICT_RETRIES = 5
+
+RESOURCE_VERSION_ON_CREATE = "resourceVersion should not be set on objects to be created"
+
+
+def check_patched(obj: dict[str, Any], max_body_bytes: int) -> None:
+    """422 when the patched *obj* nests too deeply or holds a lone surrogate; 413 when
+    its JSON is larger than *max_body_bytes* (what a PUT of it would be refused for).
+    """
+    try:
+        check_json_value(obj)
+    except ValueError as exc:
+        raise unprocessable_entity(
+            [StatusCause(reason="FieldValueInvalid", message=str(exc), field="patch")]
+        ) from None
+    size = len(encode_json(obj))
+    if size > max_body_bytes:
+        raise request_entity_too_large(
+            f"the patched object is {size} bytes, larger than the limit of {max_body_bytes}"
+        )
 
 
 def validate(
@@ -73,6 +114,8 @@ async def create(
     storage = require(res, "create")
     obj = check_type_meta(res, await read_object(request, receive, max_body_bytes))
     metadata = check_namespace(route, obj["metadata"])
+    if metadata.get("resourceVersion"):
+        raise bad_request(RESOURCE_VERSION_ON_CREATE)
     if not metadata.get("name") and not metadata.get("generateName"):
         raise invalid(
             res.kind,
@@ -135,7 +178,9 @@ async def patch(
     body = await read_request_body(request, receive, max_body_bytes)
     for attempt in range(_PATCH_CONFLICT_RETRIES):
         current = await storage.get(route.namespace, route.name)
-        patched = check_type_meta(res, patch_object(patch_types, content_type, current, body))
+        patched = patch_object(patch_types, content_type, current, body)
+        check_patched(patched, max_body_bytes)
+        patched = check_type_meta(res, patched)
         metadata = check_name(route, patched["metadata"])
         patched, warnings = validate(
             res, {**patched, "metadata": metadata}, request, "patch", schema
