@@ -7,6 +7,8 @@ Constructors *return* a [`StatusError`][k8swatch.StatusError]; the caller writes
 from __future__ import annotations
 
 import json
+import logging
+import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -39,6 +41,8 @@ __all__ = [
     "unprocessable_entity",
     "unsupported_media_type",
 ]
+
+_errors_logger = logging.getLogger("k8swatch.errors")
 
 
 @final
@@ -400,16 +404,34 @@ def too_many_requests(message: str, retry_after_seconds: int = 1) -> StatusError
     )
 
 
-def internal_error(err: str | BaseException) -> StatusError:
-    """500 InternalError: ``Internal error occurred: <err>``."""
-    text = str(err)
-    return StatusError(
-        Status(
-            code=500,
-            reason="InternalError",
-            message=f"Internal error occurred: {text}",
-            details=StatusDetails(causes=(StatusCause(message=text),)),
+def internal_error(err: str | BaseException, *, context: str = "") -> StatusError:
+    """500 InternalError: ``Internal error occurred: <err>``.
+
+    A *str* is the message, as written by the code that chose it. An exception
+    is never shown to the client (its text can hold paths, URLs or data): the
+    message is fixed and carries a short error id, and the exception with its
+    traceback is logged under that id to the ``k8swatch.errors`` logger (with
+    *context*, e.g. the request's method and path), where an operator finds it.
+    """
+    if isinstance(err, str):
+        return StatusError(
+            Status(
+                code=500,
+                reason="InternalError",
+                message=f"Internal error occurred: {err}",
+                details=StatusDetails(causes=(StatusCause(message=err),)),
+            )
         )
+    error_id = secrets.token_hex(4)
+    _errors_logger.error(
+        "internal error %s%s",
+        error_id,
+        f" in {context}" if context else "",
+        exc_info=(type(err), err, err.__traceback__),
+    )
+    text = f"an unexpected error; the server log has the details under error id {error_id}"
+    return StatusError(
+        Status(code=500, reason="InternalError", message=f"Internal error occurred: {text}")
     )
 
 

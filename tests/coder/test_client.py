@@ -338,7 +338,7 @@ async def test_error_mapping(
     assert TOKEN not in str(info.value)
 
 
-async def test_validations_become_causes_and_conflicts_keep_the_sdk_text() -> None:
+async def test_validations_become_causes_and_conflicts_keep_coders_message() -> None:
     body = load("errors.json")["validation_failed"]["body"]
     err = CoderError(400, body["message"], validations=[("name", "bad")], method="POST", url="u")
     status = map_coder_error(err, "coderworkspaces", "a.b.c").status
@@ -350,8 +350,9 @@ async def test_validations_become_causes_and_conflicts_keep_the_sdk_text() -> No
     assert mapped.status.reason == "Conflict"
     assert mapped.status.message == (
         'Operation cannot be fulfilled on coderworkspaces.aggregation.coder.com "a.b.c": '
-        "POST http://x: unexpected status code 409: A workspace build is already active."
+        "Coder refused the change: A workspace build is already active."
     )
+    assert "http://x" not in mapped.status.message
     forbidden = map_coder_error(CoderError(403, "no", method="GET", url="u"), "r", "n")
     assert forbidden.status.code == 403
     assert map_coder_error(ValueError("boom"), "r", "n").status.code == 500
@@ -369,7 +370,8 @@ async def test_unreachable_coder_is_503_without_the_token() -> None:
     status = map_coder_error(info.value, "codertemplates", "<list>").status
     assert (status.code, status.reason) == (503, "ServiceUnavailable")
     assert TOKEN not in status.message
-    assert "connection refused" in status.message
+    assert status.message == "the Coder deployment is unreachable; try again later"
+    assert "connection refused" in str(info.value)
 
 
 async def test_timeouts_are_503() -> None:

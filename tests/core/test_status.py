@@ -156,8 +156,10 @@ def test_details_roundtrip_and_retry_after() -> None:
     err = k8swatch.too_many_requests("too many watches", 5)
     data = err.status.to_dict()
     assert data["details"] == {"retryAfterSeconds": 5}
-    internal = k8swatch.internal_error(RuntimeError("disk on fire")).status.to_dict()
+    internal = k8swatch.internal_error("disk on fire").status.to_dict()
     assert internal["details"] == {"causes": [{"message": "disk on fire"}]}
+    hidden = k8swatch.internal_error(RuntimeError("disk on fire")).status.to_dict()
+    assert "disk on fire" not in json.dumps(hidden)
     details = StatusDetails(name="n", group="g", kind="k", causes=(StatusCause(field="f"),))
     assert StatusDetails.from_dict(details.to_dict()) == details
 

@@ -503,7 +503,11 @@ async def test_unexpected_exception_is_500_without_traceback(
     assert response.status == 500
     body = response.json()
     assert body["reason"] == "InternalError"
-    assert body["message"] == "Internal error occurred: secret detail"
+    assert body["message"].startswith("Internal error occurred: ")
+    assert "secret detail" not in response.body.decode()
+    assert any(
+        "secret detail" in str(record.exc_info[1]) for record in caplog.records if record.exc_info
+    )
     assert "Traceback" not in response.body.decode()
     assert any(record.exc_info for record in caplog.records)
 
@@ -775,7 +779,8 @@ async def test_errors_while_streaming_become_error_events(
             events = [event async for event in stream]
     assert [e["type"] for e in events] == ["ADDED", "ERROR"]
     assert events[1]["object"]["code"] == 500
-    assert events[1]["object"]["message"] == "Internal error occurred: boom"
+    assert events[1]["object"]["message"].startswith("Internal error occurred: ")
+    assert "boom" not in events[1]["object"]["message"]
     assert watch.stopped
 
 

@@ -144,7 +144,8 @@ def _error_from_response(response: httpx.Response, body: bytes) -> CoderError:
     try:
         data = json.loads(body)
     except ValueError as exc:
-        return CoderError(code, f"decode JSON error response: {exc}", method=method, url=url)
+        logger.info("%s %s: Coder's error body is not JSON: %s", method, url, exc)
+        return CoderError(code, "Coder's error answer is not valid JSON", method=method, url=url)
     if not isinstance(data, Mapping):
         data = {}
     message = str(data.get("message") or "")  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
@@ -182,23 +183,33 @@ def map_coder_error(
     Coder cannot be reached, times out or answers 5xx, the result is **503
     ServiceUnavailable**, so clients (kubectl, informers) retry. Anything else
     (a malformed success answer, a bug) is 500 InternalError.
+
+    Also different: the Status says what failed in the user's terms and
+    passes on Coder's own ``message``, ``detail`` and validations, but never
+    the request URL, the Coder host or the HTTP client's exception; those go
+    to the ``k8swatch.coder`` logger (an unexpected exception with its
+    traceback to ``k8swatch.errors``, see [`internal_error`][k8swatch.internal_error]).
     """
     if isinstance(err, StatusError):
         return err
     if isinstance(err, CoderUnavailableError):
-        return service_unavailable(f"the Coder deployment is unavailable: {err}")
+        logger.warning("Coder is unreachable: %s", err)
+        return service_unavailable("the Coder deployment is unreachable; try again later")
     if not isinstance(err, CoderError):
-        return internal_error(err)
+        return internal_error(err, context=f"a Coder call on {resource}/{name}")
+    logger.info("Coder refused a call: %s", err)
     code = err.status_code
-    message = err.message.strip() or str(err)
+    message = err.message.strip() or f"unexpected status code {code}"
     if code == 404:
         return not_found(resource, name, group=group)
     if code == 403:
-        return forbidden(resource, name, str(err), group=group)
+        return forbidden(resource, name, _coder_says(err), group=group)
     if code == 409:
         if "already exists" in err.message.lower():
             return already_exists(resource, name, group=group)
-        return conflict(resource, name, str(err), group=group)
+        return conflict(
+            resource, name, f"Coder refused the change: {_coder_says(err)}", group=group
+        )
     if code == 401:
         return unauthorized(message)
     if code == 429:
@@ -212,6 +223,14 @@ def map_coder_error(
         )
         return bad_request(message, causes=causes)
     return service_unavailable(f"the Coder deployment failed: {message}")
+
+
+def _coder_says(err: CoderError) -> str:
+    """Coder's own words for *err*: its message and detail, never the request URL."""
+    text = err.message.strip() or f"unexpected status code {err.status_code}"
+    if err.detail:
+        text += f": {err.detail}"
+    return text
 
 
 def _json_body(response: httpx.Response) -> Any:

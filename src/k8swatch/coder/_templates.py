@@ -135,7 +135,7 @@ class TemplateStorage(_CoderStorage):
         except StatusError:
             raise
         except Exception as exc:
-            raise internal_error(f"read template source: {exc}") from None
+            raise internal_error(exc, context="reading a template's source") from None
 
     async def _files(self, client: CoderClient, template: Mapping[str, Any]) -> dict[str, str]:
         data = await self._active_archive(client, template)

@@ -17,6 +17,7 @@ import attrs
 from typing_extensions import final
 
 from k8swatch._status import (
+    Status,
     StatusError,
     internal_error,
     path_not_found,
@@ -158,6 +159,8 @@ class App:
                 return
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The outermost handler: no exception escapes to the ASGI server, which
+        # would answer a plain-text 500 (or log its own traceback) instead.
         started = False
 
         async def tracking_send(message: Message) -> None:
@@ -166,19 +169,19 @@ class App:
                 started = True
             await send(message)
 
-        request = Request.from_scope(scope)
+        where = f"{scope.get('method', '?')} {scope.get('path', '?')}"
         try:
-            await self._dispatch(request, receive, tracking_send)
-        except StatusError as err:
-            if started:
-                raise
-            await send_status(tracking_send, err.status, retry_after_headers(err.status))
+            await self._dispatch(Request.from_scope(scope), receive, tracking_send)
         except Exception as exc:
             if started:
-                raise
-            logger.exception("%s %s failed", request.method, request.path)
-            status = internal_error(exc).status
-            await send_status(tracking_send, status)
+                logger.error("%s failed after its response started", where, exc_info=exc)
+                await _quietly(send, {"type": "http.response.body", "body": b""})
+                return
+            if isinstance(exc, StatusError):
+                status = exc.status
+            else:
+                status = internal_error(exc, context=where).status
+            await _quietly_status(tracking_send, status)
 
     # -- routing ------------------------------------------------------------
 
@@ -329,6 +332,21 @@ class App:
                 watch.stop()
         finally:
             self._watch_stops.discard(done)
+
+
+async def _quietly(send: Send, message: Message) -> None:
+    """Send *message*, logging (not raising) when the client has gone."""
+    try:
+        await send(message)
+    except Exception:
+        logger.debug("could not end a response", exc_info=True)
+
+
+async def _quietly_status(send: Send, status: Status) -> None:
+    try:
+        await send_status(send, status, retry_after_headers(status))
+    except Exception:
+        logger.debug("could not send a %s error", status.code, exc_info=True)
 
 
 def create_app(
