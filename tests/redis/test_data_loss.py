@@ -178,3 +178,19 @@ async def test_data_loss_is_detected_and_never_rewinds_rvs(
         server.stop()
     print(f"\n{case}: {outcome}")  # the table in docs/how-to/use-redis.md
     assert outcome == expected
+
+
+async def test_no_loss_is_found_where_there_was_none(redis_url: str, prefix: str) -> None:
+    async with open_redis_backend(redis_url, prefix=prefix) as backend:
+        log = backend.log_for("widgets")
+        async with MemoryStorage("example.com/v1", "Widget", log=log) as storage:
+            first = await storage.create("default", widget("a"))
+            assert rv_of(first) == 1  # the counter was not re-seeded at start
+            await anyio.sleep(2.5)  # one idle XREAD ended: the reader checked Redis
+            assert rv_of(await storage.create("default", widget("b"))) == 2
+            assert log.resets == 0
+    async with open_redis_backend(redis_url, prefix=prefix) as backend:  # a new replica
+        log = backend.log_for("widgets")
+        async with MemoryStorage("example.com/v1", "Widget", log=log) as storage:
+            assert rv_of(await storage.create("default", widget("c"))) == 3
+            assert log.resets == 0

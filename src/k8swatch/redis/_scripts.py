@@ -237,14 +237,14 @@ return {current, oldest}
 # ARGV: the epoch the replica knows ("" before its first check), the highest RV
 # it saw, and a fresh random id.
 # Returns {status, epoch, current_rv[, seed]}: "ok" when Redis has what the
-# replica saw (a replica that knows nothing adopts the epoch, creating it when
-# absent); "lost" when the epoch is gone or different or the counter is below
-# the replica's highest RV. Then, in the same atomic step, the epoch is
-# replaced (unless another replica already did) and the counter raised to
-# ``seed`` = max(counter, highest + 1, Redis's clock in microseconds): above
-# every RV this replica saw, and above every RV any replica saw, since a
-# counter seeded from the clock at an earlier loss cannot have outrun the
-# clock (that takes a million writes a second).
+# replica saw (a replica that knows no epoch yet adopts it, creating it when
+# absent: it may have read a snapshot before its first check); "lost" when the
+# epoch is gone or different or the counter is below the replica's highest RV.
+# Then, in the same atomic step, the epoch is replaced (unless another replica
+# already did) and the counter raised to ``seed`` = max(counter, highest + 1,
+# Redis's clock in microseconds): above every RV this replica saw, and above
+# every RV any replica saw, since a counter seeded from the clock at an
+# earlier loss cannot have outrun the clock (a million writes a second).
 CHECK = """
 redis.replicate_commands()
 local counter, epochkey, stream = KEYS[1], KEYS[2], KEYS[3]
@@ -254,7 +254,7 @@ local e = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)
 if #e > 0 then current = string.match(e[1][1], '^(%d+)') end
 local epoch = redis.call('GET', epochkey)
 local c = tonumber(redis.call('GET', counter) or '0')
-if known == '' and floor == 0 then
+if known == '' then
   if not epoch then
     epoch = fresh
     redis.call('SET', epochkey, epoch)
