@@ -43,9 +43,13 @@ def _ping(port: int) -> bool:
 class RedisServer:
     """One ``redis-server`` process; ``restart()`` keeps the port and the data dir."""
 
-    def __init__(self, directory: Path, *, appendonly: bool) -> None:
+    def __init__(
+        self, directory: Path, *, appendonly: bool, appendfsync: str = "always", save: str = ""
+    ) -> None:
         self.directory = directory
         self.appendonly = appendonly
+        self.appendfsync = appendfsync
+        self.save = save
         self.port = _free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -65,12 +69,12 @@ class RedisServer:
             "--bind", "127.0.0.1",
             "--port", str(self.port),
             "--dir", str(self.directory),
-            "--save", "",
+            "--save", self.save,
             "--logfile", str(self.directory / "redis.log"),
             "--daemonize", "no",
         ]  # fmt: skip
         if self.appendonly:
-            args += ["--appendonly", "yes", "--appendfsync", "always"]
+            args += ["--appendonly", "yes", "--appendfsync", self.appendfsync]
         else:
             args += ["--appendonly", "no"]
         self.process = subprocess.Popen(

@@ -15,6 +15,7 @@ from ._client import create_client
 from ._lease import RedisLease
 from ._log import RedisEventLog
 from ._stream import StreamClient
+from ._watermark import Watermark
 
 __all__ = ["RedisBackend", "open_redis_backend"]
 
@@ -45,6 +46,8 @@ class RedisBackend:
     _logs: dict[str, RedisEventLog] = attrs.field(
         init=False, factory=lambda: dict[str, RedisEventLog]()
     )
+    # shared by the logs: one counter per prefix, so a loss one finds concerns all
+    _mark: Watermark = attrs.field(init=False, factory=Watermark)
 
     def log_for(self, resource: str, *, group: str = "") -> RedisEventLog:
         """Return the event log of *resource* (a plural name) in *group*, starting it if new.
@@ -57,7 +60,9 @@ class RedisBackend:
         name = f"{resource}.{group}" if group else resource
         log = self._logs.get(name)
         if log is None or log.closed:
-            stream = StreamClient(self.client, self.prefix, name, retention=self.retention)
+            stream = StreamClient(
+                self.client, self.prefix, name, retention=self.retention, mark=self._mark
+            )
             log = RedisEventLog(stream, window=self.window)
             self._logs[name] = log
             self._task_group.start_soon(log.run, name=f"k8swatch-redis-{name}")

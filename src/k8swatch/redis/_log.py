@@ -161,9 +161,16 @@ class RedisEventLog:
     applied, as with any remote store); the mirror keeps serving what it has
     and `read_after(wait=True)` keeps waiting; the reader reconnects with
     jittered exponential backoff and continues exactly where it stopped. If
-    the stream was trimmed past that point meanwhile (or Redis came back
-    without its data), the mirror restarts at the current RV and every read
-    from inside the gap gets 410: nothing is skipped silently.
+    the stream was trimmed past that point meanwhile, the mirror restarts at
+    the current RV and every read from inside the gap gets 410: nothing is
+    skipped silently.
+
+    **Data loss**: when Redis comes back without data this replica saw (a
+    restart without persistence, ``FLUSHALL``, a failover to a stale
+    replica; checked on reconnect, on every idle ``XREAD`` and by every
+    append), the counter is re-seeded above every RV used before, every read
+    from before the loss gets 410 (so the storage reloads from `snapshot()`
+    and ends its watches with 410) and no RV is ever handed out twice.
 
     Attributes:
         window: Entries the mirror keeps in memory.
@@ -182,7 +189,8 @@ class RedisEventLog:
     _head: int = attrs.field(init=False, default=0)
     _rv: int = attrs.field(init=False, default=0)
     _oldest: int = attrs.field(init=False, default=0)
-    _lost: tuple[int, int] | None = attrs.field(init=False, default=None)
+    _tail: int = attrs.field(init=False, default=0)  # the stream's RV at the mirror's position
+    _lost_below: int = attrs.field(init=False, default=0)  # reads from before it get 410
     _changed: anyio.Event = attrs.field(init=False, factory=anyio.Event)
     # applied batches whose writers wait for the mirror: (newest RV, give up at, release)
     _held: deque[tuple[int, float, Callable[[], None]]] = attrs.field(
@@ -198,6 +206,7 @@ class RedisEventLog:
         if self.window < 1:
             raise ValueError(f"window must be >= 1, got {self.window}")
         self._stream.release_after = self._release_when_mirrored
+        self._stream.mark.subscribe(self._on_lost)
 
     # -- state ------------------------------------------------------------------
 
@@ -254,22 +263,17 @@ class RedisEventLog:
         need_start = not self._ready.is_set()
         verify = not need_start  # run() again after a pause: check Redis first
         while not self._closed:
+            checked = False
             try:
                 if need_start:
-                    self._restart((await self._stream.bounds())[1])
+                    current = await self._stream.check()
+                    self._restart(max(current, self._lost_below), current)
                     need_start = verify = False
+                    checked = True
                 elif verify:
-                    current = await self._stream.recover(self._rv)
-                    if current < self._rv:
-                        # Redis has less than we read (it restarted without its
-                        # data). RVs up to ours will not be handed out again:
-                        # positions in (current, ours] are lost (410), and
-                        # ours + 1 names the state after the loss (snapshot()).
-                        lost = self._lost
-                        ceiling = self._rv + 1 if lost is None else max(self._rv + 1, lost[1])
-                        self._lost = (current, ceiling)
-                        self._restart(current)
+                    await self._stream.check()  # a loss restarts the mirror (_on_lost)
                     verify = False
+                    checked = True
                 records = await self._stream.read_after(
                     self._rv, count=self.read_batch, block=self.block
                 )
@@ -295,8 +299,30 @@ class RedisEventLog:
                 continue
             backoff.reset()
             self._set_connected(True)
-            if records:
+            if not records:
+                verify = True  # idle: make sure Redis did not lose data meanwhile (FLUSHALL)
+            elif records[0].prev < self._tail and not checked:
+                # The stream lost entries this replica read: check before trusting it.
+                verify = True
+            else:
                 self._ingest(records)
+
+    def _on_lost(self, seed: int) -> None:
+        """Redis lost data; its counter now stands at *seed*, above every RV used before.
+
+        Reads from before *seed* get 410 (those positions may name other
+        changes now); the mirror restarts at *seed*; `snapshot()` names the
+        state after the loss *seed*.
+        """
+        logger.warning(
+            "Redis event log %s: Redis lost data (restart without persistence, FLUSHALL "
+            "or failover); resourceVersions continue after %d, watchers get 410",
+            self._stream.keys[1],
+            seed,
+        )
+        self._lost_below = max(self._lost_below, seed)
+        if self._ready.is_set():
+            self._restart(seed, 0)
 
     def _set_connected(self, value: bool) -> None:
         if self._connected != value:
@@ -334,18 +360,20 @@ class RedisEventLog:
             while held and held[0][1] <= now:
                 held.popleft()[2]()
 
-    def _restart(self, rv: int) -> None:
+    def _restart(self, rv: int, tail: int) -> None:
         if self._ready.is_set():
             self._resets += 1
         self._rvs.clear()
         self._entries.clear()
         self._head = 0
         self._rv = self._oldest = rv
+        self._tail = tail
         self._ready.set()
         self._release_mirrored()
         self._notify()
 
     def _ingest(self, records: list[Record]) -> None:
+        self._tail = records[-1].rv
         for r in records:
             if r.rv > self._rv:
                 self._rvs.append(r.rv)
@@ -428,9 +456,8 @@ class RedisEventLog:
         await self._wait_ready()
         limit = max(limit, 1)
         while True:
-            lost = self._lost
-            if lost is not None and lost[0] < resource_version < lost[1]:
-                raise too_old_resource_version(resource_version, lost[1])
+            if 0 < resource_version < self._lost_below:
+                raise too_old_resource_version(resource_version, self._lost_below)
             if resource_version >= self._oldest:
                 start = bisect.bisect_right(self._rvs, resource_version, lo=self._head)
                 found = self._entries[start : start + limit]
@@ -458,8 +485,8 @@ class RedisEventLog:
         try:
             oldest = (await self._stream.bounds())[0]
         except REDIS_ERRORS:
-            return self._oldest
-        return min(oldest, self._oldest)
+            return max(self._oldest, self._lost_below)
+        return max(min(oldest, self._oldest), self._lost_below)
 
     async def current_resource_version(self) -> int:
         """Return the stream's newest RV as Redis has it now (503 when unreachable).
@@ -468,21 +495,19 @@ class RedisEventLog:
         """
         self._check_open()
         try:
-            return (await self._stream.bounds())[1]
+            current = (await self._stream.bounds())[1]
         except REDIS_ERRORS as exc:
             raise status_error_for(exc) from exc
+        return max(current, self._lost_below)
 
     async def snapshot(self) -> LogSnapshot:
         """Return the current objects and their RV, read atomically from Redis (503 when down)."""
         self._check_open()
         snap = await self._stream.snapshot()
-        rv = snap.rv
-        lost = self._lost
-        if lost is not None and rv < lost[1]:
-            # After a data loss the counter was raised to lost[1]: nothing can
-            # exist between the stream's RV and it, so this state is also the
-            # state at lost[1], a position no pre-loss reader holds.
-            rv = lost[1]
+        # After a data loss the counter was raised to _lost_below: nothing can
+        # exist between the stream's RV and it, so this state is also the
+        # state at _lost_below, a position no pre-loss reader holds.
+        rv = max(snap.rv, self._lost_below)
         return LogSnapshot(
             rv, {k: decode_object(body, rv) for k, (rv, body) in snap.objects.items()}
         )
@@ -494,6 +519,7 @@ class RedisEventLog:
         not yet sent fail with it too.
         """
         self._closed = True
+        self._stream.mark.unsubscribe(self._on_lost)
         self._scope.cancel()
         self._stream.close()
         while self._held:

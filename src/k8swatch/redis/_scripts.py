@@ -21,6 +21,12 @@ tag ``{P}`` so one script may touch them all, also on a Redis Cluster):
 ``{P}:R:objects``
     The current state: a hash of key -> ``"<rv>:<json>"``, updated by the
     same script call as the stream, so lists and the stream always agree.
+``{P}:epoch``
+    The identity of the data: a random id every replica remembers. When it is
+    gone or different, or the counter is below an RV a replica already saw,
+    Redis lost data (a restart without persistence, ``FLUSHALL``, a failover
+    to a stale replica): `CHECK` re-seeds the counter above every RV used
+    before, and `APPEND` refuses to write until the replica has run it.
 
 Every write goes through `APPEND`, which checks the condition of each operation
 (create-if-absent, update/delete-if-present-and-RV-matches, put, remove) before
@@ -29,7 +35,7 @@ it changes anything, so an operation is applied completely or not at all.
 
 from __future__ import annotations
 
-__all__ = ["APPEND", "BOUNDS", "RECOVER", "SNAPSHOT", "Op", "keys_for", "pack_op"]
+__all__ = ["APPEND", "BOUNDS", "CHECK", "SNAPSHOT", "Op", "epoch_key_for", "keys_for", "pack_op"]
 
 
 class Op:
@@ -63,8 +69,14 @@ def keys_for(prefix: str, resource: str) -> tuple[str, str, str]:
     return (f"{tag}:rv", f"{tag}:{resource}:events", f"{tag}:{resource}:objects")
 
 
-# KEYS: counter, stream, objects.
-# ARGV: maxlen (0 = keep everything), then one argument per operation:
+def epoch_key_for(prefix: str) -> str:
+    """Return the key of the data's identity under *prefix* (see `CHECK`)."""
+    return "{" + prefix + "}:epoch"
+
+
+# KEYS: counter, stream, objects[, epoch].
+# ARGV: maxlen (0 = keep everything), [the epoch and the highest RV the replica
+# saw, when the epoch key is given,] then one argument per operation:
 #   <op letter><expected RV or nothing> NUL <key> NUL <body>
 # (body: JSON without resourceVersion; JSON never contains a raw NUL, and
 # Kubernetes keys cannot). One packed argument per operation keeps the
@@ -77,11 +89,22 @@ def keys_for(prefix: str, resource: str) -> tuple[str, str, str]:
 #   "exists" / "missing" / "conflict": refused; rv = the key's current RV.
 #   "error":     Redis refused the append (tail = its message); the operation
 #                was not applied and the later ones were not tried.
+# Or, with the epoch key, the single string "lost" when the epoch differs or
+# the counter is below the replica's highest RV: nothing was applied (the
+# replica runs CHECK, then tries again).
 APPEND = """
 local counter, stream, objects = KEYS[1], KEYS[2], KEYS[3]
 local maxlen = tonumber(ARGV[1])
 local out = {}
 local last = nil
+local first = 2
+if #KEYS >= 4 then
+  local c = tonumber(redis.call('GET', counter) or '0')
+  if redis.call('GET', KEYS[4]) ~= ARGV[2] or c < tonumber(ARGV[3]) then
+    return {'lost'}
+  end
+  first = 4
+end
 
 local function stream_last()
   if last == nil then
@@ -112,7 +135,7 @@ local function add(typ, key, body)
   return rv, nil
 end
 
-for i = 2, #ARGV do
+for i = first, #ARGV do
   local arg = ARGV[i]
   local s1 = string.find(arg, '\\0', 1, true)
   local s2 = string.find(arg, '\\0', s1 + 1, true)
@@ -210,21 +233,44 @@ end
 return {current, oldest}
 """
 
-# KEYS: counter, stream.  ARGV: the RV a reader had read up to.
-# Returns the stream's current RV. When that is lower than ARGV[1] (Redis lost
-# data: it restarted without persistence), the counter is first raised to at
-# least ARGV[1] + 1, in the same atomic step: no RV a reader may still hold is
-# ever handed out again, and ARGV[1] + 1 is left free to name the state after
-# the loss.
-RECOVER = """
-local counter, stream = KEYS[1], KEYS[2]
-local seen = tonumber(ARGV[1])
+# KEYS: counter, epoch, stream.
+# ARGV: the epoch the replica knows ("" before its first check), the highest RV
+# it saw, and a fresh random id.
+# Returns {status, epoch, current_rv[, seed]}: "ok" when Redis has what the
+# replica saw (a replica that knows no epoch yet adopts it, creating it when
+# absent: it may have read a snapshot before its first check); "lost" when the
+# epoch is gone or different or the counter is below the replica's highest RV.
+# Then, in the same atomic step, the epoch is replaced (unless another replica
+# already did) and the counter raised to ``seed`` = max(counter, highest + 1,
+# Redis's clock in microseconds): above every RV this replica saw, and above
+# every RV any replica saw, since a counter seeded from the clock at an
+# earlier loss cannot have outrun the clock (a million writes a second).
+CHECK = """
+redis.replicate_commands()
+local counter, epochkey, stream = KEYS[1], KEYS[2], KEYS[3]
+local known, floor, fresh = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local current = '0'
 local e = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)
 if #e > 0 then current = string.match(e[1][1], '^(%d+)') end
-if tonumber(current) < seen then
-  local c = tonumber(redis.call('GET', counter) or '0')
-  if c < seen + 1 then redis.call('SET', counter, string.format('%d', seen + 1)) end
+local epoch = redis.call('GET', epochkey)
+local c = tonumber(redis.call('GET', counter) or '0')
+if known == '' then
+  if not epoch then
+    epoch = fresh
+    redis.call('SET', epochkey, epoch)
+  end
+  return {'ok', epoch, current}
 end
-return current
+if epoch == known and c >= floor then
+  return {'ok', epoch, current}
+end
+if (not epoch) or epoch == known then
+  epoch = fresh
+  redis.call('SET', epochkey, epoch)
+end
+local t = redis.call('TIME')
+local seed = math.max(c, floor + 1, tonumber(t[1]) * 1000000 + tonumber(t[2]))
+seed = string.format('%d', seed)
+redis.call('SET', counter, seed)
+return {'lost', epoch, current, seed}
 """

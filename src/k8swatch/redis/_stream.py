@@ -3,6 +3,7 @@ chained reads, consistent snapshots. No cache logic here, only Redis I/O."""
 
 from __future__ import annotations
 
+import secrets
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, cast
@@ -12,9 +13,11 @@ import attrs
 
 from k8swatch._eventlog import too_old_resource_version
 from k8swatch._events import EventType
+from k8swatch._status import service_unavailable
 
 from ._errors import REDIS_ERRORS, status_error_for
-from ._scripts import APPEND, BOUNDS, RECOVER, SNAPSHOT, keys_for, pack_op
+from ._scripts import APPEND, BOUNDS, CHECK, SNAPSHOT, epoch_key_for, keys_for, pack_op
+from ._watermark import Watermark
 
 __all__ = ["AppendResult", "Record", "Snapshot", "StreamClient"]
 
@@ -57,6 +60,10 @@ class Snapshot:
     rv: int
     oldest: int
     objects: dict[str, tuple[int, bytes]]
+
+
+class _DataLost(Exception):
+    """`APPEND` refused: Redis does not have what this replica saw (see `StreamClient.check`)."""
 
 
 class _Pending:
@@ -113,6 +120,11 @@ class StreamClient:
     trip per batch, not one each. ``run_batcher()`` must run in a task for
     ``append()`` to make progress.
 
+    Every write and read is checked against *mark* (what this replica saw,
+    shared by the logs of one prefix): an append that finds Redis lost data
+    runs `check()`, which re-seeds the counter and tells *mark*, and is then
+    tried once more.
+
     ``release_after(rv, release)`` decides when the writers of an applied
     batch resume (*rv*: the newest RV it recorded, 0 for none); by default at
     once. The event log holds them until its mirror has *rv* (read your
@@ -124,11 +136,13 @@ class StreamClient:
     resource: str
     retention: int = 10_000
     max_batch: int = 512
+    mark: Watermark = attrs.field(factory=Watermark)
     keys: tuple[str, str, str] = attrs.field(init=False)
+    epoch_key: str = attrs.field(init=False)
     _append_script: Any = attrs.field(init=False)
     _snapshot_script: Any = attrs.field(init=False)
     _bounds_script: Any = attrs.field(init=False)
-    _recover_script: Any = attrs.field(init=False)
+    _check_script: Any = attrs.field(init=False)
     _queue: deque[_Batch] = attrs.field(init=False, factory=lambda: deque[_Batch]())
     _wakeup: anyio.Event = attrs.field(init=False, factory=anyio.Event)
     _closed: bool = attrs.field(init=False, default=False)
@@ -138,11 +152,12 @@ class StreamClient:
 
     def __attrs_post_init__(self) -> None:
         self.keys = keys_for(self.prefix, self.resource)
+        self.epoch_key = epoch_key_for(self.prefix)
         # register_script: EVALSHA, re-loading the script after NOSCRIPT (Redis restarted)
         self._append_script = self.client.register_script(APPEND)
         self._snapshot_script = self.client.register_script(SNAPSHOT)
         self._bounds_script = self.client.register_script(BOUNDS)
-        self._recover_script = self.client.register_script(RECOVER)
+        self._check_script = self.client.register_script(CHECK)
 
     # -- writes -----------------------------------------------------------------
 
@@ -185,7 +200,7 @@ class StreamClient:
                     self._wakeup = anyio.Event()
                 batch = queue.popleft()
                 try:
-                    results = await self.append_batch([p.arg for p in batch.items])
+                    results = await self._apply([p.arg for p in batch.items])
                 except Exception as exc:
                     batch.fail(exc)
                     continue
@@ -204,15 +219,41 @@ class StreamClient:
             while queue:
                 queue.popleft().fail(anyio.ClosedResourceError())
 
-    async def append_batch(self, ops: Sequence[bytes]) -> list[AppendResult]:
-        """Apply packed *ops* (`pack_op`) in one script call, in order; each is all-or-nothing."""
+    async def _apply(self, ops: Sequence[bytes]) -> list[AppendResult]:
         try:
-            raw = await self._append_script(keys=self.keys, args=[self.retention, *ops])
+            return await self.append_batch(ops)
+        except _DataLost:
+            pass
+        try:
+            await self.check()
+            return await self.append_batch(ops)
         except REDIS_ERRORS as exc:
             raise status_error_for(exc) from exc
+        except _DataLost:  # lost again at once: let the client retry later
+            raise service_unavailable(
+                "Redis lost its data and is recovering; nothing was written, retry"
+            ) from None
+
+    async def append_batch(self, ops: Sequence[bytes]) -> list[AppendResult]:
+        """Apply packed *ops* (`pack_op`) in one script call, in order; each is all-or-nothing.
+
+        Raises `_DataLost` (nothing applied) when Redis no longer has what
+        this replica saw.
+        """
+        mark = self.mark
+        try:
+            raw = await self._append_script(
+                keys=[*self.keys, self.epoch_key],
+                args=[self.retention, mark.epoch, mark.seen, *ops],
+            )
+        except REDIS_ERRORS as exc:
+            raise status_error_for(exc) from exc
+        if len(raw) == 1 and _bytes(raw[0]) == b"lost":
+            raise _DataLost
         out: list[AppendResult] = []
         for item in raw:
             status, rv, tail = _bytes(item).split(b":", 2)
+            mark.observe(int(rv))
             if status == b"ok":
                 typ, _, body = tail.partition(b":")
                 out.append(AppendResult("ok", int(rv), _TYPES[typ], body))
@@ -236,6 +277,7 @@ class StreamClient:
         for i in range(2, len(raw), 2):
             rv, _, body = _bytes(raw[i + 1]).partition(b":")
             objects[_text(raw[i])] = (int(rv), body)
+        self.mark.observe(int(_text(raw[0])))
         return Snapshot(int(_text(raw[0])), int(_text(raw[1])), objects)
 
     async def get(self, key: str) -> tuple[int, bytes] | None:
@@ -257,13 +299,24 @@ class StreamClient:
         raw = await self._bounds_script(keys=self.keys[1:2], args=[])
         return int(_text(raw[1])), int(_text(raw[0]))
 
-    async def recover(self, seen: int) -> int:
-        """Return the stream's current RV; if below *seen*, first raise the counter past *seen*.
+    async def check(self) -> int:
+        """Check that Redis has what this replica saw; return the stream's current RV.
 
-        Redis errors propagate unchanged. See `_scripts.RECOVER`.
+        When it does not (see `_scripts.CHECK`), the counter is re-seeded
+        above every RV used before and ``mark.lost(seed)`` tells every log of
+        this replica. Redis errors propagate unchanged.
         """
-        raw = await self._recover_script(keys=[self.keys[0], self.keys[1]], args=[seen])
-        return int(_text(raw))
+        mark = self.mark
+        raw = await self._check_script(
+            keys=[self.keys[0], self.epoch_key, self.keys[1]],
+            args=[mark.epoch, mark.seen, secrets.token_hex(16)],
+        )
+        mark.epoch = _text(raw[1])
+        current = int(_text(raw[2]))
+        mark.observe(current)
+        if _text(raw[0]) == "lost":
+            mark.lost(int(_text(raw[3])))
+        return current
 
     async def read_after(
         self, rv: int, *, count: int = 1000, block: float | None = None
@@ -287,6 +340,8 @@ class StreamClient:
             ).raw()
             entries = _stream_entries(res)
         records = [_record(e[0], e[1][1]) for e in entries]
-        if records and records[0].prev > rv:
-            raise too_old_resource_version(rv, records[0].prev)
+        if records:
+            if records[0].prev > rv:
+                raise too_old_resource_version(rv, records[0].prev)
+            self.mark.observe(records[-1].rv)
         return records
