@@ -62,6 +62,8 @@ def check_response(
         TALLY.server_errors[target] += 1
     shown = f"{request!r}\n-> {status} {content_type} {body[:600]!r}"
     assert status < 500, f"server error:\n{shown}"
+    if request.expected:
+        assert status in request.expected, f"expected {request.expected}:\n{shown}"
     assert _LEAKS.search(body) is None, f"internals in the body:\n{shown}"
     if status >= 400 and request.method != "HEAD":
         try:

@@ -25,6 +25,8 @@ class Request:
     target: str
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+    # What the answer must be, for the known attacks (any sound answer if empty).
+    expected: tuple[int, ...] = ()
 
     def __repr__(self) -> str:
         body = self.body if len(self.body) <= 300 else self.body[:300] + b"..."
@@ -262,11 +264,70 @@ def _json_patches() -> st.SearchStrategy[object]:
 
 @st.composite
 def _copy_chain(draw: st.DrawFn) -> bytes:
-    """The doubling JSON patch: every ``copy`` of ``/spec`` into itself doubles it."""
-    count = draw(st.integers(0, 24))
-    ops = [{"op": "add", "path": "/spec", "value": {"x": "y" * 64}}]
+    """The doubling JSON patch: every ``copy`` of ``/spec`` into itself doubles it.
+
+    At most 18 copies (about 60 MB unbounded): enough to show the blow-up
+    without taking the machine's memory.
+    """
+    return copy_chain(draw(st.integers(0, 18)))
+
+
+def copy_chain(count: int) -> bytes:
+    """A JSON patch of *count* self-copies of ``/spec``."""
+    ops: list[dict[str, object]] = [{"op": "add", "path": "/spec", "value": {"x": "y" * 16}}]
     ops += [{"op": "copy", "from": "/spec", "path": f"/spec/c{i}"} for i in range(count)]
     return _dumps(ops)
+
+
+def known_attacks(target: Target) -> list[Request]:
+    """The hostile requests of issue 15, tried on every run, and their answers."""
+    gv = f"/apis/{target.group}/{target.version}"
+    collection = f"{gv}/namespaces/{target.namespaces[0]}/{target.namespaced[0]}"
+    item = f"{collection}/{target.names[0]}"
+    json_type = {"content-type": "application/json"}
+    merge_type = {"content-type": "application/merge-patch+json"}
+    deep = "[" * 10_000 + "]" * 10_000
+    bad = (400,)
+    return [
+        # a lone surrogate is valid JSON text that no UTF-8 encoder writes back
+        Request(
+            "POST", collection, json_type, rb'{"metadata":{"name":"s1"},"spec":{"x":"\ud800"}}', bad
+        ),
+        Request("PATCH", item, merge_type, rb'{"spec":{"x":"\udfff"}}', bad),
+        Request("POST", collection, json_type, b'{"metadata":{"name":"\xed\xa0\x80"}}', bad),
+        # nesting past any sane limit, inside spec and at the top
+        Request(
+            "POST",
+            collection,
+            json_type,
+            f'{{"metadata":{{"name":"d"}},"spec":{deep}}}'.encode(),
+            bad,
+        ),
+        Request("PUT", item, json_type, deep.encode(), bad),
+        Request(
+            "PATCH",
+            item,
+            merge_type,
+            ('{"spec":' + '{"a":' * 10_000 + "1" + "}" * 10_001).encode(),
+            bad,
+        ),
+        # every copy doubles the object: a patch must not build what no request could send
+        Request(
+            "PATCH",
+            item,
+            {"content-type": "application/json-patch+json"},
+            copy_chain(18),
+            (413, 422),
+        ),
+        # a resourceVersion on create is the client's mistake, not the server's
+        Request(
+            "POST",
+            collection,
+            json_type,
+            b'{"metadata":{"name":"rv","resourceVersion":"1"},"spec":{}}',
+            bad,
+        ),
+    ]
 
 
 def _bodies(target: Target) -> st.SearchStrategy[bytes]:
