@@ -99,4 +99,12 @@ def fuzz(session: nox.Session) -> None:
     session.install("-e", ".[all]", *_groups("test"))
     session.run("python", "tests/fuzz_selectors.py", *session.posargs)
     scale = os.environ.get("K8SWATCH_FUZZ_SCALE", "5")
-    session.run("pytest", "-p", "no:randomly", "tests/fuzz", env={"K8SWATCH_FUZZ_SCALE": scale})
+    session.run(
+        "pytest",
+        "-p",
+        "no:randomly",
+        "--timeout",
+        "1200",  # the long run also shrinks what it finds
+        "tests/fuzz",
+        env={"K8SWATCH_FUZZ_SCALE": scale},
+    )

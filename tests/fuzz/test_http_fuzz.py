@@ -22,7 +22,7 @@ import anyio
 import httpx
 import pytest
 from anyio.from_thread import start_blocking_portal
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 
 from k8swatch import MemoryStorage
 from k8swatch.server import ResourceSpec, create_app
@@ -54,8 +54,13 @@ SERVE = Target(
 
 
 def _settings(examples: int) -> settings:
+    # The servers keep state between examples, so a shrunk example may show only
+    # the aftermath; the summary prints the first failure as generated. Only the
+    # long run (nox -s fuzz) spends time shrinking.
+    phases = (Phase.generate, Phase.shrink) if SCALE > 1 else (Phase.generate,)
     return settings(
         max_examples=examples * SCALE,
+        phases=phases,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
         database=None,
@@ -117,6 +122,8 @@ async def _asgi_exchange(client: ASGIClient, request: Request) -> None:
             status, content_type, body = await _asgi_send(client, request)
         except TimeoutError:
             raise AssertionError(f"no answer in {REQUEST_TIMEOUT} s:\n{request}") from None
+        except Exception as exc:  # the app raised instead of answering
+            raise AssertionError(f"the app raised {exc!r}:\n{request}") from exc
         check_response("memory", request, status, content_type, body)
         if request.is_watch and status == 200:
             _check_watch_lines("memory", request, body)
