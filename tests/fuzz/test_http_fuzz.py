@@ -264,3 +264,40 @@ def test_serve(served: Served) -> None:
             _http_exchange(client, request)
         _http_healthy(client)
     assert served.proc.poll() is None, "".join(served.lines)
+
+
+# -- schemathesis: the served OpenAPI v3 document, against the same live server ------
+
+
+def test_serve_openapi(served: Served) -> None:
+    """Requests schemathesis derives from the served OpenAPI v3 document."""
+    import schemathesis
+
+    url = served.value("URL: ")
+    schema = schemathesis.openapi.from_url(
+        f"{url}/openapi/v3/apis/{SERVE.group}/{SERVE.version}", timeout=REQUEST_TIMEOUT
+    )
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert operations
+    for operation in operations:
+
+        @_settings(10)
+        @given(case=operation.as_strategy())
+        def run(case: Any) -> None:
+            query = dict(case.query or {})
+            if "watch" in query:
+                query["timeoutSeconds"] = 1  # a watch must end
+                case.query = query
+            response = case.call(base_url=url, timeout=REQUEST_TIMEOUT)
+            target = response.request.path_url
+            request = Request(case.method.upper(), target, dict(case.headers or {}), b"")
+            with recording("openapi"):
+                check_response(
+                    "openapi",
+                    request,
+                    response.status_code,
+                    response.headers.get("content-type", ""),
+                    response.content,
+                )
+
+        run()
