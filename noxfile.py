@@ -91,6 +91,20 @@ def charts(session: nox.Session) -> None:
 
 @nox.session
 def fuzz(session: nox.Session) -> None:
-    """A short hypothesis-driven fuzz run of the selector parsers."""
-    session.install("-e", ".", *_groups("test"))
+    """Hypothesis-driven fuzz runs: the selector parsers, then hostile HTTP requests.
+
+    The HTTP fuzz (tests/fuzz) runs in the normal test suite with a small
+    budget; here it runs K8SWATCH_FUZZ_SCALE times longer (default 5).
+    """
+    session.install("-e", ".[all]", *_groups("test"))
     session.run("python", "tests/fuzz_selectors.py", *session.posargs)
+    scale = os.environ.get("K8SWATCH_FUZZ_SCALE", "5")
+    session.run(
+        "pytest",
+        "-p",
+        "no:randomly",
+        "--timeout",
+        "1200",  # the long run also shrinks what it finds
+        "tests/fuzz",
+        env={"K8SWATCH_FUZZ_SCALE": scale},
+    )
