@@ -20,6 +20,7 @@ from k8swatch._status import (
     Status,
     StatusError,
     internal_error,
+    unauthorized,
     path_not_found,
     service_unavailable,
     too_many_requests,
@@ -28,6 +29,9 @@ from k8swatch._storage import Closer
 from k8swatch._wire import encode_json
 
 from . import _reads, _writes
+from ._auth import ANONYMOUS, AuthenticationError, Authenticator, ClientRequest, UserInfo
+from ._authz import AlwaysAllowAuthorizer, Attributes, Authorizer, Decision, forbidden_error
+from ._context import serving_user
 from ._discovery import AGGREGATED_CONTENT_TYPE, Discovery
 from ._http import (
     Request,
@@ -40,6 +44,7 @@ from ._http import (
 from ._namespaces import serve_namespaces
 from ._openapi import OpenAPIService, object_schema
 from ._patch import DEFAULT_PATCH_TYPES, PatchFunction
+from ._requestinfo import request_info
 from ._resource import ResourceSpec, require
 from ._routes import DiscoveryRoute, NamespacesRoute, ResourceRoute, match_path
 from ._stream import FORMAT_JSON, EventEncoder, stream_watch, table_format
@@ -83,7 +88,13 @@ class App:
         retry_after_seconds: int = 1,
         server_version: Mapping[str, str] | None = None,
         patch_types: Mapping[str, PatchFunction] | None = None,
+        authenticator: Authenticator | None = None,
+        authorizer: Authorizer | None = None,
     ) -> None:
+        self.authenticator: Authenticator | None = authenticator
+        """Who sent each request (``None``: every request is anonymous)."""
+        self.authorizer: Authorizer = authorizer or AlwaysAllowAuthorizer()
+        """Whether each request is allowed (default: always)."""
         self.resources: tuple[ResourceSpec, ...] = tuple(resources)
         by_path: dict[tuple[str, str, str], ResourceSpec] = {}
         for res in self.resources:
@@ -171,7 +182,11 @@ class App:
 
         where = f"{scope.get('method', '?')} {scope.get('path', '?')}"
         try:
-            await self._dispatch(Request.from_scope(scope), receive, tracking_send)
+            request = Request.from_scope(scope)
+            user = await self._authenticate(scope)
+            await self._authorize(user, request)
+            with serving_user(user):
+                await self._dispatch(request, receive, tracking_send)
         except Exception as exc:
             if started:
                 logger.error("%s failed after its response started", where, exc_info=exc)
@@ -182,6 +197,28 @@ class App:
             else:
                 status = internal_error(exc, context=where).status
             await _quietly_status(tracking_send, status)
+
+    # -- authentication and authorization -----------------------------------
+
+    async def _authenticate(self, scope: Scope) -> UserInfo:
+        if self.authenticator is None:
+            return ANONYMOUS
+        try:
+            user = await self.authenticator.authenticate(ClientRequest.from_scope(scope))
+        except AuthenticationError as exc:
+            logger.info(
+                "%s %s: unauthorized: %s", scope.get("method"), scope.get("path"), exc or "no user"
+            )
+            raise unauthorized("Unauthorized") from None
+        if user is None:
+            raise unauthorized("Unauthorized")
+        return user
+
+    async def _authorize(self, user: UserInfo, request: Request) -> None:
+        attributes = Attributes(user, request_info(request.method, request.path, request.query))
+        result = await self.authorizer.authorize(attributes)
+        if result.decision is not Decision.ALLOW:
+            raise forbidden_error(attributes, result.reason)
 
     # -- routing ------------------------------------------------------------
 
@@ -358,6 +395,8 @@ def create_app(
     retry_after_seconds: int = 1,
     server_version: Mapping[str, str] | None = None,
     patch_types: Mapping[str, PatchFunction] | None = None,
+    authenticator: Authenticator | None = None,
+    authorizer: Authorizer | None = None,
 ) -> App:
     """Return an ASGI app serving *resources* the way kube-apiserver serves them.
 
@@ -374,6 +413,18 @@ def create_app(
         patch_types: Extra PATCH content types (content type →
             [`PatchFunction`][k8swatch.server.PatchFunction]); JSON merge patch
             is always there.
+        authenticator: Finds the user of each request (an
+            [`Authenticator`][k8swatch.server.Authenticator]); a request it
+            refuses gets 401 Unauthorized. ``None``: every request is
+            [`ANONYMOUS`][k8swatch.server.ANONYMOUS].
+        authorizer: Allows or denies each request (an
+            [`Authorizer`][k8swatch.server.Authorizer]) by the user and the
+            [`RequestInfo`][k8swatch.server.RequestInfo] (verb ``watch`` for a
+            watch, ``list`` for a list, ...); a denied request gets the
+            apiserver's 403 Forbidden. ``None``: everything is allowed.
+
+    Storages read the request's user with
+    [`current_user`][k8swatch.server.current_user].
 
     The app needs no web framework and can be mounted under Starlette or
     FastAPI. It answers ``http`` and ``lifespan`` scopes.
@@ -386,4 +437,6 @@ def create_app(
         retry_after_seconds=retry_after_seconds,
         server_version=server_version,
         patch_types=patch_types,
+        authenticator=authenticator,
+        authorizer=authorizer,
     )
