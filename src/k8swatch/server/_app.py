@@ -217,8 +217,12 @@ class App:
     async def _authorize(self, user: UserInfo, request: Request) -> None:
         attributes = Attributes(user, request_info(request.method, request.path, request.query))
         result = await self.authorizer.authorize(attributes)
-        if result.decision is not Decision.ALLOW:
-            raise forbidden_error(attributes, result.reason)
+        if result.decision is Decision.ALLOW:
+            return
+        if result.error:
+            where = f"authorizing {request.method} {request.path}"
+            raise internal_error(RuntimeError(result.error), context=where)
+        raise forbidden_error(attributes, result.reason)
 
     # -- routing ------------------------------------------------------------
 

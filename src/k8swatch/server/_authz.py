@@ -53,10 +53,20 @@ class Decision(enum.Enum):
 
 @attrs.frozen
 class AuthorizationResult:
-    """A [`Decision`][k8swatch.server.Decision] and why (the reason ends the 403 message)."""
+    """A [`Decision`][k8swatch.server.Decision], why, and what went wrong deciding.
+
+    Attributes:
+        decision: The decision.
+        reason: Why (it ends the 403 message).
+        error: Why no decision could be made (e.g. the reviewing server
+            failed). A request not allowed with an error gets 500
+            InternalError instead of 403, as kube-apiserver answers; the error
+            is logged, not sent.
+    """
 
     decision: Decision
     reason: str = ""
+    error: str = ""
 
 
 @attrs.frozen
@@ -77,12 +87,7 @@ class Authorizer(Protocol):
     """Decides whether a request is allowed."""
 
     async def authorize(self, attributes: Attributes) -> AuthorizationResult:
-        """Judge *attributes*.
-
-        Raises:
-            StatusError: the decision could not be made (e.g. a 503 while the
-                reviewing server is unreachable); the client gets that Status.
-        """
+        """Judge *attributes* (no opinion with an ``error`` when it cannot)."""
         ...
 
 
@@ -120,7 +125,8 @@ class UnionAuthorizer:
     """Authorizers asked in order: the first ``ALLOW`` or ``DENY`` decides.
 
     When all have no opinion the result has no opinion (the request is
-    denied) and its reason joins theirs, one per line, as kube does.
+    denied) and its reason joins theirs, one per line, as kube does; their
+    errors are joined too.
     """
 
     def __init__(self, authorizers: Sequence[Authorizer]) -> None:
@@ -129,13 +135,16 @@ class UnionAuthorizer:
     async def authorize(self, attributes: Attributes) -> AuthorizationResult:
         """The first decision that is not ``NO_OPINION``."""
         reasons: list[str] = []
+        errors: list[str] = []
         for authorizer in self.authorizers:
             result = await authorizer.authorize(attributes)
             if result.decision is not Decision.NO_OPINION:
                 return result
             if result.reason:
                 reasons.append(result.reason)
-        return AuthorizationResult(Decision.NO_OPINION, "\n".join(reasons))
+            if result.error:
+                errors.append(result.error)
+        return AuthorizationResult(Decision.NO_OPINION, "\n".join(reasons), "; ".join(errors))
 
 
 @attrs.frozen
