@@ -21,6 +21,7 @@ SIGTERM itself: both shut the servers down cleanly.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import os
 import secrets
@@ -38,9 +39,11 @@ import anyio.abc
 import attrs
 
 from k8swatch._go import parse_go_duration
+from k8swatch._serve_security import add_security_flags
 
 if TYPE_CHECKING:
     from k8swatch import EventLog
+    from k8swatch._serve_security import ServingSecurity
     from k8swatch.coder import StaticClientProvider, TemplateStorage, WorkspaceStorage
     from k8swatch.redis import RedisLease
 
@@ -50,18 +53,32 @@ DEFAULT_PORT = 6443
 TOKEN_ENV = "CODER_SESSION_TOKEN"
 
 
-def build_kubeconfig(server: str, namespace: str, *, name: str = "k8swatch") -> str:
-    """Return a kubeconfig (YAML) for a plain-HTTP server at *server*.
+def build_kubeconfig(
+    server: str,
+    namespace: str,
+    *,
+    name: str = "k8swatch",
+    certificate_authority: bytes | None = None,
+) -> str:
+    """Return a kubeconfig (YAML) for the server at *server*.
 
-    The context's default namespace is *namespace*; the user is empty (the
-    server does no authentication).
+    The context's default namespace is *namespace*; the user is empty
+    (anonymous: add credentials with ``kubectl config set-credentials``).
+    With *certificate_authority* (PEM) the cluster trusts that CA
+    (``certificate-authority-data``), as for a generated serving certificate.
     """
+    ca = (
+        f"    certificate-authority-data: {base64.b64encode(certificate_authority).decode()}\n"
+        if certificate_authority
+        else ""
+    )
     return (
         "apiVersion: v1\n"
         "kind: Config\n"
         "clusters:\n"
         f"- name: {name}\n"
         "  cluster:\n"
+        f"{ca}"
         f"    server: {server}\n"
         "contexts:\n"
         f"- name: {name}\n"
@@ -162,14 +179,16 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _url(sock: socket.socket) -> str:
+def _url(sock: socket.socket, scheme: str = "http") -> str:
     host, port = sock.getsockname()[:2]
+    if host in ("0.0.0.0", "::"):  # every address: clients here reach it on loopback
+        host = "127.0.0.1" if host == "0.0.0.0" else "::1"
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{port}"
+    return f"{scheme}://{host}:{port}"
 
 
-def _server(app: Any, *, log_level: str) -> Any:
+def _server(app: Any, *, log_level: str, options: Mapping[str, Any] | None = None) -> Any:
     import uvicorn
 
     class _Server(uvicorn.Server):
@@ -184,15 +203,21 @@ def _server(app: Any, *, log_level: str) -> Any:
         log_level=log_level,
         access_log=log_level == "debug",
         timeout_graceful_shutdown=3,
+        **(options or {}),
     )
     return _Server(config)
 
 
 @contextlib.asynccontextmanager
 async def _serving(
-    tg: anyio.abc.TaskGroup, app: Any, sock: socket.socket, *, log_level: str
+    tg: anyio.abc.TaskGroup,
+    app: Any,
+    sock: socket.socket,
+    *,
+    log_level: str,
+    options: Mapping[str, Any] | None = None,
 ) -> AsyncGenerator[Any, None]:
-    server = _server(app, log_level=log_level)
+    server = _server(app, log_level=log_level, options=options)
     finished = anyio.Event()
 
     async def run() -> None:
@@ -382,14 +407,16 @@ def _start_poller(
     return scope
 
 
-def _write_kubeconfig(args: argparse.Namespace, url: str, port: int) -> tuple[Path, str]:
-    """Write the kubeconfig for *url* (to ``--kubeconfig`` or a temporary file)."""
+def _write_kubeconfig(
+    args: argparse.Namespace, url: str, port: int, ca: bytes | None
+) -> tuple[Path, str]:
+    """Write the kubeconfig for *url* (to ``--write-kubeconfig`` or a temporary file)."""
     path = (
-        Path(args.kubeconfig)
-        if args.kubeconfig
+        Path(args.write_kubeconfig)
+        if args.write_kubeconfig
         else Path(tempfile.gettempdir(), f"k8swatch-{port}.kubeconfig")
     )
-    text = build_kubeconfig(url, args.namespace)
+    text = build_kubeconfig(url, args.namespace, certificate_authority=ca)
     path.write_text(text)
     return path, text
 
@@ -410,6 +437,17 @@ def _print_serve_banner(
 
 
 async def _serve(args: argparse.Namespace, out: TextIO) -> int:
+    from k8swatch._serve_security import SecurityError, open_security
+
+    try:
+        with open_security(args) as security:
+            return await _serve_api(args, out, security)
+    except SecurityError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+async def _serve_api(args: argparse.Namespace, out: TextIO, security: ServingSecurity) -> int:
     from k8swatch.coder import build_resource_specs
     from k8swatch.server import create_app
 
@@ -418,26 +456,35 @@ async def _serve(args: argparse.Namespace, out: TextIO) -> int:
     if api_sock is None:
         return 1
     async with anyio.create_task_group() as tg, contextlib.AsyncExitStack() as stack:
+        for closer in security.closers:
+            stack.push_async_callback(closer)
         coder = await _start_coder(args, tg, stack, log_level=log_level)
         provider = _open_provider(args, coder, stack)
         shared = await _open_shared_log(args, stack)
         templates, workspaces = _create_storages(args, provider, shared, tg)
         specs = build_resource_specs(templates, workspaces)
-        app = create_app(specs)
-        url = _url(api_sock)
-        server = await stack.enter_async_context(_serving(tg, app, api_sock, log_level=log_level))
+        app = create_app(
+            specs, authenticator=security.authenticator, authorizer=security.authorizer
+        )
+        url = _url(api_sock, "https" if security.tls else "http")
+        server = await stack.enter_async_context(
+            _serving(tg, app, api_sock, log_level=log_level, options=security.uvicorn_options())
+        )
         polling = _start_poller(
             tg,
             [workspaces, templates],
             interval=args.poll_interval,
             lease=shared.lease if shared else None,
         )
-        kubeconfig, text = _write_kubeconfig(args, url, api_sock.getsockname()[1])
+        kubeconfig, text = _write_kubeconfig(
+            args, url, api_sock.getsockname()[1], security.kubeconfig_ca
+        )
+        notes = [coder.note, shared.note] if shared else [coder.note]
         _print_serve_banner(
             out,
             api_version=specs[0].api_version,
             url=url,
-            notes=[coder.note, shared.note] if shared else [coder.note],
+            notes=[*notes, *security.notes],
             kubeconfig=kubeconfig,
             text=text,
         )
@@ -515,7 +562,17 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--coder-timeout", type=float, default=30.0, help="seconds per Coder request"
     )
-    serve.add_argument("--kubeconfig", default="", help="where to write the kubeconfig")
+    serve.add_argument(
+        "--write-kubeconfig",
+        default="",
+        help="where to write a kubeconfig for this server (default: a file in the temp dir)",
+    )
+    serve.add_argument(
+        "--kubeconfig",
+        dest="deprecated_kubeconfig",
+        default="",
+        help="deprecated: use --write-kubeconfig (kube's servers read --kubeconfig, not write it)",
+    )
     serve.add_argument(
         "--redis-url",
         default="",
@@ -548,6 +605,7 @@ def _parser() -> argparse.ArgumentParser:
         help="embedded fake: seconds per build step in async mode",
     )
     serve.add_argument("-v", "--verbose", action="store_true", help="log requests")
+    add_security_flags(serve)
 
     fake = sub.add_parser(
         "fake-coder",
@@ -570,6 +628,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     out = sys.stdout
     if args.command == "serve":
+        if args.deprecated_kubeconfig:
+            print(
+                "warning: --kubeconfig is deprecated, use --write-kubeconfig",
+                file=sys.stderr,
+            )
+            if args.write_kubeconfig:
+                print("error: give --write-kubeconfig only", file=sys.stderr)
+                return 2
+            args.write_kubeconfig = args.deprecated_kubeconfig
         if args.coder_url and not os.environ.get(TOKEN_ENV):
             print(
                 f"error: --coder-url needs a Coder session token in ${TOKEN_ENV} "

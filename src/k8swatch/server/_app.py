@@ -20,10 +20,10 @@ from k8swatch._status import (
     Status,
     StatusError,
     internal_error,
-    unauthorized,
     path_not_found,
     service_unavailable,
     too_many_requests,
+    unauthorized,
 )
 from k8swatch._storage import Closer
 from k8swatch._wire import encode_json

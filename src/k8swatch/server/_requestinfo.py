@@ -73,7 +73,7 @@ def request_info(
     """
     query = query or {}
     non_resource = RequestInfo(resource_request=False, path=path, verb=method.lower())
-    parts = [p for p in path.strip("/").split("/")] if path.strip("/") else []
+    parts = list(path.strip("/").split("/")) if path.strip("/") else []
     if len(parts) < 1 or parts[0] not in _API_PREFIXES:
         return non_resource
     prefix = parts[0]
@@ -99,11 +99,10 @@ def request_info(
     else:
         verb = _METHOD_VERBS.get(method.upper(), "")
     namespace = ""
-    if rest[0] == "namespaces":
-        if len(rest) > 1:
-            namespace = rest[1]
-            if len(rest) > 2 and rest[2] not in _NAMESPACE_SUBRESOURCES:
-                rest = rest[2:]
+    if rest[0] == "namespaces" and len(rest) > 1:
+        namespace = rest[1]
+        if len(rest) > 2 and rest[2] not in _NAMESPACE_SUBRESOURCES:
+            rest = rest[2:]
     resource = rest[0]
     name = rest[1] if len(rest) >= 2 else ""
     subresource = rest[2] if len(rest) >= 3 and not via_prefix else ""

@@ -1,0 +1,493 @@
+"""``k8swatch serve``'s TLS, authentication and authorization flags (CLI only).
+
+Turns the flags kube's aggregated API servers use (``--tls-cert-file``,
+``--client-ca-file``, ``--requestheader-*``, ``--token-auth-file``,
+``--authentication-kubeconfig``, ``--authorization-mode``, ...) into the
+serving certificate, the [`Authenticator`][k8swatch.server.Authenticator] and
+the [`Authorizer`][k8swatch.server.Authorizer] handed to ``create_app``, and
+the uvicorn options that serve TLS and pass the client certificate to the app
+through the ASGI TLS extension. Imports ``k8swatch.auth`` and uvicorn only
+when called (the ``serve`` extra).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ipaddress
+import os
+import shutil
+import ssl
+import tempfile
+from collections.abc import Awaitable, Callable, Generator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from k8swatch._go import parse_go_duration
+
+if TYPE_CHECKING:
+    from k8swatch.auth import ClusterConnection
+    from k8swatch.server import Authenticator, Authorizer, TokenAuthenticator
+
+__all__ = [
+    "SecurityError",
+    "ServingSecurity",
+    "add_security_flags",
+    "is_loopback",
+    "open_security",
+    "tls_protocol_class",
+]
+
+_MODES = ("AlwaysAllow", "AlwaysDeny", "ABAC", "Webhook")
+_DEFAULT_ALWAYS_ALLOW = "/healthz,/readyz,/livez"
+
+
+class SecurityError(Exception):
+    """A flag combination that cannot serve: the message says what to change."""
+
+
+def _list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _duration(text: str) -> float:
+    try:
+        seconds = parse_go_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if seconds < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    return seconds
+
+
+def _bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("true", "1", "t"):
+        return True
+    if lowered in ("false", "0", "f"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean {text!r} (true or false)")
+
+
+def add_security_flags(parser: argparse.ArgumentParser) -> None:
+    """Add the TLS, authentication and authorization flags to ``serve``."""
+    tls = parser.add_argument_group("TLS")
+    tls.add_argument(
+        "--tls-cert-file",
+        default="",
+        help=(
+            "the serving certificate (PEM, with any intermediates). Without it, a "
+            "non-loopback --host or a client CA flag gets a generated self-signed "
+            "certificate whose CA goes into the written kubeconfig"
+        ),
+    )
+    tls.add_argument("--tls-private-key-file", default="", help="the serving certificate's key")
+    authn = parser.add_argument_group("authentication (tried in this order)")
+    authn.add_argument(
+        "--requestheader-client-ca-file",
+        default="",
+        help="CA of the front proxy (kube-aggregator) allowed to name users in request headers",
+    )
+    authn.add_argument(
+        "--requestheader-allowed-names",
+        default="",
+        type=_list,
+        help="allowed CNs of the front proxy's certificate, comma-separated (empty: any)",
+    )
+    authn.add_argument(
+        "--requestheader-username-headers",
+        default=["X-Remote-User"],
+        type=_list,
+        help="headers naming the user (default X-Remote-User)",
+    )
+    authn.add_argument(
+        "--requestheader-group-headers",
+        default=["X-Remote-Group"],
+        type=_list,
+        help="headers naming the groups (default X-Remote-Group)",
+    )
+    authn.add_argument(
+        "--requestheader-extra-headers-prefix",
+        default=["X-Remote-Extra-"],
+        type=_list,
+        help="prefixes of headers carrying extra user attributes (default X-Remote-Extra-)",
+    )
+    authn.add_argument(
+        "--client-ca-file",
+        default="",
+        help="CA of client certificates: CN is the user name, O the groups",
+    )
+    authn.add_argument(
+        "--token-auth-file",
+        default="",
+        help='static bearer tokens, CSV lines token,user,uid,"group1,group2"',
+    )
+    authn.add_argument(
+        "--authentication-kubeconfig",
+        default="",
+        help="the cluster that reviews bearer tokens (TokenReview)",
+    )
+    authn.add_argument(
+        "--authentication-token-webhook-cache-ttl",
+        default=10.0,
+        type=_duration,
+        help="how long TokenReview answers are reused (Go duration, default 10s)",
+    )
+    authn.add_argument(
+        "--anonymous-auth",
+        default=True,
+        type=_bool,
+        help="requests without credentials are system:anonymous (default true); false: 401",
+    )
+    authz = parser.add_argument_group("authorization")
+    authz.add_argument(
+        "--authorization-mode",
+        default=[],
+        type=_list,
+        help=(
+            "authorizers tried in order, comma-separated: AlwaysAllow, AlwaysDeny, ABAC, "
+            "Webhook (default: Webhook with --authorization-kubeconfig, else ABAC with "
+            "--authorization-policy-file, else AlwaysAllow on a loopback --host)"
+        ),
+    )
+    authz.add_argument(
+        "--authorization-policy-file",
+        default="",
+        help="ABAC policy, one JSON policy per line (--authorization-mode=ABAC)",
+    )
+    authz.add_argument(
+        "--authorization-kubeconfig",
+        default="",
+        help="the cluster that reviews access (SubjectAccessReview, --authorization-mode=Webhook)",
+    )
+    authz.add_argument(
+        "--authorization-webhook-cache-authorized-ttl",
+        default=10.0,
+        type=_duration,
+        help="how long allowed SubjectAccessReview answers are reused (default 10s)",
+    )
+    authz.add_argument(
+        "--authorization-webhook-cache-unauthorized-ttl",
+        default=10.0,
+        type=_duration,
+        help="how long other SubjectAccessReview answers are reused (default 10s)",
+    )
+    authz.add_argument(
+        "--authorization-always-allow-paths",
+        default=_list(_DEFAULT_ALWAYS_ALLOW),
+        type=_list,
+        help=(
+            "paths allowed to everyone, comma-separated, a trailing * for a prefix "
+            "(default /healthz,/readyz,/livez)"
+        ),
+    )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether *host* is a loopback address (or ``localhost``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@attrs.define
+class ServingSecurity:
+    """What the flags give: TLS files, the CA for the kubeconfig, authn and authz."""
+
+    authenticator: Authenticator | None
+    authorizer: Authorizer | None
+    cert_file: str = ""
+    key_file: str = ""
+    client_ca_bundle: str = ""
+    kubeconfig_ca: bytes | None = None
+    notes: list[str] = attrs.field(factory=lambda: list[str]())
+    closers: list[Callable[[], Awaitable[None]]] = attrs.field(
+        factory=lambda: list[Callable[[], Awaitable[None]]]()
+    )
+
+    @property
+    def tls(self) -> bool:
+        """Whether the API is served over TLS."""
+        return bool(self.cert_file)
+
+    def uvicorn_options(self) -> dict[str, Any]:
+        """The ``uvicorn.Config`` options that serve TLS (none without TLS)."""
+        if not self.tls:
+            return {}
+        options: dict[str, Any] = {
+            "ssl_certfile": self.cert_file,
+            "ssl_keyfile": self.key_file,
+            "http": tls_protocol_class(),
+        }
+        if self.client_ca_bundle:
+            # Ask for a client certificate without requiring one.
+            options["ssl_ca_certs"] = self.client_ca_bundle
+            options["ssl_cert_reqs"] = ssl.CERT_OPTIONAL
+        return options
+
+
+def _check_readable(flag: str, path: str) -> None:
+    if not os.access(path, os.R_OK):
+        raise SecurityError(f"{flag} {path!r}: the file does not exist or cannot be read")
+
+
+def _connection(flag: str, path: str) -> ClusterConnection:
+    from k8swatch.auth import ClusterConnection
+
+    if path:
+        try:
+            return ClusterConnection.from_kubeconfig(path)
+        except (OSError, ValueError) as exc:
+            raise SecurityError(f"{flag}: {exc}") from None
+    try:
+        return ClusterConnection.in_cluster()
+    except (OSError, ValueError) as exc:
+        raise SecurityError(f"{flag} is needed outside a cluster ({exc})") from None
+
+
+def _authenticator(args: argparse.Namespace, security: ServingSecurity) -> Authenticator:
+    from k8swatch.auth import (
+        CertificateAuthorities,
+        RequestHeaderAuthenticator,
+        TokenReviewAuthenticator,
+        X509Authenticator,
+    )
+    from k8swatch.server import (
+        BearerTokenAuthenticator,
+        StaticTokenAuthenticator,
+        UnionAuthenticator,
+    )
+
+    def authorities(flag: str, path: str) -> CertificateAuthorities:
+        _check_readable(flag, path)
+        try:
+            return CertificateAuthorities.from_file(path)
+        except (OSError, ValueError) as exc:
+            raise SecurityError(f"{flag}: {exc}") from None
+
+    chain: list[Authenticator] = []
+    if args.requestheader_client_ca_file:
+        chain.append(
+            RequestHeaderAuthenticator(
+                authorities("--requestheader-client-ca-file", args.requestheader_client_ca_file),
+                allowed_names=args.requestheader_allowed_names,
+                username_headers=args.requestheader_username_headers,
+                group_headers=args.requestheader_group_headers,
+                extra_headers_prefixes=args.requestheader_extra_headers_prefix,
+            )
+        )
+        security.notes.append(
+            "authentication: front-proxy request headers "
+            f"({', '.join(args.requestheader_username_headers)})"
+        )
+    if args.client_ca_file:
+        chain.append(X509Authenticator(authorities("--client-ca-file", args.client_ca_file)))
+        security.notes.append("authentication: client certificates (--client-ca-file)")
+    tokens: list[TokenAuthenticator] = []
+    if args.token_auth_file:
+        _check_readable("--token-auth-file", args.token_auth_file)
+        try:
+            tokens.append(StaticTokenAuthenticator.from_csv(args.token_auth_file))
+        except (OSError, ValueError) as exc:
+            raise SecurityError(f"--token-auth-file: {exc}") from None
+        security.notes.append("authentication: static bearer tokens (--token-auth-file)")
+    if args.authentication_kubeconfig:
+        review = TokenReviewAuthenticator(
+            _connection("--authentication-kubeconfig", args.authentication_kubeconfig),
+            cache_ttl=args.authentication_token_webhook_cache_ttl,
+        )
+        security.closers.append(review.aclose)
+        tokens.append(review)
+        security.notes.append("authentication: TokenReview (--authentication-kubeconfig)")
+    if tokens:
+        chain.append(BearerTokenAuthenticator(tokens))
+    if args.anonymous_auth:
+        security.notes.append("authentication: anonymous requests are system:anonymous")
+    return UnionAuthenticator(chain, anonymous=args.anonymous_auth)
+
+
+class _AlwaysDeny:
+    async def authorize(self, attributes: Any) -> Any:
+        from k8swatch.server import AuthorizationResult, Decision
+
+        return AuthorizationResult(Decision.NO_OPINION, "Everything is forbidden.")
+
+
+def _authorizer(args: argparse.Namespace, security: ServingSecurity) -> Authorizer:
+    from k8swatch.auth import SubjectAccessReviewAuthorizer
+    from k8swatch.server import (
+        ABACAuthorizer,
+        AlwaysAllowAuthorizer,
+        PathAuthorizer,
+        UnionAuthorizer,
+    )
+
+    modes: list[str] = list(args.authorization_mode)
+    if not modes:
+        if args.authorization_kubeconfig:
+            modes = ["Webhook"]
+        elif args.authorization_policy_file:
+            modes = ["ABAC"]
+        elif is_loopback(args.host):
+            modes = ["AlwaysAllow"]
+        else:
+            raise SecurityError(
+                f"--host {args.host} is not loopback: choose who may do what with "
+                "--authorization-mode (Webhook with --authorization-kubeconfig, ABAC with "
+                "--authorization-policy-file, or AlwaysAllow to let every client do everything)"
+            )
+    for mode in modes:
+        if mode not in _MODES:
+            raise SecurityError(
+                f"--authorization-mode: unknown mode {mode!r} (use {', '.join(_MODES)})"
+            )
+    if len(set(modes)) != len(modes):
+        raise SecurityError("--authorization-mode: a mode is listed twice")
+    if args.authorization_policy_file and "ABAC" not in modes:
+        raise SecurityError("--authorization-policy-file needs ABAC in --authorization-mode")
+    if args.authorization_kubeconfig and "Webhook" not in modes:
+        raise SecurityError("--authorization-kubeconfig needs Webhook in --authorization-mode")
+    chain: list[Authorizer] = []
+    if args.authorization_always_allow_paths:
+        chain.append(PathAuthorizer(args.authorization_always_allow_paths))
+    for mode in modes:
+        if mode == "AlwaysAllow":
+            chain.append(AlwaysAllowAuthorizer())
+        elif mode == "AlwaysDeny":
+            chain.append(_AlwaysDeny())
+        elif mode == "ABAC":
+            if not args.authorization_policy_file:
+                raise SecurityError("--authorization-mode=ABAC needs --authorization-policy-file")
+            _check_readable("--authorization-policy-file", args.authorization_policy_file)
+            try:
+                chain.append(ABACAuthorizer.from_file(args.authorization_policy_file))
+            except (OSError, ValueError) as exc:
+                raise SecurityError(f"--authorization-policy-file: {exc}") from None
+        else:
+            review = SubjectAccessReviewAuthorizer(
+                _connection("--authorization-kubeconfig", args.authorization_kubeconfig),
+                allowed_ttl=args.authorization_webhook_cache_authorized_ttl,
+                denied_ttl=args.authorization_webhook_cache_unauthorized_ttl,
+            )
+            security.closers.append(review.aclose)
+            chain.append(review)
+    security.notes.append(f"authorization: {','.join(modes)}")
+    return UnionAuthorizer(chain)
+
+
+@contextlib.contextmanager
+def open_security(args: argparse.Namespace) -> Generator[ServingSecurity, None, None]:
+    """Read the security flags; the files uvicorn needs live until the block ends.
+
+    Raises:
+        SecurityError: the flags cannot serve (the message says what to change).
+    """
+    if bool(args.tls_cert_file) != bool(args.tls_private_key_file):
+        raise SecurityError("--tls-cert-file and --tls-private-key-file go together")
+    client_cas = [path for path in (args.client_ca_file, args.requestheader_client_ca_file) if path]
+    for flag, path in (
+        ("--tls-cert-file", args.tls_cert_file),
+        ("--tls-private-key-file", args.tls_private_key_file),
+    ):
+        if path:
+            _check_readable(flag, path)
+    security = ServingSecurity(authenticator=None, authorizer=None)
+    security.authenticator = _authenticator(args, security)
+    security.authorizer = _authorizer(args, security)
+    workdir = tempfile.mkdtemp(prefix="k8swatch-tls-")  # private (0700)
+    try:
+        if args.tls_cert_file:
+            security.cert_file = args.tls_cert_file
+            security.key_file = args.tls_private_key_file
+        elif client_cas or not is_loopback(args.host):
+            _self_signed(args.host, workdir, security)
+        if client_cas:
+            bundle = Path(workdir, "client-ca.pem")
+            bundle.write_bytes(b"\n".join(Path(p).read_bytes() for p in client_cas))
+            security.client_ca_bundle = str(bundle)
+        if security.tls:
+            _check_tls(security)
+        yield security
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _self_signed(host: str, workdir: str, security: ServingSecurity) -> None:
+    import socket
+
+    from k8swatch.auth import generate_self_signed_certificate
+
+    hosts = [] if host in ("0.0.0.0", "::", "") else [host.strip("[]")]
+    with contextlib.suppress(OSError):
+        hosts.append(socket.gethostname())
+    generated = generate_self_signed_certificate(hosts)
+    cert = Path(workdir, "serving.crt")
+    key = Path(workdir, "serving.key")
+    cert.write_bytes(generated.cert_pem)
+    key.touch(mode=0o600)
+    key.write_bytes(generated.key_pem)
+    security.cert_file = str(cert)
+    security.key_file = str(key)
+    security.kubeconfig_ca = generated.ca_pem
+    security.notes.append(
+        "TLS: a generated self-signed serving certificate (its CA is in the kubeconfig); "
+        "give --tls-cert-file and --tls-private-key-file to use your own"
+    )
+
+
+def _check_tls(security: ServingSecurity) -> None:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(security.cert_file, security.key_file)
+    except (ssl.SSLError, OSError) as exc:
+        raise SecurityError(
+            f"--tls-cert-file/--tls-private-key-file: not a certificate and its key: {exc}"
+        ) from None
+    if security.client_ca_bundle:
+        try:
+            context.load_verify_locations(security.client_ca_bundle)
+        except (ssl.SSLError, OSError) as exc:
+            raise SecurityError(f"a client CA file is not PEM certificates: {exc}") from None
+
+
+_TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
+
+
+def tls_protocol_class() -> type[Any]:
+    """uvicorn's h11 protocol, with the ASGI TLS extension (``scope["extensions"]["tls"]``).
+
+    uvicorn does not fill in the extension itself: the client certificate,
+    already verified by the TLS handshake, is read once per connection and
+    added to every request's scope.
+    """
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class TLSH11Protocol(H11Protocol):
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            ssl_object = transport.get_extra_info("ssl_object")
+            if ssl_object is None:
+                return
+            der = ssl_object.getpeercert(binary_form=True)
+            extension: dict[str, Any] = {
+                "server_cert": None,
+                "client_cert_chain": [ssl.DER_cert_to_PEM_cert(der)] if der else [],
+                "client_cert_name": None,
+                "client_cert_error": None,
+                "tls_version": _TLS_VERSIONS.get(ssl_object.version() or ""),
+                "cipher_suite": None,
+            }
+            app = self.app
+
+            async def with_tls(scope: Any, receive: Any, send: Any) -> None:
+                scope.setdefault("extensions", {})["tls"] = extension
+                await app(scope, receive, send)
+
+            self.app = with_tls
+
+    return TLSH11Protocol
