@@ -28,7 +28,7 @@ import attrs
 from k8swatch._go import parse_go_duration
 
 if TYPE_CHECKING:
-    from k8swatch.auth import ClusterConnection
+    from k8swatch.auth import ClusterConnection, SelfSignedCertificate
     from k8swatch.server import Authenticator, Authorizer, TokenAuthenticator
 
 __all__ = [
@@ -205,6 +205,8 @@ class ServingSecurity:
     key_file: str = ""
     client_ca_bundle: str = ""
     kubeconfig_ca: bytes | None = None
+    kubeconfig_client_cert: bytes | None = None
+    kubeconfig_client_key: bytes | None = None
     notes: list[str] = attrs.field(factory=lambda: list[str]())
     closers: list[Callable[[], Awaitable[None]]] = attrs.field(
         factory=lambda: list[Callable[[], Awaitable[None]]]()
@@ -250,7 +252,9 @@ def _connection(flag: str, path: str) -> ClusterConnection:
         raise SecurityError(f"{flag} is needed outside a cluster ({exc})") from None
 
 
-def _authenticator(args: argparse.Namespace, security: ServingSecurity) -> Authenticator:
+def _authenticator(
+    args: argparse.Namespace, security: ServingSecurity, generated: SelfSignedCertificate | None
+) -> Authenticator:
     from k8swatch.auth import (
         CertificateAuthorities,
         RequestHeaderAuthenticator,
@@ -288,6 +292,8 @@ def _authenticator(args: argparse.Namespace, security: ServingSecurity) -> Authe
     if args.client_ca_file:
         chain.append(X509Authenticator(authorities("--client-ca-file", args.client_ca_file)))
         security.notes.append("authentication: client certificates (--client-ca-file)")
+    if generated is not None:
+        chain.append(X509Authenticator(CertificateAuthorities.from_pem(generated.ca_pem)))
     tokens: list[TokenAuthenticator] = []
     if args.token_auth_file:
         _check_readable("--token-auth-file", args.token_auth_file)
@@ -397,18 +403,22 @@ def open_security(args: argparse.Namespace) -> Generator[ServingSecurity, None, 
         if path:
             _check_readable(flag, path)
     security = ServingSecurity(authenticator=None, authorizer=None)
-    security.authenticator = _authenticator(args, security)
-    security.authorizer = _authorizer(args, security)
     workdir = tempfile.mkdtemp(prefix="k8swatch-tls-")  # private (0700)
     try:
+        generated = None
         if args.tls_cert_file:
             security.cert_file = args.tls_cert_file
             security.key_file = args.tls_private_key_file
         elif client_cas or not is_loopback(args.host):
-            _self_signed(args.host, workdir, security)
-        if client_cas:
+            generated = _self_signed(args.host, workdir, security)
+        security.authenticator = _authenticator(args, security, generated)
+        security.authorizer = _authorizer(args, security)
+        trusted = [Path(p).read_bytes() for p in client_cas]
+        if generated is not None:
+            trusted.append(generated.ca_pem)
+        if trusted:
             bundle = Path(workdir, "client-ca.pem")
-            bundle.write_bytes(b"\n".join(Path(p).read_bytes() for p in client_cas))
+            bundle.write_bytes(b"\n".join(trusted))
             security.client_ca_bundle = str(bundle)
         if security.tls:
             _check_tls(security)
@@ -417,7 +427,11 @@ def open_security(args: argparse.Namespace) -> Generator[ServingSecurity, None, 
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _self_signed(host: str, workdir: str, security: ServingSecurity) -> None:
+KUBECONFIG_USER = "k8swatch-admin"
+KUBECONFIG_GROUPS = ("system:masters",)
+
+
+def _self_signed(host: str, workdir: str, security: ServingSecurity) -> SelfSignedCertificate:
     import socket
 
     from k8swatch.auth import generate_self_signed_certificate
@@ -425,7 +439,9 @@ def _self_signed(host: str, workdir: str, security: ServingSecurity) -> None:
     hosts = [] if host in ("0.0.0.0", "::", "") else [host.strip("[]")]
     with contextlib.suppress(OSError):
         hosts.append(socket.gethostname())
-    generated = generate_self_signed_certificate(hosts)
+    generated = generate_self_signed_certificate(
+        hosts, client_name=KUBECONFIG_USER, client_groups=KUBECONFIG_GROUPS
+    )
     cert = Path(workdir, "serving.crt")
     key = Path(workdir, "serving.key")
     cert.write_bytes(generated.cert_pem)
@@ -434,10 +450,14 @@ def _self_signed(host: str, workdir: str, security: ServingSecurity) -> None:
     security.cert_file = str(cert)
     security.key_file = str(key)
     security.kubeconfig_ca = generated.ca_pem
+    security.kubeconfig_client_cert = generated.client_cert_pem
+    security.kubeconfig_client_key = generated.client_key_pem
     security.notes.append(
-        "TLS: a generated self-signed serving certificate (its CA is in the kubeconfig); "
+        "TLS: a generated self-signed serving certificate; the kubeconfig trusts its CA and "
+        f"holds a client certificate for {KUBECONFIG_USER} ({', '.join(KUBECONFIG_GROUPS)}); "
         "give --tls-cert-file and --tls-private-key-file to use your own"
     )
+    return generated
 
 
 def _check_tls(security: ServingSecurity) -> None:

@@ -59,19 +59,34 @@ def build_kubeconfig(
     *,
     name: str = "k8swatch",
     certificate_authority: bytes | None = None,
+    client_certificate: bytes | None = None,
+    client_key: bytes | None = None,
 ) -> str:
     """Return a kubeconfig (YAML) for the server at *server*.
 
-    The context's default namespace is *namespace*; the user is empty
-    (anonymous: add credentials with ``kubectl config set-credentials``).
-    With *certificate_authority* (PEM) the cluster trusts that CA
-    (``certificate-authority-data``), as for a generated serving certificate.
+    The context's default namespace is *namespace*. With
+    *certificate_authority* (PEM) the cluster trusts that CA
+    (``certificate-authority-data``), as for a generated serving certificate;
+    with *client_certificate* and *client_key* (PEM) the user presents them.
+    Otherwise the user is empty (anonymous: add credentials with
+    ``kubectl config set-credentials``).
     """
+
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode()
+
     ca = (
-        f"    certificate-authority-data: {base64.b64encode(certificate_authority).decode()}\n"
+        f"    certificate-authority-data: {b64(certificate_authority)}\n"
         if certificate_authority
         else ""
     )
+    user = "  user: {}\n"
+    if client_certificate and client_key:
+        user = (
+            "  user:\n"
+            f"    client-certificate-data: {b64(client_certificate)}\n"
+            f"    client-key-data: {b64(client_key)}\n"
+        )
     return (
         "apiVersion: v1\n"
         "kind: Config\n"
@@ -90,7 +105,7 @@ def build_kubeconfig(
         "preferences: {}\n"
         "users:\n"
         f"- name: {name}\n"
-        "  user: {}\n"
+        f"{user}"
     )
 
 
@@ -408,15 +423,27 @@ def _start_poller(
 
 
 def _write_kubeconfig(
-    args: argparse.Namespace, url: str, port: int, ca: bytes | None
+    args: argparse.Namespace, url: str, port: int, security: ServingSecurity
 ) -> tuple[Path, str]:
-    """Write the kubeconfig for *url* (to ``--write-kubeconfig`` or a temporary file)."""
+    """Write the kubeconfig for *url* (to ``--write-kubeconfig`` or a temporary file).
+
+    Only its owner may read it when it holds a client key.
+    """
     path = (
         Path(args.write_kubeconfig)
         if args.write_kubeconfig
         else Path(tempfile.gettempdir(), f"k8swatch-{port}.kubeconfig")
     )
-    text = build_kubeconfig(url, args.namespace, certificate_authority=ca)
+    text = build_kubeconfig(
+        url,
+        args.namespace,
+        certificate_authority=security.kubeconfig_ca,
+        client_certificate=security.kubeconfig_client_cert,
+        client_key=security.kubeconfig_client_key,
+    )
+    if security.kubeconfig_client_key:
+        path.unlink(missing_ok=True)
+        path.touch(mode=0o600)
     path.write_text(text)
     return path, text
 
@@ -429,9 +456,12 @@ def _print_serve_banner(
     for note in notes:
         print(note, file=out)
     print(f"kubeconfig: {kubeconfig}", file=out)
-    print("---", file=out)
-    print(text, end="", file=out)
-    print("---", file=out)
+    if "client-key-data:" in text:
+        print("(it holds a client key: read it from the file, mode 0600)", file=out)
+    else:
+        print("---", file=out)
+        print(text, end="", file=out)
+        print("---", file=out)
     print(f"try: KUBECONFIG={kubeconfig} kubectl get coderworkspaces -A -w", file=out)
     print("press Ctrl-C to stop", file=out, flush=True)
 
@@ -476,9 +506,7 @@ async def _serve_api(args: argparse.Namespace, out: TextIO, security: ServingSec
             interval=args.poll_interval,
             lease=shared.lease if shared else None,
         )
-        kubeconfig, text = _write_kubeconfig(
-            args, url, api_sock.getsockname()[1], security.kubeconfig_ca
-        )
+        kubeconfig, text = _write_kubeconfig(args, url, api_sock.getsockname()[1], security)
         notes = [coder.note, shared.note] if shared else [coder.note]
         _print_serve_banner(
             out,

@@ -21,25 +21,57 @@ class SelfSignedCertificate:
     """A serving certificate and key (PEM), and the CA that signed it (PEM).
 
     Clients trust *ca_pem* (a kubeconfig's ``certificate-authority-data``).
+    With a client name, *client_cert_pem* and *client_key_pem* are a client
+    certificate from the same CA (empty otherwise).
     """
 
     cert_pem: bytes
     key_pem: bytes
     ca_pem: bytes
+    client_cert_pem: bytes = b""
+    client_key_pem: bytes = b""
 
 
 def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _usage(*, cert_sign: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=cert_sign,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
 def generate_self_signed_certificate(
-    hosts: Iterable[str], *, valid_days: int = 365
+    hosts: Iterable[str],
+    *,
+    valid_days: int = 365,
+    client_name: str = "",
+    client_groups: Iterable[str] = (),
 ) -> SelfSignedCertificate:
     """A new CA (``<host>-ca@<time>``) and a serving certificate it signs for *hosts*.
 
     Each host is an IP address or a DNS name (its subject alternative
-    names); ``localhost`` and ``127.0.0.1`` are always included. Keys are
-    ECDSA P-256; nothing is written to disk.
+    names); ``localhost`` and ``127.0.0.1`` are always included. With
+    *client_name*, the CA also signs a client certificate (CN *client_name*,
+    O *client_groups*), e.g. for the kubeconfig written next to the server.
+    Keys are ECDSA P-256; nothing is written to disk.
     """
     hosts = list(dict.fromkeys([*hosts, "localhost", "127.0.0.1"]))
     first = hosts[0]
@@ -58,20 +90,7 @@ def generate_self_signed_certificate(
         .not_valid_before(start)
         .not_valid_after(end)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(_usage(cert_sign=True), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
         .sign(ca_key, hashes.SHA256())
     )
@@ -91,20 +110,7 @@ def generate_self_signed_certificate(
         .not_valid_before(start)
         .not_valid_after(end)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(_usage(cert_sign=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .add_extension(
@@ -112,12 +118,30 @@ def generate_self_signed_certificate(
         )
         .sign(ca_key, hashes.SHA256())
     )
+    client_cert = client_key = b""
+    if client_name:
+        subject = [x509.NameAttribute(NameOID.COMMON_NAME, client_name)]
+        subject += [x509.NameAttribute(NameOID.ORGANIZATION_NAME, g) for g in client_groups]
+        ckey = ec.generate_private_key(ec.SECP256R1())
+        client = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name(subject))
+            .issuer_name(ca_name)
+            .public_key(ckey.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start)
+            .not_valid_after(end)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(_usage(cert_sign=False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256())
+        )
+        client_cert = client.public_bytes(serialization.Encoding.PEM)
+        client_key = _key_pem(ckey)
     return SelfSignedCertificate(
         cert_pem=cert.public_bytes(serialization.Encoding.PEM),
-        key_pem=key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
+        key_pem=_key_pem(key),
         ca_pem=ca.public_bytes(serialization.Encoding.PEM),
+        client_cert_pem=client_cert,
+        client_key_pem=client_key,
     )
