@@ -19,7 +19,7 @@ import os
 import shutil
 import ssl
 import tempfile
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -208,9 +208,6 @@ class ServingSecurity:
     kubeconfig_client_cert: bytes | None = None
     kubeconfig_client_key: bytes | None = None
     notes: list[str] = attrs.field(factory=lambda: list[str]())
-    closers: list[Callable[[], Awaitable[None]]] = attrs.field(
-        factory=lambda: list[Callable[[], Awaitable[None]]]()
-    )
 
     @property
     def tls(self) -> bool:
@@ -307,7 +304,6 @@ def _authenticator(
             _connection("--authentication-kubeconfig", args.authentication_kubeconfig),
             cache_ttl=args.authentication_token_webhook_cache_ttl,
         )
-        security.closers.append(review.aclose)
         tokens.append(review)
         security.notes.append("authentication: TokenReview (--authentication-kubeconfig)")
     if tokens:
@@ -380,7 +376,6 @@ def _authorizer(args: argparse.Namespace, security: ServingSecurity) -> Authoriz
                 allowed_ttl=args.authorization_webhook_cache_authorized_ttl,
                 denied_ttl=args.authorization_webhook_cache_unauthorized_ttl,
             )
-            security.closers.append(review.aclose)
             chain.append(review)
     security.notes.append(f"authorization: {','.join(modes)}")
     return UnionAuthorizer(chain)

@@ -486,8 +486,6 @@ async def _serve_api(args: argparse.Namespace, out: TextIO, security: ServingSec
     if api_sock is None:
         return 1
     async with anyio.create_task_group() as tg, contextlib.AsyncExitStack() as stack:
-        for closer in security.closers:
-            stack.push_async_callback(closer)
         coder = await _start_coder(args, tg, stack, log_level=log_level)
         provider = _open_provider(args, coder, stack)
         shared = await _open_shared_log(args, stack)

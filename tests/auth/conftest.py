@@ -47,7 +47,7 @@ class TLSServer:
             options["ssl_ca_certs"] = str(bundle)
             options["ssl_cert_reqs"] = ssl.CERT_OPTIONAL
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", **options
+            app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", **options
         )
         self.server = uvicorn.Server(config)
         self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]

@@ -29,7 +29,14 @@ from k8swatch._storage import Closer
 from k8swatch._wire import encode_json
 
 from . import _reads, _writes
-from ._auth import ANONYMOUS, AuthenticationError, Authenticator, ClientRequest, UserInfo
+from ._auth import (
+    ANONYMOUS,
+    AuthenticationError,
+    Authenticator,
+    ClientRequest,
+    UserInfo,
+    _close_all,
+)
 from ._authz import AlwaysAllowAuthorizer, Attributes, Authorizer, Decision, forbidden_error
 from ._context import serving_user
 from ._discovery import AGGREGATED_CONTENT_TYPE, Discovery
@@ -127,7 +134,9 @@ class App:
     async def aclose(self) -> None:
         """End every open watch stream and close every [`Closer`][k8swatch.Closer] storage.
 
-        Idempotent; a storage shared by several resources is closed once.
+        The authenticator and the authorizer are closed too when they have
+        ``aclose()`` (the delegated ones hold HTTP clients). Idempotent; a
+        storage shared by several resources is closed once.
         """
         for done in list(self._watch_stops):
             done.set()
@@ -141,6 +150,7 @@ class App:
                 continue
             seen.add(id(storage))
             await storage.aclose()
+        await _close_all((self.authenticator, self.authorizer))
 
     # -- ASGI entry point ---------------------------------------------------
 

@@ -202,6 +202,10 @@ class BearerTokenAuthenticator:
                 return user
         raise AuthenticationError("; ".join([*errors, "invalid bearer token"]))
 
+    async def aclose(self) -> None:
+        """Close the token authenticators that have ``aclose()``."""
+        await _close_all(self.authenticators)
+
 
 class StaticTokenAuthenticator:
     """Tokens from a static list, as kube-apiserver's ``--token-auth-file``.
@@ -284,6 +288,20 @@ class UnionAuthenticator:
         if self.anonymous:
             return ANONYMOUS
         raise AuthenticationError("no credentials and anonymous requests are off")
+
+    async def aclose(self) -> None:
+        """Close the authenticators that have ``aclose()``."""
+        await _close_all(self.authenticators)
+
+
+async def _close_all(parts: Iterable[object]) -> None:
+    """``aclose()`` every part that has one (each once)."""
+    seen: set[int] = set()
+    for part in parts:
+        close = getattr(part, "aclose", None)
+        if close is not None and id(part) not in seen:
+            seen.add(id(part))
+            await close()
 
 
 def _with_authenticated_group(user: UserInfo) -> UserInfo:

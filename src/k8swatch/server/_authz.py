@@ -21,7 +21,7 @@ import attrs
 
 from k8swatch._status import Status, StatusError, forbidden
 
-from ._auth import ALL_AUTHENTICATED, UserInfo
+from ._auth import ALL_AUTHENTICATED, UserInfo, _close_all
 from ._requestinfo import RequestInfo
 
 __all__ = [
@@ -145,6 +145,10 @@ class UnionAuthorizer:
             if result.error:
                 errors.append(result.error)
         return AuthorizationResult(Decision.NO_OPINION, "\n".join(reasons), "; ".join(errors))
+
+    async def aclose(self) -> None:
+        """Close the authorizers that have ``aclose()``."""
+        await _close_all(self.authorizers)
 
 
 @attrs.frozen
