@@ -308,8 +308,10 @@ def _authenticator(
         security.notes.append("authentication: TokenReview (--authentication-kubeconfig)")
     if tokens:
         chain.append(BearerTokenAuthenticator(tokens))
-    if args.anonymous_auth:
-        security.notes.append("authentication: anonymous requests are system:anonymous")
+    if not args.anonymous_auth:
+        security.notes.append("authentication: requests without credentials get 401")
+    elif chain:
+        security.notes.append("authentication: requests without credentials are system:anonymous")
     return UnionAuthenticator(chain, anonymous=args.anonymous_auth)
 
 
@@ -330,6 +332,7 @@ def _authorizer(args: argparse.Namespace, security: ServingSecurity) -> Authoriz
     )
 
     modes: list[str] = list(args.authorization_mode)
+    explicit = bool(modes)
     if not modes:
         if args.authorization_kubeconfig:
             modes = ["Webhook"]
@@ -377,7 +380,8 @@ def _authorizer(args: argparse.Namespace, security: ServingSecurity) -> Authoriz
                 denied_ttl=args.authorization_webhook_cache_unauthorized_ttl,
             )
             chain.append(review)
-    security.notes.append(f"authorization: {','.join(modes)}")
+    if explicit or modes != ["AlwaysAllow"]:  # the quick start's banner stays as it was
+        security.notes.append(f"authorization: {','.join(modes)}")
     return UnionAuthorizer(chain)
 
 

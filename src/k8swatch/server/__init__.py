@@ -80,6 +80,7 @@ __all__ = (
     "StaticTokenAuthenticator",
     "TokenAuthenticator",
     "UnionAuthenticator",
+    "UnionAuthorizer",
     "UserInfo",
     "EventEncoder",
     "JSONPathError",
