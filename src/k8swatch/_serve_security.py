@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ipaddress
+import json
 import os
 import shutil
 import ssl
@@ -249,8 +250,114 @@ def _connection(flag: str, path: str) -> ClusterConnection:
         raise SecurityError(f"{flag} is needed outside a cluster ({exc})") from None
 
 
+@attrs.frozen
+class _FrontProxy:
+    """Who may name users in request headers, and in which headers."""
+
+    ca_pem: bytes
+    allowed_names: list[str]
+    username_headers: list[str]
+    group_headers: list[str]
+    extra_headers_prefixes: list[str]
+    source: str
+
+
+def _read_pem(flag: str, path: str) -> bytes:
+    _check_readable(flag, path)
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise SecurityError(f"{flag}: {exc}") from None
+
+
+_CONFIGMAP = "/api/v1/namespaces/kube-system/configmaps/extension-apiserver-authentication"
+
+
+def _authentication_configmap(
+    args: argparse.Namespace, security: ServingSecurity
+) -> dict[str, str]:
+    """``kube-system/extension-apiserver-authentication``'s data, or {} (then the flags rule).
+
+    Read as k8s.io/apiserver reads it; a 404 or 403 (or an unreachable
+    cluster) is noted and leaves the flags in charge, never a failed start.
+    """
+    import httpx
+
+    connection = _connection("--authentication-kubeconfig", args.authentication_kubeconfig)
+    try:
+        with connection.sync_client(timeout=10.0) as client:
+            response = client.get(_CONFIGMAP)
+    except httpx.HTTPError as exc:
+        security.notes.append(
+            f"authentication: could not read {_CONFIGMAP} ({exc}); using the flags"
+        )
+        return {}
+    if response.status_code != 200:
+        security.notes.append(
+            f"authentication: {_CONFIGMAP} answered HTTP {response.status_code}; using the flags"
+        )
+        return {}
+    try:
+        document: Any = response.json()
+        data: Any = document.get("data") or {}
+    except (ValueError, AttributeError):
+        security.notes.append(f"authentication: {_CONFIGMAP} is not a ConfigMap; using the flags")
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    items: dict[Any, Any] = data  # pyright: ignore[reportUnknownVariableType]
+    return {str(k): str(v) for k, v in items.items()}
+
+
+def _json_list(configmap: dict[str, str], key: str) -> list[str]:
+    try:
+        value: Any = json.loads(configmap.get(key) or "[]")
+    except ValueError:
+        raise SecurityError(f"{_CONFIGMAP}: {key} is not a JSON list") from None
+    if not isinstance(value, list):
+        raise SecurityError(f"{_CONFIGMAP}: {key} is not a JSON list")
+    items: list[Any] = value  # pyright: ignore[reportUnknownVariableType]
+    return [str(item) for item in items]
+
+
+def _front_proxy(args: argparse.Namespace, configmap: dict[str, str]) -> _FrontProxy | None:
+    if args.requestheader_client_ca_file:
+        return _FrontProxy(
+            _read_pem("--requestheader-client-ca-file", args.requestheader_client_ca_file),
+            args.requestheader_allowed_names,
+            args.requestheader_username_headers,
+            args.requestheader_group_headers,
+            args.requestheader_extra_headers_prefix,
+            f"--requestheader-client-ca-file {args.requestheader_client_ca_file}",
+        )
+    ca = configmap.get("requestheader-client-ca-file", "")
+    if not ca:
+        return None
+    return _FrontProxy(
+        ca.encode(),
+        _json_list(configmap, "requestheader-allowed-names"),
+        _json_list(configmap, "requestheader-username-headers") or ["X-Remote-User"],
+        _json_list(configmap, "requestheader-group-headers") or ["X-Remote-Group"],
+        _json_list(configmap, "requestheader-extra-headers-prefix") or ["X-Remote-Extra-"],
+        "extension-apiserver-authentication",
+    )
+
+
+def _client_ca(args: argparse.Namespace, configmap: dict[str, str]) -> tuple[bytes, str] | None:
+    if args.client_ca_file:
+        pem = _read_pem("--client-ca-file", args.client_ca_file)
+        return pem, f"--client-ca-file {args.client_ca_file}"
+    ca = configmap.get("client-ca-file", "")
+    return (ca.encode(), "extension-apiserver-authentication") if ca else None
+
+
 def _authenticator(
-    args: argparse.Namespace, security: ServingSecurity, generated: SelfSignedCertificate | None
+    args: argparse.Namespace,
+    security: ServingSecurity,
+    *,
+    generated: SelfSignedCertificate | None,
+    front_proxy: _FrontProxy | None,
+    client_ca: tuple[bytes, str] | None,
 ) -> Authenticator:
     from k8swatch.auth import (
         CertificateAuthorities,
@@ -264,31 +371,31 @@ def _authenticator(
         UnionAuthenticator,
     )
 
-    def authorities(flag: str, path: str) -> CertificateAuthorities:
-        _check_readable(flag, path)
+    def authorities(source: str, pem: bytes) -> CertificateAuthorities:
         try:
-            return CertificateAuthorities.from_file(path)
-        except (OSError, ValueError) as exc:
-            raise SecurityError(f"{flag}: {exc}") from None
+            return CertificateAuthorities.from_pem(pem)
+        except ValueError as exc:
+            raise SecurityError(f"{source}: not PEM certificates: {exc}") from None
 
     chain: list[Authenticator] = []
-    if args.requestheader_client_ca_file:
+    if front_proxy is not None:
         chain.append(
             RequestHeaderAuthenticator(
-                authorities("--requestheader-client-ca-file", args.requestheader_client_ca_file),
-                allowed_names=args.requestheader_allowed_names,
-                username_headers=args.requestheader_username_headers,
-                group_headers=args.requestheader_group_headers,
-                extra_headers_prefixes=args.requestheader_extra_headers_prefix,
+                authorities(front_proxy.source, front_proxy.ca_pem),
+                allowed_names=front_proxy.allowed_names,
+                username_headers=front_proxy.username_headers,
+                group_headers=front_proxy.group_headers,
+                extra_headers_prefixes=front_proxy.extra_headers_prefixes,
             )
         )
         security.notes.append(
-            "authentication: front-proxy request headers "
-            f"({', '.join(args.requestheader_username_headers)})"
+            f"authentication: front-proxy request headers ({front_proxy.source}: "
+            f"{', '.join(front_proxy.username_headers)})"
         )
-    if args.client_ca_file:
-        chain.append(X509Authenticator(authorities("--client-ca-file", args.client_ca_file)))
-        security.notes.append("authentication: client certificates (--client-ca-file)")
+    if client_ca is not None:
+        pem, source = client_ca
+        chain.append(X509Authenticator(authorities(source, pem)))
+        security.notes.append(f"authentication: client certificates ({source})")
     if generated is not None:
         chain.append(X509Authenticator(CertificateAuthorities.from_pem(generated.ca_pem)))
     tokens: list[TokenAuthenticator] = []
@@ -394,7 +501,6 @@ def open_security(args: argparse.Namespace) -> Generator[ServingSecurity, None, 
     """
     if bool(args.tls_cert_file) != bool(args.tls_private_key_file):
         raise SecurityError("--tls-cert-file and --tls-private-key-file go together")
-    client_cas = [path for path in (args.client_ca_file, args.requestheader_client_ca_file) if path]
     for flag, path in (
         ("--tls-cert-file", args.tls_cert_file),
         ("--tls-private-key-file", args.tls_private_key_file),
@@ -402,22 +508,29 @@ def open_security(args: argparse.Namespace) -> Generator[ServingSecurity, None, 
         if path:
             _check_readable(flag, path)
     security = ServingSecurity(authenticator=None, authorizer=None)
+    configmap = _authentication_configmap(args, security) if args.authentication_kubeconfig else {}
+    front_proxy = _front_proxy(args, configmap)
+    client_ca = _client_ca(args, configmap)
     workdir = tempfile.mkdtemp(prefix="k8swatch-tls-")  # private (0700)
     try:
         generated = None
         if args.tls_cert_file:
             security.cert_file = args.tls_cert_file
             security.key_file = args.tls_private_key_file
-        elif client_cas or not is_loopback(args.host):
+        elif front_proxy or client_ca or not is_loopback(args.host):
             generated = _self_signed(args.host, workdir, security)
-        security.authenticator = _authenticator(args, security, generated)
+        security.authenticator = _authenticator(
+            args, security, generated=generated, front_proxy=front_proxy, client_ca=client_ca
+        )
         security.authorizer = _authorizer(args, security)
-        trusted = [Path(p).read_bytes() for p in client_cas]
+        trusted = [front_proxy.ca_pem] if front_proxy else []
+        if client_ca:
+            trusted.append(client_ca[0])
         if generated is not None:
             trusted.append(generated.ca_pem)
         if trusted:
             bundle = Path(workdir, "client-ca.pem")
-            bundle.write_bytes(b"\n".join(trusted))
+            bundle.write_bytes(b"\n".join(pem.strip() for pem in trusted) + b"\n")
             security.client_ca_bundle = str(bundle)
         if security.tls:
             _check_tls(security)

@@ -41,6 +41,7 @@ from k8swatch.server import (
 from .conftest import TLSServer, client_context, kubeconfig_for, user_cert
 
 REVIEWER_TOKEN = "reviewer-secret"
+CONFIGMAP = "/api/v1/namespaces/kube-system/configmaps/extension-apiserver-authentication"
 WIDGETS = "/apis/example.com/v1/namespaces/default/widgets"
 DANA = {"username": "dana", "uid": "42", "groups": ["devs"], "extra": {"scopes": ["read"]}}
 
@@ -51,6 +52,8 @@ class ReviewServer:
     def __init__(self) -> None:
         self.token_reviews: list[dict[str, Any]] = []
         self.access_reviews: list[dict[str, Any]] = []
+        # kube-system/extension-apiserver-authentication: (HTTP status, ConfigMap data)
+        self.configmap: tuple[int, dict[str, str]] = (404, {})
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -64,6 +67,22 @@ class ReviewServer:
         headers = dict(scope["headers"])
         if headers.get(b"authorization") != f"Bearer {REVIEWER_TOKEN}".encode():
             await self._send(send, 401, {"kind": "Status", "code": 401, "reason": "Unauthorized"})
+            return
+        if scope["method"] == "GET" and scope["path"] == CONFIGMAP:
+            code, data = self.configmap
+            if code != 200:
+                await self._send(send, code, {"kind": "Status", "code": code})
+                return
+            configmap = {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {
+                    "name": "extension-apiserver-authentication",
+                    "namespace": "kube-system",
+                },
+                "data": data,
+            }
+            await self._send(send, 200, configmap)
             return
         review = json.loads(body)
         if scope["path"] == "/apis/authentication.k8s.io/v1/tokenreviews":

@@ -85,7 +85,7 @@ def test_bad_files_are_named(capsys: pytest.CaptureFixture[str], tmp_path: Path)
     not_pem.write_text("not a certificate\n")
     code, err = run_main(capsys, f"--client-ca-file={not_pem}")
     assert code == 2
-    assert f"--client-ca-file: {not_pem}:" in err
+    assert f"error: --client-ca-file {not_pem}: not PEM certificates" in err
 
 
 @pytest.mark.kubectl

@@ -146,10 +146,17 @@ class ClusterConnection:
 
     def client(self, *, timeout: float = 10.0) -> httpx.AsyncClient:
         """A new ``httpx.AsyncClient`` for this cluster (close it when done)."""
+        return httpx.AsyncClient(**self._client_options(timeout))
+
+    def sync_client(self, *, timeout: float = 10.0) -> httpx.Client:
+        """A new blocking ``httpx.Client`` for this cluster (for start-up lookups)."""
+        return httpx.Client(**self._client_options(timeout))
+
+    def _client_options(self, timeout: float) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        return httpx.AsyncClient(
-            base_url=self.server,
-            verify=self.ssl_context if self.ssl_context is not None else True,
-            headers=headers,
-            timeout=timeout,
-        )
+        return {
+            "base_url": self.server,
+            "verify": self.ssl_context if self.ssl_context is not None else True,
+            "headers": headers,
+            "timeout": timeout,
+        }
