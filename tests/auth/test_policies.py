@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from k8swatch.server import (
     ANONYMOUS,
@@ -34,8 +37,6 @@ def attrs_for(user: UserInfo, method: str, path: str, **query: str) -> Attribute
 
 
 def v1(**spec: object) -> ABACPolicy:
-    import json
-
     return ABACPolicy.from_json(
         json.dumps(
             {
@@ -217,3 +218,75 @@ async def test_union_authenticator_anonymous_and_invalid(tmp_path: Path) -> None
     strict = UnionAuthenticator([BearerTokenAuthenticator([tokens])], anonymous=False)
     with pytest.raises(AuthenticationError):
         await strict.authenticate(request())
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+SPEC_KEYS = ["user", "group", "readonly", "apiGroup", "resource", "namespace", "nonResourcePath"]
+
+
+@given(st.one_of(JSON, st.dictionaries(st.sampled_from(SPEC_KEYS), JSON)), st.booleans())
+def test_any_policy_line_parses_or_is_a_value_error(value: object, versioned: bool) -> None:
+    if versioned:
+        value = {
+            "apiVersion": "abac.authorization.kubernetes.io/v1beta1",
+            "kind": "Policy",
+            "spec": value,
+        }
+    try:
+        policy = ABACPolicy.from_json(json.dumps(value))
+    except ValueError:
+        return
+    assert all(isinstance(getattr(policy, f), str) for f in ("user", "group", "resource"))
+    assert isinstance(policy.readonly, bool)
+
+
+@given(st.text(max_size=40))
+def test_any_text_line_parses_or_is_a_value_error(text: str) -> None:
+    try:
+        ABACPolicy.from_json(text)
+    except ValueError:
+        pass
+
+
+def load_tokens(text: str) -> StaticTokenAuthenticator:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp, "tokens.csv")
+        path.write_text(text, newline="")
+        return StaticTokenAuthenticator.from_csv(path)
+
+
+CELL = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\r"), max_size=6
+)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            CELL, CELL, CELL, st.lists(CELL.filter(lambda c: "," not in c), min_size=1, max_size=3)
+        ),
+        max_size=5,
+    )
+)
+async def test_token_csv_round_trips(rows: list[tuple[str, str, str, list[str]]]) -> None:
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    expected: dict[str, UserInfo] = {}
+    for token, name, uid, groups in rows:
+        writer.writerow([token, name, uid, ",".join(groups)])
+        if token:
+            expected[token] = UserInfo(name, uid=uid, groups=tuple(",".join(groups).split(",")))
+    tokens = load_tokens(buffer.getvalue())
+    for token, user in expected.items():
+        assert await tokens.authenticate_token(token) == user
