@@ -591,12 +591,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--write-kubeconfig",
         default="",
+        metavar="PATH",
         help="where to write a kubeconfig for this server (default: a file in the temp dir)",
     )
     serve.add_argument(
         "--kubeconfig",
         dest="deprecated_kubeconfig",
         default="",
+        metavar="PATH",
         help="deprecated: use --write-kubeconfig (kube's servers read --kubeconfig, not write it)",
     )
     serve.add_argument(

@@ -72,27 +72,26 @@ def request_info(
     non-resource request with the lower-case method as its verb.
     """
     query = query or {}
-    non_resource = RequestInfo(resource_request=False, path=path, verb=method.lower())
     parts = list(path.strip("/").split("/")) if path.strip("/") else []
     if len(parts) < 1 or parts[0] not in _API_PREFIXES:
-        return non_resource
+        return _non_resource(method, path)
     prefix = parts[0]
     rest = parts[1:]
     group = ""
     if prefix not in _GROUPLESS_PREFIXES:
         if len(rest) < 3:  # /apis, /apis/<group>, /apis/<group>/<version>
-            return non_resource
+            return _non_resource(method, path)
         group = rest[0]
         rest = rest[1:]
     elif len(rest) < 2:  # /api, /api/v1
-        return non_resource
+        return _non_resource(method, path)
     version = rest[0]
     rest = rest[1:]
     verb = ""
     via_prefix = False
     if rest[0] in _SPECIAL_VERBS:
         if len(rest) < 2:
-            return non_resource
+            return _non_resource(method, path)
         verb = rest[0]
         via_prefix = True
         rest = rest[1:]
@@ -125,6 +124,10 @@ def request_info(
         subresource=subresource,
         name=name,
     )
+
+
+def _non_resource(method: str, path: str) -> RequestInfo:
+    return RequestInfo(resource_request=False, path=path, verb=method.lower())
 
 
 def _first(query: Mapping[str, Sequence[str]], key: str) -> str | None:
