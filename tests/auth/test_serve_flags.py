@@ -161,3 +161,19 @@ def test_the_quick_start_stays_plain_http_on_loopback(tmp_path: Path) -> None:
         assert response.status_code == 200
     finally:
         assert served.stop() == 0
+
+
+def test_anonymous_auth_false_answers_401(tmp_path: Path) -> None:
+    served = Served(
+        ["serve", "--port=0", "--fake-build-mode=instant", "--anonymous-auth=false"],
+        env_for(tmp_path),
+    )
+    try:
+        url = served.value("URL: ")
+        assert any("without credentials get 401" in line for line in served.lines)
+        for path in ("/apis", "/healthz"):  # authentication comes before the always-allowed paths
+            response = httpx.get(f"{url}{path}", timeout=10)
+            assert response.status_code == 401, path
+            assert response.json()["reason"] == "Unauthorized"
+    finally:
+        assert served.stop() == 0

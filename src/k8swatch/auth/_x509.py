@@ -135,7 +135,7 @@ class RequestHeaderAuthenticator:
         group_headers: Headers naming groups, every value of each one.
         extra_headers_prefixes: Prefixes of headers carrying extra
             attributes: ``X-Remote-Extra-Scopes: a`` gives ``scopes: [a]``
-            (the key lower-cased and %-decoded, as kube reads it).
+            (the key lower-cased, then %-decoded, as kube reads it).
     """
 
     def __init__(
@@ -184,5 +184,6 @@ class RequestHeaderAuthenticator:
         for key, value in request.headers:
             for prefix in self.extra_headers_prefixes:
                 if key.startswith(prefix) and len(key) > len(prefix):
-                    extra.setdefault(unquote(key[len(prefix) :]).lower(), []).append(value)
+                    # lower-cased, then %-decoded, in kube's order
+                    extra.setdefault(unquote(key[len(prefix) :].lower()), []).append(value)
         return UserInfo(user, groups=groups, extra=extra)
