@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,6 +29,7 @@ from k8swatch.auth import (
     X509Authenticator,
 )
 from k8swatch.server import (
+    AuthenticationError,
     BearerTokenAuthenticator,
     PathAuthorizer,
     ResourceSpec,
@@ -52,6 +54,7 @@ class ReviewServer:
     def __init__(self) -> None:
         self.token_reviews: list[dict[str, Any]] = []
         self.access_reviews: list[dict[str, Any]] = []
+        self.reviewer_tokens = {REVIEWER_TOKEN}
         # kube-system/extension-apiserver-authentication: (HTTP status, ConfigMap data)
         self.configmap: tuple[int, dict[str, str]] = (404, {})
 
@@ -65,7 +68,9 @@ class ReviewServer:
             if not message.get("more_body"):
                 break
         headers = dict(scope["headers"])
-        if headers.get(b"authorization") != f"Bearer {REVIEWER_TOKEN}".encode():
+        if headers.get(b"authorization") not in {
+            f"Bearer {t}".encode() for t in self.reviewer_tokens
+        }:
             await self._send(send, 401, {"kind": "Status", "code": 401, "reason": "Unauthorized"})
             return
         if scope["method"] == "GET" and scope["path"] == CONFIGMAP:
@@ -185,6 +190,8 @@ class World:
     def __init__(
         self, url: str, server_ca: trustme.CA, reviews: ReviewServer, storage: RecordingStorage
     ) -> None:
+        self.cluster_url = ""
+        self.cluster_ca = trustme.CA()  # replaced by the cluster's CA
         self.url = url
         self.server_ca = server_ca
         self.reviews = reviews
@@ -234,7 +241,9 @@ def world(
         served_dir = tmp / "app"
         served_dir.mkdir()
         with TLSServer(app, serving_cert, served_dir, client_cas=(client_ca,)) as url:
-            yield World(url, server_ca, reviews, storage)
+            world = World(url, server_ca, reviews, storage)
+            world.cluster_url, world.cluster_ca = cluster_url, review_ca
+            yield world
 
 
 def widget(name: str) -> dict[str, Any]:
@@ -365,3 +374,32 @@ async def test_a_failed_access_review_is_a_500_without_internals(
     assert body["reason"] == "InternalError"
     assert "error id" in body["message"]
     assert "127.0.0.1" not in body["message"]
+
+
+async def test_a_token_file_is_read_again_when_rotated(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import k8swatch.auth._cluster
+
+    monkeypatch.setattr(k8swatch.auth._cluster, "_TOKEN_FILE_PERIOD", 0.0)
+    token_file = tmp_path / "token"
+    token_file.write_text(REVIEWER_TOKEN + "\n")
+    written = kubeconfig_for(
+        tmp_path / "kubeconfig", world.cluster_url, world.cluster_ca, token="x"
+    )
+    text = written.read_text().replace("    token: x\n", f"    tokenFile: {token_file.name}\n")
+    written.write_text(text)
+    connection = ClusterConnection.from_kubeconfig(written)
+    assert connection.token_file == str(token_file)
+    review = TokenReviewAuthenticator(connection, cache_ttl=0)
+    try:
+        assert await review.authenticate_token("dana-token") is not None
+        world.reviews.reviewer_tokens = {"rotated"}
+        token_file.write_text("rotated\n")  # kubelet rotates the projected token in place
+        assert await review.authenticate_token("dana-token") is not None
+        world.reviews.reviewer_tokens = {"elsewhere"}
+        with pytest.raises(AuthenticationError, match="HTTP 401"):
+            await review.authenticate_token("dana-token")
+    finally:
+        world.reviews.reviewer_tokens = {REVIEWER_TOKEN}
+        await review.aclose()

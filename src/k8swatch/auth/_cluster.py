@@ -7,6 +7,7 @@ import contextlib
 import os
 import ssl
 import tempfile
+import time
 from collections.abc import Generator, Mapping
 from pathlib import Path
 from typing import Any, cast
@@ -50,6 +51,33 @@ def _as_file(data: bytes) -> Generator[str, None, None]:
         os.unlink(name)
 
 
+class _FileToken(httpx.Auth):
+    """A bearer token read from a file, again at most every minute (as client-go does).
+
+    Kubelet rotates projected service account tokens in place.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._token = ""
+        self._read_at = -_TOKEN_FILE_PERIOD
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        now = time.monotonic()
+        if now - self._read_at >= _TOKEN_FILE_PERIOD:
+            try:
+                self._token = Path(self._path).read_text().strip()
+                self._read_at = now
+            except OSError:
+                if not self._token:
+                    raise
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        yield request
+
+
+_TOKEN_FILE_PERIOD = 60.0
+
+
 @attrs.frozen
 class ClusterConnection:
     """Where and how to reach a kube-apiserver: its URL, TLS context and credentials.
@@ -59,11 +87,15 @@ class ClusterConnection:
         ssl_context: Verifies the server (and presents a client certificate,
             when the kubeconfig has one); ``None`` for ``http://``.
         token: A bearer token, or "".
+        token_file: A file holding the bearer token, read again at most every
+            minute (a rotated service account token is picked up); it wins
+            over *token*.
     """
 
     server: str
     ssl_context: ssl.SSLContext | None = None
     token: str = ""
+    token_file: str = ""
 
     @classmethod
     def from_kubeconfig(cls, path: str | Path, *, context: str = "") -> ClusterConnection:
@@ -110,8 +142,10 @@ class ClusterConnection:
         if not server:
             raise ValueError(f"{path}: the cluster has no server")
         token = str(user.get("token", "") or "")
+        token_file = ""
         if not token and user.get("tokenFile"):
-            token = (base / str(user["tokenFile"])).read_text().strip()
+            token_file = str(base / str(user["tokenFile"]))
+            Path(token_file).read_text()  # readable now, or a clear error at start
         ssl_context: ssl.SSLContext | None = None
         if server.startswith("https://"):
             ca = data(cluster, "certificate-authority")
@@ -124,7 +158,7 @@ class ClusterConnection:
             if cert and key:
                 with _as_file(cert) as cert_file, _as_file(key) as key_file:
                     ssl_context.load_cert_chain(cert_file, key_file)
-        return cls(server.rstrip("/"), ssl_context, token)
+        return cls(server.rstrip("/"), ssl_context, token, token_file)
 
     @classmethod
     def in_cluster(cls) -> ClusterConnection:
@@ -140,9 +174,10 @@ class ClusterConnection:
             raise ValueError("not running in a cluster (KUBERNETES_SERVICE_HOST is not set)")
         if ":" in host:
             host = f"[{host}]"
-        token = (_SERVICE_ACCOUNT / "token").read_text().strip()
+        token_file = _SERVICE_ACCOUNT / "token"
+        token_file.read_text()  # readable now, or a clear error at start
         ssl_context = ssl.create_default_context(cafile=str(_SERVICE_ACCOUNT / "ca.crt"))
-        return cls(f"https://{host}:{port}", ssl_context, token)
+        return cls(f"https://{host}:{port}", ssl_context, token_file=str(token_file))
 
     def client(self, *, timeout: float = 10.0) -> httpx.AsyncClient:
         """A new ``httpx.AsyncClient`` for this cluster (close it when done)."""
@@ -153,10 +188,13 @@ class ClusterConnection:
         return httpx.Client(**self._client_options(timeout))
 
     def _client_options(self, timeout: float) -> dict[str, Any]:
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        return {
+        options: dict[str, Any] = {
             "base_url": self.server,
             "verify": self.ssl_context if self.ssl_context is not None else True,
-            "headers": headers,
             "timeout": timeout,
         }
+        if self.token_file:
+            options["auth"] = _FileToken(self.token_file)
+        elif self.token:
+            options["headers"] = {"Authorization": f"Bearer {self.token}"}
+        return options
