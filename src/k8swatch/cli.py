@@ -13,7 +13,9 @@ replica), and only the holder of a Redis lease polls Coder.
 
 ``k8swatch fake-coder`` runs the fake Coder API alone.
 
-This is the only module that imports uvicorn (the ``serve`` extra). It runs
+TLS, authentication and authorization flags live in ``_serve_security``
+(whose h11 protocol hook is, with this module, the only code importing
+uvicorn, the ``serve`` extra). It runs
 on anyio's asyncio backend (uvicorn needs asyncio) and handles SIGINT and
 SIGTERM itself: both shut the servers down cleanly.
 """

@@ -68,12 +68,12 @@ def generate_self_signed_certificate(
     """A new CA (``<host>-ca@<time>``) and a serving certificate it signs for *hosts*.
 
     Each host is an IP address or a DNS name (its subject alternative
-    names); ``localhost`` and ``127.0.0.1`` are always included. With
+    names); ``localhost``, ``127.0.0.1`` and ``::1`` are always included. With
     *client_name*, the CA also signs a client certificate (CN *client_name*,
     O *client_groups*), e.g. for the kubeconfig written next to the server.
     Keys are ECDSA P-256; nothing is written to disk.
     """
-    hosts = list(dict.fromkeys([*hosts, "localhost", "127.0.0.1"]))
+    hosts = list(dict.fromkeys([*hosts, "localhost", "127.0.0.1", "::1"]))
     first = hosts[0]
     stamp = int(time.time())
     now = datetime.datetime.now(datetime.timezone.utc)
