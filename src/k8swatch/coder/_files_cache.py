@@ -207,14 +207,21 @@ class FilesCache:
         if not missing:
             return out
         limiter = anyio.CapacityLimiter(self.concurrency)
+        failed: list[StatusError] = []
 
-        async def one(version_id: str, name: str) -> None:
+        async def one(version_id: str, name: str, scope: anyio.CancelScope) -> None:
             async with limiter:
-                out[version_id] = await self.files(client, version_id, name)
+                try:
+                    out[version_id] = await self.files(client, version_id, name)
+                except StatusError as exc:
+                    failed.append(exc)
+                    scope.cancel()
 
         async with anyio.create_task_group() as tg:
             for version_id, name in missing:
-                tg.start_soon(one, version_id, name)
+                tg.start_soon(one, version_id, name, tg.cancel_scope)
+        if failed:
+            raise failed[0]
         return out
 
 
