@@ -245,7 +245,8 @@ async def _read(client: CoderClient, version_id: str, name: str) -> dict[str, st
     try:
         return read_archive(data)
     except ValueError as exc:
-        return _unreadable(where, f"its source archive cannot be read: {exc}", repr(exc.__cause__))
+        detail = f"{client.url}/api/v2/files/{file_id}: {exc.__cause__ or exc!r}"
+        return _unreadable(where, f"its source archive cannot be read: {exc}", detail)
 
 
 def _mapped(exc: Exception, name: str) -> StatusError:
