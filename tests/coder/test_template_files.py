@@ -330,3 +330,23 @@ async def test_a_version_whose_source_cannot_be_read_is_listed_without_files(
         assert fake.request_count(*DOWNLOAD) == downloads
     finally:
         await storage.aclose()
+
+
+async def test_every_watcher_of_an_event_gets_one_shared_object_with_files(
+    provider: StaticClientProvider, fake_coder_server: FakeCoderServer
+) -> None:
+    # the server encodes an event once for all its watchers when they share its object
+    storage = TemplateStorage(provider, watch_cache=True)
+    try:
+        listed = await storage.list(NS, ListOptions())
+        options = ListOptions(watch=True, resource_version=listed.resource_version)
+        async with await storage.watch(NS, options) as a, await storage.watch(NS, options) as b:
+            await change_source_out_of_band(fake_coder_server, "starter-template", {"x.tf": "#"})
+            await storage.resync(NS)
+            first, second = await next_event(a), await next_event(b)
+        assert first.object is second.object
+        assert first.object["spec"]["files"] == {"x.tf": "#"}
+        again = await storage.list(NS, ListOptions(resource_version="0"))
+        assert again.items[0] is first.object
+    finally:
+        await storage.aclose()

@@ -108,6 +108,9 @@ class FilesCache:
         """Lookups answered from the cache."""
         self.misses = 0
         """Versions read from Coder."""
+        self.drops = 0
+        """Entries dropped so far (evicted or no longer referenced): whoever keeps
+        objects holding this cache's files checks it, so nothing outlives the bound."""
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -139,6 +142,7 @@ class FilesCache:
     def _drop(self, key: _Key) -> None:
         if self._entries.pop(key, None) is not None:
             self._bytes -= self._sizes.pop(key)
+            self.drops += 1
 
     def retain(self, client: CoderClient, version_ids: Iterable[str]) -> None:
         """After a complete listing: drop *client*'s entries of versions not in *version_ids*."""
@@ -170,9 +174,9 @@ class FilesCache:
             pending = self._inflight.get(key)
             if pending is None:
                 break
+            # another task reads it; if that read fails (or its result is too
+            # big to keep), the first waiter to wake up reads it again
             await pending.wait()
-            if key not in self._entries:  # the reader failed (or could not keep it)
-                break
         done = self._inflight[key] = anyio.Event()
         try:
             self.misses += 1

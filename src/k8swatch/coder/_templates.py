@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -118,6 +119,12 @@ class TemplateStorage(_CoderStorage):
         files_concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
         self._files_cache = FilesCache(max_bytes=files_cache_bytes, concurrency=files_concurrency)
+        # recorded object (by identity) -> the same with spec.files, so every watcher of
+        # an event and every list get one shared object (the server encodes it once)
+        self._decorated: collections.OrderedDict[int, tuple[dict[str, Any], dict[str, Any]]] = (
+            collections.OrderedDict()
+        )
+        self._decorated_drops = 0  # the cache's drops when the memo was last valid
         super().__init__(
             provider,
             watch_cache=watch_cache,
@@ -225,15 +232,17 @@ class TemplateStorage(_CoderStorage):
         Raises:
             StatusError: the provider or Coder failed (mapped; e.g. 503).
         """
+        if self._decorated_drops != self._files_cache.drops:
+            # files left the cache: so do the objects holding them (the bound holds)
+            self._decorated.clear()
+            self._decorated_drops = self._files_cache.drops
         wanted: dict[str, dict[str, str]] = {}
         for obj in objects:
             spec = sub(obj, "spec")
             version_id = spec.get("versionID")
-            if version_id and "files" not in spec:
+            if version_id and "files" not in spec and not self._memoized(obj):
                 namespace = str(obj["metadata"].get("namespace") or "")
                 wanted.setdefault(namespace, {})[str(version_id)] = str(obj["metadata"]["name"])
-        if not wanted:
-            return list(objects)
         found: dict[tuple[str, str], dict[str, str] | Unreadable] = {}
         for namespace, versions in wanted.items():
             client = await self._client(namespace)
@@ -241,11 +250,29 @@ class TemplateStorage(_CoderStorage):
                 found[namespace, version_id] = entry
         out: list[dict[str, Any]] = []
         for obj in objects:
+            memo = self._memoized(obj)
+            if memo is not None:
+                out.append(memo)
+                continue
             spec = sub(obj, "spec")
             key = (str(obj["metadata"].get("namespace") or ""), str(spec.get("versionID") or ""))
             files = files_of(found.get(key)) if "files" not in spec else None
-            out.append(obj if files is None else {**obj, "spec": {**spec, "files": files}})
+            if files is None:
+                out.append(obj)
+                continue
+            decorated = {**obj, "spec": {**spec, "files": files}}
+            self._decorated[id(obj)] = (obj, decorated)
+            if len(self._decorated) > _DECORATED_MAX:
+                self._decorated.popitem(last=False)
+            out.append(decorated)
         return out
+
+    def _memoized(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        entry = self._decorated.get(id(obj))
+        if entry is None or entry[0] is not obj:
+            return None
+        self._decorated.move_to_end(id(obj))
+        return entry[1]
 
     async def _decorate_events(
         self, events: Sequence[Event[dict[str, Any]]]
@@ -563,6 +590,9 @@ class TemplateStorage(_CoderStorage):
         watch = await super().watch(namespace, options)
         return DecoratedWatch(watch, self._decorate_events)
 
+
+_DECORATED_MAX = 4096
+"""Objects whose decorated copy is kept (a watch cache window's worth, and more)."""
 
 _OBJECT_EVENTS = frozenset({EventType.ADDED, EventType.MODIFIED, EventType.DELETED})
 
