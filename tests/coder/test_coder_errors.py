@@ -289,3 +289,21 @@ async def test_a_malformed_success_answer_is_a_500_with_an_error_id_in_body_and_
     assert record.exc_info is not None
     assert served.coder.url in str(record.exc_info[1])  # the request, for the operator
     assert served.coder.token not in caplog.text
+
+
+async def test_a_failed_import_names_the_provisioners_words_but_not_the_deployment(
+    served: Served,
+) -> None:
+    url = served.coder.url
+    served.coder.fake.set_next_template_version(
+        "failed", error=f"error downloading module {url}/modules/x: 404"
+    )
+    current = (await served.api.get(TEMPLATE)).json()
+    current["spec"]["files"] = {"main.tf": "# broken\n"}
+    response = await served.api.put(TEMPLATE, json=current)
+    body = response.json()
+    assert (response.status_code, body["reason"]) == (400, "BadRequest")
+    assert body["message"].endswith(
+        'build ended with status "failed": error downloading module <coder>/modules/x: 404'
+    )
+    assert served.host not in response.text

@@ -235,7 +235,7 @@ def map_coder_error(
     code = err.status_code
     log = logger.warning if code in (401, 403) or code >= 500 or code < 400 else logger.info
     log("Coder answered %s to a call on %s/%s: %s", code, resource, name, err)
-    scrub = _Scrubber(err.url)
+    scrub = Scrubber(err.url)
     message = scrub(err.message.strip()) or f"unexpected status code {code}"
     if code == 404:
         return not_found(resource, name, group=group)
@@ -262,7 +262,7 @@ def map_coder_error(
     return service_unavailable(f"the Coder deployment failed: {message}")
 
 
-def _coder_says(err: CoderError, scrub: _Scrubber) -> str:
+def _coder_says(err: CoderError, scrub: Scrubber) -> str:
     """Coder's own words for *err*: its message and JSON detail, never the request URL."""
     text = scrub(err.message.strip()) or f"unexpected status code {err.status_code}"
     if err.detail and not err.raw_detail:
@@ -271,7 +271,7 @@ def _coder_says(err: CoderError, scrub: _Scrubber) -> str:
 
 
 @final
-class _Scrubber:
+class Scrubber:
     """Replaces the Coder deployment's URL, host and port in a text by ``<coder>``."""
 
     def __init__(self, url: str) -> None:

@@ -20,7 +20,7 @@ from k8swatch._options import ListOptions
 from k8swatch._status import Status, StatusError, bad_request, internal_error, timeout
 from k8swatch._storage import ObjectList
 from k8swatch._watch import Watch
-from k8swatch.coder._client import CoderClient, CoderError
+from k8swatch.coder._client import CoderClient, CoderError, Scrubber
 from k8swatch.coder._convert import parse_uuid
 from k8swatch.coder._files import build_archive, merge_archive, normalize_files
 from k8swatch.coder._files_cache import (
@@ -223,11 +223,15 @@ class TemplateStorage(_CoderStorage):
 
     # --- spec.files in lists and watches -------------------------------------------
 
-    async def _decorate(self, objects: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def _decorate(
+        self, objects: Sequence[dict[str, Any]], *, remember: bool = False
+    ) -> list[dict[str, Any]]:
         """*objects* (read-only) as new objects with ``spec.files``, read concurrently.
 
         Objects that carry their files already, or whose version's source cannot
-        be read for good, are passed on as they are.
+        be read for good, are passed on as they are. With *remember* (watch
+        events, whose objects every watcher shares), the new object is kept for
+        the next watcher of the same event.
 
         Raises:
             StatusError: the provider or Coder failed (mapped; e.g. 503).
@@ -261,9 +265,10 @@ class TemplateStorage(_CoderStorage):
                 out.append(obj)
                 continue
             decorated = {**obj, "spec": {**spec, "files": files}}
-            self._decorated[id(obj)] = (obj, decorated)
-            if len(self._decorated) > _DECORATED_MAX:
-                self._decorated.popitem(last=False)
+            if remember:
+                self._decorated[id(obj)] = (obj, decorated)
+                if len(self._decorated) > _DECORATED_MAX:
+                    self._decorated.popitem(last=False)
             out.append(decorated)
         return out
 
@@ -278,7 +283,7 @@ class TemplateStorage(_CoderStorage):
         self, events: Sequence[Event[dict[str, Any]]]
     ) -> list[Event[dict[str, Any]]]:
         objects = [e.object for e in events if e.type in _OBJECT_EVENTS]
-        decorated = iter(await self._decorate(objects))
+        decorated = iter(await self._decorate(objects, remember=True))
         return [Event(e.type, next(decorated)) if e.type in _OBJECT_EVENTS else e for e in events]
 
     async def _full(
@@ -529,7 +534,10 @@ class TemplateStorage(_CoderStorage):
             if status == "succeeded":
                 return
             if status in ("failed", "canceled"):
-                reason = str(job.get("error") or "template version build did not succeed")
+                # the provisioner's words, about the template; not the deployment's address
+                reason = Scrubber(client.url)(
+                    str(job.get("error") or "template version build did not succeed")
+                )
                 raise bad_request(
                     f"template version {go_quote(version_id)} build ended with status "
                     f"{go_quote(status)}: {reason}"
@@ -591,8 +599,8 @@ class TemplateStorage(_CoderStorage):
         return DecoratedWatch(watch, self._decorate_events)
 
 
-_DECORATED_MAX = 4096
-"""Objects whose decorated copy is kept (a watch cache window's worth, and more)."""
+_DECORATED_MAX = 1024
+"""Watch event objects whose decorated copy is kept for the next watcher of the event."""
 
 _OBJECT_EVENTS = frozenset({EventType.ADDED, EventType.MODIFIED, EventType.DELETED})
 
