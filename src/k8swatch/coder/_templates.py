@@ -119,8 +119,8 @@ class TemplateStorage(_CoderStorage):
         files_concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
         self._files_cache = FilesCache(max_bytes=files_cache_bytes, concurrency=files_concurrency)
-        # recorded object (by identity) -> the same with spec.files, so every watcher of
-        # an event and every list get one shared object (the server encodes it once)
+        # a watch event's recorded object (by identity) -> the same with spec.files, so
+        # every watcher of the event gets one shared object (the server encodes it once)
         self._decorated: collections.OrderedDict[int, tuple[dict[str, Any], dict[str, Any]]] = (
             collections.OrderedDict()
         )
