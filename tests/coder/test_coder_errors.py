@@ -12,6 +12,8 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any, NamedTuple
 
+import anyio
+import anyio.abc
 import httpx
 import pytest
 
@@ -307,3 +309,41 @@ async def test_a_failed_import_names_the_provisioners_words_but_not_the_deployme
         'build ended with status "failed": error downloading module <coder>/modules/x: 404'
     )
     assert served.host not in response.text
+
+
+async def test_a_coder_that_accepts_but_never_answers_is_a_503_and_a_logged_timeout(
+    anyio_backend_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = "silent-session-token"
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+
+    async def hold(stream: anyio.abc.SocketStream) -> None:
+        async with stream:  # read nothing, answer nothing
+            await anyio.sleep_forever()
+
+    provider = StaticClientProvider(f"http://127.0.0.1:{port}", token, NS, timeout=0.5)
+    app = create_app(build_resource_specs(TemplateStorage(provider), WorkspaceStorage(provider)))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, hold)
+        try:
+            async with (
+                serve_asgi(app, anyio_backend_name) as url,
+                httpx.AsyncClient(base_url=url, timeout=30) as api,
+            ):
+                with caplog.at_level(logging.DEBUG):
+                    response = await api.get(TEMPLATE)
+        finally:
+            await app.aclose()
+            await provider.aclose()
+            tg.cancel_scope.cancel()
+    await listener.aclose()
+    body = response.json()
+    assert (response.status_code, body["reason"]) == (503, "ServiceUnavailable")
+    assert body["message"] == "the Coder deployment is unreachable; try again later"
+    for leak in (*INTERNALS, str(port), "Timeout", token):
+        assert leak not in response.text
+    (record,) = [r for r in caplog.records if r.name == "k8swatch.coder"]
+    assert f"127.0.0.1:{port}/api/v2/organizations/acme" in record.getMessage()
+    assert "ReadTimeout" in record.getMessage()
+    assert token not in caplog.text
