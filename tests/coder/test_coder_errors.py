@@ -23,6 +23,7 @@ from k8swatch.coder import (
     WorkspaceStorage,
     build_resource_specs,
 )
+from k8swatch.coder._client import Scrubber
 from k8swatch.server import create_app
 
 from .conftest import FakeCoderServer, serve_asgi
@@ -347,3 +348,28 @@ async def test_a_coder_that_accepts_but_never_answers_is_a_503_and_a_logged_time
     assert f"127.0.0.1:{port}/api/v2/organizations/acme" in record.getMessage()
     assert "ReadTimeout" in record.getMessage()
     assert token not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("url", "text", "scrubbed"),
+    [
+        (
+            "http://127.0.0.1:37401",
+            "dial 127.0.0.1:37401: see http://127.0.0.1:37401/x on 127.0.0.1, not 127.0.0.10",
+            "dial <coder>: see <coder>/x on <coder>, not 127.0.0.10",
+        ),
+        (
+            "https://coder.example.com",
+            "https://coder.example.com/x and coder.example.com, not coder.example.community",
+            "<coder>/x and <coder>, not coder.example.community",
+        ),
+        # a one-label Service name is left in Coder's words (it would mangle them)
+        (
+            "http://coder",
+            'Cookie "coder_session_token" on http://coder/x; the coder deployment',
+            'Cookie "coder_session_token" on <coder>/x; the coder deployment',
+        ),
+    ],
+)
+def test_the_scrubber_replaces_the_deployments_address(url: str, text: str, scrubbed: str) -> None:
+    assert Scrubber(url)(text) == scrubbed

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from typing import Any, cast
 
@@ -272,26 +273,34 @@ def _coder_says(err: CoderError, scrub: Scrubber) -> str:
 
 @final
 class Scrubber:
-    """Replaces the Coder deployment's URL, host and port in a text by ``<coder>``."""
+    """Replaces the Coder deployment's URL, host and port in a text by ``<coder>``.
+
+    The host alone is replaced where it stands as a name of its own, and only
+    when it has a dot or a colon (a domain name or an IP address): a
+    one-label name such as a Service's ``coder`` says nothing outside the
+    cluster and would otherwise mangle Coder's own words.
+    """
 
     def __init__(self, url: str) -> None:
-        needles: list[str] = []
+        patterns: list[str] = []
         try:
             parsed = httpx.URL(url)
         except (httpx.InvalidURL, TypeError, ValueError):
             parsed = None
         if parsed is not None and parsed.host:
-            origin = f"{parsed.scheme}://{parsed.netloc.decode('ascii', 'replace')}"
-            port = parsed.port
-            needles += [origin, parsed.netloc.decode("ascii", "replace"), parsed.host]
-            if port is not None:
-                needles.append(f":{port}")
-        self._needles = [n for n in dict.fromkeys(needles) if n]
+            netloc = parsed.netloc.decode("ascii", "replace")
+            patterns.append(re.escape(f"{parsed.scheme}://{netloc}"))
+            for name in dict.fromkeys((netloc, parsed.host)):
+                if "." in name or ":" in name:
+                    patterns.append(rf"(?<![\w.-]){re.escape(name)}(?![\w-])")
+            if parsed.port is not None:
+                patterns.append(rf":{parsed.port}(?!\d)")
+        self._pattern = re.compile("|".join(patterns)) if patterns else None
 
     def __call__(self, text: str) -> str:
-        for needle in self._needles:
-            text = text.replace(needle, "<coder>")
-        return text
+        if self._pattern is None:
+            return text
+        return self._pattern.sub("<coder>", text)
 
 
 def _json_body(response: httpx.Response) -> Any:
