@@ -17,7 +17,7 @@ from k8swatch._wire import encode_event, encode_json
 
 from ._resource import ResourceSpec
 from ._table import build_table
-from ._types import Receive, Send, as_object, metadata_of
+from ._types import Message, Receive, Send, as_object, metadata_of
 
 __all__ = ["FORMAT_JSON", "EventEncoder", "stream_watch", "table_format"]
 
@@ -112,6 +112,11 @@ def _error_line(err: StatusError) -> bytes:
     return encode_event(Event(EventType.ERROR, err.status))
 
 
+def _check_period(send_timeout: float) -> float:
+    """How often a stream checks whether its send is stuck: a quarter of the bound."""
+    return send_timeout / 4
+
+
 async def stream_watch(
     watch: Watch[Any],
     *,
@@ -121,32 +126,42 @@ async def stream_watch(
     timeout: float | None,
     done: anyio.Event,
     headers: Sequence[tuple[bytes, bytes]] = (),
-) -> None:
+    send_timeout: float | None = None,
+) -> bool:
     """Serve *watch* as a chunked ``application/json`` watch response.
 
-    The body pump, a disconnect listener and a shutdown listener run in one
-    task group: the watch stops at once when the client goes away (which also
+    The body pump, a disconnect listener and a watchdog run in one task
+    group: the watch stops at once when the client goes away (which also
     sets *done*) or when the app sets *done* (shutdown). They call ``stop()``
     rather than handing *done* to ``stop_aware_watch``, so the pump waits on
     the watch alone, the cheapest wait there is. Each batch from
     ``watch.batches()`` goes out in one ``send``.
     Errors raised while streaming become one ``ERROR`` event, then the stream
     ends, as kube-apiserver does.
+
+    With *send_timeout*, a ``send`` that has not returned after that many
+    seconds (the client takes no data: its TCP window and our buffers are
+    full) ends the stream: the watch stops, the tasks end and nothing more is
+    sent, so the ASGI server closes the connection. The watchdog checks every
+    quarter of *send_timeout*, so a stuck stream ends between 1 and 1.25 times
+    *send_timeout* after its send began; a per-send timer would cost more than
+    the send itself. Returns False in that case, True otherwise.
     """
     disconnected = False
+    stalled = False
+    # When the pump's current send began (None: not sending).
+    sending_since: float | None = None
     aware = stop_aware_watch(watch, timeout=timeout)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"cache-control", b"no-cache, private"),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": b"", "more_body": True})
+
+    async def send_bounded(message: Message) -> None:
+        nonlocal sending_since
+        if disconnected or stalled:
+            return
+        sending_since = time.monotonic()
+        try:
+            await send(message)
+        finally:
+            sending_since = None
 
     async def listen_for_disconnect() -> None:
         nonlocal disconnected
@@ -159,17 +174,50 @@ async def stream_watch(
         aware.stop()
         tg.cancel_scope.cancel()
 
-    async def stop_on_shutdown() -> None:
-        await done.wait()
-        aware.stop()
+    async def watchdog() -> None:
+        nonlocal stalled
+        if send_timeout is None:
+            await done.wait()
+            aware.stop()
+            return
+        period = _check_period(send_timeout)
+        while True:
+            if done.is_set():
+                # Shut down: the pump ends, but its last sends stay bounded.
+                aware.stop()
+                await anyio.sleep(period)
+            else:
+                with anyio.move_on_after(period):
+                    await done.wait()
+            since = sending_since
+            if since is not None and time.monotonic() - since >= send_timeout:
+                stalled = True
+                logger.info("ending a watch: its client took no data for %g s", send_timeout)
+                aware.stop()
+                tg.cancel_scope.cancel()
+                return
 
     async def pump() -> None:
+        await send_bounded(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"cache-control", b"no-cache, private"),
+                    *headers,
+                ],
+            }
+        )
+        await send_bounded({"type": "http.response.body", "body": b"", "more_body": True})
         try:
             batches = aware.batches()
             try:
                 async for batch in batches:
                     chunk = b"".join([encode(event) for event in batch])
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    await send_bounded(
+                        {"type": "http.response.body", "body": chunk, "more_body": True}
+                    )
                     if any(event.type is EventType.ERROR for event in batch):
                         break
             finally:
@@ -177,21 +225,23 @@ async def stream_watch(
                 if closer is not None:
                     await closer()
         except StatusError as err:
-            await send({"type": "http.response.body", "body": _error_line(err), "more_body": True})
+            await send_bounded(
+                {"type": "http.response.body", "body": _error_line(err), "more_body": True}
+            )
         except Exception as exc:
             logger.exception("watch stream failed")
-            await send(
+            await send_bounded(
                 {
                     "type": "http.response.body",
                     "body": _error_line(internal_error(exc)),
                     "more_body": True,
                 }
             )
+        await send_bounded({"type": "http.response.body", "body": b"", "more_body": False})
 
     async with aware, anyio.create_task_group() as tg:
         tg.start_soon(listen_for_disconnect)
-        tg.start_soon(stop_on_shutdown)
+        tg.start_soon(watchdog)
         await pump()
         tg.cancel_scope.cancel()
-    if not disconnected:
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    return not stalled

@@ -1,0 +1,220 @@
+"""uvicorn for ``k8swatch serve``: the HTTP/1.1 protocol with the server's timeouts.
+
+Part of the command line (the ``serve`` extra): only ``k8swatch.cli`` imports
+this module, lazily, so the core and ``k8swatch.server`` never need uvicorn.
+
+uvicorn bounds the idle time between requests (keep-alive) but not the time a
+client may take to send a request head, nor how long a connection may hold
+data it does not read. The protocol here adds both, as Go's ``http.Server``
+does for kube-apiserver (``ReadHeaderTimeout``) and nginx does for writes
+(``send_timeout``):
+
+* **header timeout**: a request head (request line and headers) must arrive
+  within *header_timeout* seconds of the connection opening, or of its first
+  byte on a kept-alive connection. A connection that sent part of a head gets
+  a 408 ``Status`` and is closed; one that sent nothing is closed.
+* **read timeout**: a request body must arrive within *read_timeout* seconds
+  of its head; otherwise the connection is reset (the app sees a disconnect
+  and stores nothing).
+* **send timeout**: data the client does not take stays in the transport's
+  buffer; once some has waited there for *send_timeout* seconds the
+  connection is reset. The write buffer's high-water mark is 0, so "waiting"
+  means "anything not yet accepted by the kernel": the app's next ``send``
+  waits until the kernel took the previous one (the socket buffers still
+  hold plenty for throughput), and a stuck client holds at most one chunk of
+  user-space memory. Resetting (``abort``) rather than closing matters: a
+  plain close waits for the buffer to drain, which never happens.
+* **keep-alive timeout**: uvicorn's own, passed through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Generator
+from typing import Any, ClassVar, cast
+
+import attrs
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
+
+__all__ = ["ServeTimeouts", "build_server"]
+
+
+@attrs.frozen
+class ServeTimeouts:
+    """The connection timeouts of ``k8swatch serve``, in seconds."""
+
+    header: float = 32.0
+    """Request head, from the connection (or its next request's first byte)."""
+    read: float = 60.0
+    """Request body, from the end of its head."""
+    send: float = 30.0
+    """Data the client does not take (also the app's ``send_timeout``)."""
+    keep_alive: float = 90.0
+    """Idle time between two requests on one connection."""
+
+
+def _timeout_response(seconds: float) -> bytes:
+    message = f"the request header was not received within {seconds:g}s"
+    body = json.dumps(
+        {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": message,
+            "reason": "Timeout",
+            "code": 408,
+        },
+        separators=(",", ":"),
+    ).encode()
+    head = (
+        "HTTP/1.1 408 Request Timeout\r\n"
+        "content-type: application/json\r\n"
+        f"content-length: {len(body)}\r\n"
+        "connection: close\r\n\r\n"
+    ).encode("ascii")
+    return head + body
+
+
+class _TimedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol plus header, read and send timeouts (see the module)."""
+
+    timeouts: ClassVar[ServeTimeouts] = ServeTimeouts()
+
+    _header_timer: asyncio.TimerHandle | None = None
+    _read_timer: asyncio.TimerHandle | None = None
+    _send_timer: asyncio.TimerHandle | None = None
+    _received: bool = False
+    _head_cycle: object = None
+
+    # -- asyncio.Protocol ------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        # Pause the app's sends whenever the kernel did not take everything.
+        self.transport.set_write_buffer_limits(high=0)
+        self._arm_header_timer()
+
+    def data_received(self, data: bytes) -> None:
+        if self._header_timer is None and self._between_requests():
+            self._arm_header_timer()  # the first byte of the next request
+        self._received = True
+        super().data_received(data)
+        self._after_events()
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._send_timer is None:
+            self._send_timer = self.loop.call_later(self.timeouts.send, self._send_timed_out)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._send_timer = _cancelled(self._send_timer)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._header_timer = _cancelled(self._header_timer)
+        self._read_timer = _cancelled(self._read_timer)
+        self._send_timer = _cancelled(self._send_timer)
+        super().connection_lost(exc)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._after_events()  # pipelined requests are handled from here
+
+    # -- the timers ------------------------------------------------------------
+
+    def _cycle(self) -> RequestResponseCycle | None:
+        # uvicorn types it as always set; it is None until the first request head.
+        return cast("RequestResponseCycle | None", self.cycle)
+
+    def _between_requests(self) -> bool:
+        cycle = self._cycle()
+        return cycle is None or cycle.response_complete
+
+    def _arm_header_timer(self) -> None:
+        self._header_timer = _cancelled(self._header_timer)
+        self._received = False
+        self._head_cycle = self._cycle()
+        self._header_timer = self.loop.call_later(self.timeouts.header, self._header_timed_out)
+
+    def _after_events(self) -> None:
+        cycle = self._cycle()
+        if self._header_timer is not None and cycle is not self._head_cycle:
+            # A new request head arrived.
+            self._header_timer = _cancelled(self._header_timer)
+            self._read_timer = _cancelled(self._read_timer)
+            if cycle is not None and cycle.more_body:
+                self._read_timer = self.loop.call_later(self.timeouts.read, self._read_timed_out)
+        if self._read_timer is not None and (cycle is None or not cycle.more_body):
+            self._read_timer = _cancelled(self._read_timer)
+
+    def _header_timed_out(self) -> None:
+        self._header_timer = None
+        if self.transport.is_closing() or not self._between_requests():
+            return
+        if self._received:
+            self.transport.write(_timeout_response(self.timeouts.header))
+        self._close()
+
+    def _read_timed_out(self) -> None:
+        self._read_timer = None
+        if not self.transport.is_closing():
+            self.logger.info(
+                "closing a connection: its request body took over %gs", self.timeouts.read
+            )
+            self.transport.abort()
+
+    def _send_timed_out(self) -> None:
+        self._send_timer = None
+        self.logger.info(
+            "closing a connection: its client took no data for %gs", self.timeouts.send
+        )
+        self.transport.abort()
+
+    def _close(self) -> None:
+        if self.transport.get_write_buffer_size():
+            self.transport.abort()
+        else:
+            self.transport.close()
+
+
+def _cancelled(timer: asyncio.TimerHandle | None) -> asyncio.TimerHandle | None:
+    """Cancel *timer* (if any); return None to store in its place."""
+    if timer is not None:
+        timer.cancel()
+    return None
+
+
+def _protocol_class(timeouts: ServeTimeouts) -> type[_TimedH11Protocol]:
+    class Protocol(_TimedH11Protocol):
+        pass
+
+    Protocol.timeouts = timeouts
+    return Protocol
+
+
+class _Server(uvicorn.Server):
+    # Signals are handled by the CLI (one handler for every server it runs).
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def build_server(
+    app: Any, *, log_level: str, timeouts: ServeTimeouts | None = None
+) -> uvicorn.Server:
+    """A uvicorn server for *app* with *timeouts* that leaves signals to the caller."""
+    timeouts = timeouts or ServeTimeouts()
+    config = uvicorn.Config(
+        app,
+        lifespan="on",
+        log_level=log_level,
+        access_log=log_level == "debug",
+        timeout_graceful_shutdown=3,
+        timeout_keep_alive=max(1, round(timeouts.keep_alive)),
+        http=_protocol_class(timeouts),
+    )
+    return _Server(config)
