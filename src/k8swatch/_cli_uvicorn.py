@@ -32,6 +32,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import socket
 from collections.abc import Generator
 from typing import Any, ClassVar, cast
 
@@ -39,7 +41,9 @@ import attrs
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 
-__all__ = ["ServeTimeouts", "build_server"]
+__all__ = ["NOTSENT_LOWAT", "ServeTimeouts", "build_server"]
+
+NOTSENT_LOWAT = int(os.environ.get("K8SWATCH_NOTSENT_LOWAT", 128 * 1024))
 
 
 @attrs.frozen
@@ -94,6 +98,14 @@ class _TimedH11Protocol(H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            # asyncio sets it only on sockets created with proto=IPPROTO_TCP; without
+            # it a response written in two parts waits for the client's delayed ACK.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            lowat = getattr(socket, "TCP_NOTSENT_LOWAT", None)
+            if lowat is not None and NOTSENT_LOWAT:
+                sock.setsockopt(socket.IPPROTO_TCP, lowat, NOTSENT_LOWAT)
         # Pause the app's sends whenever the kernel did not take everything.
         self.transport.set_write_buffer_limits(high=0)
         self._arm_header_timer()
