@@ -32,16 +32,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import socket
 from collections.abc import Generator
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, Protocol, cast
 
 import attrs
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 __all__ = ["NOTSENT_LOWAT", "ServeTimeouts", "build_server"]
+
+logger = logging.getLogger("uvicorn.error")
 
 NOTSENT_LOWAT = int(os.environ.get("K8SWATCH_NOTSENT_LOWAT", 128 * 1024))
 
@@ -83,11 +86,24 @@ def _timeout_response(seconds: float) -> bytes:
     return head + body
 
 
-class _TimedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol plus header, read and send timeouts (see the module)."""
+class _Cycle(Protocol):
+    """What the timers read of uvicorn's request/response cycle (h11 or httptools)."""
+
+    response_complete: bool
+    more_body: bool
+
+
+class _Timeouts(asyncio.Protocol):
+    """Header, read and send timeouts, mixed into uvicorn's HTTP/1.1 protocols.
+
+    Reads only uvicorn's ``cycle`` attribute (the current request, None
+    before the first); everything else is asyncio's protocol interface.
+    """
 
     timeouts: ClassVar[ServeTimeouts] = ServeTimeouts()
 
+    _conn: asyncio.Transport
+    _loop: asyncio.AbstractEventLoop
     _header_timer: asyncio.TimerHandle | None = None
     _read_timer: asyncio.TimerHandle | None = None
     _send_timer: asyncio.TimerHandle | None = None
@@ -96,8 +112,11 @@ class _TimedH11Protocol(H11Protocol):
 
     # -- asyncio.Protocol ------------------------------------------------------
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
+        assert isinstance(transport, asyncio.Transport)
+        self._conn = transport
+        self._loop = asyncio.get_running_loop()
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             # asyncio sets it only on sockets created with proto=IPPROTO_TCP; without
@@ -107,7 +126,7 @@ class _TimedH11Protocol(H11Protocol):
             if lowat is not None and NOTSENT_LOWAT:
                 sock.setsockopt(socket.IPPROTO_TCP, lowat, NOTSENT_LOWAT)
         # Pause the app's sends whenever the kernel did not take everything.
-        self.transport.set_write_buffer_limits(high=0)
+        transport.set_write_buffer_limits(high=0)
         self._arm_header_timer()
 
     def data_received(self, data: bytes) -> None:
@@ -115,12 +134,12 @@ class _TimedH11Protocol(H11Protocol):
             self._arm_header_timer()  # the first byte of the next request
         self._received = True
         super().data_received(data)
-        self._after_events()
+        self._after_data()
 
     def pause_writing(self) -> None:
         super().pause_writing()
         if self._send_timer is None:
-            self._send_timer = self.loop.call_later(self.timeouts.send, self._send_timed_out)
+            self._send_timer = self._loop.call_later(self.timeouts.send, self._send_timed_out)
 
     def resume_writing(self) -> None:
         super().resume_writing()
@@ -132,15 +151,10 @@ class _TimedH11Protocol(H11Protocol):
         self._send_timer = _cancelled(self._send_timer)
         super().connection_lost(exc)
 
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        self._after_events()  # pipelined requests are handled from here
-
     # -- the timers ------------------------------------------------------------
 
-    def _cycle(self) -> RequestResponseCycle | None:
-        # uvicorn types it as always set; it is None until the first request head.
-        return cast("RequestResponseCycle | None", self.cycle)
+    def _cycle(self) -> _Cycle | None:
+        return cast("_Cycle | None", getattr(self, "cycle", None))
 
     def _between_requests(self) -> bool:
         cycle = self._cycle()
@@ -150,47 +164,44 @@ class _TimedH11Protocol(H11Protocol):
         self._header_timer = _cancelled(self._header_timer)
         self._received = False
         self._head_cycle = self._cycle()
-        self._header_timer = self.loop.call_later(self.timeouts.header, self._header_timed_out)
+        self._header_timer = self._loop.call_later(self.timeouts.header, self._header_timed_out)
 
-    def _after_events(self) -> None:
+    def _after_data(self) -> None:
         cycle = self._cycle()
         if self._header_timer is not None and cycle is not self._head_cycle:
-            # A new request head arrived.
+            # A new request head arrived: now its body has to.
             self._header_timer = _cancelled(self._header_timer)
-            self._read_timer = _cancelled(self._read_timer)
             if cycle is not None and cycle.more_body:
-                self._read_timer = self.loop.call_later(self.timeouts.read, self._read_timed_out)
+                self._read_timer = _cancelled(self._read_timer)
+                self._read_timer = self._loop.call_later(self.timeouts.read, self._read_timed_out)
         if self._read_timer is not None and (cycle is None or not cycle.more_body):
             self._read_timer = _cancelled(self._read_timer)
 
     def _header_timed_out(self) -> None:
         self._header_timer = None
-        if self.transport.is_closing() or not self._between_requests():
+        if self._conn.is_closing() or not self._between_requests():
             return
         if self._received:
-            self.transport.write(_timeout_response(self.timeouts.header))
-        self._close()
+            self._conn.write(_timeout_response(self.timeouts.header))
+        if self._conn.get_write_buffer_size():
+            self._conn.abort()
+        else:
+            self._conn.close()
 
     def _read_timed_out(self) -> None:
         self._read_timer = None
-        if not self.transport.is_closing():
-            self.logger.info(
-                "closing a connection: its request body took over %gs", self.timeouts.read
-            )
-            self.transport.abort()
+        if not self._conn.is_closing():
+            logger.info("closing a connection: its request body took over %gs", self.timeouts.read)
+            self._conn.abort()
 
     def _send_timed_out(self) -> None:
         self._send_timer = None
-        self.logger.info(
-            "closing a connection: its client took no data for %gs", self.timeouts.send
-        )
-        self.transport.abort()
+        logger.info("closing a connection: its client took no data for %gs", self.timeouts.send)
+        self._conn.abort()
 
-    def _close(self) -> None:
-        if self.transport.get_write_buffer_size():
-            self.transport.abort()
-        else:
-            self.transport.close()
+
+class _TimedH11Protocol(_Timeouts, H11Protocol):
+    """uvicorn's h11 protocol with the timeouts."""
 
 
 def _cancelled(timer: asyncio.TimerHandle | None) -> asyncio.TimerHandle | None:
@@ -200,12 +211,20 @@ def _cancelled(timer: asyncio.TimerHandle | None) -> asyncio.TimerHandle | None:
     return None
 
 
-def _protocol_class(timeouts: ServeTimeouts) -> type[_TimedH11Protocol]:
-    class Protocol(_TimedH11Protocol):
+def _protocol_class(timeouts: ServeTimeouts) -> type[asyncio.Protocol]:
+    """uvicorn's faster protocol (httptools) when installed, else h11, with *timeouts*."""
+    base: type[_Timeouts] = _TimedH11Protocol
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:  # httptools is not installed
         pass
+    else:
 
-    Protocol.timeouts = timeouts
-    return Protocol
+        class _TimedHttpToolsProtocol(_Timeouts, HttpToolsProtocol):
+            """uvicorn's httptools protocol with the timeouts."""
+
+        base = _TimedHttpToolsProtocol
+    return cast("type[_Timeouts]", type(base.__name__, (base,), {"timeouts": timeouts}))
 
 
 class _Server(uvicorn.Server):

@@ -112,21 +112,22 @@ class App:
         self._schemas = {id(res): object_schema(res) for res in self.resources}
         self.encoder: EventEncoder = EventEncoder()
         """The shared [`EventEncoder`][k8swatch.server.EventEncoder] (``encode_count``)."""
-        self._watch_stops: set[anyio.Event] = set()
+        # The cancel scope of every open watch stream: cancelling one ends it.
+        self._watch_scopes: set[anyio.CancelScope] = set()
         self._closed = False
 
     @property
     def active_watches(self) -> int:
         """The number of watch streams currently open."""
-        return len(self._watch_stops)
+        return len(self._watch_scopes)
 
     async def aclose(self) -> None:
         """End every open watch stream and close every [`Closer`][k8swatch.Closer] storage.
 
         Idempotent; a storage shared by several resources is closed once.
         """
-        for done in list(self._watch_stops):
-            done.set()
+        for scope in list(self._watch_scopes):
+            scope.cancel()
         if self._closed:
             return
         self._closed = True
@@ -310,15 +311,15 @@ class App:
             options = attrs.evolve(options, watch=True)
         if self._closed:
             raise service_unavailable("the server is shutting down")
-        if len(self._watch_stops) >= self.max_watches:
+        if len(self._watch_scopes) >= self.max_watches:
             raise too_many_requests(
                 f"too many watches: the limit is {self.max_watches}",
                 self.retry_after_seconds,
             )
         include = request.table_include()
         fmt = FORMAT_JSON if include is None else table_format(include)
-        done = anyio.Event()
-        self._watch_stops.add(done)
+        scope = anyio.CancelScope()
+        self._watch_scopes.add(scope)
         try:
             watch = await storage.watch(route.namespace, options)
             if options.timeout_seconds is not None and options.timeout_seconds > 0:
@@ -331,15 +332,15 @@ class App:
                     watch,
                     receive=receive,
                     send=send,
-                    encode=lambda event: encoder.encode(event, res, fmt),
+                    encode=lambda batch: encoder.encode_batch(batch, res, fmt),
+                    scope=scope,
                     timeout=timeout,
-                    done=done,
                     send_timeout=self.send_timeout,
                 )
             finally:
                 watch.stop()
         finally:
-            self._watch_stops.discard(done)
+            self._watch_scopes.discard(scope)
 
 
 async def _quietly(send: Send, message: Message) -> None:
