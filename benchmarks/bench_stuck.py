@@ -60,11 +60,13 @@ def serve(port: int) -> None:
     import cProfile
     import gc
 
-    from k8swatch import MemoryStorage
+    from k8swatch import MemoryStorage, _cli_uvicorn
     from k8swatch._cli_uvicorn import ServeTimeouts, build_server
     from k8swatch.server import ResourceSpec, create_app
 
     profiler = cProfile.Profile()
+    if "BENCH_NOTSENT_LOWAT" in os.environ:  # compare with other values (0: the kernel's)
+        _cli_uvicorn.NOTSENT_LOWAT = int(os.environ["BENCH_NOTSENT_LOWAT"])
     storage = MemoryStorage("example.com/v1", "Widget", window=1000)
     timeouts = ServeTimeouts(send=SEND_TIMEOUT)
     app = create_app(

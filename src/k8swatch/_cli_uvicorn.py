@@ -33,7 +33,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import socket
 from collections.abc import Generator
 from typing import Any, ClassVar, Protocol, cast
@@ -46,7 +45,8 @@ __all__ = ["NOTSENT_LOWAT", "ServeTimeouts", "build_server"]
 
 logger = logging.getLogger("uvicorn.error")
 
-NOTSENT_LOWAT = int(os.environ.get("K8SWATCH_NOTSENT_LOWAT", 128 * 1024))
+NOTSENT_LOWAT = 16 * 1024
+"""``TCP_NOTSENT_LOWAT`` of every connection: at most this much unsent data in the kernel."""
 
 
 @attrs.frozen

@@ -336,6 +336,7 @@ class App:
                     scope=scope,
                     timeout=timeout,
                     send_timeout=self.send_timeout,
+                    on_stalled=lambda: self._watch_scopes.discard(scope),
                 )
             finally:
                 watch.stop()

@@ -216,6 +216,7 @@ async def stream_watch(
     timeout: float | None,
     headers: Sequence[tuple[bytes, bytes]] = (),
     send_timeout: float | None = None,
+    on_stalled: Callable[[], object] = lambda: None,
 ) -> None:
     """Serve *watch* as a chunked ``application/json`` watch response.
 
@@ -241,7 +242,10 @@ async def stream_watch(
     connection. The disconnect listener checks the pending send every
     quarter of *send_timeout* (one timer per stream and period; a timer per
     send would cost more than the send), so a stuck stream ends between 1
-    and 1.25 times *send_timeout* after its send began.
+    and 1.25 times *send_timeout* after its send began. It then stops the
+    watch and calls *on_stalled* at once, before the send is interrupted:
+    some servers (hypercorn) shield their socket writes from cancellation,
+    and the watch and its slot must not wait for the client.
     """
     disconnected = False
     clock = _SendClock(send)
@@ -259,6 +263,8 @@ async def stream_watch(
                     message = await receive()
                 if send_timeout is not None and clock.stuck_for(send_timeout):
                     _stalled(clock, send_timeout)
+                    watch.stop()  # the loop is in send(), not waiting on the watch
+                    on_stalled()
                     scope.cancel()
                     return
             if message is not None and message["type"] == "http.disconnect":
