@@ -218,12 +218,13 @@ def test_serve_closes_half_sent_requests_after_the_header_timeout() -> None:
 def test_serve_leaves_idle_kept_alive_connections_to_the_keep_alive_timeout() -> None:
     app = make_app()
     with glued(app, ServeTimeouts(header=0.3, keep_alive=5)) as (url, server):
-        with socket.create_connection(address(url), timeout=5) as sock:
-            for _ in range(2):
-                sock.sendall(b"GET /version HTTP/1.1\r\nHost: test\r\n\r\n")
-                assert read_response(sock)[0] == 200
-                time.sleep(0.8)  # idle for longer than the header timeout
-            assert connections(server) == 1
+        sock = socket.create_connection(address(url), timeout=5)
+        for _ in range(2):
+            sock.sendall(b"GET /version HTTP/1.1\r\nHost: test\r\n\r\n")
+            assert read_response(sock)[0] == 200
+            time.sleep(0.8)  # idle for longer than the header timeout
+        assert connections(server) == 1
+        sock.close()
 
 
 def test_serve_resets_a_request_whose_body_does_not_arrive() -> None:
