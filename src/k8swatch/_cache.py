@@ -271,12 +271,27 @@ class WatchCache(Generic[T]):
             self._next_change.wake_all()
         return added
 
-    def wake(self) -> None:
+    def wake(self, *, at: float | None = None) -> None:
         """Wake every sleeping watcher (and `wait_for`) to take what the cache holds now.
 
-        Only needed after `ingest(..., wake=False)`; never waits.
+        Only needed after `ingest(..., wake=False)`; never waits. With *at*
+        (anyio's clock) the wake-up is deferred until then, without a task of
+        its own (one sleeping watcher keeps time); deferred wake-ups merge,
+        and any wake-up meanwhile delivers them. A feeder uses it to give its
+        watchers fewer, bigger batches (see `settled_at`).
         """
-        self._next_change.wake_all()
+        if at is None:
+            self._next_change.wake_all()
+        else:
+            self._next_change.wake_all_at(at)
+
+    @property
+    def settled_at(self) -> float:
+        """When the watchers woken by the last wake-up had all resumed (anyio's clock).
+
+        ``-inf`` before the first wake-up.
+        """
+        return self._next_change.quiet_since
 
     def reset(self, snapshot: LogSnapshot) -> None:
         """Replace the cache's content by *snapshot* (e.g. after the log was trimmed).

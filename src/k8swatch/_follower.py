@@ -14,11 +14,13 @@ one place: ``MemoryStorage`` and the Coder storages (``log=`` mode) use it.
   log's backend is unreachable, also at start-up) are retried with jittered
   exponential backoff while open watches stay open.
 
-Watchers are woken at most once per *coalesce* seconds while a ``follow``
-runs: a change arriving sooner after the previous wake-up is held until that
-interval has passed (or half the cache's window has arrived, so that holding
-never pushes a sleeping watcher out of the window) and then delivered
-together with everything that arrived meanwhile. Under load, watchers get
+Watchers are woken at most once per *coalesce* seconds, counted from the
+end of the previous wake-up (when every watcher it woke had run): a change
+arriving sooner is held until that interval has passed (or a quarter of the
+cache's window has arrived, so that holding never pushes a sleeping watcher out of
+the window) and then delivered together with everything that arrived
+meanwhile. The follower wakes them when it runs; without one, a sleeping
+watcher keeps time (``WatchCache.wake(at=...)``). Under load, watchers get
 fewer, bigger batches (a wake-up costs the same for one event as for
 hundreds); an isolated change is delivered at once; writers are never held.
 
@@ -67,8 +69,8 @@ class LogFeed:
         on_ingest: Called with every batch of entries newer than the cache,
             right after the cache ingested it.
         on_reset: Called with the snapshot the cache was (re)loaded from.
-        coalesce: Minimum seconds between two wake-ups of the cache's
-            watchers while ``follow`` runs (0: wake for every batch).
+        coalesce: Minimum seconds between the end of one wake-up of the
+            cache's watchers and the next (0: wake for every batch).
     """
 
     def __init__(
@@ -128,22 +130,31 @@ class LogFeed:
         due = self._due()
         if (
             now >= due
-            or not (by_follower or self._wait is not None)
             # A sleeping watcher's position is where the last wake-up left it:
             # wake before the window could evict it (which would end it with 410).
-            or self._held * 2 >= cache.window
+            # Writes go on until the woken watchers run: keep a margin for them.
+            or self._held * 4 >= cache.window
         ):
             self._wake(now)
-        else:
+        elif by_follower or self._wait is not None:
             # The follower, about to wait or waiting for entries, wakes the
             # watchers when the interval is over.
             wait = self._wait
             if wait is not None and wait.deadline > due:
                 wait.deadline = due
+        else:
+            # No follower: one of the sleeping watchers keeps time for them.
+            cache.wake(at=due)
 
     def _due(self) -> float:
-        """When held changes must reach the watchers (the interval after the last wake-up)."""
-        return self._woken_at + self._coalesce
+        """When held changes must reach the watchers.
+
+        The interval is counted from the end of the last wake-up (when every
+        watcher it woke had run), not its start: however long a round of
+        watchers takes, writers get the interval to themselves before the
+        next one, and the next batch is that much bigger.
+        """
+        return max(self._woken_at, self.cache.settled_at) + self._coalesce
 
     def _wake(self, now: float) -> None:
         self._held = 0

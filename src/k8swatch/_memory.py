@@ -127,13 +127,14 @@ class MemoryStorage:
             relist (see `MemoryEventLog`).
         bookmark_interval: Seconds between bookmarks on an idle watch.
         wait_timeout: Seconds to wait for a too-new resourceVersion (then 504).
-        coalesce: While the storage follows its log (``async with``), the
-            minimum seconds between two wake-ups of its watchers: changes
-            arriving sooner are held (never longer than this) and delivered
-            together. Under load, watchers then get fewer, bigger batches,
-            which costs much less CPU per event; an isolated change is still
-            delivered at once, and writes are never held. 0 wakes the
-            watchers for every batch the storage reads.
+        coalesce: The minimum seconds between the end of one wake-up of
+            the storage's watchers and the next: changes arriving sooner are
+            held (never longer than this) and delivered together. Under load,
+            watchers then get fewer, bigger batches, which costs much less
+            CPU per event, and writers get that time to themselves between
+            two rounds of watchers; an isolated change is still delivered at
+            once, and writes are never held. 0 wakes the watchers for every
+            change.
         get_attrs: ``(labels, fields)`` of an object for selectors.
         supported_fields: Fields allowed in field selectors.
     """
