@@ -53,7 +53,8 @@ PAYLOAD = int(os.environ.get("BENCH_PAYLOAD", "1024"))  # bytes of spec per obje
 NAMESPACE = "bench"
 PATH = f"/apis/example.com/v1/namespaces/{NAMESPACE}/widgets"
 HOST = "127.0.0.1"
-PROFILE = os.environ.get("BENCH_PROFILE", "")
+PROFILE = os.environ.get("BENCH_PROFILE", "")  # a file: cProfile the server, see PROFILE_PHASE
+PROFILE_PHASE = os.environ.get("BENCH_PROFILE_PHASE", "fill")  # "fill" (+ stuck) or "release"
 
 
 # -- the server (child process) -------------------------------------------------
@@ -79,6 +80,25 @@ def serve(port: int) -> None:
         send_timeout=timeouts.send,
     )
 
+    gc_pauses: list[float] = []  # the longest garbage collections, in ms
+    gc_start = [0.0]
+
+    explicit = [False]
+
+    def gc_timer(phase: str, info: dict[str, int]) -> None:
+        if explicit[0]:
+            return
+        if phase == "start":
+            gc_start[0] = time.perf_counter()
+        else:
+            gc_pauses.append(round((time.perf_counter() - gc_start[0]) * 1000, 1))
+            gc_pauses.sort(reverse=True)
+            del gc_pauses[3:]
+
+    gc.callbacks.append(gc_timer)
+    if os.environ.get("BENCH_NO_GC"):  # to tell garbage collection pauses from the rest
+        gc.disable()
+
     def rss_kib() -> int:
         with open("/proc/self/status") as f:
             for line in f:
@@ -90,7 +110,9 @@ def serve(port: int) -> None:
         if scope["type"] == "http" and scope["path"] == "/bench/stats":
             query = scope["query_string"]
             if query == b"gc=1":
+                explicit[0] = True
                 gc.collect()
+                explicit[0] = False
             elif query == b"profile=on" and PROFILE:
                 profiler.enable()
             elif query == b"profile=off" and PROFILE:
@@ -102,6 +124,7 @@ def serve(port: int) -> None:
                 "tasks": len(asyncio.all_tasks()),
                 "watches": app.active_watches,
                 "gc_counts": gc.get_count(),
+                "gc_pauses_ms": gc_pauses,
             }
             body = json.dumps(stats).encode()
             await send(
@@ -310,16 +333,18 @@ async def main(port: int) -> dict[str, Any]:
         assert time.monotonic() < deadline, "the watches did not all start"
         await asyncio.sleep(0.05)
     connected = await stats(port, collect=True)
-    if PROFILE:
+    if PROFILE and PROFILE_PHASE == "fill":
         await stats(port, query="profile=on")
     filling = await fill(http, port, socks)
     t_stuck = time.perf_counter()
     client_kib = sum(queued_bytes(socks)) / 1024 / WATCHERS
     stuck = await write_many(http, "stuck", WRITES)
-    if PROFILE:
+    if PROFILE and PROFILE_PHASE == "fill":
         await stats(port, query="profile=off")
     during = await stats(port, collect=True)
     kernel = kernel_socket_kib(port)
+    if PROFILE and PROFILE_PHASE == "release":
+        await stats(port, query="profile=on")
     # Go on writing until the server has let every watch go: these writes
     # see the moment the bound frees 500 connections at once.
     releasing: list[tuple[float, float]] = []
@@ -327,6 +352,8 @@ async def main(port: int) -> dict[str, Any]:
     while (await stats(port))["watches"] and time.perf_counter() < deadline:
         releasing += await write_many(http, f"release{len(releasing)}", 100)
     freed_after = time.perf_counter() - t_stuck
+    if PROFILE and PROFILE_PHASE == "release":
+        await stats(port, query="profile=off")
     after = await stats(port, collect=True)
     again = await write_many(http, "after", WRITES)
     ended = sum(reset_or_closed(sock) for sock in socks)
@@ -369,6 +396,7 @@ async def main(port: int) -> dict[str, Any]:
         print(f"server kernel socket memory per watcher: {kernel / WATCHERS:.1f} KiB (ss -tm)")
     print(f"client receive queue per watcher:       {client_kib:.1f} KiB")
     print(f"connections ended by the server:        {ended}/{WATCHERS}")
+    print(f"longest automatic garbage collections in the server: {after['gc_pauses_ms']} ms")
     print(f"every watch ended after:                {freed_after:.1f} s (from the end of the fill)")
     return {
         "watchers": WATCHERS,

@@ -17,8 +17,9 @@ does for kube-apiserver (``ReadHeaderTimeout``) and nginx does for writes
   of its head; otherwise the connection is reset (the app sees a disconnect
   and stores nothing).
 * **send timeout**: data the client does not take stays in the transport's
-  buffer; once some has waited there for *send_timeout* seconds the
-  connection is reset. The write buffer's high-water mark is 0, so "waiting"
+  buffer; once some has waited there for *send_timeout* seconds (plus up to
+  a tenth, at random, so that clients stuck together are not all reset in one
+  loop iteration) the connection is reset. The write buffer's high-water mark is 0, so "waiting"
   means "anything not yet accepted by the kernel": the app's next ``send``
   waits until the kernel took the previous one (the socket buffers still
   hold plenty for throughput), and a stuck client holds at most one chunk of
@@ -33,6 +34,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 import socket
 from collections.abc import Generator
 from typing import Any, ClassVar, Protocol, cast
@@ -139,7 +141,11 @@ class _Timeouts(asyncio.Protocol):
     def pause_writing(self) -> None:
         super().pause_writing()
         if self._send_timer is None:
-            self._send_timer = self._loop.call_later(self.timeouts.send, self._send_timed_out)
+            # Jittered by up to a tenth: clients that got stuck together (one
+            # write filled all their buffers) are not all reset in one loop
+            # iteration, which would stall every other request for as long.
+            delay = self.timeouts.send * (1 + random.random() / 10)
+            self._send_timer = self._loop.call_later(delay, self._send_timed_out)
 
     def resume_writing(self) -> None:
         super().resume_writing()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import operator
+import random
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -240,9 +241,10 @@ async def stream_watch(
     window and the server's buffers are full) ends the stream like a
     disconnect, and nothing more is sent, so the ASGI server closes the
     connection. The disconnect listener checks the pending send every
-    quarter of *send_timeout* (one timer per stream and period; a timer per
-    send would cost more than the send), so a stuck stream ends between 1
-    and 1.25 times *send_timeout* after its send began. It then stops the
+    quarter of *send_timeout*, plus up to a tenth of that at random (one timer
+    per stream and period; a timer per send would cost more than the send;
+    the jitter spreads the ends of streams stuck together), so a stuck stream
+    ends between 1 and 1.3 times *send_timeout* after its send began. It then stops the
     watch and calls *on_stalled* at once, before the send is interrupted:
     some servers (hypercorn) shield their socket writes from cancellation,
     and the watch and its slot must not wait for the client.
@@ -259,7 +261,8 @@ async def stream_watch(
                 message = await receive()
             else:
                 # uvicorn's and hypercorn's receive() lose nothing when cancelled.
-                with anyio.move_on_after(period):
+                # Jittered: streams stuck together are not all ended at once.
+                with anyio.move_on_after(period * (1 + random.random() / 10)):
                     message = await receive()
                 if send_timeout is not None and clock.stuck_for(send_timeout):
                     _stalled(clock, send_timeout)
