@@ -17,9 +17,10 @@ does for kube-apiserver (``ReadHeaderTimeout``) and nginx does for writes
   of its head; otherwise the connection is reset (the app sees a disconnect
   and stores nothing).
 * **send timeout**: data the client does not take stays in the transport's
-  buffer; once some has waited there for *send_timeout* seconds (plus up to
-  a tenth, at random, so that clients stuck together are not all reset in one
-  loop iteration) the connection is reset. The write buffer's high-water mark is 0, so "waiting"
+  buffer; when the client took none of it for *send_timeout* seconds (plus up
+  to a tenth, at random, so that clients stuck together are not all reset in
+  one loop iteration) the connection is reset. A slow client that takes some
+  in each period is left alone. The write buffer's high-water mark is 0, so "waiting"
   means "anything not yet accepted by the kernel": the app's next ``send``
   waits until the kernel took the previous one (the socket buffers still
   hold plenty for throughput), and a stuck client holds at most one chunk of
@@ -109,6 +110,7 @@ class _Timeouts(asyncio.Protocol):
     _header_timer: asyncio.TimerHandle | None = None
     _read_timer: asyncio.TimerHandle | None = None
     _send_timer: asyncio.TimerHandle | None = None
+    _unsent: int = 0
     _received: bool = False
     _head_cycle: object = None
 
@@ -141,11 +143,7 @@ class _Timeouts(asyncio.Protocol):
     def pause_writing(self) -> None:
         super().pause_writing()
         if self._send_timer is None:
-            # Jittered by up to a tenth: clients that got stuck together (one
-            # write filled all their buffers) are not all reset in one loop
-            # iteration, which would stall every other request for as long.
-            delay = self.timeouts.send * (1 + random.random() / 10)
-            self._send_timer = self._loop.call_later(delay, self._send_timed_out)
+            self._arm_send_timer()
 
     def resume_writing(self) -> None:
         super().resume_writing()
@@ -200,8 +198,21 @@ class _Timeouts(asyncio.Protocol):
             logger.info("closing a connection: its request body took over %gs", self.timeouts.read)
             self._conn.abort()
 
+    def _arm_send_timer(self) -> None:
+        # Jittered by up to a tenth: clients that got stuck together (one
+        # write filled all their buffers) are not all reset in one loop
+        # iteration, which would stall every other request for as long.
+        self._unsent = self._conn.get_write_buffer_size()
+        delay = self.timeouts.send * (1 + random.random() / 10)
+        self._send_timer = self._loop.call_later(delay, self._send_timed_out)
+
     def _send_timed_out(self) -> None:
         self._send_timer = None
+        if self._conn.is_closing() and not self._conn.get_write_buffer_size():
+            return
+        if self._conn.get_write_buffer_size() < self._unsent:
+            self._arm_send_timer()  # slow, but the client took some: wait again
+            return
         logger.info("closing a connection: its client took no data for %gs", self.timeouts.send)
         self._conn.abort()
 

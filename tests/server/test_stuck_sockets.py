@@ -186,6 +186,27 @@ def test_serve_resets_the_connection_of_a_watch_that_never_reads() -> None:
             sock.close()
 
 
+def test_serve_leaves_a_slow_reader_alone() -> None:
+    # A 1 MiB list read 16 KiB every 50 ms takes about 3 s, six times the bound:
+    # the client is slow, not stuck, and gets all of it.
+    app = make_app(send_timeout=0.5)
+    with glued(app, ServeTimeouts(send=0.5)) as (url, _):
+        body = json.dumps({"metadata": {"name": "big"}, "spec": {"x": "x" * (1 << 20)}})
+        assert request(url, "POST", NS, body.encode())[0] == 201
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(address(url))
+        sock.sendall(f"GET {NS} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := sock.recv(16 * 1024):
+            data += chunk
+            time.sleep(0.05)
+        sock.close()
+        head, _, listed = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 ")
+        assert json.loads(listed)["items"][0]["spec"]["x"] == "x" * (1 << 20)
+
+
 def test_serve_closes_half_sent_requests_after_the_header_timeout() -> None:
     app = make_app()
     with glued(app, ServeTimeouts(header=0.5)) as (url, server):
