@@ -210,14 +210,13 @@ def bench_deliveries(bin_dir: Path) -> dict[str, Any]:
                 f"p99 {p99:.0f} ms ({p99 / go_p99:.2f}x)"
             )
         print(f"  round {round_ + 1}: " + "; ".join(cells))
-    print(
-        f"  {'server':<16}{'deliveries/s':>20}{'x Go':>12}{'p50 ms':>12}{'p99 ms':>12}{'p99 x Go':>12}"
-    )
+    header = ("deliveries/s", "x Go", "p50 ms", "p99 ms", "p99 x Go")
+    print(f"  {'server':<16}{header[0]:>20}" + "".join(f"{h:>12}" for h in header[1:]))
     figures: dict[str, Any] = {}
     for name in SERVERS:
         rates = [r for r, _, _ in runs[name]]
-        ratios = [r / g for (r, _, _), (g, _, _) in zip(runs[name], runs["go"])]
-        p99_ratios = [p / g for (_, _, p), (_, _, g) in zip(runs[name], runs["go"])]
+        ratios = [r / g for (r, _, _), (g, _, _) in zip(runs[name], runs["go"], strict=True)]
+        p99_ratios = [p / g for (_, _, p), (_, _, g) in zip(runs[name], runs["go"], strict=True)]
         p50s = [p for _, p, _ in runs[name]]
         p99s = [p for _, _, p in runs[name]]
         print(
@@ -306,7 +305,8 @@ def watch_connections(url: str, count: int) -> Iterator[None]:
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert child.stdin is not None and child.stdout is not None
+    assert child.stdin is not None
+    assert child.stdout is not None
     try:
         if child.stdout.readline().strip() != "ready":
             raise RuntimeError("the watch connections did not open")
@@ -328,9 +328,8 @@ def bench_idle(bin_dir: Path) -> dict[str, float]:
                 after = rss_kb(pid)
         per = (after - before) / IDLE
         figures[name] = per
-        print(
-            f"  {name:<16}{per:8.1f} KB per connection ({before / 1024:.0f} -> {after / 1024:.0f} MB)"
-        )
+        mb = f"{before / 1024:.0f} -> {after / 1024:.0f} MB"
+        print(f"  {name:<16}{per:8.1f} KB per connection ({mb})")
     return figures
 
 
