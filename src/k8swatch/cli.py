@@ -14,14 +14,17 @@ replica), and only the holder of a Redis lease polls Coder.
 ``k8swatch fake-coder`` runs the fake Coder API alone.
 
 This is the only module that imports uvicorn (the ``serve`` extra). It runs
-on anyio's asyncio backend (uvicorn needs asyncio) and handles SIGINT and
-SIGTERM itself: both shut the servers down cleanly.
+on anyio's asyncio backend (uvicorn needs asyncio), on uvloop when it is
+installed (the ``serve`` extra installs it, and httptools, which uvicorn
+then uses to parse HTTP), and handles SIGINT and SIGTERM itself: both shut
+the servers down cleanly.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import os
 import secrets
 import signal
@@ -204,6 +207,13 @@ async def _serving(
         with anyio.move_on_after(10, shield=True):
             await finished.wait()
         sock.close()
+
+
+def _loop_options() -> dict[str, Any]:
+    """anyio's asyncio options: uvloop when installed (the ``serve`` extra has it)."""
+    if importlib.util.find_spec("uvloop") is None:
+        return {}
+    return {"use_uvloop": True}
 
 
 def _log_level(args: argparse.Namespace) -> str:
@@ -638,7 +648,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         runner = _fake_coder
     try:
-        return anyio.run(runner, args, out, backend="asyncio")
+        return anyio.run(runner, args, out, backend="asyncio", backend_options=_loop_options())
     except KeyboardInterrupt:
         return 130
 
