@@ -2,7 +2,7 @@
 
 The app (``k8swatch.server.create_app`` over a ``MemoryStorage``) runs in a
 child process under the uvicorn configuration ``k8swatch serve`` uses (its
-header, read and send timeouts), with a short send timeout so the run is
+header, read and send timeouts; uvloop and httptools when installed), with a short send timeout so the run is
 quick (``BENCH_SEND_TIMEOUT``, default 5 s). The child also answers
 ``GET /bench/stats`` with its open file descriptors, RSS, asyncio tasks and
 open watches.
@@ -143,7 +143,12 @@ def serve(port: int) -> None:
     sock.bind((HOST, port))
     sock.listen(4096)
     server = build_server(with_stats, log_level="warning", timeouts=timeouts)
-    asyncio.run(server.serve([sock]))
+    try:  # k8swatch serve runs on uvloop when it is installed
+        import uvloop
+    except ImportError:
+        asyncio.run(server.serve([sock]))
+    else:
+        uvloop.run(server.serve([sock]))
 
 
 # -- the client (this process) --------------------------------------------------

@@ -118,10 +118,10 @@ class _Timeouts(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        assert isinstance(transport, asyncio.Transport)
-        self._conn = transport
+        # A stream transport (uvloop's is not an asyncio.Transport subclass).
+        self._conn = cast("asyncio.Transport", transport)
         self._loop = asyncio.get_running_loop()
-        sock = transport.get_extra_info("socket")
+        sock = self._conn.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             # asyncio sets it only on sockets created with proto=IPPROTO_TCP; without
             # it a response written in two parts waits for the client's delayed ACK.
@@ -130,7 +130,7 @@ class _Timeouts(asyncio.Protocol):
             if lowat is not None and NOTSENT_LOWAT:
                 sock.setsockopt(socket.IPPROTO_TCP, lowat, NOTSENT_LOWAT)
         # Pause the app's sends whenever the kernel did not take everything.
-        transport.set_write_buffer_limits(high=0)
+        self._conn.set_write_buffer_limits(high=0)
         self._arm_header_timer()
 
     def data_received(self, data: bytes) -> None:

@@ -13,7 +13,9 @@ replica), and only the holder of a Redis lease polls Coder.
 
 ``k8swatch fake-coder`` runs the fake Coder API alone.
 
-This is the only module that imports uvicorn (the ``serve`` extra). It runs
+This module and ``k8swatch._cli_uvicorn`` (uvicorn with the connection
+timeouts, which only this module imports) are the only ones that import
+uvicorn (the ``serve`` extra). It runs
 on anyio's asyncio backend (uvicorn needs asyncio), on uvloop when it is
 installed (the ``serve`` extra installs it, and httptools, which uvicorn
 then uses to parse HTTP), and handles SIGINT and SIGTERM itself: both shut

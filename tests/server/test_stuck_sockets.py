@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import socket
@@ -147,13 +148,23 @@ def test_a_watch_that_never_reads_is_ended(server: Any) -> None:
 # -- k8swatch serve's uvicorn protocol --------------------------------------------
 
 
+LOOPS = ["asyncio"] + (["uvloop"] if importlib.util.find_spec("uvloop") else [])
+
+
+@pytest.fixture(params=LOOPS)
+def loop(request: pytest.FixtureRequest) -> str:
+    """The event loop under ``k8swatch serve``'s uvicorn: asyncio's, and uvloop (serve's)."""
+    return str(request.param)
+
+
 @contextlib.contextmanager
-def glued(app: App, timeouts: ServeTimeouts) -> Iterator[tuple[str, Any]]:
+def glued(app: App, timeouts: ServeTimeouts, loop: str) -> Iterator[tuple[str, Any]]:
     """*app* under ``k8swatch serve``'s uvicorn server, in a thread; (url, server)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     server = build_server(app, log_level="warning", timeouts=timeouts)
-    with start_blocking_portal("asyncio") as portal:
+    options = {"use_uvloop": loop == "uvloop"}
+    with start_blocking_portal("asyncio", backend_options=options) as portal:
         future = portal.start_task_soon(server.serve, [sock])
         wait_until(lambda: bool(server.started) or future.done(), 30, "uvicorn to start")
         try:
@@ -169,9 +180,9 @@ def connections(server: Any) -> int:
     return len(server.server_state.connections)
 
 
-def test_serve_resets_the_connection_of_a_watch_that_never_reads() -> None:
+def test_serve_resets_the_connection_of_a_watch_that_never_reads(loop: str) -> None:
     app = make_app(send_timeout=1.0)
-    with glued(app, ServeTimeouts(send=1.0)) as (url, server):
+    with glued(app, ServeTimeouts(send=1.0), loop) as (url, server):
         socks = stuck_watchers(url, 5)
         wait_until(lambda: app.active_watches == 5, 10, "the watches")
         assert connections(server) == 5
@@ -186,11 +197,11 @@ def test_serve_resets_the_connection_of_a_watch_that_never_reads() -> None:
             sock.close()
 
 
-def test_serve_leaves_a_slow_reader_alone() -> None:
+def test_serve_leaves_a_slow_reader_alone(loop: str) -> None:
     # A 1 MiB list read 16 KiB every 50 ms takes about 3 s, six times the bound:
     # the client is slow, not stuck, and gets all of it.
     app = make_app(send_timeout=0.5)
-    with glued(app, ServeTimeouts(send=0.5)) as (url, _):
+    with glued(app, ServeTimeouts(send=0.5), loop) as (url, _):
         body = json.dumps({"metadata": {"name": "big"}, "spec": {"x": "x" * (1 << 20)}})
         assert request(url, "POST", NS, body.encode())[0] == 201
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -207,9 +218,9 @@ def test_serve_leaves_a_slow_reader_alone() -> None:
         assert json.loads(listed)["items"][0]["spec"]["x"] == "x" * (1 << 20)
 
 
-def test_serve_closes_half_sent_requests_after_the_header_timeout() -> None:
+def test_serve_closes_half_sent_requests_after_the_header_timeout(loop: str) -> None:
     app = make_app()
-    with glued(app, ServeTimeouts(header=0.5)) as (url, server):
+    with glued(app, ServeTimeouts(header=0.5), loop) as (url, server):
         silent = socket.create_connection(address(url))
         partial = []
         for _ in range(20):
@@ -236,9 +247,9 @@ def test_serve_closes_half_sent_requests_after_the_header_timeout() -> None:
         silent.close()
 
 
-def test_serve_leaves_idle_kept_alive_connections_to_the_keep_alive_timeout() -> None:
+def test_serve_leaves_idle_kept_alive_connections_to_the_keep_alive_timeout(loop: str) -> None:
     app = make_app()
-    with glued(app, ServeTimeouts(header=0.3, keep_alive=5)) as (url, server):
+    with glued(app, ServeTimeouts(header=0.3, keep_alive=5), loop) as (url, server):
         sock = socket.create_connection(address(url), timeout=5)
         for _ in range(2):
             sock.sendall(b"GET /version HTTP/1.1\r\nHost: test\r\n\r\n")
@@ -248,9 +259,9 @@ def test_serve_leaves_idle_kept_alive_connections_to_the_keep_alive_timeout() ->
         sock.close()
 
 
-def test_serve_resets_a_request_whose_body_does_not_arrive() -> None:
+def test_serve_resets_a_request_whose_body_does_not_arrive(loop: str) -> None:
     app = make_app()
-    with glued(app, ServeTimeouts(read=0.5)) as (url, server):
+    with glued(app, ServeTimeouts(read=0.5), loop) as (url, server):
         with socket.create_connection(address(url), timeout=5) as sock:
             body = json.dumps({"metadata": {"name": "slow"}}).encode()
             sock.sendall(
