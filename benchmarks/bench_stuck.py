@@ -2,8 +2,9 @@
 
 The app (``k8swatch.server.create_app`` over a ``MemoryStorage``) runs in a
 child process under the uvicorn configuration ``k8swatch serve`` uses (its
-header, read and send timeouts; uvloop and httptools when installed), with a short send timeout so the run is
-quick (``BENCH_SEND_TIMEOUT``, default 5 s). The child also answers
+header, read and send timeouts; uvloop and httptools when installed), with
+a short send timeout so the run is quick (``BENCH_SEND_TIMEOUT``, default
+10 s). The child also answers
 ``GET /bench/stats`` with its open file descriptors, RSS, asyncio tasks and
 open watches.
 
