@@ -78,7 +78,7 @@ def serve(port: int) -> None:
     app = create_app(
         [ResourceSpec("example.com", "v1", "widgets", "Widget", storage)],
         max_watches=WATCHERS + 10,
-        send_timeout=timeouts.send,
+        send_timeout=2 * timeouts.send,  # as k8swatch serve: the connection's bound acts first
     )
 
     gc_pauses: list[float] = []  # the longest garbage collections, in ms

@@ -437,7 +437,9 @@ async def _serve(args: argparse.Namespace, out: TextIO) -> int:
         templates, workspaces = _create_storages(args, provider, shared, tg)
         specs = build_resource_specs(templates, workspaces)
         timeouts = _timeouts(args)
-        app = create_app(specs, send_timeout=timeouts.send)
+        # The connection's own bound (which resets it) acts first; the app's,
+        # at twice that, is the backstop uvicorn would log an error for.
+        app = create_app(specs, send_timeout=2 * timeouts.send)
         url = _url(api_sock)
         server = await stack.enter_async_context(
             _serving(tg, app, api_sock, log_level=log_level, timeouts=timeouts)
