@@ -215,12 +215,12 @@ class ParkingLot:
         whichever is longer, the wake-up happens at once; else it is deferred
         until then (the earliest deferred time wins; any wake-up meanwhile
         delivers it). During a wake-up, it is deferred until that is over
-        (its waiters that have not run yet see the change anyway), or has
-        lasted five times *interval*. Waiters that
-        keep being woken get fewer, bigger batches, and whoever causes the
-        wake-ups (writers) gets about as much time as the waiters take, while
-        an isolated change still wakes them at once. It happens at once when
-        no parked task can keep time (none parked, or scopes parked). Never
+        (its waiters that have not run yet see the change anyway), or at most
+        until five times *interval* after it began. Waiters that keep being
+        woken get fewer, bigger batches, and whoever causes the wake-ups
+        (writers) gets about as much time as the waiters take, while an
+        isolated change still wakes them at once. It happens at once when no
+        parked task can keep time (none parked, or scopes parked). Never
         blocks.
         """
         if self.idle:

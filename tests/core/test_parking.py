@@ -357,9 +357,7 @@ async def test_wake_all_within_defers_a_wake_up_right_after_another() -> None:
         await anyio.wait_all_tasks_blocked()
         assert len(woke) == 3
         lot.wake_all_within(0.3)  # merges with the held one
-        with anyio.fail_after(5):
-            while len(woke) < 6:
-                await anyio.sleep(0.01)
+        await anyio.sleep(0.5)  # well past the interval
         # One sleeper kept time: everyone was woken once, after the interval.
         assert len(woke) == 6
         assert min(woke[3:]) - asked >= 0.25
