@@ -3,7 +3,7 @@
 In the spirit of trio's ``ParkingLot``, built for fan-out where many waiters
 are woken at once and woken often:
 
-* Tasks in ``park()`` wait in *slices* of up to 64 tasks, each slice on one
+* Tasks in ``park()`` wait in *slices* of up to 32 tasks, each slice on one
   shared ``anyio.Event``, so no waiter object exists per task. A wake-up
   sets the first slice; the first task of each slice to resume sets the
   next one. A slice's tasks therefore run in one iteration of the event loop
@@ -39,9 +39,9 @@ from typing_extensions import final
 __all__ = ["ParkingLot", "ParkingLotStatistics"]
 
 #: Tasks per slice: woken together, in one iteration of the event loop.
-SLICE = 64
+SLICE = 32
 #: A coalesced wake-up waits at most this many intervals (see wake_all_within).
-_MAX_HOLD = 10
+_MAX_HOLD = 5
 
 
 @final
@@ -211,16 +211,16 @@ class ParkingLot:
 
         A wake-up lasts from the moment it wakes the waiters until every one
         of them has resumed. Once the last one has been over for *interval*
-        seconds, or for as long as it lasted (at most ten times *interval*),
+        seconds, or for as long as it lasted (at most five times *interval*),
         whichever is longer, the wake-up happens at once; else it is deferred
         until then (the earliest deferred time wins; any wake-up meanwhile
         delivers it). During a wake-up, it is deferred until that is over
-        (its waiters that have not run yet see the change anyway), or has
-        lasted ten times *interval*. Waiters that
-        keep being woken get fewer, bigger batches, and whoever causes the
-        wake-ups (writers) gets about as much time as the waiters take, while
-        an isolated change still wakes them at once. It happens at once when
-        no parked task can keep time (none parked, or scopes parked). Never
+        (its waiters that have not run yet see the change anyway), or at most
+        until five times *interval* after it began. Waiters that keep being
+        woken get fewer, bigger batches, and whoever causes the wake-ups
+        (writers) gets about as much time as the waiters take, while an
+        isolated change still wakes them at once. It happens at once when no
+        parked task can keep time (none parked, or scopes parked). Never
         blocks.
         """
         if self.idle:
@@ -228,7 +228,7 @@ class ParkingLot:
         if self._woken:
             # A wake-up is going on: its waiters that have not run yet will see
             # the change; those back asleep are woken once it is over, or when
-            # it has lasted ten intervals.
+            # it has lasted five intervals.
             self._pending = min(self._pending, interval)
             self._defer(self._woken_at + _MAX_HOLD * interval)
             return
