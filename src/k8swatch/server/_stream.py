@@ -244,10 +244,10 @@ async def stream_watch(
     quarter of *send_timeout*, plus up to a tenth of that at random (one timer
     per stream and period; a timer per send would cost more than the send;
     the jitter spreads the ends of streams stuck together), so a stuck stream
-    ends between 1 and 1.3 times *send_timeout* after its send began. It then stops the
-    watch and calls *on_stalled* at once, before the send is interrupted:
-    some servers (hypercorn) shield their socket writes from cancellation,
-    and the watch and its slot must not wait for the client.
+    ends between 1 and 1.3 times *send_timeout* after its send began. It then
+    stops the watch and calls *on_stalled* at once, before the send is
+    interrupted: some servers (hypercorn) shield their socket writes from
+    cancellation, and the watch and its slot must not wait for the client.
     """
     disconnected = False
     clock = _SendClock(send)
