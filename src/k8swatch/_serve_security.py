@@ -5,9 +5,9 @@ Turns the flags kube's aggregated API servers use (``--tls-cert-file``,
 ``--authentication-kubeconfig``, ``--authorization-mode``, ...) into the
 serving certificate, the [`Authenticator`][k8swatch.server.Authenticator] and
 the [`Authorizer`][k8swatch.server.Authorizer] handed to ``create_app``, and
-the uvicorn options that serve TLS and pass the client certificate to the app
-through the ASGI TLS extension. Imports ``k8swatch.auth`` and uvicorn only
-when called (the ``serve`` extra).
+the uvicorn options that serve TLS (``k8swatch._cli_uvicorn`` passes the
+client certificate to the app through the ASGI TLS extension). Imports
+``k8swatch.auth`` only when called (the ``serve`` extra).
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ __all__ = [
     "add_security_flags",
     "is_loopback",
     "open_security",
-    "tls_protocol_class",
 ]
 
 _MODES = ("AlwaysAllow", "AlwaysDeny", "ABAC", "Webhook")
@@ -219,11 +218,7 @@ class ServingSecurity:
         """The ``uvicorn.Config`` options that serve TLS (none without TLS)."""
         if not self.tls:
             return {}
-        options: dict[str, Any] = {
-            "ssl_certfile": self.cert_file,
-            "ssl_keyfile": self.key_file,
-            "http": tls_protocol_class(),
-        }
+        options: dict[str, Any] = {"ssl_certfile": self.cert_file, "ssl_keyfile": self.key_file}
         if self.client_ca_bundle:
             # Ask for a client certificate without requiring one.
             options["ssl_ca_certs"] = self.client_ca_bundle
@@ -585,41 +580,3 @@ def _check_tls(security: ServingSecurity) -> None:
             context.load_verify_locations(security.client_ca_bundle)
         except (ssl.SSLError, OSError) as exc:
             raise SecurityError(f"a client CA file is not PEM certificates: {exc}") from None
-
-
-_TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
-
-
-def tls_protocol_class() -> type[Any]:
-    """uvicorn's h11 protocol, with the ASGI TLS extension (``scope["extensions"]["tls"]``).
-
-    uvicorn does not fill in the extension itself: the client certificate,
-    already verified by the TLS handshake, is read once per connection and
-    added to every request's scope.
-    """
-    from uvicorn.protocols.http.h11_impl import H11Protocol
-
-    class TLSH11Protocol(H11Protocol):
-        def connection_made(self, transport: Any) -> None:
-            super().connection_made(transport)
-            ssl_object = transport.get_extra_info("ssl_object")
-            if ssl_object is None:
-                return
-            der = ssl_object.getpeercert(binary_form=True)
-            extension: dict[str, Any] = {
-                "server_cert": None,
-                "client_cert_chain": [ssl.DER_cert_to_PEM_cert(der)] if der else [],
-                "client_cert_name": None,
-                "client_cert_error": None,
-                "tls_version": _TLS_VERSIONS.get(ssl_object.version() or ""),
-                "cipher_suite": None,
-            }
-            app = self.app
-
-            async def with_tls(scope: Any, receive: Any, send: Any) -> None:
-                scope.setdefault("extensions", {})["tls"] = extension
-                await app(scope, receive, send)
-
-            self.app = with_tls
-
-    return TLSH11Protocol

@@ -13,11 +13,14 @@ replica), and only the holder of a Redis lease polls Coder.
 
 ``k8swatch fake-coder`` runs the fake Coder API alone.
 
-TLS, authentication and authorization flags live in ``_serve_security``
-(whose h11 protocol hook is, with this module, the only code importing
-uvicorn, the ``serve`` extra). It runs
-on anyio's asyncio backend (uvicorn needs asyncio) and handles SIGINT and
-SIGTERM itself: both shut the servers down cleanly.
+This module and ``k8swatch._cli_uvicorn`` (uvicorn with the connection
+timeouts and the ASGI TLS extension, which only this module imports) are the
+only ones that import uvicorn (the ``serve`` extra); the TLS, authentication
+and authorization flags live in ``k8swatch._serve_security``. It runs
+on anyio's asyncio backend (uvicorn needs asyncio), on uvloop when it is
+installed (the ``serve`` extra installs it, and httptools, which uvicorn
+then uses to parse HTTP), and handles SIGINT and SIGTERM itself: both shut
+the servers down cleanly.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import importlib.util
 import os
 import secrets
 import signal
@@ -32,7 +36,7 @@ import socket
 import sys
 import tempfile
 import urllib.parse
-from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -45,6 +49,7 @@ from k8swatch._serve_security import add_security_flags
 
 if TYPE_CHECKING:
     from k8swatch import EventLog
+    from k8swatch._cli_uvicorn import ServeTimeouts
     from k8swatch._serve_security import ServingSecurity
     from k8swatch.coder import StaticClientProvider, TemplateStorage, WorkspaceStorage
     from k8swatch.redis import RedisLease
@@ -208,26 +213,6 @@ def _url(sock: socket.socket, scheme: str = "http") -> str:
     return f"{scheme}://{host}:{port}"
 
 
-def _server(app: Any, *, log_level: str, options: Mapping[str, Any] | None = None) -> Any:
-    import uvicorn
-
-    class _Server(uvicorn.Server):
-        # Signals are handled by the CLI (one handler for both servers).
-        @contextlib.contextmanager
-        def capture_signals(self) -> Generator[None, None, None]:
-            yield
-
-    config = uvicorn.Config(
-        app,
-        lifespan="on",
-        log_level=log_level,
-        access_log=log_level == "debug",
-        timeout_graceful_shutdown=3,
-        **(options or {}),
-    )
-    return _Server(config)
-
-
 @contextlib.asynccontextmanager
 async def _serving(
     tg: anyio.abc.TaskGroup,
@@ -235,9 +220,12 @@ async def _serving(
     sock: socket.socket,
     *,
     log_level: str,
-    options: Mapping[str, Any] | None = None,
+    timeouts: ServeTimeouts | None = None,
+    ssl_options: Mapping[str, Any] | None = None,
 ) -> AsyncGenerator[Any, None]:
-    server = _server(app, log_level=log_level, options=options)
+    from k8swatch._cli_uvicorn import build_server
+
+    server = build_server(app, log_level=log_level, timeouts=timeouts, ssl_options=ssl_options)
     finished = anyio.Event()
 
     async def run() -> None:
@@ -259,6 +247,13 @@ async def _serving(
         with anyio.move_on_after(10, shield=True):
             await finished.wait()
         sock.close()
+
+
+def _loop_options() -> dict[str, Any]:
+    """anyio's asyncio options: uvloop when installed (the ``serve`` extra has it)."""
+    if importlib.util.find_spec("uvloop") is None:
+        return {}
+    return {"use_uvloop": True}
 
 
 def _log_level(args: argparse.Namespace) -> str:
@@ -471,6 +466,17 @@ def _print_serve_banner(
     print("press Ctrl-C to stop", file=out, flush=True)
 
 
+def _timeouts(args: argparse.Namespace) -> ServeTimeouts:
+    from k8swatch._cli_uvicorn import ServeTimeouts
+
+    return ServeTimeouts(
+        header=args.header_timeout,
+        read=args.read_timeout,
+        send=args.send_timeout,
+        keep_alive=args.keep_alive_timeout,
+    )
+
+
 async def _serve(args: argparse.Namespace, out: TextIO) -> int:
     from k8swatch._serve_security import SecurityError, open_security
 
@@ -496,12 +502,25 @@ async def _serve_api(args: argparse.Namespace, out: TextIO, security: ServingSec
         shared = await _open_shared_log(args, stack)
         templates, workspaces = _create_storages(args, provider, shared, tg)
         specs = build_resource_specs(templates, workspaces)
+        timeouts = _timeouts(args)
+        # The connection's own bound (which resets it) acts first; the app's,
+        # at twice that, is the backstop uvicorn would log an error for.
         app = create_app(
-            specs, authenticator=security.authenticator, authorizer=security.authorizer
+            specs,
+            send_timeout=2 * timeouts.send,
+            authenticator=security.authenticator,
+            authorizer=security.authorizer,
         )
         url = _url(api_sock, "https" if security.tls else "http")
         server = await stack.enter_async_context(
-            _serving(tg, app, api_sock, log_level=log_level, options=security.uvicorn_options())
+            _serving(
+                tg,
+                app,
+                api_sock,
+                log_level=log_level,
+                timeouts=timeouts,
+                ssl_options=security.uvicorn_options(),
+            )
         )
         polling = _start_poller(
             tg,
@@ -637,6 +656,33 @@ def _parser() -> argparse.ArgumentParser:
         default=2.0,
         help="embedded fake: seconds per build step in async mode",
     )
+    serve.add_argument(
+        "--send-timeout",
+        type=float,
+        default=30.0,
+        help=(
+            "seconds a client may leave sent data unread before its connection is reset "
+            "and its watch ended (default 30)"
+        ),
+    )
+    serve.add_argument(
+        "--header-timeout",
+        type=float,
+        default=32.0,
+        help="seconds a client may take to send a request's headers (default 32)",
+    )
+    serve.add_argument(
+        "--read-timeout",
+        type=float,
+        default=60.0,
+        help="seconds a client may take to send a request's body (default 60)",
+    )
+    serve.add_argument(
+        "--keep-alive-timeout",
+        type=float,
+        default=90.0,
+        help="seconds an idle connection is kept open between requests (default 90)",
+    )
     serve.add_argument("-v", "--verbose", action="store_true", help="log requests")
     add_security_flags(serve)
 
@@ -680,6 +726,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.poll_interval <= 0:
             print("error: --poll-interval must be > 0", file=sys.stderr)
             return 2
+        for flag in ("send_timeout", "header_timeout", "read_timeout", "keep_alive_timeout"):
+            if not getattr(args, flag) > 0:
+                print(f"error: --{flag.replace('_', '-')} must be > 0", file=sys.stderr)
+                return 2
         if args.redis_url:
             problem = _check_redis_url(args.redis_url)
             if not problem and args.no_watch_cache:
@@ -703,7 +753,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         runner = _fake_coder
     try:
-        return anyio.run(runner, args, out, backend="asyncio")
+        return anyio.run(runner, args, out, backend="asyncio", backend_options=_loop_options())
     except KeyboardInterrupt:
         return 130
 

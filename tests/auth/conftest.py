@@ -36,11 +36,15 @@ class TLSServer:
     ) -> None:
         import uvicorn
 
-        from k8swatch._serve_security import tls_protocol_class
+        from k8swatch._cli_uvicorn import ServeTimeouts, _protocol_class
 
         cert = tmp / "serving.pem"
         serving.private_key_and_cert_chain_pem.write_to_path(str(cert))
-        options: dict[str, Any] = {"ssl_certfile": str(cert), "http": tls_protocol_class()}
+        options: dict[str, Any] = {
+            "ssl_certfile": str(cert),
+            # what k8swatch serve runs: its timeouts and the ASGI TLS extension
+            "http": _protocol_class(ServeTimeouts(), tls=True),
+        }
         if client_cas:
             bundle = tmp / "client-cas.pem"
             bundle.write_bytes(b"".join(ca.cert_pem.bytes() for ca in client_cas))

@@ -61,6 +61,9 @@ __all__ = ["App", "create_app"]
 
 logger = logging.getLogger("k8swatch.server")
 
+DEFAULT_SEND_TIMEOUT = 30.0
+"""Default ``send_timeout``: how long a watch may wait for its client to take data."""
+
 DEFAULT_SERVER_VERSION: Mapping[str, str] = {
     "major": "1",
     "minor": "37",
@@ -97,7 +100,10 @@ class App:
         patch_types: Mapping[str, PatchFunction] | None = None,
         authenticator: Authenticator | None = None,
         authorizer: Authorizer | None = None,
+        send_timeout: float | None = DEFAULT_SEND_TIMEOUT,
     ) -> None:
+        if send_timeout is not None and not send_timeout > 0:
+            raise ValueError(f"send_timeout must be > 0 or None, got {send_timeout}")
         self.authenticator: Authenticator | None = authenticator
         """Who sent each request (``None``: every request is anonymous)."""
         self.authorizer: Authorizer = authorizer or AlwaysAllowAuthorizer()
@@ -114,6 +120,7 @@ class App:
         self.max_body_bytes = max_body_bytes
         self.min_request_timeout = min_request_timeout
         self.retry_after_seconds = retry_after_seconds
+        self.send_timeout = send_timeout
         self.patch_types: dict[str, PatchFunction] = {**DEFAULT_PATCH_TYPES, **(patch_types or {})}
         self.discovery: Discovery = Discovery(
             self.resources, server_version or DEFAULT_SERVER_VERSION
@@ -123,13 +130,14 @@ class App:
         self._schemas = {id(res): object_schema(res) for res in self.resources}
         self.encoder: EventEncoder = EventEncoder()
         """The shared [`EventEncoder`][k8swatch.server.EventEncoder] (``encode_count``)."""
-        self._watch_stops: set[anyio.Event] = set()
+        # The cancel scope of every open watch stream: cancelling one ends it.
+        self._watch_scopes: set[anyio.CancelScope] = set()
         self._closed = False
 
     @property
     def active_watches(self) -> int:
         """The number of watch streams currently open."""
-        return len(self._watch_stops)
+        return len(self._watch_scopes)
 
     async def aclose(self) -> None:
         """End every open watch stream and close every [`Closer`][k8swatch.Closer] storage.
@@ -138,8 +146,8 @@ class App:
         ``aclose()`` (the delegated ones hold HTTP clients). Idempotent; a
         storage shared by several resources is closed once.
         """
-        for done in list(self._watch_stops):
-            done.set()
+        for scope in list(self._watch_scopes):
+            scope.cancel()
         if self._closed:
             return
         self._closed = True
@@ -354,15 +362,15 @@ class App:
             options = attrs.evolve(options, watch=True)
         if self._closed:
             raise service_unavailable("the server is shutting down")
-        if len(self._watch_stops) >= self.max_watches:
+        if len(self._watch_scopes) >= self.max_watches:
             raise too_many_requests(
                 f"too many watches: the limit is {self.max_watches}",
                 self.retry_after_seconds,
             )
         include = request.table_include()
         fmt = FORMAT_JSON if include is None else table_format(include)
-        done = anyio.Event()
-        self._watch_stops.add(done)
+        scope = anyio.CancelScope()
+        self._watch_scopes.add(scope)
         try:
             watch = await storage.watch(route.namespace, options)
             if options.timeout_seconds is not None and options.timeout_seconds > 0:
@@ -375,14 +383,16 @@ class App:
                     watch,
                     receive=receive,
                     send=send,
-                    encode=lambda event: encoder.encode(event, res, fmt),
+                    encode=lambda batch: encoder.encode_batch(batch, res, fmt),
+                    scope=scope,
                     timeout=timeout,
-                    done=done,
+                    send_timeout=self.send_timeout,
+                    on_stalled=lambda: self._watch_scopes.discard(scope),
                 )
             finally:
                 watch.stop()
         finally:
-            self._watch_stops.discard(done)
+            self._watch_scopes.discard(scope)
 
 
 async def _quietly(send: Send, message: Message) -> None:
@@ -411,6 +421,7 @@ def create_app(
     patch_types: Mapping[str, PatchFunction] | None = None,
     authenticator: Authenticator | None = None,
     authorizer: Authorizer | None = None,
+    send_timeout: float | None = DEFAULT_SEND_TIMEOUT,
 ) -> App:
     """Return an ASGI app serving *resources* the way kube-apiserver serves them.
 
@@ -436,6 +447,16 @@ def create_app(
             [`RequestInfo`][k8swatch.server.RequestInfo] (verb ``watch`` for a
             watch, ``list`` for a list, ...); a denied request gets the
             apiserver's 403 Forbidden. ``None``: everything is allowed.
+        send_timeout: Seconds a watch stream may wait for its client to take
+            data (one ASGI ``send`` that does not return) before the stream
+            ends: the watch stops, its slot, tasks and buffers are freed and
+            the server closes the connection. Also bounds the last sends of a
+            watch the storage ended (the 410 ``ERROR`` event). ``None``
+            disables the bound. See "Slow and stuck clients" in the serving
+            guide for why 30 seconds.
+
+    Raises:
+        ValueError: *send_timeout* is not positive.
 
     Storages read the request's user with
     [`current_user`][k8swatch.server.current_user].
@@ -453,4 +474,5 @@ def create_app(
         patch_types=patch_types,
         authenticator=authenticator,
         authorizer=authorizer,
+        send_timeout=send_timeout,
     )
