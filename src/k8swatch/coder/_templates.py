@@ -13,12 +13,21 @@ from k8swatch._broadcaster import FullChannelBehavior
 from k8swatch._eventlog import EventLog
 from k8swatch._events import EventType
 from k8swatch._go import format_go_duration, go_quote
-from k8swatch._status import Status, StatusError, bad_request, internal_error, timeout
+from k8swatch._status import (
+    Status,
+    StatusCause,
+    StatusError,
+    bad_request,
+    internal_error,
+    invalid,
+    timeout,
+)
 from k8swatch.coder._client import CoderClient
 from k8swatch.coder._convert import parse_uuid
 from k8swatch.coder._files import build_archive, merge_archive, normalize_files, read_archive
-from k8swatch.coder._ledger import sub
-from k8swatch.coder._models import CoderTemplate
+from k8swatch.coder._ledger import sub, with_files_of
+from k8swatch.coder._metadata import MetadataStore, dress, finalizers_of, kept_metadata
+from k8swatch.coder._models import GROUP, CoderTemplate
 from k8swatch.coder._names import parse_template_name
 from k8swatch.coder._provider import ClientProvider
 from k8swatch.coder._storage_base import (
@@ -88,6 +97,7 @@ class TemplateStorage(_CoderStorage):
         build_backoff_after: float = _DEFAULT_BACKOFF_AFTER,
         build_max_poll_interval: float = _DEFAULT_MAX_POLL_INTERVAL,
         log: EventLog | None = None,
+        metadata_store: MetadataStore | None = None,
     ) -> None:
         super().__init__(
             provider,
@@ -97,6 +107,7 @@ class TemplateStorage(_CoderStorage):
             cache_window=cache_window,
             bookmark_interval=bookmark_interval,
             log=log,
+            metadata_store=metadata_store,
         )
         self._wait_timeout = build_wait_timeout
         self._poll_interval = build_poll_interval
@@ -168,14 +179,19 @@ class TemplateStorage(_CoderStorage):
             await self._forget_if_gone(namespace, name, exc)
             raise
         full = await self._full(client, namespace, template)
-        return await self._answer(namespace, full, template, epoch)
+        return (await self._answer(namespace, full, template, epoch))[0]
 
     async def _answer(
         self, namespace: str, full: dict[str, Any], template: Mapping[str, Any], epoch: int
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], int, int]:
+        """The template as read, with its metadata, folded into the known state.
+
+        Returns ``(object, version, metadata revision)``.
+        """
         if not full["spec"].get("files"):
             full["spec"].pop("files", None)
-        return await self._sink.observe(namespace, full, self._version(template), epoch)
+        obj, version, revision = await self._dress_one(namespace, template, full)
+        return await self._sink.observe(namespace, obj, version, epoch), version, revision
 
     @staticmethod
     def _files_or_error(files: Mapping[str, str]) -> dict[str, str]:
@@ -205,6 +221,8 @@ class TemplateStorage(_CoderStorage):
                 f"spec.organization {go_quote(spec.organization)} must match organization "
                 f"{go_quote(org)} parsed from metadata.name"
             )
+        self._check_legacy_running(name, spec.running)
+        kept = self._created_metadata(name, obj)
         client = await self._client(namespace)
         base = await self._begin_write(namespace, name)
         organization = await self._call(name, client.organization(org))
@@ -235,9 +253,30 @@ class TemplateStorage(_CoderStorage):
             ),
         )
         result = self._convert(namespace, template)
-        return await self._sink.publish(
-            EventType.ADDED, namespace, result, self._version(template), base=base
-        )
+        rv = self._version(template)
+        if kept:
+            revision = await self._store_metadata(
+                namespace, name, str(template["id"]), kept, expected=0, after=rv
+            )
+            dress(result, kept, revision)
+            rv = max(rv, revision)
+        return await self._sink.publish(EventType.ADDED, namespace, result, rv, base=base)
+
+    def _check_legacy_running(self, name: str, running: bool) -> None:
+        """422 for ``spec.running: true``: a legacy field no template keeps."""
+        if running:
+            raise invalid(
+                self._KIND,
+                name,
+                [
+                    StatusCause(
+                        "FieldValueForbidden",
+                        "Forbidden: a template cannot run; the legacy field is always false",
+                        "spec.running",
+                    )
+                ],
+                group=GROUP,
+            )
 
     def _archive_or_error(self, files: Mapping[str, str]) -> bytes:
         try:
@@ -277,12 +316,14 @@ class TemplateStorage(_CoderStorage):
             raise
         full = await self._full(client, namespace, template)
         current_files: dict[str, str] = full["spec"]["files"]
-        current_dict = await self._answer(namespace, full, template, epoch)
+        current_dict, version, revision = await self._answer(namespace, full, template, epoch)
         base = self._ledger.base((namespace, name))
         current = CoderTemplate.from_dict(current_dict)
         desired = CoderTemplate.from_dict(obj)
         check_update_identity(desired.name, name, desired.namespace, namespace)
         self._check_resource_version(name, desired.resource_version, current.resource_version)
+        have_meta = kept_metadata(current_dict["metadata"])
+        want_meta = self._wanted_metadata(name, obj, current_dict)
         want, have = desired.spec, current.spec
         if want.organization != have.organization:
             raise bad_request(
@@ -295,8 +336,19 @@ class TemplateStorage(_CoderStorage):
                 f"instead (current: {go_quote(have.version_id)}, "
                 f"requested: {go_quote(want.version_id)})"
             )
+        self._check_legacy_running(name, want.running)
+        self._check_status(name, obj, current_dict)
         new_files = self._files_or_error(want.files) if want.files is not None else None
         template_id = str(template["id"])
+        if self._releases_deletion(have_meta, want_meta):
+            # The last finalizer is gone: the deletion held back happens now.
+            await self._call(name, client.delete_template(template_id))
+            await self._forget_metadata([template_id])
+            gone = dress(self._convert(namespace, template), want_meta, revision)
+            await self._sink.publish(
+                EventType.DELETED, namespace, gone, max(version, revision), base=base
+            )
+            return with_files_of(gone, current_dict), False
         if (want.display_name, want.description, want.icon) != (
             have.display_name,
             have.description,
@@ -313,12 +365,21 @@ class TemplateStorage(_CoderStorage):
             )
         if new_files is not None and new_files != current_files:
             await self._replace_source(client, name, org, template, new_files)
+        if want_meta != have_meta:
+            revision = await self._store_metadata(
+                namespace, name, template_id, want_meta, expected=revision, after=version
+            )
         template = await self._call(name, client.template(template_id))
         full = await self._full(client, namespace, template)
         if not full["spec"].get("files"):
             full["spec"].pop("files", None)
+        dress(full, want_meta, revision)
         stored = await self._sink.publish(
-            EventType.MODIFIED, namespace, full, self._version(template), base=base
+            EventType.MODIFIED,
+            namespace,
+            full,
+            max(self._version(template), revision),
+            base=base,
         )
         return stored, False
 
@@ -403,21 +464,29 @@ class TemplateStorage(_CoderStorage):
             await anyio.sleep(min(interval, self._wait_timeout - elapsed))
 
     @writes(name_from_name)
-    async def delete(self, namespace: str, name: str) -> Status:
+    async def delete(self, namespace: str, name: str) -> Status | dict[str, Any]:
         """``DELETE /templates/{id}``; emit DELETED with the template as fetched before.
+
+        A template with finalizers is not deleted yet: its
+        ``metadata.deletionTimestamp`` is set (MODIFIED) and the answer is
+        the template; Coder deletes it when an update removes the last
+        finalizer. The template's metadata is removed with it.
 
         Raises:
             StatusError: 400 bad name or templates still used by workspaces;
-                404; mapped Coder errors.
+                404; mapped Coder errors; 409 Conflict when the metadata
+                changed meanwhile.
         """
         self._require_namespace(namespace)
         org, tmpl = self._parse(name)
         client = await self._client(namespace)
         base = await self._begin_write(namespace, name)
         _, template = await self._fetch(client, name, org, tmpl)
+        result, version, revision = await self._dress_one(namespace, template)
+        kept = kept_metadata(result["metadata"])
+        if finalizers_of(kept):
+            return await self._hold_deletion(namespace, name, result, kept, version, revision, base)
         await self._call(name, client.delete_template(str(template["id"])))
-        result = self._convert(namespace, template)
-        await self._sink.publish(
-            EventType.DELETED, namespace, result, self._version(template), base=base
-        )
+        await self._forget_metadata([str(template["id"])])
+        await self._sink.publish(EventType.DELETED, namespace, result, version, base=base)
         return Status.success()
