@@ -8,7 +8,8 @@ the ``deletionTimestamp`` a delete of an object with finalizers sets) in a
 A record is ``(revision, body)``: *revision* is an integer the storage picks
 (the time of the write in nanoseconds, above the object's resourceVersion) and
 a write is conditional on the revision read, so two writers never lose each
-other's change; *body* is a JSON object ``{"namespace", "name", "metadata"}``.
+other's change; *body* is a JSON object ``{"resource", "namespace", "name", "metadata"}``
+(the resource, e.g. ``coderworkspaces``, so storages may share one store).
 
 `MemoryMetadataStore` keeps the records in this process (the default);
 ``k8swatch.redis.RedisMetadataStore`` keeps them in Redis, shared by every

@@ -40,6 +40,12 @@ from k8swatch._cache import WatchCache
 from k8swatch._eventlog import EventLog, LogSnapshot
 from k8swatch._events import EventType
 from k8swatch._fields import parse_field_selector
+from k8swatch._finalizers import (
+    check_finalizers_update,
+    deletes_on_update,
+    keep_deletion_fields,
+    plan_delete,
+)
 from k8swatch._go import go_quote
 from k8swatch._json import copy_json
 from k8swatch._options import ListOptions
@@ -61,7 +67,6 @@ from k8swatch.coder._ledger import Ledger, name_of, sub
 from k8swatch.coder._log_sink import LogSink
 from k8swatch.coder._metadata import (
     KEPT_FIELDS,
-    SERVER_FIELDS,
     MemoryMetadataStore,
     MetadataRecord,
     MetadataStore,
@@ -365,31 +370,10 @@ class _CoderStorage(abc.ABC):
         Raises:
             StatusError: 422 Invalid naming the offending field.
         """
-        given = sub(obj, "metadata")
-        validate_kept_metadata(self._KIND, GROUP, name, given)
-        want = {k: v for k, v in kept_metadata(given).items() if k in KEPT_FIELDS}
-        have = kept_metadata(sub(current, "metadata"))
-        for field in SERVER_FIELDS:
-            if field in have:
-                want[field] = have[field]
-        if "deletionTimestamp" in have:
-            added = [f for f in finalizers_of(want) if f not in finalizers_of(have)]
-            if added:
-                shown = "[]string{" + ", ".join(go_quote(f) for f in added) + "}"
-                raise invalid(
-                    self._KIND,
-                    name,
-                    [
-                        StatusCause(
-                            "FieldValueForbidden",
-                            "Forbidden: no new finalizers can be added if the object is being "
-                            f"deleted, found new finalizers {shown}",
-                            "metadata.finalizers",
-                        )
-                    ],
-                    group=GROUP,
-                )
-        return want
+        validate_kept_metadata(self._KIND, GROUP, name, sub(obj, "metadata"))
+        new = keep_deletion_fields(current, obj)
+        check_finalizers_update(current, new, kind=self._KIND, group=GROUP)
+        return kept_metadata(sub(new, "metadata"))
 
     def _created_metadata(self, name: str, obj: Mapping[str, Any]) -> dict[str, Any]:
         """The metadata a create keeps (the client's; no deletion yet), checked (422)."""
@@ -419,7 +403,12 @@ class _CoderStorage(abc.ABC):
         """
         revision = max(time.time_ns(), after + 1)
         body: dict[str, Any] | None = (
-            {"namespace": namespace, "name": name, "metadata": copy_json(dict(kept))}
+            {
+                "resource": self._RESOURCE,
+                "namespace": namespace,
+                "name": name,
+                "metadata": copy_json(dict(kept)),
+            }
             if kept
             else None
         )
@@ -442,8 +431,14 @@ class _CoderStorage(abc.ABC):
     @staticmethod
     def _releases_deletion(have: Mapping[str, Any], want: Mapping[str, Any]) -> bool:
         """Whether an update from metadata *have* to *want* removes the last finalizer
-        of an object being deleted: then the deletion held back starts."""
-        return "deletionTimestamp" in have and bool(finalizers_of(have)) and not finalizers_of(want)
+        of an object being deleted: then the deletion held back starts.
+
+        (An object being deleted in Coder keeps its ``deletionTimestamp`` and
+        has no finalizers left; updating it starts nothing.)
+        """
+        return bool(finalizers_of(have)) and deletes_on_update(
+            {"metadata": have}, {"metadata": want}
+        )
 
     def _check_status(self, name: str, obj: Mapping[str, Any], current: Mapping[str, Any]) -> None:
         """422 when an update changes ``status``: it is read from Coder, never written."""
@@ -466,7 +461,6 @@ class _CoderStorage(abc.ABC):
         namespace: str,
         name: str,
         obj: dict[str, Any],
-        kept: Mapping[str, Any],
         version: int,
         revision: int,
         base: int | None,
@@ -482,13 +476,10 @@ class _CoderStorage(abc.ABC):
             StatusError: 409 Conflict when the metadata changed meanwhile;
                 503 when the store is unreachable.
         """
-        if "deletionTimestamp" in kept:
+        plan = plan_delete(obj, now=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        if plan.object is None or not plan.changed:
             return await self._sink.observe(namespace, obj, version, self._ledger.seq)
-        marked = {
-            **kept,
-            "deletionTimestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "deletionGracePeriodSeconds": 0,
-        }
+        marked = kept_metadata(sub(plan.object, "metadata"))
         new_revision = await self._store_metadata(
             namespace, name, _uid(obj), marked, expected=revision, after=version
         )
@@ -524,7 +515,10 @@ class _CoderStorage(abc.ABC):
         stale = [
             uid
             for uid, (revision, body) in records.items()
-            if body.get("namespace") == namespace and uid not in present and revision < started
+            if body.get("resource") == self._RESOURCE
+            and body.get("namespace") == namespace
+            and uid not in present
+            and revision < started
         ]
         await self._forget_metadata(stale)
 

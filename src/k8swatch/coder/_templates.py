@@ -485,7 +485,7 @@ class TemplateStorage(_CoderStorage):
         result, version, revision = await self._dress_one(namespace, template)
         kept = kept_metadata(result["metadata"])
         if finalizers_of(kept):
-            return await self._hold_deletion(namespace, name, result, kept, version, revision, base)
+            return await self._hold_deletion(namespace, name, result, version, revision, base)
         await self._call(name, client.delete_template(str(template["id"])))
         await self._forget_metadata([str(template["id"])])
         await self._sink.publish(EventType.DELETED, namespace, result, version, base=base)

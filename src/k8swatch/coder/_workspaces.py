@@ -347,7 +347,7 @@ class WorkspaceStorage(_CoderStorage):
         obj, version, revision = await self._dress_one(namespace, workspace)
         kept = kept_metadata(obj["metadata"])
         if finalizers_of(kept):
-            return await self._hold_deletion(namespace, name, obj, kept, version, revision, base)
+            return await self._hold_deletion(namespace, name, obj, version, revision, base)
         build = await self._call(
             name, client.create_workspace_build(str(workspace["id"]), "delete")
         )
