@@ -261,6 +261,11 @@ class App:
         method = request.method
         res = route.resource
         collection = not route.name
+        if route.subresource and method not in ("GET", "PUT", "PATCH"):
+            raise disallowed_method(method)
+        if route.subresource and method == "GET":
+            await _reads.get(route, request, send)
+            return
         if method == "GET":
             if route.watch_path or request.flag("watch"):
                 await self._watch(route, request, receive, send)
@@ -288,8 +293,8 @@ class App:
                 patch_types=self.patch_types,
             )
         elif method == "DELETE" and not collection:
-            await read_body(receive, limit)
-            await _writes.delete(route, request, send)
+            body = await read_body(receive, limit)
+            await _writes.delete(route, request, body, send)
         else:
             raise disallowed_method(method)
 
