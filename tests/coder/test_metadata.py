@@ -302,3 +302,77 @@ async def test_out_of_band_deletes_clean_up(
     assert len(store) == 1  # the templates' listing leaves the workspaces' records alone
     await workspaces.resync(NS)
     assert len(store) == 0
+
+
+async def test_dry_runs_answer_what_the_write_stores(
+    workspaces: WorkspaceStorage,
+    templates: TemplateStorage,
+    fake: FakeCoder,
+    store: MemoryMetadataStore,
+) -> None:
+    current = await workspaces.get(NS, WS)
+    wanted = with_meta(current, labels={"team": "a"}, finalizers=["example.com/keep"])
+    wanted["spec"] = {**current["spec"], "running": False}
+    dry = await workspaces.update(NS, WS, wanted, dry_run=True)
+    assert len(store) == 0
+    assert fake.build_transitions("alice/dev-workspace") == []
+    assert dry["metadata"]["resourceVersion"] == current["metadata"]["resourceVersion"]
+    real = await workspaces.update(NS, WS, wanted)
+    for field in ("labels", "finalizers"):
+        assert dry["metadata"][field] == real["metadata"][field]
+    assert dry["spec"] == real["spec"]
+    # the checks run in the dry run too
+    err = await expect_status(
+        422, workspaces.update(NS, WS, with_meta(real, labels={"-": "x"}), dry_run=True)
+    )
+    assert causes(err) == ["metadata.labels"]
+    # a dry-run delete of an object with finalizers: marked, not stored
+    marked = await workspaces.delete(NS, WS, dry_run=True)
+    assert isinstance(marked, dict)
+    assert marked["metadata"]["deletionTimestamp"]
+    assert "deletionTimestamp" not in (await workspaces.get(NS, WS))["metadata"]
+    # a dry-run create of an existing name is refused as the create would be
+    obj = {
+        "apiVersion": "aggregation.coder.com/v1alpha1",
+        "kind": "CoderWorkspace",
+        "metadata": {"name": WS, "labels": {"a": "b"}},
+        "spec": {"organization": "acme", "templateName": "starter-template", "running": True},
+    }
+    err = await expect_status(409, workspaces.create(NS, obj, dry_run=True))
+    assert err.status.reason == "AlreadyExists"
+    obj["metadata"]["name"] = "acme.alice.fresh"
+    made = await workspaces.create(NS, obj, dry_run=True)
+    assert made["metadata"]["labels"] == {"a": "b"}
+    await expect_status(404, workspaces.get(NS, "acme.alice.fresh"))
+    template = await templates.get(NS, TMPL)
+    dry_template = await templates.update(
+        NS,
+        TMPL,
+        {
+            **with_meta(template, annotations={"x": "y"}),
+            "spec": {**template["spec"], "description": "new"},
+        },
+        dry_run=True,
+    )
+    assert dry_template["spec"]["description"] == "new"
+    assert dry_template["metadata"]["annotations"] == {"x": "y"}
+    assert (await templates.get(NS, TMPL))["spec"]["description"] != "new"
+
+
+async def test_delete_preconditions(workspaces: WorkspaceStorage, fake: FakeCoder) -> None:
+    from k8swatch._finalizers import DeletePreconditions
+
+    current = await workspaces.get(NS, WS)
+    err = await expect_status(
+        409, workspaces.delete(NS, WS, preconditions=DeletePreconditions(uid="nope"))
+    )
+    assert "the UID in the precondition (nope)" in err.status.message
+    await expect_status(
+        409, workspaces.delete(NS, WS, preconditions=DeletePreconditions(resource_version="1"))
+    )
+    assert fake.build_transitions("alice/dev-workspace") == []
+    uid = current["metadata"]["uid"]
+    assert isinstance(
+        await workspaces.delete(NS, WS, preconditions=DeletePreconditions(uid=uid)), Status
+    )
+    assert fake.build_transitions("alice/dev-workspace") == ["delete"]

@@ -41,6 +41,8 @@ from k8swatch._eventlog import EventLog, LogSnapshot
 from k8swatch._events import EventType
 from k8swatch._fields import parse_field_selector
 from k8swatch._finalizers import (
+    DeletePreconditions,
+    check_delete_preconditions,
     check_finalizers_update,
     deletes_on_update,
     keep_deletion_fields,
@@ -375,6 +377,12 @@ class _CoderStorage(abc.ABC):
         check_finalizers_update(current, new, kind=self._KIND, group=GROUP)
         return kept_metadata(sub(new, "metadata"))
 
+    def _check_preconditions(
+        self, obj: Mapping[str, Any], preconditions: DeletePreconditions | None
+    ) -> None:
+        """A delete's ``DeleteOptions.preconditions`` against the object: 409 on mismatch."""
+        check_delete_preconditions(obj, preconditions, kind=self._KIND, group=GROUP)
+
     def _created_metadata(self, name: str, obj: Mapping[str, Any]) -> dict[str, Any]:
         """The metadata a create keeps (the client's; no deletion yet), checked (422)."""
         given = sub(obj, "metadata")
@@ -464,6 +472,8 @@ class _CoderStorage(abc.ABC):
         version: int,
         revision: int,
         base: int | None,
+        *,
+        dry_run: bool = False,
     ) -> dict[str, Any]:
         """A delete of an object with finalizers: mark it as being deleted; answer it.
 
@@ -477,6 +487,8 @@ class _CoderStorage(abc.ABC):
                 503 when the store is unreachable.
         """
         plan = plan_delete(obj, now=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        if dry_run:
+            return obj if plan.object is None else plan.object
         if plan.object is None or not plan.changed:
             return await self._sink.observe(namespace, obj, version, self._ledger.seq)
         marked = kept_metadata(sub(plan.object, "metadata"))
@@ -548,6 +560,7 @@ class _CoderStorage(abc.ABC):
         obj: dict[str, Any],
         *,
         force_allow_create: bool = False,
+        dry_run: bool = False,
     ) -> tuple[dict[str, Any], bool]:
         """Update; with *force_allow_create*, create a missing object (implemented per kind)."""
 
@@ -558,10 +571,19 @@ class _CoderStorage(abc.ABC):
         obj: dict[str, Any],
         *,
         force_allow_create: bool = False,
+        dry_run: bool = False,
     ) -> dict[str, Any]:
-        """Update the object (see `update_or_create`)."""
+        """Update the object (see `update_or_create`).
+
+        With *dry_run*, every check of the write is made (Coder is read) and
+        the answer is the object the write would store, but nothing changes
+        in Coder or in the metadata store; its resourceVersion is the
+        current one.
+        """
         return (
-            await self.update_or_create(namespace, name, obj, force_allow_create=force_allow_create)
+            await self.update_or_create(
+                namespace, name, obj, force_allow_create=force_allow_create, dry_run=dry_run
+            )
         )[0]
 
     # --- the known state -----------------------------------------------------------

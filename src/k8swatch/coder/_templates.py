@@ -12,11 +12,14 @@ from typing_extensions import final
 from k8swatch._broadcaster import FullChannelBehavior
 from k8swatch._eventlog import EventLog
 from k8swatch._events import EventType
+from k8swatch._finalizers import DeletePreconditions
 from k8swatch._go import format_go_duration, go_quote
+from k8swatch._json import copy_json
 from k8swatch._status import (
     Status,
     StatusCause,
     StatusError,
+    already_exists,
     bad_request,
     internal_error,
     invalid,
@@ -203,8 +206,15 @@ class TemplateStorage(_CoderStorage):
         return normalized
 
     @writes(name_from_object)
-    async def create(self, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
+    async def create(
+        self, namespace: str, obj: dict[str, Any], *, dry_run: bool = False
+    ) -> dict[str, Any]:
         """Create the template from ``spec.files`` or ``spec.versionID``.
+
+        With *dry_run*, the object is checked and Coder is read (the
+        organization; an existing template is 409 AlreadyExists) but nothing
+        is uploaded or created: the answer is the object as given, with the
+        metadata the write would keep.
 
         Raises:
             StatusError: 400 for a bad object; 409 AlreadyExists; 404 for an
@@ -227,6 +237,8 @@ class TemplateStorage(_CoderStorage):
         base = await self._begin_write(namespace, name)
         organization = await self._call(name, client.organization(org))
         org_id = str(organization["id"])
+        if dry_run:
+            return await self._dry_create(client, org_id, name, tmpl, desired, kept)
         if spec.files is not None:
             archive = self._archive_or_error(spec.files)
             file_id = await self._call(name, client.upload(archive))
@@ -262,6 +274,35 @@ class TemplateStorage(_CoderStorage):
             rv = max(rv, revision)
         return await self._sink.publish(EventType.ADDED, namespace, result, rv, base=base)
 
+    async def _dry_create(
+        self,
+        client: CoderClient,
+        org_id: str,
+        name: str,
+        tmpl: str,
+        desired: CoderTemplate,
+        kept: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """What a create would answer, found without changing Coder."""
+        spec = desired.spec
+        if spec.files is not None:
+            self._archive_or_error(spec.files)
+        else:
+            try:
+                parse_uuid(spec.version_id)
+            except ValueError as exc:
+                raise bad_request(
+                    f"parse template spec.versionID {go_quote(spec.version_id)}: {exc}"
+                ) from None
+        try:
+            await self._call(name, client.template_by_name(org_id, tmpl))
+        except StatusError as exc:
+            if exc.status.code != 404:
+                raise
+        else:
+            raise already_exists(self._RESOURCE, name, group=GROUP)
+        return dress(desired.to_dict(), kept, 0)
+
     def _check_legacy_running(self, name: str, running: bool) -> None:
         """422 for ``spec.running: true``: a legacy field no template keeps."""
         if running:
@@ -292,10 +333,14 @@ class TemplateStorage(_CoderStorage):
         obj: dict[str, Any],
         *,
         force_allow_create: bool = False,
+        dry_run: bool = False,
     ) -> tuple[dict[str, Any], bool]:
         """Update; with *force_allow_create* (server-side apply), create a missing template.
 
-        Returns ``(object, created)``. Always emits MODIFIED on success.
+        Returns ``(object, created)``. Always emits MODIFIED on success. The
+        metadata the store keeps may change too; removing the last finalizer
+        of a template being deleted deletes it in Coder (DELETED). *dry_run*:
+        see `update`.
 
         Raises:
             StatusError: 400 for a read-only ``spec.versionID``, bad files, a
@@ -312,7 +357,7 @@ class TemplateStorage(_CoderStorage):
             _, template = await self._fetch(client, name, org, tmpl)
         except StatusError as exc:
             if exc.status.code == 404 and force_allow_create:
-                return await self.create(namespace, with_name(obj, name)), True
+                return await self.create(namespace, with_name(obj, name), dry_run=dry_run), True
             raise
         full = await self._full(client, namespace, template)
         current_files: dict[str, str] = full["spec"]["files"]
@@ -340,6 +385,21 @@ class TemplateStorage(_CoderStorage):
         self._check_status(name, obj, current_dict)
         new_files = self._files_or_error(want.files) if want.files is not None else None
         template_id = str(template["id"])
+        if dry_run:
+            answer = dress(copy_json(current_dict), want_meta, 0)
+            answer["spec"].update(
+                {
+                    "displayName": want.display_name,
+                    "description": want.description,
+                    "icon": want.icon,
+                }
+            )
+            for field in ("displayName", "description", "icon"):
+                if not answer["spec"][field]:
+                    del answer["spec"][field]
+            if new_files is not None:
+                answer["spec"]["files"] = new_files
+            return answer, False
         if self._releases_deletion(have_meta, want_meta):
             # The last finalizer is gone: the deletion held back happens now.
             await self._call(name, client.delete_template(template_id))
@@ -464,13 +524,22 @@ class TemplateStorage(_CoderStorage):
             await anyio.sleep(min(interval, self._wait_timeout - elapsed))
 
     @writes(name_from_name)
-    async def delete(self, namespace: str, name: str) -> Status | dict[str, Any]:
+    async def delete(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        preconditions: DeletePreconditions | None = None,
+        dry_run: bool = False,
+    ) -> Status | dict[str, Any]:
         """``DELETE /templates/{id}``; emit DELETED with the template as fetched before.
 
         A template with finalizers is not deleted yet: its
         ``metadata.deletionTimestamp`` is set (MODIFIED) and the answer is
         the template; Coder deletes it when an update removes the last
         finalizer. The template's metadata is removed with it.
+        *preconditions* (``uid``, ``resourceVersion``) must match the
+        template; *dry_run* checks and answers, changing nothing.
 
         Raises:
             StatusError: 400 bad name or templates still used by workspaces;
@@ -483,9 +552,15 @@ class TemplateStorage(_CoderStorage):
         base = await self._begin_write(namespace, name)
         _, template = await self._fetch(client, name, org, tmpl)
         result, version, revision = await self._dress_one(namespace, template)
+        if preconditions:
+            self._check_preconditions(await self.get(namespace, name), preconditions)
         kept = kept_metadata(result["metadata"])
         if finalizers_of(kept):
-            return await self._hold_deletion(namespace, name, result, version, revision, base)
+            return await self._hold_deletion(
+                namespace, name, result, version, revision, base, dry_run=dry_run
+            )
+        if dry_run:
+            return Status.success()
         await self._call(name, client.delete_template(str(template["id"])))
         await self._forget_metadata([str(template["id"])])
         await self._sink.publish(EventType.DELETED, namespace, result, version, base=base)

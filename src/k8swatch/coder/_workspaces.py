@@ -9,8 +9,10 @@ from typing import Any, ClassVar
 from typing_extensions import final
 
 from k8swatch._events import EventType
+from k8swatch._finalizers import DeletePreconditions
 from k8swatch._go import go_quote
-from k8swatch._status import Status, StatusError, bad_request, not_found
+from k8swatch._json import copy_json
+from k8swatch._status import Status, StatusError, already_exists, bad_request, not_found
 from k8swatch.coder._client import CoderClient
 from k8swatch.coder._convert import parse_rfc3339_ns, parse_uuid
 from k8swatch.coder._ledger import name_of, sub
@@ -138,8 +140,14 @@ class WorkspaceStorage(_CoderStorage):
         return (await self._answer(namespace, workspace, epoch))[0]
 
     @writes(name_from_object)
-    async def create(self, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
+    async def create(
+        self, namespace: str, obj: dict[str, Any], *, dry_run: bool = False
+    ) -> dict[str, Any]:
         """Create the workspace (``spec.organization`` and ``spec.templateName`` required).
+
+        With *dry_run*, Coder is read (organization, template, version) but
+        nothing is created: the answer is the object as given, with the
+        metadata the write would keep.
 
         Raises:
             StatusError: 400 for a bad object; 404 ``codertemplates ... not
@@ -184,6 +192,15 @@ class WorkspaceStorage(_CoderStorage):
                     f"spec.templateVersionID {go_quote(spec.template_version_id)} does not belong "
                     f"to template {go_quote(spec.template_name)}"
                 )
+        if dry_run:
+            try:
+                await self._fetch(client, name, org, owner, ws)
+            except StatusError as exc:
+                if exc.status.code != 404:
+                    raise
+            else:
+                raise already_exists(self._RESOURCE, name, group=GROUP)
+            return dress(desired.to_dict(), kept, 0)
         created = await self._call(
             name,
             client.create_user_workspace(
@@ -222,10 +239,15 @@ class WorkspaceStorage(_CoderStorage):
         obj: dict[str, Any],
         *,
         force_allow_create: bool = False,
+        dry_run: bool = False,
     ) -> tuple[dict[str, Any], bool]:
         """Update; with *force_allow_create* (server-side apply), create a missing workspace.
 
-        Only ``spec.running`` may change. Returns ``(object, created)``.
+        Only ``spec.running`` may change in Coder; the metadata the store
+        keeps may change too (a metadata-only change emits MODIFIED with a
+        new resourceVersion and calls no Coder API). Removing the last
+        finalizer of a workspace being deleted starts its ``delete`` build.
+        Returns ``(object, created)``. *dry_run*: see `update`.
 
         Raises:
             StatusError: 400 for a changed immutable field, a missing
@@ -240,7 +262,7 @@ class WorkspaceStorage(_CoderStorage):
             workspace = await self._call(name, client.workspace_by_owner_and_name(owner, ws))
         except StatusError as exc:
             if exc.status.code == 404 and force_allow_create:
-                return await self.create(namespace, with_name(obj, name)), True
+                return await self.create(namespace, with_name(obj, name), dry_run=dry_run), True
             raise
         if workspace.get("organization_name") != org:
             raise not_found(self._RESOURCE, name, group=GROUP)
@@ -277,6 +299,10 @@ class WorkspaceStorage(_CoderStorage):
         meta_changed = want_meta != have_meta
         if want.running == have.running and not meta_changed:
             return current_dict, False
+        if dry_run:
+            answer = dress(copy_json(current_dict), want_meta, 0)
+            answer["spec"]["running"] = want.running
+            return answer, False
         build: dict[str, Any] | None = None
         if self._releases_deletion(have_meta, want_meta):
             # The last finalizer is gone: the deletion held back starts now.
@@ -327,17 +353,27 @@ class WorkspaceStorage(_CoderStorage):
         )
 
     @writes(name_from_name)
-    async def delete(self, namespace: str, name: str) -> Status | dict[str, Any]:
+    async def delete(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        preconditions: DeletePreconditions | None = None,
+        dry_run: bool = False,
+    ) -> Status | dict[str, Any]:
         """Start a ``delete`` build; emit MODIFIED with it applied; answer Status Success.
 
         A workspace with finalizers is not deleted yet: its
         ``metadata.deletionTimestamp`` is set (MODIFIED) and the answer is
         the workspace; the ``delete`` build starts when an update removes
-        the last finalizer.
+        the last finalizer. *preconditions* (``uid``, ``resourceVersion``)
+        must match the workspace; *dry_run* checks and answers, changing
+        nothing.
 
         Raises:
             StatusError: 400 bad name; 404; mapped Coder errors; 409 Conflict
-                when the metadata changed meanwhile.
+                when the preconditions do not hold or the metadata changed
+                meanwhile.
         """
         self._require_namespace(namespace)
         org, owner, ws = self._parse(name)
@@ -345,9 +381,15 @@ class WorkspaceStorage(_CoderStorage):
         base = await self._begin_write(namespace, name)
         workspace = await self._fetch(client, name, org, owner, ws)
         obj, version, revision = await self._dress_one(namespace, workspace)
+        if preconditions:
+            self._check_preconditions(await self.get(namespace, name), preconditions)
         kept = kept_metadata(obj["metadata"])
         if finalizers_of(kept):
-            return await self._hold_deletion(namespace, name, obj, version, revision, base)
+            return await self._hold_deletion(
+                namespace, name, obj, version, revision, base, dry_run=dry_run
+            )
+        if dry_run:
+            return Status.success()
         build = await self._call(
             name, client.create_workspace_build(str(workspace["id"]), "delete")
         )
