@@ -182,3 +182,26 @@ def test_writes_that_cannot_be_kept_are_refused(k: Kubectl) -> None:
     )  # fmt: skip
     assert label.returncode == 1
     assert "metadata.labels: Invalid value" in label.stderr
+
+
+def test_what_the_apiserver_would_warn_about_is_a_warning(k: Kubectl) -> None:
+    before = get(k, "coderworkspace", DEMO)["spec"]
+    assert isinstance(before, dict)
+    assert before["ttlMillis"]
+    cleared = k.run(
+        "patch", "coderworkspace", DEMO, "--type=json",
+        "-p", '[{"op": "remove", "path": "/spec/ttlMillis"}]',
+    )  # fmt: skip
+    assert (
+        f"Warning: spec.ttlMillis: an existing workspace's value cannot be cleared; it stays \""
+        f'{before["ttlMillis"]}"'
+    ) in cleared.stderr
+    assert get(k, "coderworkspace", DEMO)["spec"] == before
+    held = k.run(
+        "patch", "coderworkspace", DEMO, "--type=merge",
+        "-p", '{"metadata": {"finalizers": ["keep-me"]}}',
+    )  # fmt: skip
+    assert (
+        'Warning: metadata.finalizers: "keep-me": prefer a domain-qualified finalizer name'
+    ) in held.stderr
+    k.run("patch", "coderworkspace", DEMO, "--type=merge", "-p", '{"metadata":{"finalizers":null}}')

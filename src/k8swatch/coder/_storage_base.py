@@ -62,6 +62,7 @@ from k8swatch._status import (
     service_unavailable,
 )
 from k8swatch._storage import ObjectList
+from k8swatch._warnings import add_warning
 from k8swatch._watch import Watch
 from k8swatch.coder._client import CoderClient, map_coder_error
 from k8swatch.coder._convert import parse_rfc3339_ns
@@ -375,7 +376,9 @@ class _CoderStorage(abc.ABC):
         validate_kept_metadata(self._KIND, GROUP, name, sub(obj, "metadata"))
         new = keep_deletion_fields(current, obj)
         check_finalizers_update(current, new, kind=self._KIND, group=GROUP)
-        return kept_metadata(sub(new, "metadata"))
+        want = kept_metadata(sub(new, "metadata"))
+        _warn_unqualified(finalizers_of(want), finalizers_of(sub(current, "metadata")))
+        return want
 
     def _check_preconditions(
         self, obj: Mapping[str, Any], preconditions: DeletePreconditions | None
@@ -387,7 +390,9 @@ class _CoderStorage(abc.ABC):
         """The metadata a create keeps (the client's; no deletion yet), checked (422)."""
         given = sub(obj, "metadata")
         validate_kept_metadata(self._KIND, GROUP, name, given)
-        return {k: v for k, v in kept_metadata(given).items() if k in KEPT_FIELDS}
+        kept = {k: v for k, v in kept_metadata(given).items() if k in KEPT_FIELDS}
+        _warn_unqualified(finalizers_of(kept), [])
+        return kept
 
     async def _store_metadata(
         self,
@@ -747,6 +752,16 @@ class _CoderStorage(abc.ABC):
 
 
 _WATCH_FIELDS = frozenset({"metadata.name", "metadata.namespace"})
+
+
+def _warn_unqualified(finalizers: Sequence[str], before: Sequence[str]) -> None:
+    """The apiserver's warning for each added finalizer name without a domain."""
+    for finalizer in finalizers:
+        if "/" not in finalizer and finalizer not in before:
+            add_warning(
+                f"metadata.finalizers: {go_quote(finalizer)}: prefer a domain-qualified "
+                "finalizer name to avoid accidental conflicts with other finalizer writers"
+            )
 
 
 def _uid(obj: Mapping[str, Any]) -> str:

@@ -13,6 +13,7 @@ from k8swatch._finalizers import DeletePreconditions
 from k8swatch._go import go_quote
 from k8swatch._json import copy_json
 from k8swatch._status import Status, StatusError, already_exists, bad_request, not_found
+from k8swatch._warnings import add_warning
 from k8swatch.coder._client import CoderClient
 from k8swatch.coder._convert import parse_rfc3339_ns, parse_uuid
 from k8swatch.coder._ledger import name_of, sub
@@ -296,6 +297,16 @@ class WorkspaceStorage(_CoderStorage):
                 "immutable"
             )
         self._check_status(name, obj, current_dict)
+        for field, kept_value, cleared in (
+            ("ttlMillis", have.ttl_millis, want.ttl_millis is None),
+            ("autostartSchedule", have.autostart_schedule, want.autostart_schedule is None),
+            ("templateVersionID", have.template_version_id, not want.template_version_id),
+        ):
+            if kept_value and cleared:
+                add_warning(
+                    f"spec.{field}: an existing workspace's value cannot be cleared; "
+                    f"it stays {go_quote(str(kept_value))}"
+                )
         meta_changed = want_meta != have_meta
         if want.running == have.running and not meta_changed:
             return current_dict, False
