@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 import pytest
 
-from k8swatch import EventType, ListOptions, Status, StatusError
+from k8swatch import EventType, ListOptions, Status, StatusError, collect_warnings
 from k8swatch.coder import (
     MemoryMetadataStore,
     StaticClientProvider,
@@ -172,8 +172,11 @@ async def test_invalid_metadata_and_unkeepable_fields_are_422(
     )
     assert causes(err) == ["metadata.finalizers[0]"]
     changed_status = {**current, "status": {**current["status"], "ownerName": "mallory"}}
-    err = await expect_status(422, workspaces.update(NS, WS, changed_status))
-    assert causes(err) == ["status"]
+    with collect_warnings() as warnings:
+        assert await workspaces.update(NS, WS, changed_status) == current
+    assert warnings == [
+        f'status: CoderWorkspace "{WS}": the status is read from Coder; the change was not kept'
+    ]
     template = await templates.get(NS, TMPL)
     template["spec"]["running"] = True
     err = await expect_status(422, templates.update(NS, TMPL, template))

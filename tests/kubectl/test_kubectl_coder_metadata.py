@@ -158,7 +158,7 @@ def test_a_finalizer_holds_the_deletion_until_removed(k: Kubectl, tmp_path: Path
     assert "NotFound" in gone.stderr
 
 
-def test_writes_that_cannot_be_kept_are_refused(k: Kubectl) -> None:
+def test_writes_that_cannot_be_kept_are_refused_or_warned(k: Kubectl) -> None:
     status = k.run(
         "patch",
         "coderworkspace",
@@ -168,8 +168,12 @@ def test_writes_that_cannot_be_kept_are_refused(k: Kubectl) -> None:
         '{"status": {"ownerName": "mallory"}}',
         check=False,
     )
-    assert status.returncode == 1
-    assert "status: Forbidden: status is read from Coder and cannot be written" in status.stderr
+    assert status.returncode == 0
+    assert "Warning: status: CoderWorkspace" in status.stderr
+    assert "the status is read from Coder; the change was not kept" in status.stderr
+    owner = get(k, "coderworkspace", DEMO)["status"]
+    assert isinstance(owner, dict)
+    assert owner["ownerName"] == "alice"
     running = k.run(
         "patch", "codertemplate", TEMPLATE, "--type=merge", "-p", '{"spec": {"running": true}}',
         check=False,

@@ -53,12 +53,10 @@ from k8swatch._json import copy_json
 from k8swatch._options import ListOptions
 from k8swatch._selectors import SelectorError
 from k8swatch._status import (
-    StatusCause,
     StatusError,
     bad_request,
     conflict,
     internal_error,
-    invalid,
     service_unavailable,
 )
 from k8swatch._storage import ObjectList
@@ -454,19 +452,18 @@ class _CoderStorage(abc.ABC):
         )
 
     def _check_status(self, name: str, obj: Mapping[str, Any], current: Mapping[str, Any]) -> None:
-        """422 when an update changes ``status``: it is read from Coder, never written."""
+        """Warn when an update changes ``status``: it is read from Coder, never written.
+
+        A warning, not a 422: kube-apiserver ignores ``status`` in writes to a
+        resource whose status is not the client's (the status subresource),
+        and a ``PUT`` of an object read a moment ago may carry a status
+        Coder has moved on from (e.g. ``lastUsedAt``) under the same
+        resourceVersion when there is no watch cache.
+        """
         if "status" in obj and obj["status"] != current.get("status"):
-            raise invalid(
-                self._KIND,
-                name,
-                [
-                    StatusCause(
-                        "FieldValueForbidden",
-                        "Forbidden: status is read from Coder and cannot be written",
-                        "status",
-                    )
-                ],
-                group=GROUP,
+            add_warning(
+                f"status: {self._KIND} {go_quote(name)}: the status is read from Coder; "
+                "the change was not kept"
             )
 
     async def _hold_deletion(
