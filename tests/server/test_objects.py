@@ -439,3 +439,16 @@ async def test_namespaces_watch_list_sends_known_ones_then_the_end_bookmark(
 async def test_namespaces_refuse_writes(client: ASGIClient) -> None:
     response = await client.request("POST", "/api/v1/namespaces", json={})
     assert response.status == 405
+
+
+async def test_openapi_has_the_status_paths(client: ASGIClient) -> None:
+    v3 = (await client.request("GET", "/openapi/v3/apis/example.com/v1")).json()
+    status = v3["paths"]["/apis/example.com/v1/namespaces/{namespace}/gadgets/{name}/status"]
+    assert {op["operationId"] for m, op in status.items() if m != "parameters"} == {
+        "readExampleComV1NamespacedGadgetStatus",
+        "replaceExampleComV1NamespacedGadgetStatus",
+        "patchExampleComV1NamespacedGadgetStatus",
+    }
+    assert "/apis/example.com/v1/namespaces/{namespace}/widgets/{name}/status" not in v3["paths"]
+    v2 = (await client.request("GET", "/openapi/v2")).json()
+    assert "put" in v2["paths"]["/apis/example.com/v1/namespaces/{namespace}/gadgets/{name}/status"]
