@@ -174,6 +174,7 @@ async def test_namespaces_seen_in_storages(client: ASGIClient) -> None:
     table = await client.request("GET", "/api/v1/namespaces", headers={"accept": TABLE})
     assert [row["cells"][0] for row in table.json()["rows"]] == ["default", "team-b"]
     assert [row["cells"][1] for row in table.json()["rows"]] == ["Active", "Active"]
+    assert [c["name"] for c in table.json()["columnDefinitions"]] == ["Name", "Status", "Age"]
 
 
 # -- REST verbs ------------------------------------------------------------------

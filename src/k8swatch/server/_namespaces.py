@@ -60,7 +60,10 @@ class NamespaceRegistry:
             namespaced=False,
             short_names=("ns",),
             verbs=("get", "list", "watch"),
-            printer_columns=(PrinterColumn("Status", "string", ".status.phase"),),
+            printer_columns=(
+                PrinterColumn("Status", "string", ".status.phase"),
+                PrinterColumn("Age", "date", ".metadata.creationTimestamp"),
+            ),
         )
         self._known: set[str] = set()
 
