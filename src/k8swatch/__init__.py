@@ -31,6 +31,7 @@ from ._fields import unescape_field_value as unescape_field_value
 from ._filters import SelectionPredicate as SelectionPredicate
 from ._filters import default_get_attrs as default_get_attrs
 from ._filters import filter_for_list_options as filter_for_list_options
+from ._finalizers import DeletePreconditions as DeletePreconditions
 from ._label_parser import parse_label_selector as parse_label_selector
 from ._labels import LabelRequirement as LabelRequirement
 from ._labels import LabelSelector as LabelSelector
@@ -95,6 +96,7 @@ __all__ = (
     "BroadcasterStatistics",
     "Closer",
     "Creater",
+    "DeletePreconditions",
     "Deleter",
     "Event",
     "EventLog",

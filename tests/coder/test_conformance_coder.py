@@ -27,6 +27,11 @@ class TestTemplateStorageConformance(WatchConformance):
     """
 
     supports_labels = False
+    # Coder templates keep no Kubernetes metadata: no finalizers, no preconditions,
+    # no dry run (the server answers those itself).
+    supports_finalizers = False
+    supports_delete_preconditions = False
+    supports_dry_run = False
     namespaced = False
     namespace = NS
 
@@ -113,6 +118,10 @@ class TestWorkspaceStorageConformance(WatchConformance):
     namespaced = False
     graceful_delete = True
     namespace = NS
+    # Workspaces keep no finalizers, preconditions or dry runs yet.
+    supports_finalizers = False
+    supports_delete_preconditions = False
+    supports_dry_run = False
 
     @pytest.fixture(autouse=True)
     def _coder(self, fake_coder_server: FakeCoderServer) -> None:

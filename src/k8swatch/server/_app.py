@@ -38,7 +38,7 @@ from ._http import (
     send_bytes,
     send_status,
 )
-from ._namespaces import serve_namespaces
+from ._namespaces import NamespaceRegistry
 from ._openapi import OpenAPIService, object_schema
 from ._patch import DEFAULT_PATCH_TYPES, PatchFunction
 from ._resource import ResourceSpec, require
@@ -105,6 +105,8 @@ class App:
         self.openapi: OpenAPIService = OpenAPIService(self.resources)
         """Serves ``/openapi/v2``, ``/openapi/v3`` and the group-version documents."""
         self._schemas = {id(res): object_schema(res) for res in self.resources}
+        self.namespaces: NamespaceRegistry = NamespaceRegistry(self.resources)
+        """The namespaces the server knows (``/api/v1/namespaces``)."""
         self.encoder: EventEncoder = EventEncoder()
         """The shared [`EventEncoder`][k8swatch.server.EventEncoder] (``encode_count``)."""
         self._watch_stops: set[anyio.Event] = set()
@@ -125,6 +127,7 @@ class App:
         if self._closed:
             return
         self._closed = True
+        await self.namespaces.storage.aclose()
         seen: set[int] = set()
         for res in self.resources:
             storage = res.storage
@@ -223,7 +226,7 @@ class App:
         elif isinstance(route, DiscoveryRoute):
             await self._discovery(route, request, send)
         elif isinstance(route, NamespacesRoute):
-            await serve_namespaces(self.resources, route, request, send)
+            await self._namespaces(route, request, receive, send)
         else:
             await send_status(send, path_not_found().status)
 
@@ -265,6 +268,17 @@ class App:
                 paths.add(f"/apis/{res.group}/{res.version}")
         return sorted(paths)
 
+    async def _namespaces(
+        self, route: NamespacesRoute, request: Request, receive: Receive, send: Send
+    ) -> None:
+        served = await self.namespaces.route(route, request)
+        if served.watch_path or request.flag("watch"):
+            await self._watch(served, request, receive, send)
+        elif served.name:
+            await self.namespaces.get(served.name, request, send)
+        else:
+            await _reads.list_objects(served, request, send)
+
     # -- resources ----------------------------------------------------------
 
     async def _resource(
@@ -292,6 +306,8 @@ class App:
         limit = self.max_body_bytes
         if method == "POST" and collection and (route.namespace or not res.namespaced):
             await _writes.create(route, request, receive, send, schema=schema, max_body_bytes=limit)
+            if res.namespaced:
+                await self.namespaces.learn(route.namespace)
         elif method == "PUT" and not collection:
             await _writes.update(route, request, receive, send, schema=schema, max_body_bytes=limit)
         elif method == "PATCH" and not collection:
