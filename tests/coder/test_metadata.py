@@ -379,3 +379,35 @@ async def test_delete_preconditions(workspaces: WorkspaceStorage, fake: FakeCode
         await workspaces.delete(NS, WS, preconditions=DeletePreconditions(uid=uid)), Status
     )
     assert fake.build_transitions("alice/dev-workspace") == ["delete"]
+
+
+async def test_owner_references_and_managed_fields_are_kept_as_written(
+    workspaces: WorkspaceStorage,
+) -> None:
+    current = await workspaces.get(NS, WS)
+    managed = [
+        {
+            "manager": "kubectl",
+            "operation": "Apply",
+            "apiVersion": "aggregation.coder.com/v1alpha1",
+            "time": "2026-01-01T00:00:00Z",
+            "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:spec": {"f:running": {}}},
+        }
+    ]
+    owner = [{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": "u-1"}]
+    updated = await workspaces.update(
+        NS, WS, with_meta(current, managedFields=managed, ownerReferences=owner)
+    )
+    again = await workspaces.get(NS, WS)
+    for obj in (updated, again):
+        assert obj["metadata"]["managedFields"] == managed
+        assert obj["metadata"]["ownerReferences"] == owner
+    err = await expect_status(
+        422, workspaces.update(NS, WS, with_meta(again, ownerReferences=[{"kind": "X"}]))
+    )
+    assert causes(err) == [
+        "metadata.ownerReferences[0].apiVersion",
+        "metadata.ownerReferences[0].name",
+        "metadata.ownerReferences[0].uid",
+    ]
