@@ -64,6 +64,12 @@ class WorkspaceStorage(_CoderStorage):
     * delete: a ``delete`` build → MODIFIED (Coder deletes asynchronously; the
       event carries the delete build as the latest build), answers
       ``Status Success``; the poller reports the DELETED once Coder is done.
+      With finalizers, the delete only sets ``deletionTimestamp`` (MODIFIED)
+      and the build starts when an update removes the last finalizer.
+
+    Labels, annotations, finalizers, ownerReferences and managedFields are
+    kept in the *metadata_store*: an update that changes only them emits
+    MODIFIED with a new resourceVersion and calls no Coder API.
 
     Args:
         provider: Resolves the Coder deployment of a namespace.
@@ -83,6 +89,12 @@ class WorkspaceStorage(_CoderStorage):
             resourceVersion, and the cache is fed from the log (run
             `follow` for the storage's lifetime). See the how-to "Run
             several replicas on Redis".
+        metadata_store: Where the labels, annotations, finalizers,
+            ownerReferences and managedFields of the workspaces are kept
+            (default: a new [`MemoryMetadataStore`][k8swatch.coder.MemoryMetadataStore];
+            ``RedisBackend.metadata_store_for("coderworkspaces",
+            group="aggregation.coder.com")`` shares them between replicas
+            and keeps them across restarts).
     """
 
     _RESOURCE: ClassVar[str] = CoderWorkspace.PLURAL
