@@ -456,7 +456,8 @@ class MemoryStorage:
 
         When the stored object is being deleted (``deletionTimestamp``) and
         *obj* has no finalizers left, the object is deleted instead (one
-        ``DELETED`` event) and the answer is *obj* as it was last stored.
+        ``DELETED`` event, carrying the last stored state) and the answer is
+        the updated object with the deletion's resourceVersion.
         With *dry_run*, nothing is stored or deleted.
 
         Raises:

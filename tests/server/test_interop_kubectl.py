@@ -14,7 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from ._interop import API_VERSION, KIND, Served, new_namespace
+from k8swatch import MemoryStorage
+from k8swatch.server import ResourceSpec, create_app
+from k8swatch.testing import serve_app
+
+from ._interop import API_VERSION, KIND, Served, new_namespace, write_kubeconfig
 
 pytestmark = pytest.mark.kubectl
 
@@ -320,3 +324,42 @@ def test_get_namespaces_watch(kubectl: Kubectl, served: Served, ns: str) -> None
         assert "Active" in line
     finally:
         watcher.stop()
+
+
+def test_status_subresource(tmp_path: Path) -> None:
+    storage = MemoryStorage(API_VERSION, KIND)
+    spec = ResourceSpec("example.com", "v1", "widgets", KIND, storage, status_subresource=True)
+    with serve_app(create_app([spec])) as url:
+        kubectl = Kubectl(tmp_path, write_kubeconfig(tmp_path, url))
+        body = json.loads(manifest("w", "default"))
+        body["status"] = {"phase": "Ignored"}
+        kubectl.run("create", "-f", "-", stdin=json.dumps(body))
+        created = json.loads(kubectl.run("get", "widget", "w", "-o", "json"))
+        assert "status" not in created
+        kubectl.run(
+            "patch",
+            "widget",
+            "w",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            '{"status": {"phase": "Ready"}, "spec": {"size": 9}}',
+        )
+        status = json.loads(kubectl.run("get", "widget", "w", "--subresource=status", "-o", "json"))
+        assert status["status"] == {"phase": "Ready"}
+        assert status["spec"] == {"size": 1}
+        assert status["metadata"]["generation"] == 1
+        kubectl.run(
+            "patch",
+            "widget",
+            "w",
+            "--type=merge",
+            "-p",
+            '{"status": {"phase": "Lost"}, "spec": {"size": 2}}',
+        )
+        obj = json.loads(kubectl.run("get", "widget", "w", "-o", "json"))
+        assert obj["status"] == {"phase": "Ready"}
+        assert obj["spec"] == {"size": 2}
+        assert obj["metadata"]["generation"] == 2
+        resources = kubectl.run("api-resources", "--api-group=example.com", "-o", "name")
+        assert resources.split() == ["widgets.example.com"]

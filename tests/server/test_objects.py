@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from k8swatch import MemoryStorage
 from k8swatch.server import App, ResourceSpec, create_app
@@ -452,3 +454,45 @@ async def test_openapi_has_the_status_paths(client: ASGIClient) -> None:
     assert "/apis/example.com/v1/namespaces/{namespace}/widgets/{name}/status" not in v3["paths"]
     v2 = (await client.request("GET", "/openapi/v2")).json()
     assert "put" in v2["paths"]["/apis/example.com/v1/namespaces/{namespace}/gadgets/{name}/status"]
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+_DELETE_OPTIONS = st.fixed_dictionaries(
+    {},
+    optional={
+        "kind": st.sampled_from(["DeleteOptions", "Widget", ""]) | _JSON,
+        "apiVersion": st.sampled_from(["v1", "meta.k8s.io/v1"]) | _JSON,
+        "preconditions": st.fixed_dictionaries(
+            {}, optional={"uid": _JSON, "resourceVersion": _JSON}
+        )
+        | _JSON,
+        "propagationPolicy": st.sampled_from(["Background", "Foreground", "Orphan", "x"]) | _JSON,
+        "orphanDependents": _JSON,
+        "gracePeriodSeconds": _JSON,
+        "dryRun": st.just(["All"]) | _JSON,
+    },
+)
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=_DELETE_OPTIONS | _JSON)
+async def test_any_delete_body_gets_a_status_never_a_500(body: Any) -> None:
+    app = create_app([ResourceSpec("example.com", "v1", "widgets", "Widget", _storage())])
+    client = ASGIClient(app)
+    await create(client, "w", metadata={"finalizers": [FINALIZER]})
+    response = await client.request("DELETE", f"{NS}/w", json=body)
+    assert response.status in (200, 400, 409, 422), response
+    if response.status != 200:
+        assert response.json()["kind"] == "Status"
+    if response.status == 200:
+        assert response.json()["metadata"]["deletionTimestamp"]
+
+
+def _storage() -> MemoryStorage:
+    return MemoryStorage("example.com/v1", "Widget")

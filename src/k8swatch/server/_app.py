@@ -105,8 +105,8 @@ class App:
         self.openapi: OpenAPIService = OpenAPIService(self.resources)
         """Serves ``/openapi/v2``, ``/openapi/v3`` and the group-version documents."""
         self._schemas = {id(res): object_schema(res) for res in self.resources}
-        self.namespaces: NamespaceRegistry = NamespaceRegistry(self.resources)
-        """The namespaces the server knows (``/api/v1/namespaces``)."""
+        # The namespaces the server knows (``/api/v1/namespaces``).
+        self._known_namespaces = NamespaceRegistry(self.resources)
         self.encoder: EventEncoder = EventEncoder()
         """The shared [`EventEncoder`][k8swatch.server.EventEncoder] (``encode_count``)."""
         self._watch_stops: set[anyio.Event] = set()
@@ -127,7 +127,7 @@ class App:
         if self._closed:
             return
         self._closed = True
-        await self.namespaces.storage.aclose()
+        await self._known_namespaces.storage.aclose()
         seen: set[int] = set()
         for res in self.resources:
             storage = res.storage
@@ -271,11 +271,11 @@ class App:
     async def _namespaces(
         self, route: NamespacesRoute, request: Request, receive: Receive, send: Send
     ) -> None:
-        served = await self.namespaces.route(route, request)
+        served = await self._known_namespaces.route(route, request)
         if served.watch_path or request.flag("watch"):
             await self._watch(served, request, receive, send)
         elif served.name:
-            await self.namespaces.get(served.name, request, send)
+            await self._known_namespaces.get(served.name, request, send)
         else:
             await _reads.list_objects(served, request, send)
 
@@ -307,7 +307,7 @@ class App:
         if method == "POST" and collection and (route.namespace or not res.namespaced):
             await _writes.create(route, request, receive, send, schema=schema, max_body_bytes=limit)
             if res.namespaced:
-                await self.namespaces.learn(route.namespace)
+                await self._known_namespaces.learn(route.namespace)
         elif method == "PUT" and not collection:
             await _writes.update(route, request, receive, send, schema=schema, max_body_bytes=limit)
         elif method == "PATCH" and not collection:

@@ -14,6 +14,7 @@ and ``kubectl get ns -w`` see it); namespaces are never deleted.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 
@@ -29,6 +30,8 @@ from ._routes import NamespacesRoute, ResourceRoute
 from ._types import JSONObject, Send, metadata_of
 
 __all__ = ["NamespaceRegistry"]
+
+logger = logging.getLogger("k8swatch.server")
 
 _NAMESPACE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
@@ -68,14 +71,19 @@ class NamespaceRegistry:
         self._known: set[str] = set()
 
     async def learn(self, name: str) -> None:
-        """Know the namespace *name* from now on (``ADDED`` to open watches)."""
+        """Know the namespace *name* from now on (``ADDED`` to open watches).
+
+        Never raises: it runs after a write that succeeded (a closed registry,
+        at shutdown, only means no watcher hears of the namespace).
+        """
         if not name or name in self._known or not _NAMESPACE_NAME.fullmatch(name):
             return
         try:
             await self.storage.create("", _namespace(name))
         except StatusError as err:
             if err.reason != "AlreadyExists":
-                raise
+                logger.debug("could not record the namespace %s: %s", name, err)
+                return
         self._known.add(name)
 
     async def refresh(self) -> None:
