@@ -82,6 +82,8 @@ from ._storage import Updater as Updater
 from ._storage import Watcher as Watcher
 from ._util import fix_module_metadata as _fix_module_metadata
 from ._version import __version__ as __version__
+from ._warnings import add_warning as add_warning
+from ._warnings import collect_warnings as collect_warnings
 from ._watch import StopAwareWatch as StopAwareWatch
 from ._watch import Watch as Watch
 from ._watch import WatchBase as WatchBase
@@ -131,8 +133,10 @@ __all__ = (
     "Watcher",
     "Write",
     "WriteOp",
+    "add_warning",
     "already_exists",
     "bad_request",
+    "collect_warnings",
     "conflict",
     "default_get_attrs",
     "default_list_options",

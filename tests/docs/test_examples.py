@@ -55,6 +55,7 @@ PAGES = (
     "docs/how-to/conformance.md",
     "docs/how-to/use-redis.md",
     "docs/testing/test-your-operator.md",
+    "docs/explanation/coder-adapters.md",
     "docs/explanation/resource-versions.md",
     "docs/explanation/selectors.md",
     "docs/reference/fake-coder.md",

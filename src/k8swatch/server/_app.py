@@ -25,6 +25,7 @@ from k8swatch._status import (
     too_many_requests,
 )
 from k8swatch._storage import Closer
+from k8swatch._warnings import collect_warnings
 from k8swatch._wire import encode_json
 
 from . import _reads, _writes
@@ -44,6 +45,7 @@ from ._resource import ResourceSpec, require
 from ._routes import DiscoveryRoute, NamespacesRoute, ResourceRoute, match_path
 from ._stream import FORMAT_JSON, EventEncoder, stream_watch, table_format
 from ._types import Message, Receive, Scope, Send
+from ._validation import format_warning
 
 __all__ = ["App", "create_app"]
 
@@ -173,16 +175,26 @@ class App:
         # The outermost handler: no exception escapes to the ASGI server, which
         # would answer a plain-text 500 (or log its own traceback) instead.
         started = False
+        warnings: list[str] = []
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                if warnings:  # what the storage added (add_warning) goes with the answer
+                    message = {
+                        **message,
+                        "headers": [
+                            *message.get("headers", ()),
+                            *((b"warning", format_warning(text).encode()) for text in warnings),
+                        ],
+                    }
             await send(message)
 
         where = f"{scope.get('method', '?')} {scope.get('path', '?')}"
         try:
-            await self._dispatch(Request.from_scope(scope), receive, tracking_send)
+            with collect_warnings() as warnings:
+                await self._dispatch(Request.from_scope(scope), receive, tracking_send)
         except Exception as exc:
             if started:
                 logger.error("%s failed after its response started", where, exc_info=exc)
