@@ -37,6 +37,7 @@ from ._http import (
     send_bytes,
     send_status,
 )
+from ._managedfields import FieldManager, now
 from ._namespaces import serve_namespaces
 from ._openapi import OpenAPIService, object_schema
 from ._patch import DEFAULT_PATCH_TYPES, PatchFunction
@@ -103,6 +104,10 @@ class App:
         self.openapi: OpenAPIService = OpenAPIService(self.resources)
         """Serves ``/openapi/v2``, ``/openapi/v3`` and the group-version documents."""
         self._schemas = {id(res): object_schema(res) for res in self.resources}
+        self._field_managers = {
+            id(res): FieldManager(self._schemas[id(res)], res.api_version, now)
+            for res in self.resources
+        }
         self.encoder: EventEncoder = EventEncoder()
         """The shared [`EventEncoder`][k8swatch.server.EventEncoder] (``encode_count``)."""
         self._watch_stops: set[anyio.Event] = set()
@@ -272,11 +277,16 @@ class App:
         if route.watch_path:
             raise disallowed_method(method)
         schema = self._schemas[id(res)]
+        fields = self._field_managers[id(res)]
         limit = self.max_body_bytes
         if method == "POST" and collection and (route.namespace or not res.namespaced):
-            await _writes.create(route, request, receive, send, schema=schema, max_body_bytes=limit)
+            await _writes.create(
+                route, request, receive, send, schema=schema, max_body_bytes=limit, fields=fields
+            )
         elif method == "PUT" and not collection:
-            await _writes.update(route, request, receive, send, schema=schema, max_body_bytes=limit)
+            await _writes.update(
+                route, request, receive, send, schema=schema, max_body_bytes=limit, fields=fields
+            )
         elif method == "PATCH" and not collection:
             await _writes.patch(
                 route,
@@ -286,6 +296,7 @@ class App:
                 schema=schema,
                 max_body_bytes=limit,
                 patch_types=self.patch_types,
+                fields=fields,
             )
         elif method == "DELETE" and not collection:
             await read_body(receive, limit)

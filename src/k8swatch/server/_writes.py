@@ -26,9 +26,18 @@ from k8swatch._status import (
 )
 from k8swatch._wire import encode_json
 
+from ._apply import (
+    APPLY_PATCH,
+    apply_config,
+    check_config,
+    check_write_options,
+    decode_apply_body,
+    field_manager_for,
+)
 from ._body import check_name, check_namespace, check_type_meta, read_object
 from ._decode import check_json_value
-from ._http import Request, read_request_body, send_object, send_status
+from ._http import Request, parse_bool, read_request_body, send_object, send_status
+from ._managedfields import FieldManager
 from ._patch import PatchFunction, check_patch_type, patch_object
 from ._resource import ResourceSpec, require
 from ._routes import ResourceRoute
@@ -44,6 +53,7 @@ __all__ = [
     "RESOURCE_VERSION_ON_CREATE",
     "check_patched",
     "create",
+    "apply",
     "delete",
     "patch",
     "update",
@@ -108,10 +118,12 @@ async def create(
     *,
     schema: Mapping[str, Any],
     max_body_bytes: int,
+    fields: FieldManager,
 ) -> None:
     """``POST`` to a collection: 201 with the created object."""
     res = route.resource
     storage = require(res, "create")
+    check_write_options(request, "create")
     obj = check_type_meta(res, await read_object(request, receive, max_body_bytes))
     metadata = check_namespace(route, obj["metadata"])
     if metadata.get("resourceVersion"):
@@ -130,6 +142,7 @@ async def create(
             group=res.group,
         )
     obj, warnings = validate(res, {**obj, "metadata": metadata}, request, "create", schema)
+    obj = fields.update(None, obj, field_manager_for(request))
     if request.dry_run("CreateOptions"):
         await send_object(send, request, obj, res, 201, headers=warnings)
         return
@@ -145,19 +158,35 @@ async def update(
     *,
     schema: Mapping[str, Any],
     max_body_bytes: int,
+    fields: FieldManager,
 ) -> None:
     """``PUT`` to an object: 200 with the replaced object."""
     res = route.resource
     storage = require(res, "update")
+    check_write_options(request, "update")
     obj = check_type_meta(res, await read_object(request, receive, max_body_bytes))
     metadata = check_name(route, obj["metadata"])
     obj, warnings = validate(res, {**obj, "metadata": metadata}, request, "update", schema)
-    if request.dry_run("UpdateOptions"):
-        await require(res, "get").get(route.namespace, route.name)  # 404 if missing
-        await send_object(send, request, obj, res, 200, headers=warnings)
+    own_rv = metadata.get("resourceVersion")
+    for attempt in range(_PATCH_CONFLICT_RETRIES):
+        # managedFields are computed against the object read here; a PUT
+        # without a resourceVersion is pinned to it and retried on conflict.
+        current = await require(res, "get").get(route.namespace, route.name)  # 404 if missing
+        tracked = fields.update(current, obj, field_manager_for(request))
+        if not own_rv:
+            current_rv = metadata_of(current).get("resourceVersion")
+            tracked["metadata"] = {**tracked["metadata"], "resourceVersion": current_rv}
+        if request.dry_run("UpdateOptions"):
+            await send_object(send, request, tracked, res, 200, headers=warnings)
+            return
+        try:
+            updated = await storage.update(route.namespace, route.name, tracked)
+        except StatusError as err:
+            if err.reason != "Conflict" or own_rv or attempt == _PATCH_CONFLICT_RETRIES - 1:
+                raise
+            continue
+        await send_object(send, request, updated, res, 200, headers=warnings)
         return
-    updated = await storage.update(route.namespace, route.name, obj)
-    await send_object(send, request, updated, res, 200, headers=warnings)
 
 
 async def patch(
@@ -169,12 +198,28 @@ async def patch(
     schema: Mapping[str, Any],
     max_body_bytes: int,
     patch_types: Mapping[str, PatchFunction],
+    fields: FieldManager,
 ) -> None:
-    """``PATCH`` an object: get, apply the patch, update; 200 with the patched object."""
+    """``PATCH`` an object: get, apply the patch, update; 200 with the patched object.
+
+    ``application/apply-patch+yaml`` is server-side apply (see ``apply``).
+    """
     res = route.resource
     storage = require(res, "patch")
     content_type = request.headers.get("content-type", "")
+    if content_type.split(";", 1)[0].strip().lower() == APPLY_PATCH:
+        await apply(
+            route,
+            request,
+            receive,
+            send,
+            schema=schema,
+            max_body_bytes=max_body_bytes,
+            fields=fields,
+        )
+        return
     check_patch_type(patch_types, content_type)
+    check_write_options(request, "patch")
     body = await read_request_body(request, receive, max_body_bytes)
     for attempt in range(_PATCH_CONFLICT_RETRIES):
         current = await storage.get(route.namespace, route.name)
@@ -185,6 +230,7 @@ async def patch(
         patched, warnings = validate(
             res, {**patched, "metadata": metadata}, request, "patch", schema
         )
+        patched = fields.update(current, patched, field_manager_for(request))
         if request.dry_run("PatchOptions"):
             await send_object(send, request, patched, res, 200, headers=warnings)
             return
@@ -199,6 +245,64 @@ async def patch(
                 raise
             continue
         await send_object(send, request, updated, res, 200, headers=warnings)
+        return
+
+
+async def apply(
+    route: ResourceRoute,
+    request: Request,
+    receive: Receive,
+    send: Send,
+    *,
+    schema: Mapping[str, Any],
+    max_body_bytes: int,
+    fields: FieldManager,
+) -> None:
+    """Server-side apply: merge the applied configuration, or create the object.
+
+    200 with the object (no write when nothing changed, managedFields
+    included), 201 when the apply created it; 409 for conflicts without
+    ``force``.
+    """
+    res = route.resource
+    check_write_options(request, "patch", apply=True)
+    force = parse_bool(request.first("force"))
+    manager = request.first("fieldManager") or ""
+    config = decode_apply_body(await read_request_body(request, receive, max_body_bytes))
+    config, warnings = validate(res, check_config(res, route, config), request, "patch", schema)
+    config_rv = metadata_of(config).get("resourceVersion")
+    for attempt in range(_PATCH_CONFLICT_RETRIES):
+        try:
+            live: dict[str, Any] | None = await require(res, "get").get(route.namespace, route.name)
+        except StatusError as err:
+            if err.code != 404:
+                raise
+            live = None
+        applied = apply_config(fields, live, config, field_manager=manager, force=force)
+        check_patched(applied, max_body_bytes)
+        if live is not None and applied == live:
+            await send_object(send, request, live, res, 200, headers=warnings)
+            return
+        dry_run = request.dry_run("PatchOptions")
+        try:
+            if live is None:
+                storage = require(res, "create")
+                result = applied if dry_run else await storage.create(route.namespace, applied)
+                code = 201
+            else:
+                storage_u = require(res, "update")
+                updated = applied if dry_run else None
+                if updated is None:
+                    updated = await storage_u.update(route.namespace, route.name, applied)
+                result, code = updated, 200
+        except StatusError as err:
+            # Someone else wrote first (created it, or changed it): apply again
+            # over what is there now, as kube-apiserver retries.
+            retry = err.reason == "AlreadyExists" or (err.reason == "Conflict" and not config_rv)
+            if not retry or attempt == _PATCH_CONFLICT_RETRIES - 1:
+                raise
+            continue
+        await send_object(send, request, result, res, code, headers=warnings)
         return
 
 
