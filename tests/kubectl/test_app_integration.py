@@ -125,7 +125,7 @@ async def test_json_patch_and_unsupported_patch_types(client: ASGIClient) -> Non
         body="{}",
     )
     assert not_a_list.status == 400
-    for content_type in ("application/apply-patch+yaml", "application/strategic-merge-patch+json"):
+    for content_type in ("application/apply-patch+cbor", "application/strategic-merge-patch+json"):
         refused = await client.request(
             "PATCH", f"{NS}/missing", headers={"Content-Type": content_type}, body="{}"
         )
