@@ -174,8 +174,8 @@ def test_strict_validation_and_server_side_apply(coder_kubectl: Kubectl) -> None
         input=WORKSPACE.format(name=DEMO, running="true"),
         check=False,
     )
-    assert ssa.returncode != 0
-    assert "server-side apply is not supported" in ssa.stderr
+    assert ssa.returncode == 0, ssa.stderr
+    assert ssa.stdout.strip() == f"coderworkspace.aggregation.coder.com/{DEMO} serverside-applied"
 
 
 def test_get_watch_follows_a_stop(coder_kubectl: Kubectl) -> None:
