@@ -90,9 +90,7 @@ def get(kubectl: Kubectl, name: str = "m1") -> dict[str, Any]:
 
 
 def managers(obj: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
-    return {
-        (e["manager"], e["operation"]): e["fieldsV1"] for e in obj["metadata"]["managedFields"]
-    }
+    return {(e["manager"], e["operation"]): e["fieldsV1"] for e in obj["metadata"]["managedFields"]}
 
 
 def test_two_managers_conflict_then_force(kubectl: Kubectl) -> None:
@@ -111,9 +109,7 @@ def test_two_managers_conflict_then_force(kubectl: Kubectl) -> None:
     refused = ssa(kubectl, machine(size=5), "--field-manager=bob", check=False)
     assert refused.returncode == 1
     assert 'Apply failed with 1 conflict: conflict with "alice": .spec.size' in refused.stderr
-    assert "Please review the fields above--they currently have other managers." in (
-        refused.stderr
-    )
+    assert "Please review the fields above--they currently have other managers." in (refused.stderr)
     assert "--force-conflicts" in refused.stderr
     assert get(kubectl)["spec"]["size"] == 3
 
@@ -216,13 +212,23 @@ def test_dry_run_and_diff(kubectl: Kubectl) -> None:
     assert json.loads(out.stdout)["spec"] == {"size": 2}
     assert get(kubectl) == stored
     same = kubectl.run(
-        "diff", "--server-side", "--field-manager=alice", "-f", "-", input=machine(size=1),
+        "diff",
+        "--server-side",
+        "--field-manager=alice",
+        "-f",
+        "-",
+        input=machine(size=1),
         check=False,
     )
     assert same.returncode == 0, same.stderr
     assert same.stdout == ""
     changed = kubectl.run(
-        "diff", "--server-side", "--field-manager=alice", "-f", "-", input=machine(size=7),
+        "diff",
+        "--server-side",
+        "--field-manager=alice",
+        "-f",
+        "-",
+        input=machine(size=7),
         check=False,
     )
     assert changed.returncode == 1, changed.stderr

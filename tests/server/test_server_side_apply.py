@@ -204,8 +204,8 @@ def test_bad_associative_lists_are_422(server: Server) -> None:
     assert no_key.status_code == 422
     [cause] = no_key.json()["details"]["causes"]
     assert cause["message"] == (
-        '.spec.ports: element 0: associative list with keys has an element that omits key '
-        "field \"name\" (and doesn't have default value)"
+        ".spec.ports: element 0: associative list with keys has an element that omits key "
+        'field "name" (and doesn\'t have default value)'
     )
     twice = server.apply("x", widget("x", ports=[{"name": "a"}, {"name": "a"}]))
     assert twice.status_code == 422
