@@ -27,6 +27,7 @@ class TestTemplateStorageConformance(WatchConformance):
     """
 
     supports_labels = False
+    keeps_managed_fields = False
     namespaced = False
     namespace = NS
 
@@ -110,6 +111,7 @@ class TestWorkspaceStorageConformance(WatchConformance):
     """
 
     supports_labels = False
+    keeps_managed_fields = False
     namespaced = False
     graceful_delete = True
     namespace = NS
