@@ -178,6 +178,43 @@ def test_strict_validation_and_server_side_apply(coder_kubectl: Kubectl) -> None
     assert ssa.stdout.strip() == f"coderworkspace.aggregation.coder.com/{DEMO} serverside-applied"
 
 
+def test_server_side_apply_of_a_storage_without_managed_fields(coder_kubectl: Kubectl) -> None:
+    name = "acme.alice.applied"
+    created = coder_kubectl.run(
+        "apply", "--server-side", "-f", "-", input=WORKSPACE.format(name=name, running="true")
+    )
+    assert (
+        created.stdout.strip() == f"coderworkspace.aggregation.coder.com/{name} serverside-applied"
+    )
+    try:
+        coder_kubectl.run(
+            "wait",
+            f"coderworkspace/{name}",
+            "--for=jsonpath={.status.latestBuildStatus}=running",
+            "--timeout=50s",
+        )
+        # Coder keeps no managedFields: what the object holds is before-first-apply's.
+        stop = WORKSPACE.format(name=name, running="false")
+        refused = coder_kubectl.run("apply", "--server-side", "-f", "-", input=stop, check=False)
+        assert refused.returncode == 1
+        assert (
+            'Apply failed with 1 conflict: conflict with "before-first-apply" using '
+            "aggregation.coder.com/v1alpha1: .spec.running"
+        ) in refused.stderr
+        coder_kubectl.run("apply", "--server-side", "--force-conflicts", "-f", "-", input=stop)
+        out = coder_kubectl.run("get", "coderworkspace", name, "-o", "jsonpath={.spec.running}")
+        assert out.stdout == "false"
+    finally:
+        coder_kubectl.run(
+            "wait",
+            f"coderworkspace/{name}",
+            "--for=jsonpath={.status.latestBuildStatus}=stopped",
+            "--timeout=50s",
+            check=False,
+        )
+        coder_kubectl.run("delete", "coderworkspace", name)
+
+
 def test_get_watch_follows_a_stop(coder_kubectl: Kubectl) -> None:
     coder_kubectl.run(
         "apply", "-f", "-", input=WORKSPACE.format(name="acme.alice.watched", running="true")

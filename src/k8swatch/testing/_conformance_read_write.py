@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from k8swatch._json import JSONObject
-
 import pytest
 
+from k8swatch._json import JSONObject
 from k8swatch._status import StatusError
 
 from ._conformance_base import ConformanceBase, assert_status, only_with, rv_of
