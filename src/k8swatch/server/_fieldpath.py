@@ -23,6 +23,7 @@ member too.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeAlias, cast
@@ -175,6 +176,7 @@ def _decode(node: dict[str, Any], prefix: Path, out: set[Path]) -> None:
             out.add(path)
 
 
+@functools.lru_cache(maxsize=4096)
 def _check_element(element: str) -> None:
     kind, rest = element[:2], element[2:]
     if kind == "f:":

@@ -109,6 +109,8 @@ class ManagedEntry:
     time: str | None
     fields: FieldSet
     subresource: str = ""
+    encoded: dict[str, Any] | None = attrs.field(default=None, eq=False, repr=False)
+    """The ``fieldsV1`` these fields were decoded from (reused when they did not change)."""
 
     @property
     def identity(self) -> Identity:
@@ -146,13 +148,15 @@ def decode_managed_fields(value: object) -> Managed:
         stamp = item.get("time")
         if not all(isinstance(t, str) for t in texts) or not isinstance(stamp, (str, type(None))):
             raise ValueError("manager, apiVersion, subresource and time must be strings")
+        encoded = item.get("fieldsV1", {})
         entry = ManagedEntry(
             manager=texts[0],
             operation=operation,
             api_version=texts[1],
             time=stamp,
-            fields=decode_fields_v1(item.get("fieldsV1", {})),
+            fields=decode_fields_v1(encoded),
             subresource=texts[2],
+            encoded=encoded,
         )
         if entry.identity in managed:
             raise ValueError(f"duplicate managedFields entry for manager {entry.manager!r}")
@@ -180,7 +184,9 @@ def encode_managed_fields(managed: Mapping[Identity, ManagedEntry]) -> list[dict
         if entry.time is not None:
             item["time"] = entry.time
         item["fieldsType"] = "FieldsV1"
-        item["fieldsV1"] = encode_fields_v1(entry.fields)
+        item["fieldsV1"] = (
+            entry.encoded if entry.encoded is not None else encode_fields_v1(entry.fields)
+        )
         if entry.subresource:
             item["subresource"] = entry.subresource
         out.append(item)
@@ -373,10 +379,12 @@ class FieldManager:
         applier = ManagedEntry(manager, APPLY, self.api_version, None, config_set)
         last = managed.get(applier.identity)
         managed[applier.identity] = attrs.evolve(applier, time=last.time if last else None)
-        if last is not None and last.fields:
-            owned_now: set[Path] = set()
-            for entry in managed.values():
-                owned_now |= entry.fields
+        owned_now: set[Path] = set()
+        for entry in managed.values():
+            owned_now |= entry.fields
+        # ensure_named_fields_are_members is monotone: nothing is stale when
+        # every field of the last apply is still owned.
+        if last is not None and not last.fields <= owned_now:
             stale = ensure_named_fields_are_members(
                 last.fields, self._schema
             ) - ensure_named_fields_are_members(owned_now, self._schema)
@@ -406,5 +414,7 @@ def _take(managed: Managed, paths: FieldSet, *, keep: Identity | None) -> Manage
         fields = entry.fields if identity == keep else entry.fields - paths
         fields -= _STRIPPED
         if fields:
-            out[identity] = entry if fields == entry.fields else attrs.evolve(entry, fields=fields)
+            if fields != entry.fields:
+                entry = attrs.evolve(entry, fields=fields, encoded=None)
+            out[identity] = entry
     return out

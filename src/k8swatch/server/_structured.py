@@ -156,18 +156,22 @@ def _map_atomic(schema: Schema) -> bool:
     return schema is not None and schema.get("x-kubernetes-map-type") == "atomic"
 
 
+def _is_mapping(value: object) -> bool:
+    return type(value) is dict or isinstance(value, Mapping)
+
+
 def _field(schema: Schema, name: str) -> tuple[Schema, bool]:
     """(the schema of field *name*, whether it is a declared property)."""
     if schema is None:
         return None, False
     props = schema.get("properties")
-    if isinstance(props, Mapping) and name in props:
+    if props is not None and _is_mapping(props) and name in props:
         child: object = cast("Mapping[str, Any]", props)[name]
-        if isinstance(child, Mapping):
+        if _is_mapping(child):
             return _resolve(cast("Mapping[str, Any]", child)), True
         return None, True
     extra = schema.get("additionalProperties")
-    if isinstance(extra, Mapping):
+    if extra is not None and _is_mapping(extra):
         return _resolve(cast("Mapping[str, Any]", extra)), False
     return None, False
 
@@ -176,7 +180,9 @@ def _items(schema: Schema) -> Schema:
     if schema is None:
         return None
     items = schema.get("items")
-    return _resolve(cast("Mapping[str, Any]", items)) if isinstance(items, Mapping) else None
+    if items is not None and _is_mapping(items):
+        return _resolve(cast("Mapping[str, Any]", items))
+    return None
 
 
 def _list_kind(schema: Schema) -> tuple[str, tuple[str, ...]]:
@@ -350,6 +356,8 @@ def _compare(
     modified: set[Path],
     removed: set[Path],
 ) -> None:
+    if lhs is not MISSING and rhs is not MISSING and type(lhs) is type(rhs) and lhs == rhs:
+        return  # nothing below changed (Python's equality runs at C speed)
     present = rhs if rhs is not MISSING else lhs
     shape = _shape(schema, present)
     other = lhs if rhs is not MISSING else MISSING
@@ -456,6 +464,8 @@ def merge(lhs: Any, rhs: Any, schema: Schema) -> Any:
 def _merge(lhs: Any, rhs: Any, schema: Schema, path: Path) -> Any:
     if rhs is MISSING:
         return lhs
+    if type(lhs) is type(rhs) and lhs == rhs:
+        return rhs
     shape = _shape(schema, rhs)
     if lhs is MISSING or _shape(schema, lhs) != shape or shape == "scalar":
         if shape == "list" and is_array(rhs):
