@@ -24,6 +24,7 @@ from k8swatch._status import (
     request_entity_too_large,
     unprocessable_entity,
 )
+from k8swatch._storage import Getter
 from k8swatch._wire import encode_json
 
 from ._apply import (
@@ -168,21 +169,28 @@ async def update(
     metadata = check_name(route, obj["metadata"])
     obj, warnings = validate(res, {**obj, "metadata": metadata}, request, "update", schema)
     own_rv = metadata.get("resourceVersion")
+    getter = res.storage if "get" in res.verbs and isinstance(res.storage, Getter) else None
     for attempt in range(_PATCH_CONFLICT_RETRIES):
         # managedFields are computed against the object read here; a PUT
         # without a resourceVersion is pinned to it and retried on conflict.
-        current = await require(res, "get").get(route.namespace, route.name)  # 404 if missing
-        tracked = fields.update(current, obj, field_manager_for(request))
-        if not own_rv:
+        # (A storage that cannot be read gets the object as sent.)
+        tracked = obj
+        if getter is not None:
+            current = await getter.get(route.namespace, route.name)  # 404 if missing
+            tracked = fields.update(current, obj, field_manager_for(request))
             current_rv = metadata_of(current).get("resourceVersion")
-            tracked["metadata"] = {**tracked["metadata"], "resourceVersion": current_rv}
+            if not own_rv and current_rv:
+                tracked["metadata"] = {**tracked["metadata"], "resourceVersion": current_rv}
         if request.dry_run("UpdateOptions"):
+            if getter is None:
+                await require(res, "get").get(route.namespace, route.name)  # 405 as before
             await send_object(send, request, tracked, res, 200, headers=warnings)
             return
         try:
             updated = await storage.update(route.namespace, route.name, tracked)
         except StatusError as err:
-            if err.reason != "Conflict" or own_rv or attempt == _PATCH_CONFLICT_RETRIES - 1:
+            retry = err.reason == "Conflict" and getter is not None and not own_rv
+            if not retry or attempt == _PATCH_CONFLICT_RETRIES - 1:
                 raise
             continue
         await send_object(send, request, updated, res, 200, headers=warnings)
