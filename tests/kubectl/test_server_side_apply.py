@@ -192,12 +192,28 @@ def test_managed_fields_after_ordinary_kubectl_edits(kubectl: Kubectl) -> None:
     csa = managers(obj)[("kubectl-client-side-apply", "Update")]
     assert csa["f:spec"] == {"f:size": {}}
     assert "f:kubectl.kubernetes.io/last-applied-configuration" in str(csa)
-    # Server-side apply over it conflicts with the client-side manager, by name and version.
-    refused = ssa(kubectl, machine(size=5), check=False)
+    # Another manager's server-side apply conflicts with the client-side manager, named
+    # with its apiVersion.
+    refused = ssa(kubectl, machine(size=5), "--field-manager=other", check=False)
     assert (
         'conflict with "kubectl-client-side-apply" using example.com/v1: .spec.size'
         in refused.stderr
     )
+    # kubectl's own server-side apply takes over what its client-side apply set (the
+    # last-applied annotation says so) and keeps the annotation in step.
+    ssa(kubectl, machine(size=5, color="green"))
+    obj = get(kubectl)
+    assert obj["spec"] == {"size": 5, "color": "green"}
+    assert managers(obj)[("kubectl", "Apply")] == {"f:spec": {"f:color": {}, "f:size": {}}}
+    last = json.loads(
+        obj["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+    )
+    assert last["spec"] == {"size": 5, "color": "green"}
+    # A field it did not set client-side still conflicts.
+    ssa(kubectl, machine(size=5, color="green", args=["x"]))  # args is new: nobody owns it
+    kubectl.run("patch", "machine", "m1", "--type=merge", "-p", '{"spec":{"args":["y"]}}')
+    refused = ssa(kubectl, machine(size=5, color="green", args=["x"]), check=False)
+    assert 'conflict with "kubectl-patch" using example.com/v1: .spec.args' in refused.stderr
 
 
 def test_dry_run_and_diff(kubectl: Kubectl) -> None:
@@ -233,3 +249,15 @@ def test_dry_run_and_diff(kubectl: Kubectl) -> None:
     )
     assert changed.returncode == 1, changed.stderr
     assert "+  size: 7" in changed.stdout
+
+
+def test_client_side_diff_of_an_unchanged_object_exits_0(kubectl: Kubectl) -> None:
+    manifest = machine("m2", size=1, tags=["a"])
+    kubectl.run("apply", "-f", "-", input=manifest)
+    kubectl.run("label", "machine", "m2", "team=blue")  # another manager, no manifest change
+    same = kubectl.run("diff", "-f", "-", input=manifest, check=False)
+    assert same.returncode == 0, same.stdout + same.stderr
+    changed = kubectl.run("diff", "-f", "-", input=machine("m2", size=2, tags=["a"]), check=False)
+    assert changed.returncode == 1, changed.stderr
+    assert "-  size: 1" in changed.stdout
+    assert "+  size: 2" in changed.stdout

@@ -309,3 +309,57 @@ def test_a_sole_applier_gets_exactly_what_it_applies(
     before = state.live
     state.apply("me", second)  # applying again changes nothing
     assert state.live == before
+
+
+# -- kubectl's upgrade from client-side apply ------------------------------------------
+
+LAST = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def _csa_object(spec: dict[str, Any], annotation: str) -> dict[str, Any]:
+    manager = FieldManager(LEAF_SCHEMA, "v1", lambda: "2026-01-01T00:00:00Z")
+    obj = {"metadata": {"name": "o", "annotations": {LAST: annotation}}, **spec}
+    return manager.update(None, obj, "kubectl-client-side-apply")
+
+
+def test_kubectl_takes_over_what_its_client_side_apply_set() -> None:
+    manager = FieldManager(LEAF_SCHEMA, "v1", lambda: "2026-01-01T00:00:01Z")
+    live = _csa_object({"numeric": 1, "string": "s"}, json.dumps({"numeric": 1, "string": "s"}))
+    applied = manager.apply(live, {"numeric": 2, "string": "s"}, "kubectl", force=False)
+    assert applied["numeric"] == 2
+    assert json.loads(applied["metadata"]["annotations"][LAST]) == {"numeric": 2, "string": "s"}
+    assert applied["metadata"]["annotations"][LAST].endswith("\n")
+    # Another manager gets the conflict, and so does kubectl for a field changed since.
+    from k8swatch import StatusError
+
+    with pytest.raises(StatusError):
+        manager.apply(live, {"numeric": 2}, "other", force=False)
+    changed = manager.update(live, {**live, "string": "t"}, "editor")
+    with pytest.raises(StatusError) as info:
+        manager.apply(changed, {"numeric": 2, "string": "u"}, "kubectl", force=False)
+    assert info.value.status.message == (
+        'Apply failed with 1 conflict: conflict with "editor" using v1: .string'
+    )
+
+
+def test_a_last_applied_annotation_past_the_limit_is_dropped() -> None:
+    manager = FieldManager(LEAF_SCHEMA, "v1", lambda: "2026-01-01T00:00:01Z")
+    live = _csa_object({"string": "s"}, json.dumps({"string": "s"}))
+    big = "x" * (256 * 1024)
+    applied = manager.apply(live, {"string": big}, "kubectl", force=False)
+    assert applied["string"] == big
+    assert LAST not in applied["metadata"].get("annotations", {})
+
+
+def test_yaml_bodies_need_pyyaml(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from k8swatch import StatusError
+    from k8swatch.server._apply import decode_apply_body
+
+    assert decode_apply_body(b' {"a": 1}') == {"a": 1}  # JSON needs nothing
+    monkeypatch.setitem(sys.modules, "yaml", None)
+    with pytest.raises(StatusError) as info:
+        decode_apply_body(b"a: 1\n")
+    assert info.value.status.code == 400
+    assert "install k8swatch[apply]" in info.value.status.message

@@ -38,6 +38,7 @@ from ._fieldpath import (
     decode_fields_v1,
     element_sort_key,
     encode_fields_v1,
+    go_json,
     path_string,
 )
 from ._jsontypes import is_array, is_object
@@ -55,6 +56,8 @@ __all__ = [
     "APPLY",
     "BEFORE_FIRST_APPLY",
     "FIELD_MANAGER_CONFLICT",
+    "KUBECTL",
+    "LAST_APPLIED",
     "UPDATE",
     "FieldManager",
     "ManagedEntry",
@@ -93,6 +96,12 @@ _STRIPPED: Final[FieldSet] = frozenset(
         ),
     }
 )
+
+KUBECTL: Final = "kubectl"
+"""The manager of ``kubectl apply --server-side``, which upgrades client-side apply."""
+LAST_APPLIED: Final = "kubectl.kubernetes.io/last-applied-configuration"
+"""The annotation client-side ``kubectl apply`` keeps its configuration in."""
+_ANNOTATIONS_LIMIT: Final = 256 * 1024  # kube-apiserver's total annotation size limit
 
 Identity: TypeAlias = tuple[str, str, str, str]
 """(manager, operation, apiVersion for updates else "", subresource)."""
@@ -356,12 +365,35 @@ class FieldManager:
     ) -> dict[str, Any]:
         """The object after *manager* applies *config* to *live* (None: it does not exist).
 
+        As kube-apiserver, for the manager ``kubectl`` (``kubectl apply
+        --server-side``) of an object that client-side apply wrote: fields
+        its ``last-applied-configuration`` annotation sets, to the values
+        they still have, are taken over without a conflict, and the
+        annotation follows what is applied.
+
         Raises:
             StatusError: 409 Conflict naming each field another manager owns
                 and this apply would change (unless *force*).
             StructureError: *config* has an associative list item without its
                 key fields, or twice.
         """
+        allowed: FieldSet = frozenset()
+        if manager == KUBECTL and live is not None and not force:
+            allowed = self._owned_by_last_applied(live)
+        result = self._apply(live, config, manager, force=force, allowed=allowed)
+        if manager == KUBECTL:
+            result = _sync_last_applied(result, config)
+        return result
+
+    def _apply(
+        self,
+        live: Mapping[str, Any] | None,
+        config: Mapping[str, Any],
+        manager: str,
+        *,
+        force: bool,
+        allowed: FieldSet,
+    ) -> dict[str, Any]:
         managed = _stored_managed(live)
         clean_live = _without_managed(live)
         if live is not None and not managed:
@@ -398,13 +430,65 @@ class FieldManager:
             if identity != applier.identity
             for path in entry.fields & changed
         ]
-        if conflicts and not force:
-            raise conflict_error(conflicts)
+        blocking = [(entry, path) for entry, path in conflicts if path not in allowed]
+        if blocking and not force:
+            raise conflict_error(blocking)
         managed = _take(managed, changed | changes.removed, keep=applier.identity)
         mine = managed.get(applier.identity)
         if mine is not None and (mine.time is None or merged != clean_live):
             managed[applier.identity] = attrs.evolve(mine, time=self.clock())
         return _with_managed(merged, managed)
+
+    def _owned_by_last_applied(self, live: Mapping[str, Any]) -> FieldSet:
+        # kube-apiserver's lastAppliedManager: what the last client-side apply
+        # set and nobody changed since.
+        text = _annotations(live).get(LAST_APPLIED)
+        if not isinstance(text, str) or not text:
+            return frozenset()
+        try:
+            last_applied: object = json.loads(text)
+        except ValueError:
+            return frozenset()
+        if not is_object(last_applied):
+            return frozenset()
+        fields = to_field_set(last_applied, self._schema)
+        changes = compare(last_applied, _without_managed(live), self._schema)
+        return fields - changes.modified - changes.added - changes.removed
+
+
+def _annotations(obj: Mapping[str, Any]) -> dict[str, Any]:
+    metadata = obj.get("metadata")
+    found = metadata.get("annotations") if is_object(metadata) else None
+    return found if is_object(found) else {}
+
+
+def _sync_last_applied(obj: dict[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
+    """*obj* with its ``last-applied-configuration`` set to *config*, if it has one.
+
+    kube-apiserver's lastAppliedUpdater: the annotation of a client-side
+    apply keeps up with ``kubectl apply --server-side``, so that going back
+    to client-side apply does not undo it. Dropped if the annotations would
+    outgrow their 256 KiB limit.
+    """
+    annotations = _annotations(obj)
+    if not annotations.get(LAST_APPLIED):
+        return obj
+    applied = dict(config)
+    meta = applied.get("metadata")
+    if is_object(meta):
+        meta = dict(meta)
+        config_annotations = meta.get("annotations")
+        if is_object(config_annotations):
+            rest = {k: v for k, v in config_annotations.items() if k != LAST_APPLIED}
+            if rest:
+                meta["annotations"] = rest
+            else:
+                del meta["annotations"]
+        applied["metadata"] = meta
+    updated = {**annotations, LAST_APPLIED: go_json(applied) + "\n"}
+    if sum(len(k) + len(str(v)) for k, v in updated.items()) > _ANNOTATIONS_LIMIT:
+        updated.pop(LAST_APPLIED)
+    return {**obj, "metadata": {**obj["metadata"], "annotations": updated}}
 
 
 def _take(managed: Managed, paths: FieldSet, *, keep: Identity | None) -> Managed:
