@@ -363,3 +363,49 @@ def test_yaml_bodies_need_pyyaml(monkeypatch: pytest.MonkeyPatch) -> None:
         decode_apply_body(b"a: 1\n")
     assert info.value.status.code == 400
     assert "install k8swatch[apply]" in info.value.status.message
+
+
+_json_values = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**53), 2**53),
+        st.floats(allow_nan=False, allow_infinity=False, width=64),
+        st.text(max_size=8),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=15,
+)
+
+
+@settings(max_examples=200)
+@given(st.dictionaries(st.text(max_size=5), _json_values, max_size=4))
+def test_yaml_apply_bodies_round_trip(value: dict[str, Any]) -> None:
+    import yaml
+
+    from k8swatch.server._apply import decode_apply_body
+
+    # (escaped: PyYAML writes U+0085 raw, and YAML reads it as a line break)
+    for text in (yaml.safe_dump(value, allow_unicode=False), json.dumps(value)):
+        assert decode_apply_body(text.encode("utf-8")) == value
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=200) | st.text(max_size=200).map(lambda t: t.encode("utf-8", "replace")))
+def test_any_apply_body_decodes_or_is_a_400(body: bytes) -> None:
+    from k8swatch import StatusError
+    from k8swatch.server._apply import decode_apply_body
+
+    refused: StatusError | None = None
+    try:
+        decoded = decode_apply_body(body)
+    except StatusError as exc:
+        refused = exc
+    if refused is not None:
+        assert refused.status.code == 400
+        assert refused.status.message.startswith("error decoding YAML")
+    else:
+        assert isinstance(decoded, dict)
+        json.dumps(decoded, allow_nan=False)  # JSON through and through
