@@ -28,6 +28,7 @@ from k8swatch._storage import Closer
 from k8swatch._wire import encode_json
 
 from . import _reads, _writes
+from ._apply import is_apply, serve_apply
 from ._discovery import AGGREGATED_CONTENT_TYPE, Discovery
 from ._http import (
     Request,
@@ -285,6 +286,10 @@ class App:
             )
         elif method == "PUT" and not collection:
             await _writes.update(
+                route, request, receive, send, schema=schema, max_body_bytes=limit, fields=fields
+            )
+        elif method == "PATCH" and not collection and is_apply(request):
+            await serve_apply(
                 route, request, receive, send, schema=schema, max_body_bytes=limit, fields=fields
             )
         elif method == "PATCH" and not collection:

@@ -18,92 +18,37 @@ import json
 from collections.abc import Mapping
 from typing import Any, cast
 
-from k8swatch._status import StatusCause, StatusError, bad_request, invalid, unprocessable_entity
+from k8swatch._status import StatusCause, StatusError, bad_request, unprocessable_entity
 
 from ._body import check_name
 from ._decode import MAX_NESTING_DEPTH, check_json_value, decode_json
-from ._http import Request
+from ._http import Request, parse_bool, read_request_body, send_object
 from ._jsontypes import is_array, is_object
-from ._managedfields import FieldManager, manager_from_user_agent
-from ._resource import ResourceSpec
+from ._managedfields import FieldManager
+from ._resource import ResourceSpec, require
 from ._routes import ResourceRoute
 from ._structured import StructureError
+from ._types import Receive, Send, metadata_of
+from ._write_options import check_write_options
+from ._writes import PATCH_CONFLICT_RETRIES, check_patched, validate
 
 __all__ = [
     "APPLY_PATCH",
-    "FIELD_MANAGER_MAX_LENGTH",
     "apply_config",
     "check_config",
-    "check_write_options",
     "decode_apply_body",
-    "field_manager_for",
+    "is_apply",
+    "serve_apply",
 ]
 
 APPLY_PATCH = "application/apply-patch+yaml"
 """The content type of a server-side apply ``PATCH``."""
 
-FIELD_MANAGER_MAX_LENGTH = 128
-"""The longest ``fieldManager`` kube-apiserver accepts."""
 
-_OPTIONS_KIND = {"create": "CreateOptions", "update": "UpdateOptions", "patch": "PatchOptions"}
-
-
-def check_write_options(request: Request, verb: str, *, apply: bool = False) -> None:
-    """Check ``fieldManager`` and ``force`` as kube-apiserver validates its write options.
-
-    Raises:
-        StatusError: 422 Invalid on ``<Verb>Options.meta.k8s.io``: a
-            ``fieldManager`` longer than 128 characters or with unprintable
-            ones; no ``fieldManager`` on an apply; ``force`` on any other patch.
-    """
-    manager = request.first("fieldManager") or ""
-    causes: list[StatusCause] = []
-    if verb == "patch" and not apply and request.first("force") is not None:
-        causes.append(
-            StatusCause(
-                reason="FieldValueForbidden",
-                message="Forbidden: may not be specified for non-apply patch",
-                field="force",
-            )
-        )
-    if apply and not manager:
-        causes.append(
-            StatusCause(
-                reason="FieldValueRequired",
-                message="Required value: is required for apply patch",
-                field="fieldManager",
-            )
-        )
-    if len(manager) > FIELD_MANAGER_MAX_LENGTH:
-        causes.append(
-            StatusCause(
-                reason="FieldValueTooLong",
-                message=f"Too long: may not be more than {FIELD_MANAGER_MAX_LENGTH} bytes",
-                field="fieldManager",
-            )
-        )
-    for position, char in enumerate(manager):
-        if not char.isprintable():
-            causes.append(
-                StatusCause(
-                    reason="FieldValueInvalid",
-                    message=(
-                        f"Invalid value: {json.dumps(manager)}: invalid characters at "
-                        f"position {position}"
-                    ),
-                    field="fieldManager",
-                )
-            )
-            break
-    if causes:
-        raise invalid(_OPTIONS_KIND.get(verb, "PatchOptions"), "", causes, group="meta.k8s.io")
-
-
-def field_manager_for(request: Request) -> str:
-    """The manager of a write: ``fieldManager``, else the ``User-Agent``'s product name."""
-    return request.first("fieldManager") or manager_from_user_agent(
-        request.headers.get("user-agent", "")
-    )
+def is_apply(request: Request) -> bool:
+    """Whether *request* is a server-side apply (its content type, parameters aside)."""
+    content_type = request.headers.get("content-type", "")
+    return content_type.split(";", 1)[0].strip().lower() == APPLY_PATCH
 
 
 # -- the body --------------------------------------------------------------------------
@@ -268,3 +213,61 @@ def apply_config(
         raise unprocessable_entity(
             [StatusCause(reason="FieldValueInvalid", message=str(exc), field="patch")]
         ) from None
+
+
+async def serve_apply(
+    route: ResourceRoute,
+    request: Request,
+    receive: Receive,
+    send: Send,
+    *,
+    schema: Mapping[str, Any],
+    max_body_bytes: int,
+    fields: FieldManager,
+) -> None:
+    """Server-side apply: merge the applied configuration, or create the object.
+
+    200 with the object (no write when nothing changed, managedFields
+    included), 201 when the apply created it; 409 for conflicts without
+    ``force``.
+    """
+    res = route.resource
+    check_write_options(request, "patch", apply=True)
+    force = parse_bool(request.first("force"))
+    manager = request.first("fieldManager") or ""
+    config = decode_apply_body(await read_request_body(request, receive, max_body_bytes))
+    config, warnings = validate(res, check_config(res, route, config), request, "patch", schema)
+    config_rv = metadata_of(config).get("resourceVersion")
+    for attempt in range(PATCH_CONFLICT_RETRIES):
+        try:
+            live: dict[str, Any] | None = await require(res, "get").get(route.namespace, route.name)
+        except StatusError as err:
+            if err.code != 404:
+                raise
+            live = None
+        applied = apply_config(fields, live, config, field_manager=manager, force=force)
+        check_patched(applied, max_body_bytes)
+        if live is not None and applied == live:
+            await send_object(send, request, live, res, 200, headers=warnings)
+            return
+        dry_run = request.dry_run("PatchOptions")
+        try:
+            if live is None:
+                storage = require(res, "create")
+                result = applied if dry_run else await storage.create(route.namespace, applied)
+                code = 201
+            else:
+                storage_u = require(res, "update")
+                updated = applied if dry_run else None
+                if updated is None:
+                    updated = await storage_u.update(route.namespace, route.name, applied)
+                result, code = updated, 200
+        except StatusError as err:
+            # Someone else wrote first (created it, or changed it): apply again
+            # over what is there now, as kube-apiserver retries.
+            retry = err.reason == "AlreadyExists" or (err.reason == "Conflict" and not config_rv)
+            if not retry or attempt == PATCH_CONFLICT_RETRIES - 1:
+                raise
+            continue
+        await send_object(send, request, result, res, code, headers=warnings)
+        return

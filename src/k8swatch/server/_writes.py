@@ -27,17 +27,9 @@ from k8swatch._status import (
 from k8swatch._storage import Getter
 from k8swatch._wire import encode_json
 
-from ._apply import (
-    APPLY_PATCH,
-    apply_config,
-    check_config,
-    check_write_options,
-    decode_apply_body,
-    field_manager_for,
-)
 from ._body import check_name, check_namespace, check_type_meta, read_object
 from ._decode import check_json_value
-from ._http import Request, parse_bool, read_request_body, send_object, send_status
+from ._http import Request, read_request_body, send_object, send_status
 from ._managedfields import FieldManager
 from ._patch import PatchFunction, check_patch_type, patch_object
 from ._resource import ResourceSpec, require
@@ -49,19 +41,20 @@ from ._validation import (
     prune_unknown_fields,
     validate_object,
 )
+from ._write_options import check_write_options, field_manager_for
 
 __all__ = [
     "RESOURCE_VERSION_ON_CREATE",
     "check_patched",
     "create",
-    "apply",
+    "PATCH_CONFLICT_RETRIES",
     "delete",
     "patch",
     "update",
     "validate",
 ]
 
-_PATCH_CONFLICT_RETRIES = 5
+PATCH_CONFLICT_RETRIES = 5
 
 RESOURCE_VERSION_ON_CREATE = "resourceVersion should not be set on objects to be created"
 
@@ -170,7 +163,7 @@ async def update(
     obj, warnings = validate(res, {**obj, "metadata": metadata}, request, "update", schema)
     own_rv = metadata.get("resourceVersion")
     getter = res.storage if "get" in res.verbs and isinstance(res.storage, Getter) else None
-    for attempt in range(_PATCH_CONFLICT_RETRIES):
+    for attempt in range(PATCH_CONFLICT_RETRIES):
         # managedFields are computed against the object read here; a PUT
         # without a resourceVersion is pinned to it and retried on conflict.
         # (A storage that cannot be read gets the object as sent.)
@@ -190,7 +183,7 @@ async def update(
             updated = await storage.update(route.namespace, route.name, tracked)
         except StatusError as err:
             retry = err.reason == "Conflict" and getter is not None and not own_rv
-            if not retry or attempt == _PATCH_CONFLICT_RETRIES - 1:
+            if not retry or attempt == PATCH_CONFLICT_RETRIES - 1:
                 raise
             continue
         await send_object(send, request, updated, res, 200, headers=warnings)
@@ -208,28 +201,14 @@ async def patch(
     patch_types: Mapping[str, PatchFunction],
     fields: FieldManager,
 ) -> None:
-    """``PATCH`` an object: get, apply the patch, update; 200 with the patched object.
-
-    ``application/apply-patch+yaml`` is server-side apply (see ``apply``).
-    """
+    """``PATCH`` an object: get, apply the patch, update; 200 with the patched object."""
     res = route.resource
     storage = require(res, "patch")
     content_type = request.headers.get("content-type", "")
-    if content_type.split(";", 1)[0].strip().lower() == APPLY_PATCH:
-        await apply(
-            route,
-            request,
-            receive,
-            send,
-            schema=schema,
-            max_body_bytes=max_body_bytes,
-            fields=fields,
-        )
-        return
     check_patch_type(patch_types, content_type)
     check_write_options(request, "patch")
     body = await read_request_body(request, receive, max_body_bytes)
-    for attempt in range(_PATCH_CONFLICT_RETRIES):
+    for attempt in range(PATCH_CONFLICT_RETRIES):
         current = await storage.get(route.namespace, route.name)
         patched = patch_object(patch_types, content_type, current, body)
         check_patched(patched, max_body_bytes)
@@ -249,68 +228,10 @@ async def patch(
             # as kube-apiserver does.
             current_rv = metadata_of(current).get("resourceVersion")
             own_rv = metadata.get("resourceVersion") != current_rv
-            if err.reason != "Conflict" or own_rv or attempt == _PATCH_CONFLICT_RETRIES - 1:
+            if err.reason != "Conflict" or own_rv or attempt == PATCH_CONFLICT_RETRIES - 1:
                 raise
             continue
         await send_object(send, request, updated, res, 200, headers=warnings)
-        return
-
-
-async def apply(
-    route: ResourceRoute,
-    request: Request,
-    receive: Receive,
-    send: Send,
-    *,
-    schema: Mapping[str, Any],
-    max_body_bytes: int,
-    fields: FieldManager,
-) -> None:
-    """Server-side apply: merge the applied configuration, or create the object.
-
-    200 with the object (no write when nothing changed, managedFields
-    included), 201 when the apply created it; 409 for conflicts without
-    ``force``.
-    """
-    res = route.resource
-    check_write_options(request, "patch", apply=True)
-    force = parse_bool(request.first("force"))
-    manager = request.first("fieldManager") or ""
-    config = decode_apply_body(await read_request_body(request, receive, max_body_bytes))
-    config, warnings = validate(res, check_config(res, route, config), request, "patch", schema)
-    config_rv = metadata_of(config).get("resourceVersion")
-    for attempt in range(_PATCH_CONFLICT_RETRIES):
-        try:
-            live: dict[str, Any] | None = await require(res, "get").get(route.namespace, route.name)
-        except StatusError as err:
-            if err.code != 404:
-                raise
-            live = None
-        applied = apply_config(fields, live, config, field_manager=manager, force=force)
-        check_patched(applied, max_body_bytes)
-        if live is not None and applied == live:
-            await send_object(send, request, live, res, 200, headers=warnings)
-            return
-        dry_run = request.dry_run("PatchOptions")
-        try:
-            if live is None:
-                storage = require(res, "create")
-                result = applied if dry_run else await storage.create(route.namespace, applied)
-                code = 201
-            else:
-                storage_u = require(res, "update")
-                updated = applied if dry_run else None
-                if updated is None:
-                    updated = await storage_u.update(route.namespace, route.name, applied)
-                result, code = updated, 200
-        except StatusError as err:
-            # Someone else wrote first (created it, or changed it): apply again
-            # over what is there now, as kube-apiserver retries.
-            retry = err.reason == "AlreadyExists" or (err.reason == "Conflict" and not config_rv)
-            if not retry or attempt == _PATCH_CONFLICT_RETRIES - 1:
-                raise
-            continue
-        await send_object(send, request, result, res, code, headers=warnings)
         return
 
 
