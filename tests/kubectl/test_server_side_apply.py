@@ -179,10 +179,20 @@ def test_managed_fields_after_ordinary_kubectl_edits(kubectl: Kubectl) -> None:
         ("kubectl-label", "Update"): {"f:metadata": {"f:labels": {".": {}, "f:team": {}}}},
         ("kubectl-patch", "Update"): {"f:spec": {"f:size": {}}},
     }
+    # kubectl edit, with an "editor" that changes the colour.
+    editor = kubectl.home / "editor.sh"
+    editor.write_text('#!/bin/sh\nsed -i "s/color: red/color: blue/" "$1"\n')
+    editor.chmod(0o755)
+    kubectl.run("edit", "machine", "m1", env={"EDITOR": str(editor)})
+    obj = get(kubectl)
+    assert obj["spec"]["color"] == "blue"
+    assert managers(obj)[("kubectl-edit", "Update")] == {"f:spec": {"f:color": {}}}
+    assert managers(obj)[("kubectl-create", "Update")] == {"f:spec": {}}
     replaced = dict(obj, spec={"size": 2, "color": "green"})
     kubectl.run("replace", "-f", "-", input=json.dumps(replaced))
     obj = get(kubectl)
     assert managers(obj)[("kubectl-replace", "Update")] == {"f:spec": {"f:color": {}}}
+    assert ("kubectl-edit", "Update") not in managers(obj)  # its one field moved on
     # kubectl-create keeps the one thing left of its own: that spec exists.
     assert managers(obj)[("kubectl-create", "Update")] == {"f:spec": {}}
     # Client-side apply still works, under its own manager.
