@@ -409,3 +409,26 @@ def test_any_apply_body_decodes_or_is_a_400(body: bytes) -> None:
     else:
         assert isinstance(decoded, dict)
         json.dumps(decoded, allow_nan=False)  # JSON through and through
+
+
+def test_update_managers_are_capped_at_ten() -> None:
+    schema = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+    ticks = itertools.count()
+    manager = FieldManager(schema, "v1", lambda: f"2026-01-01T00:00:{next(ticks):02d}Z")
+    obj: dict[str, Any] = manager.update(None, {"metadata": {"name": "o"}}, "creator")
+    for i in range(12):
+        obj = manager.update(obj, {**obj, f"f{i}": i}, f"m{i:02d}")
+    managed = decode_managed_fields(obj["metadata"]["managedFields"])
+    names = sorted(entry.manager for entry in managed.values())
+    assert len(names) == 10
+    # The three oldest updates (m00, m01, m02) went into one bucket, with the newest time.
+    assert names == ["ancient-changes", *(f"m{i:02d}" for i in range(3, 12))]
+    bucket = next(e for e in managed.values() if e.manager == "ancient-changes")
+    assert {path_string(p) for p in bucket.fields} == {".f0", ".f1", ".f2"}
+    assert bucket.time == "2026-01-01T00:00:02Z"  # m02's
+    # More updates keep merging into the same bucket.
+    obj = manager.update(obj, {**obj, "f12": 12}, "m12")
+    managed = decode_managed_fields(obj["metadata"]["managedFields"])
+    assert len(managed) == 10
+    bucket = next(e for e in managed.values() if e.manager == "ancient-changes")
+    assert {path_string(p) for p in bucket.fields} == {".f0", ".f1", ".f2", ".f3"}

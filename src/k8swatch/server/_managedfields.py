@@ -53,11 +53,13 @@ from ._structured import (
 )
 
 __all__ = [
+    "ANCIENT_CHANGES",
     "APPLY",
     "BEFORE_FIRST_APPLY",
     "FIELD_MANAGER_CONFLICT",
     "KUBECTL",
     "LAST_APPLIED",
+    "MAX_UPDATE_MANAGERS",
     "UPDATE",
     "FieldManager",
     "ManagedEntry",
@@ -71,6 +73,10 @@ APPLY: Final = "Apply"
 UPDATE: Final = "Update"
 BEFORE_FIRST_APPLY: Final = "before-first-apply"
 """The manager that owns what an object held before its first apply, when it had no managers."""
+ANCIENT_CHANGES: Final = "ancient-changes"
+"""The manager the oldest updates are merged into past ``MAX_UPDATE_MANAGERS``."""
+MAX_UPDATE_MANAGERS: Final = 10
+"""At most this many ``Update`` entries are kept (kube-apiserver's cap)."""
 FIELD_MANAGER_CONFLICT: Final = "FieldManagerConflict"
 """The ``reason`` of each cause of an apply conflict."""
 
@@ -353,7 +359,7 @@ class FieldManager:
             previous = managed.get(entry.identity)
             fields = own | previous.fields if previous is not None else own
             managed[entry.identity] = attrs.evolve(entry, fields=fields, time=self.clock())
-        return _with_managed(clean_new, managed)
+        return _with_managed(clean_new, _cap_update_managers(managed))
 
     def apply(
         self,
@@ -437,7 +443,7 @@ class FieldManager:
         mine = managed.get(applier.identity)
         if mine is not None and (mine.time is None or merged != clean_live):
             managed[applier.identity] = attrs.evolve(mine, time=self.clock())
-        return _with_managed(merged, managed)
+        return _with_managed(merged, _cap_update_managers(managed))
 
     def _owned_by_last_applied(self, live: Mapping[str, Any]) -> FieldSet:
         # kube-apiserver's lastAppliedManager: what the last client-side apply
@@ -489,6 +495,45 @@ def _sync_last_applied(obj: dict[str, Any], config: Mapping[str, Any]) -> dict[s
     if sum(len(k) + len(str(v)) for k, v in updated.items()) > _ANNOTATIONS_LIMIT:
         updated.pop(LAST_APPLIED)
     return {**obj, "metadata": {**obj["metadata"], "annotations": updated}}
+
+
+def _cap_update_managers(managed: Managed) -> Managed:
+    """*managed* with at most ``MAX_UPDATE_MANAGERS`` update entries.
+
+    kube-apiserver's cap: past it, the oldest updates are merged, per
+    apiVersion, into one ``ancient-changes`` entry (with the time of the
+    newest update merged into it).
+    """
+    updaters = [entry for entry in managed.values() if entry.operation == UPDATE]
+    if len(updaters) <= MAX_UPDATE_MANAGERS:
+        return managed
+    updaters.sort(key=lambda e: (e.time or "", e.manager, e.api_version, e.subresource))
+    out = dict(managed)
+    count = len(updaters)
+    # An existing bucket takes the oldest updates of its apiVersion.
+    first_by_version = {
+        e.api_version: e for e in updaters if e.manager == ANCIENT_CHANGES and not e.subresource
+    }
+    for entry in updaters:
+        if count <= MAX_UPDATE_MANAGERS:
+            break
+        if entry.manager == ANCIENT_CHANGES and not entry.subresource:
+            continue
+        first = first_by_version.get(entry.api_version)
+        if first is None:
+            first_by_version[entry.api_version] = entry
+            continue
+        bucket = ManagedEntry(ANCIENT_CHANGES, UPDATE, entry.api_version, None, frozenset())
+        if bucket.identity not in out:
+            out.pop(first.identity, None)
+            out[bucket.identity] = attrs.evolve(first, manager=ANCIENT_CHANGES, subresource="")
+        merged = out[bucket.identity]
+        out[bucket.identity] = attrs.evolve(
+            merged, fields=merged.fields | entry.fields, time=entry.time, encoded=None
+        )
+        out.pop(entry.identity, None)
+        count -= 1
+    return out
 
 
 def _take(managed: Managed, paths: FieldSet, *, keep: Identity | None) -> Managed:
