@@ -5,6 +5,10 @@ the body, validates the object against the resource's schema
 (``fieldValidation``) and honours ``dryRun=All`` by answering without calling
 the storage's write methods.
 
+Every write records who set which fields in ``metadata.managedFields``
+(``_managedfields``): the manager is the ``fieldManager`` parameter, else the
+``User-Agent``'s product. Server-side apply has its own handler (``_apply``).
+
 Bodies go through the strict decoder (``_decode``); a patched object is held
 to the same rules (nesting depth, UTF-8 text) and to the request size limit,
 so a small patch cannot store what no request could.
@@ -44,10 +48,10 @@ from ._validation import (
 from ._write_options import check_write_options, field_manager_for
 
 __all__ = [
+    "PATCH_CONFLICT_RETRIES",
     "RESOURCE_VERSION_ON_CREATE",
     "check_patched",
     "create",
-    "PATCH_CONFLICT_RETRIES",
     "delete",
     "patch",
     "update",
