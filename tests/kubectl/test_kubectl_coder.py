@@ -178,7 +178,9 @@ def test_strict_validation_and_server_side_apply(coder_kubectl: Kubectl) -> None
     assert ssa.stdout.strip() == f"coderworkspace.aggregation.coder.com/{DEMO} serverside-applied"
 
 
-def test_server_side_apply_of_a_storage_without_managed_fields(coder_kubectl: Kubectl) -> None:
+def test_server_side_apply_records_managers_in_the_metadata_store(
+    coder_kubectl: Kubectl,
+) -> None:
     name = "acme.alice.applied"
     created = coder_kubectl.run(
         "apply", "--server-side", "-f", "-", input=WORKSPACE.format(name=name, running="true")
@@ -193,15 +195,21 @@ def test_server_side_apply_of_a_storage_without_managed_fields(coder_kubectl: Ku
             "--for=jsonpath={.status.latestBuildStatus}=running",
             "--timeout=50s",
         )
-        # Coder keeps no managedFields: what the object holds is before-first-apply's.
+        got = coder_kubectl.run(
+            "get", "coderworkspace", name, "-o", "json", "--show-managed-fields"
+        )
+        entries = json.loads(got.stdout)["metadata"]["managedFields"]
+        assert [(e["manager"], e["operation"]) for e in entries] == [("kubectl", "Apply")]
+        assert "f:running" in entries[0]["fieldsV1"]["f:spec"]
+        # Another manager changing running conflicts with kubectl, until it forces.
         stop = WORKSPACE.format(name=name, running="false")
-        refused = coder_kubectl.run("apply", "--server-side", "-f", "-", input=stop, check=False)
+        other = ("apply", "--server-side", "--field-manager=other", "-f", "-")
+        refused = coder_kubectl.run(*other, input=stop, check=False)
         assert refused.returncode == 1
-        assert (
-            'Apply failed with 1 conflict: conflict with "before-first-apply" using '
-            "aggregation.coder.com/v1alpha1: .spec.running"
-        ) in refused.stderr
-        coder_kubectl.run("apply", "--server-side", "--force-conflicts", "-f", "-", input=stop)
+        assert 'Apply failed with 1 conflict: conflict with "kubectl": .spec.running' in (
+            refused.stderr
+        )
+        coder_kubectl.run(*other, "--force-conflicts", input=stop)
         out = coder_kubectl.run("get", "coderworkspace", name, "-o", "jsonpath={.spec.running}")
         assert out.stdout == "false"
     finally:
