@@ -334,3 +334,51 @@ def test_cluster_scoped_and_untyped(server: Server) -> None:
         "f:metadata": {"f:labels": {"f:x": {}}},
         "f:spec": {".": {}, "f:deep": {".": {}, "f:k": {}}, "f:list": {}},
     }
+
+
+def test_apply_with_the_status_subresource() -> None:
+    storage = MemoryStorage("example.com/v1", "Widget", resource="widgets")
+    app = create_app(
+        [ResourceSpec("example.com", "v1", "widgets", "Widget", storage, status_subresource=True)]
+    )
+    with serve_app(app) as url, httpx.Client(base_url=url, timeout=30) as http:
+        path = f"{BASE}/s1"
+
+        def apply(body: dict[str, Any], suffix: str = "", manager: str = "alice") -> Any:
+            return http.patch(
+                path + suffix,
+                content=json.dumps({"apiVersion": "example.com/v1", "kind": "Widget", **body}),
+                headers=APPLY,
+                params={"fieldManager": manager},
+            )
+
+        missing = apply({"metadata": {"name": "s1"}, "status": {"phase": "Up"}}, "/status")
+        assert missing.status_code == 404
+        created = apply({"metadata": {"name": "s1"}, "spec": {"a": 1}, "status": {"x": 1}})
+        assert created.status_code == 201, created.text
+        assert "status" not in created.json()  # a create starts without status
+        assert owners(created.json()) == {"alice/Apply": {"f:spec": {".": {}, "f:a": {}}}}
+        status = apply(
+            {
+                "metadata": {"name": "s1", "labels": {"l": "v"}},
+                "spec": {"a": 9},
+                "status": {"phase": "Up"},
+            },
+            "/status",
+            manager="controller",
+        )
+        assert status.status_code == 200, status.text
+        body = status.json()
+        assert body["spec"] == {"a": 1}  # only status changes through /status
+        assert body["status"] == {"phase": "Up"}
+        assert "labels" not in body["metadata"]
+        entries = {
+            (e["manager"], e.get("subresource", "")): e for e in body["metadata"]["managedFields"]
+        }
+        assert entries[("controller", "status")]["fieldsV1"] == {
+            "f:status": {".": {}, "f:phase": {}}
+        }
+        # The object's own apply leaves status alone.
+        again = apply({"metadata": {"name": "s1"}, "spec": {"a": 2}, "status": {"phase": "Down"}})
+        assert again.json()["status"] == {"phase": "Up"}
+        assert again.json()["spec"] == {"a": 2}

@@ -25,12 +25,18 @@ from ._decode import MAX_NESTING_DEPTH, check_json_value, decode_json
 from ._http import Request, parse_bool, read_request_body, send_object
 from ._jsontypes import is_array, is_object
 from ._managedfields import FieldManager
-from ._resource import ResourceSpec, require
+from ._resource import ResourceSpec, accepts_keyword, require
 from ._routes import ResourceRoute
 from ._structured import StructureError
 from ._types import Receive, Send, metadata_of
 from ._write_options import check_write_options
-from ._writes import PATCH_CONFLICT_RETRIES, check_patched, validate
+from ._writes import (
+    PATCH_CONFLICT_RETRIES,
+    check_patched,
+    for_subresource,
+    store_update,
+    validate,
+)
 
 __all__ = [
     "APPLY_PATCH",
@@ -200,6 +206,7 @@ def apply_config(
     *,
     field_manager: str,
     force: bool,
+    subresource: str = "",
 ) -> dict[str, Any]:
     """The object after *field_manager* applies *config* to *live* (None: create it).
 
@@ -208,11 +215,28 @@ def apply_config(
             without its keys, or twice.
     """
     try:
-        return manager.apply(live, config, field_manager, force=force)
+        return manager.apply(live, config, field_manager, force=force, subresource=subresource)
     except StructureError as exc:
         raise unprocessable_entity(
             [StatusCause(reason="FieldValueInvalid", message=str(exc), field="patch")]
         ) from None
+
+
+def _scoped(route: ResourceRoute, config: dict[str, Any]) -> dict[str, Any]:
+    """The part of *config* a write to *route* may change (kube-apiserver's reset fields).
+
+    On ``.../status``: only ``status``; on the object of a resource with the
+    status subresource: all but ``status``. The fields left out are neither
+    applied nor owned.
+    """
+    if route.subresource == "status":
+        scoped = {k: v for k, v in config.items() if k in ("apiVersion", "kind", "status")}
+        metadata = metadata_of(config)
+        scoped["metadata"] = {k: v for k, v in metadata.items() if k in ("name", "namespace")}
+        return scoped
+    if route.resource.status_subresource:
+        return {k: v for k, v in config.items() if k != "status"}
+    return config
 
 
 async def serve_apply(
@@ -228,40 +252,44 @@ async def serve_apply(
     """Server-side apply: merge the applied configuration, or create the object.
 
     200 with the object (no write when nothing changed, managedFields
-    included), 201 when the apply created it; 409 for conflicts without
-    ``force``.
+    included), 201 when the apply created it (not through ``.../status``:
+    404 there); 409 for conflicts without ``force``. ``dryRun=All`` answers
+    what the storage would store when its write methods take ``dry_run``,
+    else the object as the server would send it to the storage.
     """
     res = route.resource
     check_write_options(request, "patch", apply=True)
     force = parse_bool(request.first("force"))
     manager = request.first("fieldManager") or ""
     config = decode_apply_body(await read_request_body(request, receive, max_body_bytes))
-    config, warnings = validate(res, check_config(res, route, config), request, "patch", schema)
+    config = _scoped(route, check_config(res, route, config))
+    config, warnings = validate(res, config, request, "patch", schema)
     config_rv = metadata_of(config).get("resourceVersion")
+    dry_run = request.dry_run("PatchOptions")
     for attempt in range(PATCH_CONFLICT_RETRIES):
+        live: dict[str, Any] | None
         try:
-            live: dict[str, Any] | None = await require(res, "get").get(route.namespace, route.name)
+            live = await require(res, "get").get(route.namespace, route.name)
         except StatusError as err:
-            if err.code != 404:
+            if err.code != 404 or route.subresource:
                 raise
             live = None
-        applied = apply_config(fields, live, config, field_manager=manager, force=force)
+        applied = apply_config(
+            fields, live, config, field_manager=manager, force=force, subresource=route.subresource
+        )
+        if live is not None:
+            applied = for_subresource(route, live, applied)
         check_patched(applied, max_body_bytes)
         if live is not None and applied == live:
             await send_object(send, request, live, res, 200, headers=warnings)
             return
-        dry_run = request.dry_run("PatchOptions")
         try:
             if live is None:
-                storage = require(res, "create")
-                result = applied if dry_run else await storage.create(route.namespace, applied)
+                result = await _store_create(route, applied, dry_run)
                 code = 201
             else:
-                storage_u = require(res, "update")
-                updated = applied if dry_run else None
-                if updated is None:
-                    updated = await storage_u.update(route.namespace, route.name, applied)
-                result, code = updated, 200
+                updated = await store_update(route, applied, dry_run)
+                result, code = (applied if updated is None else updated), 200
         except StatusError as err:
             # Someone else wrote first (created it, or changed it): apply again
             # over what is there now, as kube-apiserver retries.
@@ -271,3 +299,13 @@ async def serve_apply(
             continue
         await send_object(send, request, result, res, code, headers=warnings)
         return
+
+
+async def _store_create(route: ResourceRoute, obj: dict[str, Any], dry_run: bool) -> Any:
+    storage = require(route.resource, "create")
+    if not dry_run:
+        return await storage.create(route.namespace, obj)
+    if accepts_keyword(storage, "create", "dry_run"):
+        method: Any = storage.create
+        return await method(route.namespace, obj, dry_run=True)
+    return obj

@@ -368,6 +368,7 @@ class FieldManager:
         manager: str,
         *,
         force: bool,
+        subresource: str = "",
     ) -> dict[str, Any]:
         """The object after *manager* applies *config* to *live* (None: it does not exist).
 
@@ -386,7 +387,9 @@ class FieldManager:
         allowed: FieldSet = frozenset()
         if manager == KUBECTL and live is not None and not force:
             allowed = self._owned_by_last_applied(live)
-        result = self._apply(live, config, manager, force=force, allowed=allowed)
+        result = self._apply(
+            live, config, manager, force=force, allowed=allowed, subresource=subresource
+        )
         if manager == KUBECTL:
             result = _sync_last_applied(result, config)
         return result
@@ -399,6 +402,7 @@ class FieldManager:
         *,
         force: bool,
         allowed: FieldSet,
+        subresource: str,
     ) -> dict[str, Any]:
         managed = _stored_managed(live)
         clean_live = _without_managed(live)
@@ -414,7 +418,7 @@ class FieldManager:
         merged = merge(clean_live if live is not None else MISSING, dict(config), self._schema)
         if not is_object(merged):  # pragma: no cover - config is an object
             merged = dict(config)
-        applier = ManagedEntry(manager, APPLY, self.api_version, None, config_set)
+        applier = ManagedEntry(manager, APPLY, self.api_version, None, config_set, subresource)
         last = managed.get(applier.identity)
         managed[applier.identity] = attrs.evolve(applier, time=last.time if last else None)
         owned_now: set[Path] = set()

@@ -63,6 +63,7 @@ __all__ = [
     "create",
     "delete",
     "for_subresource",
+    "store_update",
     "patch",
     "update",
     "validate",
@@ -123,7 +124,7 @@ def for_subresource(
     return obj
 
 
-async def _store_update(
+async def store_update(
     route: ResourceRoute, obj: dict[str, Any], dry_run: bool
 ) -> dict[str, Any] | None:
     """``storage.update``; with *dry_run*, only when the storage takes ``dry_run`` (else None)."""
@@ -251,7 +252,7 @@ async def update(
             manager = field_manager_for(request)
             target = fields.update(current, target, manager, subresource=route.subresource)
         try:
-            updated = await _store_update(route, target, dry_run)
+            updated = await store_update(route, target, dry_run)
         except StatusError as err:
             retry = current is not None and not own_rv and attempt < PATCH_CONFLICT_RETRIES - 1
             if err.reason != "Conflict" or not retry:
@@ -293,7 +294,7 @@ async def patch(
         manager = field_manager_for(request)
         patched = fields.update(current, patched, manager, subresource=route.subresource)
         try:
-            updated = await _store_update(route, patched, request.dry_run("PatchOptions"))
+            updated = await store_update(route, patched, request.dry_run("PatchOptions"))
             if updated is None:  # a dry run the storage cannot make
                 updated = patched
         except StatusError as err:
