@@ -3,7 +3,7 @@
 In the spirit of trio's ``ParkingLot``, built for fan-out where many waiters
 are woken at once and woken often:
 
-* Tasks in ``park()`` wait in *slices* of up to 32 tasks, each slice on one
+* Tasks in ``park()`` wait in *slices* of up to 64 tasks, each slice on one
   shared ``anyio.Event``, so no waiter object exists per task. A wake-up
   sets the first slice; the first task of each slice to resume sets the
   next one. A slice's tasks therefore run in one iteration of the event loop
@@ -39,7 +39,7 @@ from typing_extensions import final
 __all__ = ["ParkingLot", "ParkingLotStatistics"]
 
 #: Tasks per slice: woken together, in one iteration of the event loop.
-SLICE = 32
+SLICE = 64
 #: A coalesced wake-up waits at most this many intervals (see wake_all_within).
 _MAX_HOLD = 5
 
