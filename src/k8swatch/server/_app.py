@@ -49,6 +49,9 @@ __all__ = ["App", "create_app"]
 
 logger = logging.getLogger("k8swatch.server")
 
+DEFAULT_SEND_TIMEOUT = 30.0
+"""Default ``send_timeout``: how long a watch may wait for its client to take data."""
+
 DEFAULT_SERVER_VERSION: Mapping[str, str] = {
     "major": "1",
     "minor": "37",
@@ -83,7 +86,10 @@ class App:
         retry_after_seconds: int = 1,
         server_version: Mapping[str, str] | None = None,
         patch_types: Mapping[str, PatchFunction] | None = None,
+        send_timeout: float | None = DEFAULT_SEND_TIMEOUT,
     ) -> None:
+        if send_timeout is not None and not send_timeout > 0:
+            raise ValueError(f"send_timeout must be > 0 or None, got {send_timeout}")
         self.resources: tuple[ResourceSpec, ...] = tuple(resources)
         by_path: dict[tuple[str, str, str], ResourceSpec] = {}
         for res in self.resources:
@@ -96,6 +102,7 @@ class App:
         self.max_body_bytes = max_body_bytes
         self.min_request_timeout = min_request_timeout
         self.retry_after_seconds = retry_after_seconds
+        self.send_timeout = send_timeout
         self.patch_types: dict[str, PatchFunction] = {**DEFAULT_PATCH_TYPES, **(patch_types or {})}
         self.discovery: Discovery = Discovery(
             self.resources, server_version or DEFAULT_SERVER_VERSION
@@ -328,6 +335,8 @@ class App:
                     encode=lambda batch: encoder.encode_batch(batch, res, fmt),
                     scope=scope,
                     timeout=timeout,
+                    send_timeout=self.send_timeout,
+                    on_stalled=lambda: self._watch_scopes.discard(scope),
                 )
             finally:
                 watch.stop()
@@ -359,6 +368,7 @@ def create_app(
     retry_after_seconds: int = 1,
     server_version: Mapping[str, str] | None = None,
     patch_types: Mapping[str, PatchFunction] | None = None,
+    send_timeout: float | None = DEFAULT_SEND_TIMEOUT,
 ) -> App:
     """Return an ASGI app serving *resources* the way kube-apiserver serves them.
 
@@ -375,6 +385,16 @@ def create_app(
         patch_types: Extra PATCH content types (content type →
             [`PatchFunction`][k8swatch.server.PatchFunction]); JSON merge patch
             is always there.
+        send_timeout: Seconds a watch stream may wait for its client to take
+            data (one ASGI ``send`` that does not return) before the stream
+            ends: the watch stops, its slot, tasks and buffers are freed and
+            the server closes the connection. Also bounds the last sends of a
+            watch the storage ended (the 410 ``ERROR`` event). ``None``
+            disables the bound. See "Slow and stuck clients" in the serving
+            guide for why 30 seconds.
+
+    Raises:
+        ValueError: *send_timeout* is not positive.
 
     The app needs no web framework and can be mounted under Starlette or
     FastAPI. It answers ``http`` and ``lifespan`` scopes.
@@ -387,4 +407,5 @@ def create_app(
         retry_after_seconds=retry_after_seconds,
         server_version=server_version,
         patch_types=patch_types,
+        send_timeout=send_timeout,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import operator
+import random
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -18,7 +19,7 @@ from k8swatch._wire import encode_event, encode_json
 
 from ._resource import ResourceSpec
 from ._table import build_table
-from ._types import Receive, Send, as_object, metadata_of
+from ._types import Message, Receive, Send, as_object, metadata_of
 
 __all__ = ["FORMAT_JSON", "EventEncoder", "stream_watch", "table_format"]
 
@@ -178,6 +179,34 @@ def _error_line(err: StatusError) -> bytes:
     return encode_event(Event(EventType.ERROR, err.status))
 
 
+@final
+class _SendClock:
+    """A stream's ``send``, timed: when the pending call began, and whether one stalled."""
+
+    __slots__ = ("_send", "since", "stalled")
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.since: float | None = None
+        """``time.monotonic()`` when the pending ``send`` began (None: none pending)."""
+        self.stalled = False
+        """A ``send`` took too long; nothing more is sent."""
+
+    async def __call__(self, message: Message) -> None:
+        if self.stalled:
+            return
+        self.since = time.monotonic()
+        try:
+            await self._send(message)
+        finally:
+            self.since = None
+
+    def stuck_for(self, seconds: float) -> bool:
+        """Whether the pending ``send`` began *seconds* ago or earlier."""
+        since = self.since
+        return since is not None and time.monotonic() - since >= seconds
+
+
 async def stream_watch(
     watch: Watch[Any],
     *,
@@ -187,6 +216,8 @@ async def stream_watch(
     scope: anyio.CancelScope,
     timeout: float | None,
     headers: Sequence[tuple[bytes, bytes]] = (),
+    send_timeout: float | None = None,
+    on_stalled: Callable[[], object] = lambda: None,
 ) -> None:
     """Serve *watch* as a chunked ``application/json`` watch response.
 
@@ -200,30 +231,46 @@ async def stream_watch(
     The loop and a disconnect listener run in a task group inside *scope*,
     a cancel scope the caller keeps to end the stream at shutdown (by
     cancelling it); its deadline is set to *timeout* seconds from now. The
-    client going away cancels it too. No other task, timer or wrapper
-    exists per stream: the loop waits on the watch alone, the cheapest wait
-    there is. Whatever ends the stream, the watch is stopped, and unless the
-    client went away the response is completed.
+    client going away cancels it too. No other task or wrapper exists per
+    stream: the loop waits on the watch alone, the cheapest wait there is.
+    Whatever ends the stream, the watch is stopped, and unless the client
+    went away (or stopped taking data) the response is completed.
+
+    *send_timeout* bounds every ``send`` of the stream: one that has not
+    returned after that many seconds (the client takes no data; its TCP
+    window and the server's buffers are full) ends the stream like a
+    disconnect, and nothing more is sent, so the ASGI server closes the
+    connection. The disconnect listener checks the pending send every
+    quarter of *send_timeout*, plus up to a tenth of that at random (one timer
+    per stream and period; a timer per send would cost more than the send;
+    the jitter spreads the ends of streams stuck together), so a stuck stream
+    ends between 1 and 1.3 times *send_timeout* after its send began. It then
+    stops the watch and calls *on_stalled* at once, before the send is
+    interrupted: some servers (hypercorn) shield their socket writes from
+    cancellation, and the watch and its slot must not wait for the client.
     """
     disconnected = False
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"cache-control", b"no-cache, private"),
-                *headers,
-            ],
-        }
-    )
-    await _send_chunk(send, b"")
+    clock = _SendClock(send)
+    period = None if send_timeout is None else send_timeout / 4
 
     async def listen_for_disconnect() -> None:
         nonlocal disconnected
         while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
+            message: Message | None = None
+            if period is None:
+                message = await receive()
+            else:
+                # uvicorn's and hypercorn's receive() lose nothing when cancelled.
+                # Jittered: streams stuck together are not all ended at once.
+                with anyio.move_on_after(period * (1 + random.random() / 10)):
+                    message = await receive()
+                if send_timeout is not None and clock.stuck_for(send_timeout):
+                    _stalled(clock, send_timeout)
+                    watch.stop()  # the loop is in send(), not waiting on the watch
+                    on_stalled()
+                    scope.cancel()
+                    return
+            if message is not None and message["type"] == "http.disconnect":
                 break
         disconnected = True
         scope.cancel()
@@ -234,14 +281,35 @@ async def stream_watch(
         with scope:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(listen_for_disconnect)
-                await _pump(watch, send, encode)
+                await clock(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"cache-control", b"no-cache, private"),
+                            *headers,
+                        ],
+                    }
+                )
+                await _send_chunk(clock, b"")
+                await _pump(watch, clock, encode)
                 tg.cancel_scope.cancel()
     finally:
         # Stopped only now, when the loop no longer waits on the watch: a
         # watcher stopped while it waits would wake the others parked with it.
         watch.stop()
-    if not disconnected:
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    if not disconnected and not clock.stalled:
+        # The listener is gone: this last send gets a timer of its own.
+        with anyio.move_on_after(send_timeout) as last:
+            await clock({"type": "http.response.body", "body": b"", "more_body": False})
+        if send_timeout is not None and last.cancelled_caught:
+            _stalled(clock, send_timeout)
+
+
+def _stalled(clock: _SendClock, send_timeout: float) -> None:
+    clock.stalled = True
+    logger.info("ending a watch stream: its client took no data for %gs", send_timeout)
 
 
 async def _send_chunk(send: Send, body: bytes) -> None:
