@@ -15,6 +15,7 @@ import k8swatch
 PUBLIC_MODULES = (
     "k8swatch",
     "k8swatch.server",
+    "k8swatch.auth",
     "k8swatch.coder",
     "k8swatch.redis",
     "k8swatch.testing",

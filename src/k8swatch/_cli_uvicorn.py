@@ -37,7 +37,8 @@ import json
 import logging
 import random
 import socket
-from collections.abc import Generator
+import ssl
+from collections.abc import Generator, Mapping
 from typing import Any, ClassVar, Protocol, cast
 
 import attrs
@@ -217,6 +218,50 @@ class _Timeouts(asyncio.Protocol):
         self._conn.abort()
 
 
+_TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
+
+
+class _TLSExtension(asyncio.Protocol):
+    """The ASGI TLS extension (``scope["extensions"]["tls"]``), mixed into uvicorn's protocols.
+
+    uvicorn does not fill it in itself: the client certificate, already
+    verified by the TLS handshake, is read once per connection and added to
+    the scope of each of its requests (the app's authenticators read it).
+    Reads only uvicorn's ``app`` attribute, which both protocols call.
+    """
+
+    app: Any
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is None:
+            return
+        stream = cast("asyncio.Transport", transport)
+        if stream.get_write_buffer_limits()[1] == 0:
+            # asyncio's TLS transport pauses its protocol when the buffer is at
+            # or above the high-water mark (plain TCP: above it), so the send
+            # timeout's 0 would pause it before anything is written, for good.
+            # 1 byte is the same bound over TLS.
+            stream.set_write_buffer_limits(high=1, low=0)
+        der = ssl_object.getpeercert(binary_form=True)
+        extension: dict[str, Any] = {
+            "server_cert": None,
+            "client_cert_chain": [ssl.DER_cert_to_PEM_cert(der)] if der else [],
+            "client_cert_name": None,
+            "client_cert_error": None,
+            "tls_version": _TLS_VERSIONS.get(ssl_object.version() or ""),
+            "cipher_suite": None,
+        }
+        app = self.app
+
+        async def with_tls(scope: Any, receive: Any, send: Any) -> None:
+            scope.setdefault("extensions", {})["tls"] = extension
+            await app(scope, receive, send)
+
+        self.app = with_tls
+
+
 class _TimedH11Protocol(_Timeouts, H11Protocol):
     """uvicorn's h11 protocol with the timeouts."""
 
@@ -228,8 +273,11 @@ def _cancelled(timer: asyncio.TimerHandle | None) -> asyncio.TimerHandle | None:
     return None
 
 
-def _protocol_class(timeouts: ServeTimeouts) -> type[asyncio.Protocol]:
-    """uvicorn's faster protocol (httptools) when installed, else h11, with *timeouts*."""
+def _protocol_class(timeouts: ServeTimeouts, *, tls: bool = False) -> type[asyncio.Protocol]:
+    """uvicorn's faster protocol (httptools) when installed, else h11, with *timeouts*.
+
+    With *tls*, requests also carry the ASGI TLS extension.
+    """
     base: type[_Timeouts] = _TimedH11Protocol
     try:
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -241,7 +289,8 @@ def _protocol_class(timeouts: ServeTimeouts) -> type[asyncio.Protocol]:
             """uvicorn's httptools protocol with the timeouts."""
 
         base = _TimedHttpToolsProtocol
-    return cast("type[_Timeouts]", type(base.__name__, (base,), {"timeouts": timeouts}))
+    bases: tuple[type, ...] = (_TLSExtension, base) if tls else (base,)
+    return cast("type[_Timeouts]", type(base.__name__, bases, {"timeouts": timeouts}))
 
 
 class _Server(uvicorn.Server):
@@ -252,9 +301,17 @@ class _Server(uvicorn.Server):
 
 
 def build_server(
-    app: Any, *, log_level: str, timeouts: ServeTimeouts | None = None
+    app: Any,
+    *,
+    log_level: str,
+    timeouts: ServeTimeouts | None = None,
+    ssl_options: Mapping[str, Any] | None = None,
 ) -> uvicorn.Server:
-    """A uvicorn server for *app* with *timeouts* that leaves signals to the caller."""
+    """A uvicorn server for *app* with *timeouts* that leaves signals to the caller.
+
+    *ssl_options* are ``uvicorn.Config``'s ``ssl_*`` options; with them the
+    server speaks TLS only and its requests carry the ASGI TLS extension.
+    """
     timeouts = timeouts or ServeTimeouts()
     config = uvicorn.Config(
         app,
@@ -263,6 +320,7 @@ def build_server(
         access_log=log_level == "debug",
         timeout_graceful_shutdown=3,
         timeout_keep_alive=max(1, round(timeouts.keep_alive)),
-        http=_protocol_class(timeouts),
+        http=_protocol_class(timeouts, tls=bool(ssl_options)),
+        **(ssl_options or {}),
     )
     return _Server(config)

@@ -16,8 +16,9 @@ replicas, kept across restarts; without it they live in the process's memory).
 ``k8swatch fake-coder`` runs the fake Coder API alone.
 
 This module and ``k8swatch._cli_uvicorn`` (uvicorn with the connection
-timeouts, which only this module imports) are the only ones that import
-uvicorn (the ``serve`` extra). It runs
+timeouts and the ASGI TLS extension, which only this module imports) are the
+only ones that import uvicorn (the ``serve`` extra); the TLS, authentication
+and authorization flags live in ``k8swatch._serve_security``. It runs
 on anyio's asyncio backend (uvicorn needs asyncio), on uvloop when it is
 installed (the ``serve`` extra installs it, and httptools, which uvicorn
 then uses to parse HTTP), and handles SIGINT and SIGTERM itself: both shut
@@ -27,6 +28,7 @@ the servers down cleanly.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import importlib.util
 import os
@@ -45,10 +47,12 @@ import anyio.abc
 import attrs
 
 from k8swatch._go import parse_go_duration
+from k8swatch._serve_security import add_security_flags
 
 if TYPE_CHECKING:
     from k8swatch import EventLog
     from k8swatch._cli_uvicorn import ServeTimeouts
+    from k8swatch._serve_security import ServingSecurity
     from k8swatch.coder import (
         MetadataStore,
         StaticClientProvider,
@@ -63,18 +67,47 @@ DEFAULT_PORT = 6443
 TOKEN_ENV = "CODER_SESSION_TOKEN"
 
 
-def build_kubeconfig(server: str, namespace: str, *, name: str = "k8swatch") -> str:
-    """Return a kubeconfig (YAML) for a plain-HTTP server at *server*.
+def build_kubeconfig(
+    server: str,
+    namespace: str,
+    *,
+    name: str = "k8swatch",
+    certificate_authority: bytes | None = None,
+    client_certificate: bytes | None = None,
+    client_key: bytes | None = None,
+) -> str:
+    """Return a kubeconfig (YAML) for the server at *server*.
 
-    The context's default namespace is *namespace*; the user is empty (the
-    server does no authentication).
+    The context's default namespace is *namespace*. With
+    *certificate_authority* (PEM) the cluster trusts that CA
+    (``certificate-authority-data``), as for a generated serving certificate;
+    with *client_certificate* and *client_key* (PEM) the user presents them.
+    Otherwise the user is empty (anonymous: add credentials with
+    ``kubectl config set-credentials``).
     """
+
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode()
+
+    ca = (
+        f"    certificate-authority-data: {b64(certificate_authority)}\n"
+        if certificate_authority
+        else ""
+    )
+    user = "  user: {}\n"
+    if client_certificate and client_key:
+        user = (
+            "  user:\n"
+            f"    client-certificate-data: {b64(client_certificate)}\n"
+            f"    client-key-data: {b64(client_key)}\n"
+        )
     return (
         "apiVersion: v1\n"
         "kind: Config\n"
         "clusters:\n"
         f"- name: {name}\n"
         "  cluster:\n"
+        f"{ca}"
         f"    server: {server}\n"
         "contexts:\n"
         f"- name: {name}\n"
@@ -86,7 +119,7 @@ def build_kubeconfig(server: str, namespace: str, *, name: str = "k8swatch") -> 
         "preferences: {}\n"
         "users:\n"
         f"- name: {name}\n"
-        "  user: {}\n"
+        f"{user}"
     )
 
 
@@ -178,11 +211,13 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _url(sock: socket.socket) -> str:
+def _url(sock: socket.socket, scheme: str = "http") -> str:
     host, port = sock.getsockname()[:2]
+    if host in ("0.0.0.0", "::"):  # every address: clients here reach it on loopback
+        host = "127.0.0.1" if host == "0.0.0.0" else "::1"
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{port}"
+    return f"{scheme}://{host}:{port}"
 
 
 @contextlib.asynccontextmanager
@@ -193,10 +228,11 @@ async def _serving(
     *,
     log_level: str,
     timeouts: ServeTimeouts | None = None,
+    ssl_options: Mapping[str, Any] | None = None,
 ) -> AsyncGenerator[Any, None]:
     from k8swatch._cli_uvicorn import build_server
 
-    server = build_server(app, log_level=log_level, timeouts=timeouts)
+    server = build_server(app, log_level=log_level, timeouts=timeouts, ssl_options=ssl_options)
     finished = anyio.Event()
 
     async def run() -> None:
@@ -402,14 +438,28 @@ def _start_poller(
     return scope
 
 
-def _write_kubeconfig(args: argparse.Namespace, url: str, port: int) -> tuple[Path, str]:
-    """Write the kubeconfig for *url* (to ``--kubeconfig`` or a temporary file)."""
+def _write_kubeconfig(
+    args: argparse.Namespace, url: str, port: int, security: ServingSecurity
+) -> tuple[Path, str]:
+    """Write the kubeconfig for *url* (to ``--write-kubeconfig`` or a temporary file).
+
+    Only its owner may read it when it holds a client key.
+    """
     path = (
-        Path(args.kubeconfig)
-        if args.kubeconfig
+        Path(args.write_kubeconfig)
+        if args.write_kubeconfig
         else Path(tempfile.gettempdir(), f"k8swatch-{port}.kubeconfig")
     )
-    text = build_kubeconfig(url, args.namespace)
+    text = build_kubeconfig(
+        url,
+        args.namespace,
+        certificate_authority=security.kubeconfig_ca,
+        client_certificate=security.kubeconfig_client_cert,
+        client_key=security.kubeconfig_client_key,
+    )
+    if security.kubeconfig_client_key:
+        path.unlink(missing_ok=True)
+        path.touch(mode=0o600)
     path.write_text(text)
     return path, text
 
@@ -422,9 +472,12 @@ def _print_serve_banner(
     for note in notes:
         print(note, file=out)
     print(f"kubeconfig: {kubeconfig}", file=out)
-    print("---", file=out)
-    print(text, end="", file=out)
-    print("---", file=out)
+    if "client-key-data:" in text:
+        print("(it holds a client key: read it from the file, mode 0600)", file=out)
+    else:
+        print("---", file=out)
+        print(text, end="", file=out)
+        print("---", file=out)
     print(f"try: KUBECONFIG={kubeconfig} kubectl get coderworkspaces -A -w", file=out)
     print("press Ctrl-C to stop", file=out, flush=True)
 
@@ -441,6 +494,17 @@ def _timeouts(args: argparse.Namespace) -> ServeTimeouts:
 
 
 async def _serve(args: argparse.Namespace, out: TextIO) -> int:
+    from k8swatch._serve_security import SecurityError, open_security
+
+    try:
+        with open_security(args) as security:
+            return await _serve_api(args, out, security)
+    except SecurityError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+async def _serve_api(args: argparse.Namespace, out: TextIO, security: ServingSecurity) -> int:
     from k8swatch.coder import build_resource_specs
     from k8swatch.server import create_app
 
@@ -457,10 +521,22 @@ async def _serve(args: argparse.Namespace, out: TextIO) -> int:
         timeouts = _timeouts(args)
         # The connection's own bound (which resets it) acts first; the app's,
         # at twice that, is the backstop uvicorn would log an error for.
-        app = create_app(specs, send_timeout=2 * timeouts.send)
-        url = _url(api_sock)
+        app = create_app(
+            specs,
+            send_timeout=2 * timeouts.send,
+            authenticator=security.authenticator,
+            authorizer=security.authorizer,
+        )
+        url = _url(api_sock, "https" if security.tls else "http")
         server = await stack.enter_async_context(
-            _serving(tg, app, api_sock, log_level=log_level, timeouts=timeouts)
+            _serving(
+                tg,
+                app,
+                api_sock,
+                log_level=log_level,
+                timeouts=timeouts,
+                ssl_options=security.uvicorn_options(),
+            )
         )
         polling = _start_poller(
             tg,
@@ -468,12 +544,13 @@ async def _serve(args: argparse.Namespace, out: TextIO) -> int:
             interval=args.poll_interval,
             lease=shared.lease if shared else None,
         )
-        kubeconfig, text = _write_kubeconfig(args, url, api_sock.getsockname()[1])
+        kubeconfig, text = _write_kubeconfig(args, url, api_sock.getsockname()[1], security)
+        notes = [coder.note, shared.note] if shared else [coder.note]
         _print_serve_banner(
             out,
             api_version=specs[0].api_version,
             url=url,
-            notes=[coder.note, shared.note] if shared else [coder.note],
+            notes=[*notes, *security.notes],
             kubeconfig=kubeconfig,
             text=text,
         )
@@ -551,7 +628,19 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--coder-timeout", type=float, default=30.0, help="seconds per Coder request"
     )
-    serve.add_argument("--kubeconfig", default="", help="where to write the kubeconfig")
+    serve.add_argument(
+        "--write-kubeconfig",
+        default="",
+        metavar="PATH",
+        help="where to write a kubeconfig for this server (default: a file in the temp dir)",
+    )
+    serve.add_argument(
+        "--kubeconfig",
+        dest="deprecated_kubeconfig",
+        default="",
+        metavar="PATH",
+        help="deprecated: use --write-kubeconfig (kube's servers read --kubeconfig, not write it)",
+    )
     serve.add_argument(
         "--redis-url",
         default="",
@@ -612,6 +701,7 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds an idle connection is kept open between requests (default 90)",
     )
     serve.add_argument("-v", "--verbose", action="store_true", help="log requests")
+    add_security_flags(serve)
 
     fake = sub.add_parser(
         "fake-coder",
@@ -634,6 +724,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     out = sys.stdout
     if args.command == "serve":
+        if args.deprecated_kubeconfig:
+            print(
+                "warning: --kubeconfig is deprecated, use --write-kubeconfig",
+                file=sys.stderr,
+            )
+            if args.write_kubeconfig:
+                print("error: give --write-kubeconfig only", file=sys.stderr)
+                return 2
+            args.write_kubeconfig = args.deprecated_kubeconfig
         if args.coder_url and not os.environ.get(TOKEN_ENV):
             print(
                 f"error: --coder-url needs a Coder session token in ${TOKEN_ENV} "

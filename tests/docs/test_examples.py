@@ -60,6 +60,7 @@ PAGES = (
     "docs/explanation/resource-versions.md",
     "docs/explanation/selectors.md",
     "docs/reference/fake-coder.md",
+    "docs/reference/serve-security.md",
     "docs/reference/testing.md",
 )
 

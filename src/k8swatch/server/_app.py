@@ -23,6 +23,7 @@ from k8swatch._status import (
     path_not_found,
     service_unavailable,
     too_many_requests,
+    unauthorized,
 )
 from k8swatch._storage import Closer
 from k8swatch._warnings import collect_warnings
@@ -30,6 +31,16 @@ from k8swatch._wire import encode_json
 
 from . import _reads, _writes
 from ._apply import is_apply, serve_apply
+from ._auth import (
+    ANONYMOUS,
+    AuthenticationError,
+    Authenticator,
+    ClientRequest,
+    UserInfo,
+    _close_all,
+)
+from ._authz import AlwaysAllowAuthorizer, Attributes, Authorizer, Decision, forbidden_error
+from ._context import serving_user
 from ._discovery import AGGREGATED_CONTENT_TYPE, Discovery
 from ._http import (
     Request,
@@ -43,6 +54,7 @@ from ._managedfields import FieldManager, now
 from ._namespaces import NamespaceRegistry
 from ._openapi import OpenAPIService, object_schema
 from ._patch import DEFAULT_PATCH_TYPES, PatchFunction
+from ._requestinfo import request_info
 from ._resource import ResourceSpec, require
 from ._routes import DiscoveryRoute, NamespacesRoute, ResourceRoute, match_path
 from ._stream import FORMAT_JSON, EventEncoder, stream_watch, table_format
@@ -90,10 +102,16 @@ class App:
         retry_after_seconds: int = 1,
         server_version: Mapping[str, str] | None = None,
         patch_types: Mapping[str, PatchFunction] | None = None,
+        authenticator: Authenticator | None = None,
+        authorizer: Authorizer | None = None,
         send_timeout: float | None = DEFAULT_SEND_TIMEOUT,
     ) -> None:
         if send_timeout is not None and not send_timeout > 0:
             raise ValueError(f"send_timeout must be > 0 or None, got {send_timeout}")
+        self.authenticator: Authenticator | None = authenticator
+        """Who sent each request (``None``: every request is anonymous)."""
+        self.authorizer: Authorizer = authorizer or AlwaysAllowAuthorizer()
+        """Whether each request is allowed (default: always)."""
         self.resources: tuple[ResourceSpec, ...] = tuple(resources)
         by_path: dict[tuple[str, str, str], ResourceSpec] = {}
         for res in self.resources:
@@ -134,7 +152,9 @@ class App:
     async def aclose(self) -> None:
         """End every open watch stream and close every [`Closer`][k8swatch.Closer] storage.
 
-        Idempotent; a storage shared by several resources is closed once.
+        The authenticator and the authorizer are closed too when they have
+        ``aclose()`` (the delegated ones hold HTTP clients). Idempotent; a
+        storage shared by several resources is closed once.
         """
         for scope in list(self._watch_scopes):
             scope.cancel()
@@ -149,6 +169,7 @@ class App:
                 continue
             seen.add(id(storage))
             await storage.aclose()
+        await _close_all((self.authenticator, self.authorizer))
 
     # -- ASGI entry point ---------------------------------------------------
 
@@ -199,8 +220,11 @@ class App:
 
         where = f"{scope.get('method', '?')} {scope.get('path', '?')}"
         try:
-            with collect_warnings() as warnings:
-                await self._dispatch(Request.from_scope(scope), receive, tracking_send)
+            request = Request.from_scope(scope)
+            user = await self._authenticate(scope)
+            await self._authorize(user, request)
+            with serving_user(user), collect_warnings() as warnings:
+                await self._dispatch(request, receive, tracking_send)
         except Exception as exc:
             if started:
                 logger.error("%s failed after its response started", where, exc_info=exc)
@@ -211,6 +235,32 @@ class App:
             else:
                 status = internal_error(exc, context=where).status
             await _quietly_status(tracking_send, status)
+
+    # -- authentication and authorization -----------------------------------
+
+    async def _authenticate(self, scope: Scope) -> UserInfo:
+        if self.authenticator is None:
+            return ANONYMOUS
+        try:
+            user = await self.authenticator.authenticate(ClientRequest.from_scope(scope))
+        except AuthenticationError as exc:
+            logger.info(
+                "%s %s: unauthorized: %s", scope.get("method"), scope.get("path"), exc or "no user"
+            )
+            raise unauthorized("Unauthorized") from None
+        if user is None:
+            raise unauthorized("Unauthorized")
+        return user
+
+    async def _authorize(self, user: UserInfo, request: Request) -> None:
+        attributes = Attributes(user, request_info(request.method, request.path, request.query))
+        result = await self.authorizer.authorize(attributes)
+        if result.decision is Decision.ALLOW:
+            return
+        if result.error:
+            where = f"authorizing {request.method} {request.path}"
+            raise internal_error(RuntimeError(result.error), context=where)
+        raise forbidden_error(attributes, result.reason)
 
     # -- routing ------------------------------------------------------------
 
@@ -419,6 +469,8 @@ def create_app(
     retry_after_seconds: int = 1,
     server_version: Mapping[str, str] | None = None,
     patch_types: Mapping[str, PatchFunction] | None = None,
+    authenticator: Authenticator | None = None,
+    authorizer: Authorizer | None = None,
     send_timeout: float | None = DEFAULT_SEND_TIMEOUT,
 ) -> App:
     """Return an ASGI app serving *resources* the way kube-apiserver serves them.
@@ -436,6 +488,15 @@ def create_app(
         patch_types: Extra PATCH content types (content type →
             [`PatchFunction`][k8swatch.server.PatchFunction]); JSON merge patch
             is always there.
+        authenticator: Finds the user of each request (an
+            [`Authenticator`][k8swatch.server.Authenticator]); a request it
+            refuses gets 401 Unauthorized. ``None``: every request is
+            [`ANONYMOUS`][k8swatch.server.ANONYMOUS].
+        authorizer: Allows or denies each request (an
+            [`Authorizer`][k8swatch.server.Authorizer]) by the user and the
+            [`RequestInfo`][k8swatch.server.RequestInfo] (verb ``watch`` for a
+            watch, ``list`` for a list, ...); a denied request gets the
+            apiserver's 403 Forbidden. ``None``: everything is allowed.
         send_timeout: Seconds a watch stream may wait for its client to take
             data (one ASGI ``send`` that does not return) before the stream
             ends: the watch stops, its slot, tasks and buffers are freed and
@@ -446,6 +507,9 @@ def create_app(
 
     Raises:
         ValueError: *send_timeout* is not positive.
+
+    Storages read the request's user with
+    [`current_user`][k8swatch.server.current_user].
 
     The app needs no web framework and can be mounted under Starlette or
     FastAPI. It answers ``http`` and ``lifespan`` scopes.
@@ -458,5 +522,7 @@ def create_app(
         retry_after_seconds=retry_after_seconds,
         server_version=server_version,
         patch_types=patch_types,
+        authenticator=authenticator,
+        authorizer=authorizer,
         send_timeout=send_timeout,
     )
