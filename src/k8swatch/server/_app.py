@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import anyio
 import attrs
 from typing_extensions import final
 
+from k8swatch._events import Event
 from k8swatch._status import (
     Status,
     StatusError,
@@ -29,6 +31,7 @@ from k8swatch._wire import encode_json
 
 from . import _reads, _writes
 from ._discovery import AGGREGATED_CONTENT_TYPE, Discovery
+from ._health import ENDPOINTS, HEADERS, HealthCheck, HealthEndpoints
 from ._http import (
     Request,
     disallowed_method,
@@ -37,6 +40,7 @@ from ._http import (
     send_bytes,
     send_status,
 )
+from ._metrics import MetricsRecorder, RequestLabels, request_labels
 from ._namespaces import serve_namespaces
 from ._openapi import OpenAPIService, object_schema
 from ._patch import DEFAULT_PATCH_TYPES, PatchFunction
@@ -71,6 +75,13 @@ class App:
     Handles ``http`` and ``lifespan`` scopes; lifespan shutdown (or
     ``aclose()``) ends every open watch stream and ``aclose()``s every storage
     that is a [`Closer`][k8swatch.Closer].
+
+    Health: ``/healthz``, ``/livez`` and ``/readyz`` (and ``/<endpoint>/<check>``)
+    answer as kube-apiserver's do. Every endpoint has the check ``ping``;
+    ``/readyz`` also has ``shutdown``, which fails once the app is closing.
+    Add your own with `add_health_checks`, `add_readyz_checks` and
+    `add_livez_checks`. With a *metrics* recorder, ``/metrics`` serves its
+    exposition.
     """
 
     def __init__(
@@ -83,6 +94,7 @@ class App:
         retry_after_seconds: int = 1,
         server_version: Mapping[str, str] | None = None,
         patch_types: Mapping[str, PatchFunction] | None = None,
+        metrics: MetricsRecorder | None = None,
     ) -> None:
         self.resources: tuple[ResourceSpec, ...] = tuple(resources)
         by_path: dict[tuple[str, str, str], ResourceSpec] = {}
@@ -107,6 +119,52 @@ class App:
         """The shared [`EventEncoder`][k8swatch.server.EventEncoder] (``encode_count``)."""
         self._watch_stops: set[anyio.Event] = set()
         self._closed = False
+        self._health = HealthEndpoints()
+        self._health.add(ENDPOINTS, [HealthCheck("ping", _ping)])
+        self._health.add(["readyz"], [HealthCheck("shutdown", self._check_shutdown)])
+        self.metrics: MetricsRecorder | None = metrics
+        """The recorder given to [`create_app`][k8swatch.server.create_app], if any."""
+        if metrics is not None:
+            metrics.attach(self.resources)
+
+    # -- health -------------------------------------------------------------
+
+    def add_health_checks(self, *checks: HealthCheck) -> None:
+        """Add *checks* to ``/healthz``, ``/livez`` and ``/readyz``.
+
+        As kube-apiserver's ``AddHealthChecks``: a failing check makes all
+        three answer 500, so the kubelet restarts the pod; use it for what a
+        restart can fix.
+
+        Raises:
+            ValueError: an endpoint already has a check of that name.
+        """
+        self._health.add(ENDPOINTS, checks)
+
+    def add_readyz_checks(self, *checks: HealthCheck) -> None:
+        """Add *checks* to ``/readyz`` only: failing, the pod gets no traffic
+        (the backends this server needs: Coder, Redis).
+
+        Raises:
+            ValueError: ``/readyz`` already has a check of that name.
+        """
+        self._health.add(["readyz"], checks)
+
+    def add_livez_checks(self, *checks: HealthCheck) -> None:
+        """Add *checks* to ``/livez`` only.
+
+        Raises:
+            ValueError: ``/livez`` already has a check of that name.
+        """
+        self._health.add(["livez"], checks)
+
+    def health_check_names(self, endpoint: str) -> tuple[str, ...]:
+        """The names of the checks of *endpoint* (``healthz``, ``livez``, ``readyz``)."""
+        return self._health.names(endpoint)
+
+    async def _check_shutdown(self) -> None:
+        if self._closed:
+            raise RuntimeError("process is shutting down")
 
     @property
     def active_watches(self) -> int:
@@ -170,6 +228,10 @@ class App:
             await send(message)
 
         where = f"{scope.get('method', '?')} {scope.get('path', '?')}"
+        metrics = self.metrics
+        if metrics is not None:
+            await self._measured(metrics, scope, receive, send, where)
+            return
         try:
             await self._dispatch(Request.from_scope(scope), receive, tracking_send)
         except Exception as exc:
@@ -183,9 +245,59 @@ class App:
                 status = internal_error(exc, context=where).status
             await _quietly_status(tracking_send, status)
 
+    async def _measured(
+        self, metrics: MetricsRecorder, scope: Scope, receive: Receive, send: Send, where: str
+    ) -> None:
+        # _http with the request counted and timed as kube-apiserver counts it.
+        started = time.perf_counter()
+        code = 0
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal code
+            if message["type"] == "http.response.start":
+                code = message["status"]
+            await send(message)
+
+        exchange = _Exchange()
+        try:
+            await self._dispatch(Request.from_scope(scope), receive, tracking_send, exchange)
+        except Exception as exc:
+            if code:
+                logger.error("%s failed after its response started", where, exc_info=exc)
+                await _quietly(send, {"type": "http.response.body", "body": b""})
+            else:
+                if isinstance(exc, StatusError):
+                    status = exc.status
+                else:
+                    status = internal_error(exc, context=where).status
+                await _quietly_status(tracking_send, status)
+        labels = exchange.labels
+        # An unknown path is not counted (kube's NotFound handler is not
+        # instrumented): its path would be an unbounded label value.
+        if labels is not None and (labels.is_resource_request or code != 404):
+            metrics.request_done(labels, code or 500, time.perf_counter() - started)
+
     # -- routing ------------------------------------------------------------
 
-    async def _dispatch(self, request: Request, receive: Receive, send: Send) -> None:
+    async def _dispatch(
+        self, request: Request, receive: Receive, send: Send, exchange: _Exchange | None = None
+    ) -> None:
+        parts = request.path.strip("/").split("/")
+        if parts[0] in ENDPOINTS and len(parts) <= 2 and "" not in parts:
+            if exchange is not None:
+                exchange.labels = request_labels(request.method, request.path, None, request.query)
+            await self._serve_health(parts[0], parts[1] if len(parts) == 2 else "", request, send)
+            return
+        if request.path == "/metrics" and self.metrics is not None:
+            if exchange is not None:
+                exchange.labels = request_labels(request.method, request.path, None, request.query)
+            if request.method not in ("GET", "HEAD"):
+                raise disallowed_method(request.method)
+            body, content_type = self.metrics.exposition()
+            await send_bytes(send, 200, body, content_type)
+            return
+        if exchange is not None:
+            exchange.route(request)
         openapi = self.openapi.respond(
             request.method,
             request.path,
@@ -206,8 +318,16 @@ class App:
             await send({"type": "http.response.body", "body": openapi.body})
             return
         route = match_path(request.path, self._by_path)
+        if exchange is not None and isinstance(route, (ResourceRoute, NamespacesRoute)):
+            exchange.labels = request_labels(
+                request.method,
+                request.path,
+                route,
+                request.query,
+                request.headers.get("content-type", ""),
+            )
         if isinstance(route, ResourceRoute):
-            await self._resource(route, request, receive, send)
+            await self._resource(route, request, receive, send, exchange)
         elif isinstance(route, DiscoveryRoute):
             await self._discovery(route, request, send)
         elif isinstance(route, NamespacesRoute):
@@ -225,9 +345,6 @@ class App:
             content_type = AGGREGATED_CONTENT_TYPE
         elif route.document == "root":
             document = {"paths": self._root_paths()}
-        elif route.document == "health":
-            await send_bytes(send, 200, b"ok", "text/plain; charset=utf-8")
-            return
         elif route.document == "version":
             document = self.discovery.version()
         elif route.document == "api":
@@ -255,15 +372,40 @@ class App:
 
     # -- resources ----------------------------------------------------------
 
+    async def _serve_health(self, endpoint: str, name: str, request: Request, send: Send) -> None:
+        if request.method not in ("GET", "HEAD"):
+            raise disallowed_method(request.method)
+        answer = await self._health.respond(endpoint, name, request.query)
+        if answer is None:
+            raise path_not_found()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": answer.code,
+                "headers": [
+                    *HEADERS,
+                    (b"content-length", str(len(answer.body)).encode()),
+                    (b"cache-control", b"no-cache, private"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": answer.body})
+
     async def _resource(
-        self, route: ResourceRoute, request: Request, receive: Receive, send: Send
+        self,
+        route: ResourceRoute,
+        request: Request,
+        receive: Receive,
+        send: Send,
+        exchange: _Exchange | None = None,
     ) -> None:
         method = request.method
         res = route.resource
         collection = not route.name
         if method == "GET":
             if route.watch_path or request.flag("watch"):
-                await self._watch(route, request, receive, send)
+                labels = exchange.labels if exchange is not None else None
+                await self._watch(route, request, receive, send, labels)
             elif collection:
                 await _reads.list_objects(route, request, send)
             else:
@@ -294,7 +436,12 @@ class App:
             raise disallowed_method(method)
 
     async def _watch(
-        self, route: ResourceRoute, request: Request, receive: Receive, send: Send
+        self,
+        route: ResourceRoute,
+        request: Request,
+        receive: Receive,
+        send: Send,
+        labels: RequestLabels | None = None,
     ) -> None:
         res = route.resource
         storage = require(res, "watch")
@@ -312,6 +459,14 @@ class App:
         fmt = FORMAT_JSON if include is None else table_format(include)
         done = anyio.Event()
         self._watch_stops.add(done)
+        metrics = self.metrics if labels is not None else None
+        sent: Callable[[Sequence[Event[Any]]], None] | None = None
+        if metrics is not None and labels is not None:
+            metrics.watch_opened(labels)
+
+            def sent(batch: Sequence[Event[Any]]) -> None:
+                metrics.watch_events_sent(res, batch)
+
         try:
             watch = await storage.watch(route.namespace, options)
             if options.timeout_seconds is not None and options.timeout_seconds > 0:
@@ -327,11 +482,29 @@ class App:
                     encode=lambda event: encoder.encode(event, res, fmt),
                     timeout=timeout,
                     done=done,
+                    sent=sent,
                 )
             finally:
                 watch.stop()
         finally:
             self._watch_stops.discard(done)
+            if metrics is not None and labels is not None:
+                metrics.watch_closed(labels)
+
+
+@attrs.define
+class _Exchange:
+    """What a measured request learns while it is routed: its metric labels."""
+
+    labels: RequestLabels | None = None
+
+    def route(self, request: Request) -> None:
+        # Discovery and OpenAPI: a non-resource request, unless routing finds a resource.
+        self.labels = request_labels(request.method, request.path, None, request.query)
+
+
+async def _ping() -> None:
+    """kube-apiserver's ``ping`` check: the server answers."""
 
 
 async def _quietly(send: Send, message: Message) -> None:
@@ -358,6 +531,7 @@ def create_app(
     retry_after_seconds: int = 1,
     server_version: Mapping[str, str] | None = None,
     patch_types: Mapping[str, PatchFunction] | None = None,
+    metrics: MetricsRecorder | None = None,
 ) -> App:
     """Return an ASGI app serving *resources* the way kube-apiserver serves them.
 
@@ -374,6 +548,13 @@ def create_app(
         patch_types: Extra PATCH content types (content type →
             [`PatchFunction`][k8swatch.server.PatchFunction]); JSON merge patch
             is always there.
+        metrics: A [`MetricsRecorder`][k8swatch.server.MetricsRecorder] (for
+            example [`PrometheusMetrics`][k8swatch.metrics.PrometheusMetrics]):
+            requests, watches and watch events are reported to it and
+            ``/metrics`` serves it. Without one, ``/metrics`` is 404.
+
+    Health endpoints (``/healthz``, ``/livez``, ``/readyz``) are always
+    served; see [`App`][k8swatch.server.App] for adding checks.
 
     The app needs no web framework and can be mounted under Starlette or
     FastAPI. It answers ``http`` and ``lifespan`` scopes.
@@ -386,4 +567,5 @@ def create_app(
         retry_after_seconds=retry_after_seconds,
         server_version=server_version,
         patch_types=patch_types,
+        metrics=metrics,
     )

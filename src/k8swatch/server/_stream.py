@@ -121,6 +121,7 @@ async def stream_watch(
     timeout: float | None,
     done: anyio.Event,
     headers: Sequence[tuple[bytes, bytes]] = (),
+    sent: Callable[[Sequence[Event[Any]]], None] | None = None,
 ) -> None:
     """Serve *watch* as a chunked ``application/json`` watch response.
 
@@ -131,7 +132,8 @@ async def stream_watch(
     the watch alone, the cheapest wait there is. Each batch from
     ``watch.batches()`` goes out in one ``send``.
     Errors raised while streaming become one ``ERROR`` event, then the stream
-    ends, as kube-apiserver does.
+    ends, as kube-apiserver does. *sent*, when given, is called with each
+    batch once it has been sent (metrics).
     """
     disconnected = False
     aware = stop_aware_watch(watch, timeout=timeout)
@@ -170,6 +172,8 @@ async def stream_watch(
                 async for batch in batches:
                     chunk = b"".join([encode(event) for event in batch])
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    if sent is not None:
+                        sent(batch)
                     if any(event.type is EventType.ERROR for event in batch):
                         break
             finally:
