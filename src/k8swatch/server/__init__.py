@@ -18,7 +18,11 @@ from ._columns import PrinterColumn as PrinterColumn
 from ._columns import age_column as age_column
 from ._columns import evaluate_jsonpath as evaluate_jsonpath
 from ._columns import parse_jsonpath as parse_jsonpath
+from ._health import HealthCheck as HealthCheck
 from ._jsonpatch import apply_json_patch as apply_json_patch
+from ._metrics import MetricsRecorder as MetricsRecorder
+from ._metrics import RequestLabels as RequestLabels
+from ._metrics import request_labels as request_labels
 from ._openapi import OpenAPIResponse as OpenAPIResponse
 from ._openapi import OpenAPIService as OpenAPIService
 from ._openapi import build_openapi_v2 as build_openapi_v2
@@ -38,11 +42,14 @@ from ._validation import validate_object as validate_object
 __all__ = (
     "App",
     "EventEncoder",
+    "HealthCheck",
     "JSONPathError",
+    "MetricsRecorder",
     "OpenAPIResponse",
     "OpenAPIService",
     "PatchFunction",
     "PrinterColumn",
+    "RequestLabels",
     "ResourceSpec",
     "age_column",
     "apply_json_patch",
@@ -57,6 +64,7 @@ __all__ = (
     "object_schema",
     "parse_jsonpath",
     "prune_unknown_fields",
+    "request_labels",
     "storage_verbs",
     "validate_object",
 )

@@ -7,6 +7,7 @@ storages at shutdown; the verbs themselves live in ``_reads`` and ``_writes``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import time
@@ -250,19 +251,17 @@ class App:
     ) -> None:
         # _http with the request counted and timed as kube-apiserver counts it.
         started = time.perf_counter()
-        code = 0
+        exchange = _Exchange()
 
         async def tracking_send(message: Message) -> None:
-            nonlocal code
             if message["type"] == "http.response.start":
-                code = message["status"]
+                exchange.code = message["status"]
             await send(message)
 
-        exchange = _Exchange()
         try:
             await self._dispatch(Request.from_scope(scope), receive, tracking_send, exchange)
         except Exception as exc:
-            if code:
+            if exchange.code:
                 logger.error("%s failed after its response started", where, exc_info=exc)
                 await _quietly(send, {"type": "http.response.body", "body": b""})
             else:
@@ -271,7 +270,7 @@ class App:
                 else:
                     status = internal_error(exc, context=where).status
                 await _quietly_status(tracking_send, status)
-        labels = exchange.labels
+        labels, code = exchange.labels, exchange.code
         # An unknown path is not counted (kube's NotFound handler is not
         # instrumented): its path would be an unbounded label value.
         if labels is not None and (labels.is_resource_request or code != 404):
@@ -463,9 +462,7 @@ class App:
         sent: Callable[[Sequence[Event[Any]]], None] | None = None
         if metrics is not None and labels is not None:
             metrics.watch_opened(labels)
-
-            def sent(batch: Sequence[Event[Any]]) -> None:
-                metrics.watch_events_sent(res, batch)
+            sent = functools.partial(metrics.watch_events_sent, res)
 
         try:
             watch = await storage.watch(route.namespace, options)
@@ -494,9 +491,10 @@ class App:
 
 @attrs.define
 class _Exchange:
-    """What a measured request learns while it is routed: its metric labels."""
+    """What a measured request learns on its way: its metric labels and status code."""
 
     labels: RequestLabels | None = None
+    code: int = 0
 
     def route(self, request: Request) -> None:
         # Discovery and OpenAPI: a non-resource request, unless routing finds a resource.
