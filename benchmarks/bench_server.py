@@ -16,7 +16,9 @@ It prints:
   per event — 1.0 means every event was encoded once for all watchers — and,
   as the peer, what encoding per watcher would have cost in this run.
 
-Run: ``python benchmarks/bench_server.py`` (``--quick`` for a smoke run).
+Run: ``python benchmarks/bench_server.py`` (``--quick`` for a smoke run;
+``BENCH_METRICS=1`` serves with ``k8swatch.metrics.PrometheusMetrics``, to
+compare the watch path with and without metrics).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from k8swatch.server import ResourceSpec, create_app
 QUICK = "--quick" in sys.argv
 WATCHERS = 100 if QUICK else int(os.environ.get("BENCH_WATCHERS", "1000"))
 EVENTS = 20 if QUICK else int(os.environ.get("BENCH_EVENTS", "40"))
+METRICS = os.environ.get("BENCH_METRICS", "") not in ("", "0")
 NAMESPACE = "bench"
 PATH = f"/apis/example.com/v1/namespaces/{NAMESPACE}/widgets"
 RV = re.compile(rb'"resourceVersion":"(\d+)"')
@@ -123,6 +126,7 @@ async def main(url: str, app_encodes: Callable[[], int]) -> None:
     latencies = sorted(max(w.arrivals[rv] for w in watchers) - t for rv, t in written.items())
     p50 = statistics.median(latencies) * 1000
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
+    print(f"metrics:                   {'PrometheusMetrics' if METRICS else 'off'}")
     print(f"events written:            {EVENTS}")
     print(f"deliveries:                {deliveries} ({deliveries / (EVENTS * WATCHERS):.0%})")
     print(f"delivered events/s:        {deliveries / elapsed:,.0f}")
@@ -178,9 +182,15 @@ def serve(port: int) -> None:
     import uvicorn
 
     storage = MemoryStorage("example.com/v1", "Widget", window=EVENTS * 2 + 10)
+    metrics = None
+    if METRICS:
+        from k8swatch.metrics import PrometheusMetrics
+
+        metrics = PrometheusMetrics()
     app = create_app(
         [ResourceSpec("example.com", "v1", "widgets", "Widget", storage)],
         max_watches=WATCHERS + 10,
+        metrics=metrics,
     )
 
     async def with_counter(scope: Any, receive: Any, send: Any) -> None:
