@@ -29,4 +29,5 @@ RUN groupadd --system --gid 65532 k8swatch \
 USER 65532:65532
 EXPOSE 6443
 ENTRYPOINT ["k8swatch"]
-CMD ["serve", "--host=0.0.0.0", "--port=6443"]
+# The Deployment gives the flags (deploy/aggregated/deployment.yaml).
+CMD ["serve", "--help"]
