@@ -17,6 +17,7 @@ PUBLIC_MODULES = (
     "k8swatch.server",
     "k8swatch.coder",
     "k8swatch.redis",
+    "k8swatch.metrics",
     "k8swatch.testing",
 )
 

@@ -52,6 +52,7 @@ PAGES = (
     "docs/how-to/inject-faults.md",
     "docs/how-to/conformance.md",
     "docs/how-to/use-redis.md",
+    "docs/how-to/health-and-metrics.md",
     "docs/testing/test-your-operator.md",
     "docs/explanation/resource-versions.md",
     "docs/explanation/selectors.md",
