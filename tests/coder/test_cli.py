@@ -488,9 +488,7 @@ def test_serve_health_and_metrics(env: dict[str, str], tmp_path: Path) -> None:
         )
         assert coder_calls >= 2
         # the watch caches of both storages
-        capacity = {
-            labels["resource"] for labels, _ in samples["apiserver_watch_cache_capacity"]
-        }
+        capacity = {labels["resource"] for labels, _ in samples["apiserver_watch_cache_capacity"]}
         assert capacity == {"coderworkspaces", "codertemplates"}
 
 

@@ -14,7 +14,6 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -311,7 +310,7 @@ def test_rbac_binds_the_delegation_roles_to_the_service_account(
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[dict[str, Any]], bytes]]:
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict[str, Any]], bytes]:
     """``kubectl kustomize`` of a copy of deploy/aggregated with stand-in files."""
     work = tmp_path_factory.mktemp("kustomize")
     for path in DEPLOY.glob("*.yaml"):
@@ -328,7 +327,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[dict[
         env={"HOME": str(work), "PATH": ""},
     )
     assert result.returncode == 0, result.stderr
-    yield [d for d in yaml.safe_load_all(result.stdout) if d], ca
+    return [d for d in yaml.safe_load_all(result.stdout) if d], ca
 
 
 def test_kustomize_builds_and_wires_the_generated_objects(

@@ -230,7 +230,6 @@ def test_a_replica_started_while_redis_is_down_answers_503_until_it_is_back(
             sample.labels["outcome"]
             for family in text_string_to_metric_families(metrics)
             for sample in family.samples
-            if sample.name == "k8swatch_redis_command_duration_seconds_count"
-            and sample.value >= 1
+            if sample.name == "k8swatch_redis_command_duration_seconds_count" and sample.value >= 1
         }
         assert outcomes == {"success", "error"}

@@ -205,7 +205,7 @@ def test_render_root_properties(results: list[CheckResult], verbose: bool) -> No
         lines = text.splitlines()
         assert len(lines) == len(results) + 1
         assert lines[-1] == ("readyz check failed" if failing else "readyz check passed")
-        for line, result in zip(lines, results):
+        for line, result in zip(lines, results, strict=False):
             assert line.startswith("[-]" if result.error and not result.excluded else "[+]")
             assert line[3:].startswith(result.name + " ")
     else:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -213,9 +212,9 @@ def test_watch_cache_gauges(metered: Metered) -> None:
     m = metered
     m.http.post(base("cache"), content=widget("c1"))
     samples = m.scrape()
-    capacity = dict(
-        ((got["group"], got["resource"]), v) for got, v in samples["apiserver_watch_cache_capacity"]
-    )
+    capacity = {
+        (got["group"], got["resource"]): v for got, v in samples["apiserver_watch_cache_capacity"]
+    }
     assert capacity == {(GROUP, PLURAL): float(WINDOW)}
     (objects,) = [
         v

@@ -56,7 +56,22 @@ REQUEST_DURATION_BUCKETS: tuple[float, ...] = (
 )
 """The buckets of kube-apiserver's ``apiserver_request_duration_seconds``."""
 
-_BACKEND_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_BACKEND_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
 
 _REQUEST_LABELS = (
     "verb",

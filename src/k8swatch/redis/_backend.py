@@ -112,7 +112,10 @@ async def open_redis_backend(
         raise ValueError(f"retention must be >= 1, got {retention}")
     if window < 1:
         raise ValueError(f"window must be >= 1, got {window}")
-    async with create_client(url, observe=observe_command) as client, anyio.create_task_group() as tg:
+    async with (
+        create_client(url, observe=observe_command) as client,
+        anyio.create_task_group() as tg,
+    ):
         backend = RedisBackend(client, prefix, retention, window, task_group=tg)
         try:
             yield backend

@@ -120,10 +120,8 @@ def request_labels(
         group, version, resource = "", "v1", "namespaces"
     named = bool(route.name)
     if method in ("GET", "HEAD"):
-        if route.watch_path or _watching(query):
-            verb = "WATCH"
-        else:
-            verb = "GET" if named else "LIST"
+        watching = route.watch_path or _watching(query)
+        verb = "WATCH" if watching else ("GET" if named else "LIST")
     elif method == "PATCH":
         mime = content_type.partition(";")[0].strip().lower()
         verb = "APPLY" if mime in APPLY_PATCH_TYPES else "PATCH"
