@@ -12,13 +12,15 @@ from typing import Any
 import attrs
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from kubernetes import client, watch
 from prometheus_client.parser import text_string_to_metric_families
 
 from k8swatch import MemoryStorage
 from k8swatch.metrics import REQUEST_DURATION_BUCKETS, PrometheusMetrics
 from k8swatch.server import App, ResourceSpec, create_app, request_labels
-from k8swatch.server._routes import match_path
+from k8swatch.server._routes import ResourceRoute, match_path
 from k8swatch.testing import serve_app
 
 from ._interop import write_kubeconfig
@@ -306,3 +308,46 @@ def test_registries_do_not_collide() -> None:
     body, _ = one.exposition()
     assert b"apiserver_request_total" in body
     assert b"process_cpu_seconds_total" not in body
+
+
+VERBS = {"GET", "LIST", "WATCH", "POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"}
+
+
+@given(
+    method=st.sampled_from(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
+    namespace=st.sampled_from(["", "n"]),
+    name=st.sampled_from(["", "x"]),
+    watch_path=st.booleans(),
+    query=st.dictionaries(
+        st.sampled_from(["watch", "dryRun", "limit"]),
+        st.lists(st.text(max_size=5), min_size=1, max_size=2),
+    ),
+    content_type=st.text(max_size=40),
+)
+def test_request_labels_stay_in_the_apiservers_vocabulary(
+    method: str,
+    namespace: str,
+    name: str,
+    watch_path: bool,
+    query: dict[str, list[str]],
+    content_type: str,
+) -> None:
+    res = ResourceSpec("g", "v1", "ws", "W", object())
+    route = ResourceRoute(res, namespace, name, watch_path)
+    labels = request_labels(method, "/ignored", route, query, content_type)
+    assert labels.verb in VERBS | {method}
+    assert labels.scope in {"resource", "namespace", "cluster"}
+    assert labels.dry_run in {"", "All", "invalid"}
+    assert (labels.group, labels.version, labels.resource, labels.subresource) == (
+        "g",
+        "v1",
+        "ws",
+        "",
+    )
+    if method in ("GET", "HEAD"):
+        watching = watch_path or (
+            "watch" in query and query["watch"][0].lower() not in ("0", "false")
+        )
+        assert labels.verb == ("WATCH" if watching else "GET" if name else "LIST")
+    if name or method == "POST":
+        assert labels.scope == "resource"

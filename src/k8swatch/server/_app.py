@@ -220,37 +220,6 @@ class App:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         # The outermost handler: no exception escapes to the ASGI server, which
         # would answer a plain-text 500 (or log its own traceback) instead.
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        where = f"{scope.get('method', '?')} {scope.get('path', '?')}"
-        metrics = self.metrics
-        if metrics is not None:
-            await self._measured(metrics, scope, receive, send, where)
-            return
-        try:
-            await self._dispatch(Request.from_scope(scope), receive, tracking_send)
-        except Exception as exc:
-            if started:
-                logger.error("%s failed after its response started", where, exc_info=exc)
-                await _quietly(send, {"type": "http.response.body", "body": b""})
-                return
-            if isinstance(exc, StatusError):
-                status = exc.status
-            else:
-                status = internal_error(exc, context=where).status
-            await _quietly_status(tracking_send, status)
-
-    async def _measured(
-        self, metrics: MetricsRecorder, scope: Scope, receive: Receive, send: Send, where: str
-    ) -> None:
-        # _http with the request counted and timed as kube-apiserver counts it.
-        started = time.perf_counter()
         exchange = _Exchange()
 
         async def tracking_send(message: Message) -> None:
@@ -258,8 +227,16 @@ class App:
                 exchange.code = message["status"]
             await send(message)
 
+        where = f"{scope.get('method', '?')} {scope.get('path', '?')}"
+        metrics = self.metrics
+        started = time.perf_counter() if metrics is not None else 0.0
         try:
-            await self._dispatch(Request.from_scope(scope), receive, tracking_send, exchange)
+            await self._dispatch(
+                Request.from_scope(scope),
+                receive,
+                tracking_send,
+                exchange if metrics is not None else None,
+            )
         except Exception as exc:
             if exchange.code:
                 logger.error("%s failed after its response started", where, exc_info=exc)
@@ -270,19 +247,23 @@ class App:
                 else:
                     status = internal_error(exc, context=where).status
                 await _quietly_status(tracking_send, status)
-        labels, code = exchange.labels, exchange.code
-        # An unknown path is not counted (kube's NotFound handler is not
-        # instrumented): its path would be an unbounded label value.
-        if labels is not None and (labels.is_resource_request or code != 404):
-            metrics.request_done(labels, code or 500, time.perf_counter() - started)
+        if metrics is not None:
+            labels, code = exchange.labels, exchange.code
+            # Counted as kube-apiserver counts; an unknown path is not (kube's
+            # NotFound handler is not instrumented): it would be an unbounded
+            # label value.
+            if labels is not None and (labels.is_resource_request or code != 404):
+                metrics.request_done(labels, code or 500, time.perf_counter() - started)
 
     # -- routing ------------------------------------------------------------
 
     async def _dispatch(
         self, request: Request, receive: Receive, send: Send, exchange: _Exchange | None = None
     ) -> None:
-        parts = request.path.strip("/").split("/")
-        if parts[0] in ENDPOINTS and len(parts) <= 2 and "" not in parts:
+        parts = request.path.split("/")[1:]
+        if parts and parts[-1] == "":
+            parts.pop()
+        if parts and parts[0] in ENDPOINTS and len(parts) <= 2 and "" not in parts:
             if exchange is not None:
                 exchange.labels = request_labels(request.method, request.path, None, request.query)
             await self._serve_health(parts[0], parts[1] if len(parts) == 2 else "", request, send)
@@ -491,7 +472,7 @@ class App:
 
 @attrs.define
 class _Exchange:
-    """What a measured request learns on its way: its metric labels and status code."""
+    """What a request learns on its way: its status code and (when measured) metric labels."""
 
     labels: RequestLabels | None = None
     code: int = 0
