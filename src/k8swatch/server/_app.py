@@ -265,19 +265,20 @@ class App:
             parts.pop()
         if parts and parts[0] in ENDPOINTS and len(parts) <= 2 and "" not in parts:
             if exchange is not None:
-                exchange.labels = request_labels(request.method, request.path, None, request.query)
+                exchange.non_resource(request)
             await self._serve_health(parts[0], parts[1] if len(parts) == 2 else "", request, send)
             return
         if request.path == "/metrics" and self.metrics is not None:
             if exchange is not None:
-                exchange.labels = request_labels(request.method, request.path, None, request.query)
+                exchange.non_resource(request)
             if request.method not in ("GET", "HEAD"):
                 raise disallowed_method(request.method)
             body, content_type = self.metrics.exposition()
             await send_bytes(send, 200, body, content_type)
             return
         if exchange is not None:
-            exchange.route(request)
+            # discovery and OpenAPI, unless routing finds a resource below
+            exchange.non_resource(request)
         openapi = self.openapi.respond(
             request.method,
             request.path,
@@ -477,8 +478,8 @@ class _Exchange:
     labels: RequestLabels | None = None
     code: int = 0
 
-    def route(self, request: Request) -> None:
-        # Discovery and OpenAPI: a non-resource request, unless routing finds a resource.
+    def non_resource(self, request: Request) -> None:
+        """Label *request* as a non-resource request (its path is the subresource)."""
         self.labels = request_labels(request.method, request.path, None, request.query)
 
 
