@@ -153,7 +153,7 @@ def test_verbs_apply_deletecollection_dry_run_and_unknown_paths(metered: Metered
 
 def test_watches_are_long_running_and_not_timed(metered: Metered) -> None:
     m = metered
-    m.kubectl.run("create", "-f", "-", stdin=widget("w1"), check=False)
+    m.kubectl.run("create", "-f", "-", stdin=widget("w1"))
     watching = {"verb": "WATCH", "resource": PLURAL, "scope": "namespace"}
     before = m.value("apiserver_request_total", code="200", **watching)
     sent_before = m.value("apiserver_watch_events_total", resource=PLURAL)
