@@ -42,7 +42,7 @@ ServeFakeCoder = Callable[[FakeCoder], contextlib.AbstractAsyncContextManager[Fa
 async def _serve_asyncio(app: Any) -> AsyncIterator[str]:
     import uvicorn
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

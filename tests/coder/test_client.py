@@ -296,7 +296,12 @@ def _error(status: int, body: Any = None, *, content: bytes | None = None, **kw:
             '"user" must be an existing uuid or username.',
         ),
         (_error(410, {"message": "gone"}), 400, "BadRequest", "gone"),
-        (_error(401, {"message": "no token"}), 401, "Unauthorized", "no token"),
+        (
+            _error(401, {"message": "no token"}),
+            401,
+            "Unauthorized",
+            "the Coder deployment refused this server's session token: no token",
+        ),
         (_error(429, {"message": "slow down"}), 429, "TooManyRequests", "slow down"),
         (
             _error(500, load("errors.json")["internal"]["body"]),

@@ -158,7 +158,13 @@ async def test_two_storages_on_one_log_share_one_stream(
             (EventType.MODIFIED, rv_of(updated)),
             (EventType.DELETED, await log.current_resource_version()),
         ]
-        assert all("files" not in e.object["spec"] for e in events)  # the log keeps no sources
+        # the log keeps no sources; the watch adds them from the version's files
+        assert [e.object["spec"]["files"] for e in events] == [
+            {"main.tf": "# one\n"},
+            {"main.tf": "# two\n"},
+            {"main.tf": "# two\n"},
+        ]
+        assert all("files" not in e.object["spec"] for e in await log.read_after(0))
         # the other replica's delete is known: a stale listing cannot bring it back
         assert (NS, "acme.shared") not in b._ledger.known
 

@@ -59,7 +59,7 @@ async def expect_status(code: int, call: Any) -> StatusError:
 async def test_list_and_get(storage: TemplateStorage) -> None:
     listed = await storage.list(NS, ListOptions())
     assert [o["metadata"]["name"] for o in listed.items] == ["acme.starter-template"]
-    assert "files" not in listed.items[0]["spec"]
+    assert listed.items[0]["spec"]["files"] == {"main.tf": MAIN_TF}  # lists carry the source
     assert listed.resource_version.isdigit()  # a watch from it starts "now"
     got = await storage.get(NS, "acme.starter-template")
     assert got["spec"]["organization"] == "acme"
@@ -81,7 +81,7 @@ async def test_create_and_delete(storage: TemplateStorage, fake: FakeCoder) -> N
     )
     assert created["metadata"]["name"] == "acme.ops-template"
     assert created["spec"]["displayName"] == "Ops Template"
-    assert "files" not in created["spec"]
+    assert "files" not in created["spec"]  # the fake's synthetic version has an empty source
     assert fake.has_template("acme/ops-template")
     status = await storage.delete(NS, "acme.ops-template")
     assert status.to_dict() == {
@@ -133,7 +133,7 @@ async def test_create_with_files(storage: TemplateStorage, fake: FakeCoder) -> N
     assert created["status"]["activeVersionID"] == fake.template_active_version_id(
         "acme/files-template"
     )
-    assert "files" not in created["spec"]
+    assert created["spec"]["files"] == {"main.tf": "# v1"}
     got = await storage.get(NS, "acme.files-template")
     assert got["spec"]["files"] == {"main.tf": "# v1"}
 
@@ -327,6 +327,6 @@ async def test_all_namespaces_lists(storage: TemplateStorage, serve_fake_coder: 
         ]
         provider.asked.clear()
         await two.list("ns-b", ListOptions())
-        assert provider.asked == ["ns-b"]
+        assert set(provider.asked) == {"ns-b"}  # the list, then its files
         await two.aclose()
         await provider.aclose()

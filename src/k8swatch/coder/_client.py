@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from typing import Any, cast
 
@@ -77,6 +78,9 @@ class CoderError(Exception):
         validations: ``(field, detail)`` pairs from the body's ``validations``.
         method: The request method.
         url: The request URL (never contains the session token).
+        raw_detail: True when *detail* is the start of a body that is not
+            Coder's JSON (an HTML page of a proxy, say): it is logged, never
+            shown to a Kubernetes client.
 
     ``str(err)`` is the Go SDK's error text:
     ``<METHOD> <URL>: unexpected status code <code>: <message>`` followed by
@@ -92,6 +96,7 @@ class CoderError(Exception):
         validations: Sequence[tuple[str, str]] = (),
         method: str = "",
         url: str = "",
+        raw_detail: bool = False,
     ) -> None:
         self.status_code = status_code
         self.message = message
@@ -99,6 +104,7 @@ class CoderError(Exception):
         self.validations: tuple[tuple[str, str], ...] = tuple(validations)
         self.method = method
         self.url = url
+        self.raw_detail = raw_detail
         super().__init__(self._text())
 
     def _text(self) -> str:
@@ -124,8 +130,31 @@ class CoderProtocolError(Exception):
     """Coder answered with a success status but a body that is not the expected JSON."""
 
 
-def _error_from_response(response: httpx.Response, body: bytes) -> CoderError:
-    """Parse an error answer the way codersdk's ``ReadBodyAsError`` does."""
+def _error_from_response(response: httpx.Response, body: bytes, token: str) -> CoderError:
+    """Parse an error answer the way codersdk's ``ReadBodyAsError`` does.
+
+    The session *token*, should the answer repeat it (the coder-k8s mock's 401
+    does), is replaced by ``[redacted]`` everywhere.
+    """
+    err = _parse_error(response, body)
+    if token and token in str(err):
+        err = CoderError(
+            err.status_code,
+            _redact(err.message, token),
+            detail=_redact(err.detail, token),
+            validations=[(_redact(f, token), _redact(d, token)) for f, d in err.validations],
+            method=err.method,
+            url=err.url,
+            raw_detail=err.raw_detail,
+        )
+    return err
+
+
+def _redact(text: str, token: str) -> str:
+    return text.replace(token, "[redacted]")
+
+
+def _parse_error(response: httpx.Response, body: bytes) -> CoderError:
     method = response.request.method
     url = str(response.request.url)
     code = response.status_code
@@ -134,12 +163,15 @@ def _error_from_response(response: httpx.Response, body: bytes) -> CoderError:
         return CoderError(code, "empty response body", method=method, url=url)
     if not content_type.split(";", 1)[0].strip().lower().endswith("json"):
         detail = body[:_MAX_DETAIL_BYTES].decode("utf-8", "replace")
+        # only the content type is said: a proxy's page may name hosts and ports
+        kind = content_type.split(";", 1)[0].strip()
         return CoderError(
             code,
-            f'unexpected non-JSON response "{content_type}"',
+            f'unexpected non-JSON response "{kind}"',
             detail=detail,
             method=method,
             url=url,
+            raw_detail=True,
         )
     try:
         data = json.loads(body)
@@ -186,9 +218,13 @@ def map_coder_error(
 
     Also different: the Status says what failed in the user's terms and
     passes on Coder's own ``message``, ``detail`` and validations, but never
-    the request URL, the Coder host or the HTTP client's exception; those go
-    to the ``k8swatch.coder`` logger (an unexpected exception with its
-    traceback to ``k8swatch.errors``, see [`internal_error`][k8swatch.internal_error]).
+    the request URL, the Coder host or port (should Coder's words contain
+    them, they read ``<coder>``), the body of an answer that is not Coder's
+    JSON, or the HTTP client's exception; those go to the ``k8swatch.coder``
+    logger (an unexpected exception with its traceback to
+    ``k8swatch.errors``, see [`internal_error`][k8swatch.internal_error]).
+    A 401 says that Coder refused this server's session token, not the
+    client's credentials.
     """
     if isinstance(err, StatusError):
         return err
@@ -197,40 +233,74 @@ def map_coder_error(
         return service_unavailable("the Coder deployment is unreachable; try again later")
     if not isinstance(err, CoderError):
         return internal_error(err, context=f"a Coder call on {resource}/{name}")
-    logger.info("Coder refused a call: %s", err)
     code = err.status_code
-    message = err.message.strip() or f"unexpected status code {code}"
+    log = logger.warning if code in (401, 403) or code >= 500 or code < 400 else logger.info
+    log("Coder answered %s to a call on %s/%s: %s", code, resource, name, err)
+    scrub = Scrubber(err.url)
+    message = scrub(err.message.strip()) or f"unexpected status code {code}"
     if code == 404:
         return not_found(resource, name, group=group)
     if code == 403:
-        return forbidden(resource, name, _coder_says(err), group=group)
+        return forbidden(resource, name, _coder_says(err, scrub), group=group)
     if code == 409:
         if "already exists" in err.message.lower():
             return already_exists(resource, name, group=group)
         return conflict(
-            resource, name, f"Coder refused the change: {_coder_says(err)}", group=group
+            resource, name, f"Coder refused the change: {_coder_says(err, scrub)}", group=group
         )
     if code == 401:
-        return unauthorized(message)
+        return unauthorized(f"the Coder deployment refused this server's session token: {message}")
     if code == 429:
         return too_many_requests(message, 0)
     if 400 <= code < 500:
         if not err.validations:
             return bad_request(message)
         causes = tuple(
-            StatusCause(reason="FieldValueInvalid", message=detail, field=field)
+            StatusCause(reason="FieldValueInvalid", message=scrub(detail), field=scrub(field))
             for field, detail in err.validations
         )
         return bad_request(message, causes=causes)
     return service_unavailable(f"the Coder deployment failed: {message}")
 
 
-def _coder_says(err: CoderError) -> str:
-    """Coder's own words for *err*: its message and detail, never the request URL."""
-    text = err.message.strip() or f"unexpected status code {err.status_code}"
-    if err.detail:
-        text += f": {err.detail}"
+def _coder_says(err: CoderError, scrub: Scrubber) -> str:
+    """Coder's own words for *err*: its message and JSON detail, never the request URL."""
+    text = scrub(err.message.strip()) or f"unexpected status code {err.status_code}"
+    if err.detail and not err.raw_detail:
+        text += f": {scrub(err.detail)}"
     return text
+
+
+@final
+class Scrubber:
+    """Replaces the Coder deployment's URL, host and port in a text by ``<coder>``.
+
+    The host alone is replaced where it stands as a name of its own, and only
+    when it has a dot or a colon (a domain name or an IP address): a
+    one-label name such as a Service's ``coder`` says nothing outside the
+    cluster and would otherwise mangle Coder's own words.
+    """
+
+    def __init__(self, url: str) -> None:
+        patterns: list[str] = []
+        try:
+            parsed = httpx.URL(url)
+        except (httpx.InvalidURL, TypeError, ValueError):
+            parsed = None
+        if parsed is not None and parsed.host:
+            netloc = parsed.netloc.decode("ascii", "replace")
+            patterns.append(re.escape(f"{parsed.scheme}://{netloc}"))
+            for name in dict.fromkeys((netloc, parsed.host)):
+                if "." in name or ":" in name:
+                    patterns.append(rf"(?<![\w.-]){re.escape(name)}(?![\w-])")
+            if parsed.port is not None:
+                patterns.append(rf":{parsed.port}(?!\d)")
+        self._pattern = re.compile("|".join(patterns)) if patterns else None
+
+    def __call__(self, text: str) -> str:
+        if self._pattern is None:
+            return text
+        return self._pattern.sub("<coder>", text)
 
 
 def _json_body(response: httpx.Response) -> Any:
@@ -340,7 +410,7 @@ class CoderClient:
                 f"{method} {url}: {reason}" + (f": {text}" if text else "")
             ) from None
         if response.status_code not in expect:
-            raise _error_from_response(response, response.content)
+            raise _error_from_response(response, response.content, self._token)
         return response
 
     async def _get_json(self, path: str, params: Mapping[str, str] | None = None) -> Any:
@@ -603,7 +673,7 @@ class _SSEStream:
                         content=body,
                         request=httpx.Request("GET", url),
                     )
-                    raise _error_from_response(fake, body)
+                    raise _error_from_response(fake, body, token)
         except BaseException as exc:
             await anyio.aclose_forcefully(stream)
             if isinstance(exc, (TimeoutError, *_SSE_ERRORS)):

@@ -18,6 +18,7 @@ The fake is not thread-safe: use it from the event loop that serves it.
 
 from __future__ import annotations
 
+import json
 import secrets
 import string
 import time
@@ -267,6 +268,51 @@ class FakeCoder:
         nothing.  Calls queue up: each one fails one later build of that transition.
         """
         self._state.workspaces.fail_next_build(transition, status, message)
+
+    def fail_next_request(
+        self,
+        method: str,
+        route: str,
+        *,
+        status: int = 500,
+        message: str = "An internal server error occurred.",
+        detail: str = "",
+        body: bytes | None = None,
+        content_type: str = "application/json; charset=utf-8",
+        times: int = 1,
+    ) -> None:
+        """Make the next *times* requests of one route fail (after the token check).
+
+        *route* is the path under ``/api/v2`` as the fake's routes spell it,
+        with ``{param}`` holes: ``("GET", "templateversions/{id}")``,
+        ``("POST", "organizations/{org}/templates")``.  The answer is *status*
+        with Coder's error body ``{"message": message, "detail": detail}``
+        (``detail`` left out when empty), or *body* as given with
+        *content_type* (e.g. a proxy's HTML page).  Nothing changes in the
+        fake's state.
+
+        Raises:
+            ValueError: no such route, or *times* < 1.
+        """
+        if times < 1:
+            raise ValueError("times must be >= 1")
+        if body is None:
+            error: dict[str, str] = {"message": message}
+            if detail:
+                error["detail"] = detail
+            body = json.dumps(error).encode() + b"\n"
+        self._app.add_fault(method, route, status, body, content_type, times)
+
+    def request_count(self, method: str, route: str) -> int:
+        """Return how many requests *route* (spelled as in `fail_next_request`) received.
+
+        Every request that reached the route counts, refused ones included.
+        """
+        return self._app.request_counts[(method.upper(), route.strip("/"))]
+
+    def reset_request_counts(self) -> None:
+        """Start counting requests from zero."""
+        self._app.request_counts.clear()
 
     def ignore_next_promotion(self, times: int = 1) -> None:
         """Make the next *times* ``PATCH /templates/{id}/versions`` answer 200 without

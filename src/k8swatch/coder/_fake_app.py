@@ -8,6 +8,7 @@ streams are `_fake_stream`'s.
 
 from __future__ import annotations
 
+import collections
 import json
 import secrets
 import urllib.parse
@@ -144,6 +145,28 @@ class FakeCoderApp:
         self._subscribe = subscribe
         self._close = close
         self.routes = self._build_routes()
+        self.request_counts: collections.Counter[tuple[str, str]] = collections.Counter()
+        """Requests per ``(method, route)``, e.g. ``("GET", "files/{id}")``."""
+        self.faults: dict[tuple[str, str], collections.deque[_Response]] = {}
+        """Queued answers per ``(method, route)``, served instead of the route's own."""
+
+    def route_names(self) -> set[tuple[str, str]]:
+        """Every ``(method, route)`` the app serves."""
+        return {(method, "/".join(pattern)) for method, pattern, _, _ in self.routes}
+
+    def add_fault(
+        self, method: str, route: str, status: int, body: bytes, content_type: str, times: int
+    ) -> None:
+        """Answer the next *times* requests of *route* with *status* and *body*.
+
+        Raises:
+            ValueError: no such route.
+        """
+        key = (method.upper(), route.strip("/"))
+        if key not in self.route_names():
+            raise ValueError(f"the fake Coder has no route {method} {route}")
+        queue = self.faults.setdefault(key, collections.deque())
+        queue.extend(_Response(status, body, content_type) for _ in range(times))
 
     # ------------------------------------------------------------------ routing
 
@@ -214,6 +237,12 @@ class FakeCoderApp:
             return FakeCoderError(405, "Method not allowed.")
         return FakeCoderError(404, "Route not found.")
 
+    def _route_of(self, handler: _Handler) -> str:
+        for _, pattern, candidate, _ in self.routes:
+            if candidate == handler:
+                return "/".join(pattern)
+        raise AssertionError("matched a handler that has no route")
+
     def _authenticate(self, request: _Request) -> None:
         token = request.headers.get("coder-session-token")
         if token is None:
@@ -265,9 +294,12 @@ class FakeCoderApp:
             if isinstance(matched, FakeCoderError):
                 raise matched
             handler, params, auth = matched
+            key = (request.method, self._route_of(handler))
+            self.request_counts[key] += 1
             if auth:
                 self._authenticate(request)
-            result = handler(request, **params)
+            queued = self.faults.get(key)
+            result = queued.popleft() if queued else handler(request, **params)
         except FakeCoderError as exc:
             result = _json_response(exc.status, exc.to_body())
         if isinstance(result, _Stream):

@@ -14,6 +14,7 @@ import io
 import posixpath
 import stat
 import zipfile
+import zlib
 from collections.abc import Mapping
 
 from k8swatch._go import go_quote
@@ -35,6 +36,9 @@ MAX_TOTAL_BYTES = 40 * 1024 * 1024
 MAX_ARCHIVE_BYTES = 20 * 1024 * 1024
 MAX_ENTRIES = 2000
 _DEFAULT_MODE = 0o644
+_ENTRY_ERRORS = (zlib.error, EOFError, OSError, NotImplementedError, RuntimeError)
+"""What ``zipfile`` raises besides ``BadZipFile``: corrupt data, unsupported
+compression or encryption."""
 
 
 def normalize_path(path: str) -> str:
@@ -124,8 +128,9 @@ def _read_entries(data: bytes) -> tuple[dict[str, str], list[tuple[zipfile.ZipIn
     _check_archive_size(data)
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as exc:
-        raise ValueError(f"invalid zip archive: {exc}") from None
+    except (zipfile.BadZipFile, *_ENTRY_ERRORS) as exc:
+        # zipfile's own words stay in the cause, for the log, never in a Status
+        raise ValueError("not a valid zip archive") from exc
     texts: dict[str, str] = {}
     binaries: list[tuple[zipfile.ZipInfo, bytes]] = []
     seen: set[str] = set()
@@ -144,7 +149,10 @@ def _read_entries(data: bytes) -> tuple[dict[str, str], list[tuple[zipfile.ZipIn
             total += info.file_size
             if total > MAX_TOTAL_BYTES:
                 raise ValueError(f"files total more than {MAX_TOTAL_BYTES} bytes")
-            raw = archive.read(info)
+            try:
+                raw = archive.read(info)
+            except (zipfile.BadZipFile, *_ENTRY_ERRORS) as exc:
+                raise ValueError(f"file {go_quote(path)} cannot be extracted") from exc
             try:
                 texts[path] = raw.decode("utf-8")
             except UnicodeDecodeError:

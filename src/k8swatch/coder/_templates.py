@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
+import collections
+import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import anyio
+import attrs
 from typing_extensions import final
 
 from k8swatch._broadcaster import FullChannelBehavior
 from k8swatch._eventlog import EventLog
-from k8swatch._events import EventType
+from k8swatch._events import Event, EventType
 from k8swatch._go import format_go_duration, go_quote
+from k8swatch._options import ListOptions
 from k8swatch._status import Status, StatusError, bad_request, internal_error, timeout
-from k8swatch.coder._client import CoderClient
+from k8swatch._storage import ObjectList
+from k8swatch._watch import Watch
+from k8swatch.coder._client import CoderClient, CoderError, Scrubber
 from k8swatch.coder._convert import parse_uuid
-from k8swatch.coder._files import build_archive, merge_archive, normalize_files, read_archive
+from k8swatch.coder._files import build_archive, merge_archive, normalize_files
+from k8swatch.coder._files_cache import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_BYTES,
+    DecoratedWatch,
+    FilesCache,
+    Unreadable,
+    files_of,
+)
 from k8swatch.coder._ledger import sub
 from k8swatch.coder._models import CoderTemplate
 from k8swatch.coder._names import parse_template_name
@@ -34,6 +48,8 @@ from k8swatch.coder._storage_base import (
 
 __all__ = ["TemplateStorage"]
 
+logger = logging.getLogger("k8swatch.coder")
+
 
 _DEFAULT_WAIT_TIMEOUT = 25 * 60.0
 _DEFAULT_POLL_INTERVAL = 2.0
@@ -45,15 +61,24 @@ _DEFAULT_MAX_POLL_INTERVAL = 10.0
 class TemplateStorage(_CoderStorage):
     """``codertemplates``: Coder templates as ``CoderTemplate`` objects.
 
-    * get: the template plus ``spec.files`` read from its active version's
-      source archive;
+    * get, list and watch: the template plus ``spec.files``, the text files
+      of its active version's source archive;
     * create: from ``spec.versionID``, or from ``spec.files`` (uploaded as a
-      new version) → ADDED (no files);
+      new version) → ADDED;
     * update: display name, description and icon; ``spec.files`` uploads a
-      new version, waits for its import and promotes it → MODIFIED (always,
-      with files; in cache mode the cached event carries no files);
+      new version, waits for its import and promotes it → MODIFIED (always);
     * delete: ``DELETE /templates/{id}`` → DELETED with the template as it
       was.
+
+    Template versions are immutable, so the files are read once per version
+    and kept in a bounded cache (by version id; entries of versions no
+    template lists as active any more are dropped after each listing, and a
+    byte budget evicts the least recently used); objects are recorded without
+    them and get them on the way out. A list reads the missing versions
+    concurrently, at most *files_concurrency* at a time. A version whose
+    source cannot be read for good is listed and watched without
+    ``spec.files`` (logged once; get answers 500); a passing Coder failure
+    fails the list (503) and ends a watch with an ERROR event.
 
     Args:
         provider: Resolves the Coder deployment of a namespace.
@@ -68,6 +93,8 @@ class TemplateStorage(_CoderStorage):
         build_backoff_after: Seconds after which the interval doubles (2 min).
         build_max_poll_interval: Interval cap (10 s).
         log: See `WorkspaceStorage`.
+        files_cache_bytes: The files cache's byte budget (default 64 MiB).
+        files_concurrency: Versions read from Coder at once (default 8).
     """
 
     _RESOURCE: ClassVar[str] = CoderTemplate.PLURAL
@@ -88,7 +115,16 @@ class TemplateStorage(_CoderStorage):
         build_backoff_after: float = _DEFAULT_BACKOFF_AFTER,
         build_max_poll_interval: float = _DEFAULT_MAX_POLL_INTERVAL,
         log: EventLog | None = None,
+        files_cache_bytes: int = DEFAULT_MAX_BYTES,
+        files_concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
+        self._files_cache = FilesCache(max_bytes=files_cache_bytes, concurrency=files_concurrency)
+        # a watch event's recorded object (by identity) -> the same with spec.files, so
+        # every watcher of the event gets one shared object (the server encodes it once)
+        self._decorated: collections.OrderedDict[int, tuple[dict[str, Any], dict[str, Any]]] = (
+            collections.OrderedDict()
+        )
+        self._decorated_drops = 0  # the cache's drops when the memo was last valid
         super().__init__(
             provider,
             watch_cache=watch_cache,
@@ -104,7 +140,10 @@ class TemplateStorage(_CoderStorage):
         self._max_poll_interval = build_max_poll_interval
 
     async def _fetch_all(self, client: CoderClient) -> list[dict[str, Any]]:
-        return await client.templates()
+        templates = await client.templates()
+        # a complete listing: versions no template has active are not needed any more
+        self._files_cache.retain(client, (str(t.get("active_version_id")) for t in templates))
+        return templates
 
     def _convert(self, namespace: str, coder_obj: Mapping[str, Any]) -> dict[str, Any]:
         return CoderTemplate.from_coder(namespace, coder_obj).to_dict()
@@ -122,27 +161,130 @@ class TemplateStorage(_CoderStorage):
         template = await self._call(name, client.template_by_name(str(organization["id"]), tmpl))
         return organization, template
 
-    async def _active_archive(self, client: CoderClient, template: Mapping[str, Any]) -> bytes:
-        """The active version's source zip (any failure is a plain error → 500)."""
+    async def _active_archive(
+        self, client: CoderClient, name: str, template: Mapping[str, Any]
+    ) -> bytes:
+        """The active version's source zip, to build the next version on.
+
+        Raises:
+            StatusError: 500 when the version has no source file or it is
+                gone; mapped Coder errors otherwise.
+        """
+        version_id = str(template["active_version_id"])
         try:
-            version = await client.template_version(str(template["active_version_id"]))
+            version = await client.template_version(version_id)
             file_id = sub(version, "job").get("file_id")
-            if not file_id:
-                raise ValueError(
-                    f"template version {go_quote(str(version.get('id')))} has no source file"
-                )
-            return await client.download(str(file_id))
-        except StatusError:
-            raise
+            if file_id:
+                return await client.download(str(file_id))
+        except CoderError as exc:
+            if exc.status_code != 404:
+                raise self._map(exc, name) from None
+            logger.warning("coder: the source of %s is gone: %s", name, exc)
         except Exception as exc:
-            raise internal_error(exc, context="reading a template's source") from None
+            raise self._map(exc, name) from None
+        raise internal_error(
+            f"cannot read the source of template version {go_quote(version_id)} of {name}"
+        )
 
     async def _files(self, client: CoderClient, template: Mapping[str, Any]) -> dict[str, str]:
-        data = await self._active_archive(client, template)
+        """The active version's text files, through the cache.
+
+        Raises:
+            StatusError: 500 when the source cannot be read for good (the
+                reason in the message, the details in the log); mapped Coder
+                errors otherwise.
+        """
+        name = _name_of(template)
+        entry = await self._files_cache.files(client, str(template["active_version_id"]), name)
+        if isinstance(entry, Unreadable):
+            raise internal_error(entry.reason)
+        return dict(entry)
+
+    async def _with_files(
+        self, client: CoderClient, name: str, obj: dict[str, Any]
+    ) -> dict[str, Any]:
+        """*obj* with ``spec.files``, best effort: for the answer of a write already done.
+
+        A failure to read the files is logged, and *obj* answered without them
+        (failing would make a retry of the write hit AlreadyExists or NotFound).
+        """
+        version_id = str(obj["spec"].get("versionID") or "")
+        if not version_id:
+            return obj
         try:
-            return read_archive(data)
-        except ValueError as exc:
-            raise internal_error(f"read template source: {exc}") from None
+            entry = await self._files_cache.files(client, version_id, name)
+        except StatusError as exc:
+            logger.warning("coder: answering %s without spec.files: %s", name, exc.status.message)
+            return obj
+        files = files_of(entry)
+        if files is not None:
+            obj["spec"]["files"] = files
+        return obj
+
+    # --- spec.files in lists and watches -------------------------------------------
+
+    async def _decorate(
+        self, objects: Sequence[dict[str, Any]], *, remember: bool = False
+    ) -> list[dict[str, Any]]:
+        """*objects* (read-only) as new objects with ``spec.files``, read concurrently.
+
+        Objects that carry their files already, or whose version's source cannot
+        be read for good, are passed on as they are. With *remember* (watch
+        events, whose objects every watcher shares), the new object is kept for
+        the next watcher of the same event.
+
+        Raises:
+            StatusError: the provider or Coder failed (mapped; e.g. 503).
+        """
+        if self._decorated_drops != self._files_cache.drops:
+            # files left the cache: so do the objects holding them (the bound holds)
+            self._decorated.clear()
+            self._decorated_drops = self._files_cache.drops
+        wanted: dict[str, dict[str, str]] = {}
+        for obj in objects:
+            spec = sub(obj, "spec")
+            version_id = spec.get("versionID")
+            if version_id and "files" not in spec and not self._memoized(obj):
+                namespace = str(obj["metadata"].get("namespace") or "")
+                wanted.setdefault(namespace, {})[str(version_id)] = str(obj["metadata"]["name"])
+        found: dict[tuple[str, str], dict[str, str] | Unreadable] = {}
+        for namespace, versions in wanted.items():
+            client = await self._client(namespace)
+            for version_id, entry in (await self._files_cache.fill(client, versions)).items():
+                found[namespace, version_id] = entry
+        out: list[dict[str, Any]] = []
+        for obj in objects:
+            memo = self._memoized(obj)
+            if memo is not None:
+                out.append(memo)
+                continue
+            spec = sub(obj, "spec")
+            key = (str(obj["metadata"].get("namespace") or ""), str(spec.get("versionID") or ""))
+            files = files_of(found.get(key)) if "files" not in spec else None
+            if files is None:
+                out.append(obj)
+                continue
+            decorated = {**obj, "spec": {**spec, "files": files}}
+            if remember:
+                self._decorated[id(obj)] = (obj, decorated)
+                if len(self._decorated) > _DECORATED_MAX:
+                    self._decorated.popitem(last=False)
+            out.append(decorated)
+        return out
+
+    def _memoized(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        entry = self._decorated.get(id(obj))
+        if entry is None or entry[0] is not obj:
+            return None
+        self._decorated.move_to_end(id(obj))
+        return entry[1]
+
+    async def _decorate_events(
+        self, events: Sequence[Event[dict[str, Any]]]
+    ) -> list[Event[dict[str, Any]]]:
+        objects = [e.object for e in events if e.type in _OBJECT_EVENTS]
+        decorated = iter(await self._decorate(objects, remember=True))
+        return [Event(e.type, next(decorated)) if e.type in _OBJECT_EVENTS else e for e in events]
 
     async def _full(
         self, client: CoderClient, namespace: str, template: Mapping[str, Any]
@@ -234,7 +376,10 @@ class TemplateStorage(_CoderStorage):
                 icon=spec.icon,
             ),
         )
-        result = self._convert(namespace, template)
+        if spec.files is not None and template.get("active_version_id") == version_id:
+            # the new version's files are the ones just uploaded: no need to read them back
+            self._files_cache.put(client, version_id, normalize_files(spec.files))
+        result = await self._with_files(client, name, self._convert(namespace, template))
         return await self._sink.publish(
             EventType.ADDED, namespace, result, self._version(template), base=base
         )
@@ -331,7 +476,7 @@ class TemplateStorage(_CoderStorage):
         files: dict[str, str],
     ) -> None:
         template_id = str(template["id"])
-        old = await self._active_archive(client, template)
+        old = await self._active_archive(client, name, template)
         try:
             archive = merge_archive(files, old)
         except ValueError as exc:
@@ -346,6 +491,8 @@ class TemplateStorage(_CoderStorage):
         )
         version_id = str(version["id"])
         await self._wait_for_import(client, name, version_id)
+        # the new version's text files are exactly *files*: no need to read them back
+        self._files_cache.put(client, version_id, files)
         await self._call(name, client.update_active_template_version(template_id, version_id))
         after = await self._call(name, client.template(template_id))
         if after.get("active_version_id") != version_id:
@@ -387,7 +534,10 @@ class TemplateStorage(_CoderStorage):
             if status == "succeeded":
                 return
             if status in ("failed", "canceled"):
-                reason = str(job.get("error") or "template version build did not succeed")
+                # the provisioner's words, about the template; not the deployment's address
+                reason = Scrubber(client.url)(
+                    str(job.get("error") or "template version build did not succeed")
+                )
                 raise bad_request(
                     f"template version {go_quote(version_id)} build ended with status "
                     f"{go_quote(status)}: {reason}"
@@ -416,8 +566,45 @@ class TemplateStorage(_CoderStorage):
         base = await self._begin_write(namespace, name)
         _, template = await self._fetch(client, name, org, tmpl)
         await self._call(name, client.delete_template(str(template["id"])))
-        result = self._convert(namespace, template)
+        result = await self._with_files(client, name, self._convert(namespace, template))
         await self._sink.publish(
             EventType.DELETED, namespace, result, self._version(template), base=base
         )
         return Status.success()
+
+    # --- list and watch (last: the method named list shadows the builtin below it) ---
+
+    async def list(self, namespace: str, options: ListOptions) -> ObjectList:
+        """List templates, each with ``spec.files`` (see `_CoderStorage.list`).
+
+        The files of versions not in the cache are read concurrently.
+
+        Raises:
+            StatusError: provider errors, mapped Coder errors (also while
+                reading the files: the list is complete or fails).
+        """
+        listed = await super().list(namespace, options)
+        return attrs.evolve(listed, items=tuple(await self._decorate(listed.items)))
+
+    async def watch(self, namespace: str, options: ListOptions) -> Watch[dict[str, Any]]:
+        """Watch templates; every ADDED, MODIFIED and DELETED object has ``spec.files``.
+
+        When Coder fails while the files of an event are read, the watch
+        sends an ERROR event with the Status and ends (see `_CoderStorage.watch`).
+
+        Raises:
+            StatusError: as `_CoderStorage.watch`.
+        """
+        watch = await super().watch(namespace, options)
+        return DecoratedWatch(watch, self._decorate_events)
+
+
+_DECORATED_MAX = 1024
+"""Watch event objects whose decorated copy is kept for the next watcher of the event."""
+
+_OBJECT_EVENTS = frozenset({EventType.ADDED, EventType.MODIFIED, EventType.DELETED})
+
+
+def _name_of(template: Mapping[str, Any]) -> str:
+    """The object name of a Coder template: ``<organization>.<template>``."""
+    return f"{template.get('organization_name')}.{template.get('name')}"
