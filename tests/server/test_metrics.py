@@ -4,6 +4,8 @@ with prometheus_client's own parser."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -351,3 +353,15 @@ def test_request_labels_stay_in_the_apiservers_vocabulary(
         assert labels.verb == ("WATCH" if watching else "GET" if name else "LIST")
     if name or method == "POST":
         assert labels.scope == "resource"
+
+
+def test_the_core_and_the_server_do_not_import_prometheus_client() -> None:
+    code = (
+        "import sys, k8swatch, k8swatch.server, k8swatch.coder, k8swatch.redis\n"
+        "from k8swatch.server import create_app\n"
+        "create_app([])\n"
+        "assert 'prometheus_client' not in sys.modules, 'imported'\n"
+        "import k8swatch.metrics\n"
+        "assert 'prometheus_client' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
