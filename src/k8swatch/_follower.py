@@ -14,13 +14,17 @@ one place: ``MemoryStorage`` and the Coder storages (``log=`` mode) use it.
   log's backend is unreachable, also at start-up) are retried with jittered
   exponential backoff while open watches stay open.
 
-Watchers are woken at most once per *coalesce* seconds while a ``follow``
-runs: a change arriving sooner after the previous wake-up is held until that
-interval has passed (or half the cache's window has arrived, so that holding
-never pushes a sleeping watcher out of the window) and then delivered
-together with everything that arrived meanwhile. Under load, watchers get
-fewer, bigger batches (a wake-up costs the same for one event as for
-hundreds); an isolated change is delivered at once; writers are never held.
+Wake-ups of the watchers are coalesced over *coalesce* seconds
+(``WatchCache.wake(within=...)``): a change arriving less than that after the
+watchers were last active (woken, or back asleep after their last batch) is
+held until that interval has passed, or until a quarter of the cache's
+window has arrived (so that holding never pushes a sleeping watcher out of
+the window), and then delivered together with everything that arrived
+meanwhile. A sleeping watcher keeps time; no task is needed, whether
+``follow`` runs or not. Under load, watchers get fewer, bigger batches (a
+wake-up costs the same for one event as for hundreds) and writers get the
+interval to themselves between two rounds of watchers; an isolated change
+is delivered at once; writers are never held.
 
 Every batch handed to the cache, whether by ``catch_up`` or ``follow``, is
 also handed to the *on_ingest* hook (only entries newer than the cache, so
@@ -32,7 +36,6 @@ the cache.
 from __future__ import annotations
 
 import contextlib
-import math
 import secrets
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -67,8 +70,8 @@ class LogFeed:
         on_ingest: Called with every batch of entries newer than the cache,
             right after the cache ingested it.
         on_reset: Called with the snapshot the cache was (re)loaded from.
-        coalesce: Minimum seconds between two wake-ups of the cache's
-            watchers while ``follow`` runs (0: wake for every batch).
+        coalesce: Seconds over which wake-ups of the cache's watchers are
+            coalesced (0: wake them for every batch).
     """
 
     def __init__(
@@ -89,9 +92,8 @@ class LogFeed:
         self._on_ingest = on_ingest
         self._on_reset = on_reset
         self._coalesce = coalesce
-        self._woken_at = -math.inf  # when the watchers were last woken
-        self._held = 0  # changes ingested since, that the watchers were not woken for
-        self._wait: anyio.CancelScope | None = None  # the follower's wait for entries
+        self._held = 0  # changes ingested since the last wake-up seen (self._wake_ups)
+        self._wake_ups = 0
         self._loaded = False
         self._load_lock: anyio.Lock | None = None
         self._scopes: set[anyio.CancelScope] = set()
@@ -111,7 +113,7 @@ class LogFeed:
         if self._on_reset is not None:
             self._on_reset(snapshot)
 
-    def _ingest(self, entries: Sequence[LogEntry], *, by_follower: bool = False) -> None:
+    def _ingest(self, entries: Sequence[LogEntry]) -> None:
         cache = self.cache
         rv = cache.resource_version
         if entries and entries[0].resource_version <= rv:
@@ -123,39 +125,25 @@ class LogFeed:
             self._on_ingest(entries)
         if not added:
             return
+        if cache.wake_ups != self._wake_ups:  # a wake-up delivered what was held
+            self._held = 0
         self._held += added
-        now = anyio.current_time()
-        due = self._due()
-        if (
-            now >= due
-            or not (by_follower or self._wait is not None)
-            # A sleeping watcher's position is where the last wake-up left it:
-            # wake before the window could evict it (which would end it with 410).
-            or self._held * 2 >= cache.window
-        ):
-            self._wake(now)
+        # A sleeping watcher's position is where the last wake-up left it: wake
+        # before the window could evict it (which would end it with 410). Writes
+        # go on until the woken watchers run: keep a margin for them.
+        if self._held * 4 >= cache.window:
+            cache.wake()
         else:
-            # The follower, about to wait or waiting for entries, wakes the
-            # watchers when the interval is over.
-            wait = self._wait
-            if wait is not None and wait.deadline > due:
-                wait.deadline = due
+            cache.wake(within=self._coalesce)
+        if cache.wake_ups != self._wake_ups:
+            self._held = 0
+            self._wake_ups = cache.wake_ups
 
-    def _due(self) -> float:
-        """When held changes must reach the watchers (the interval after the last wake-up)."""
-        return self._woken_at + self._coalesce
-
-    def _wake(self, now: float) -> None:
-        self._held = 0
-        self._woken_at = now
-        self.cache.wake()
-
-    def _wake_if_due(self, *, force: bool = False) -> None:
-        """Wake the watchers for held changes once they are due (at once with *force*)."""
+    def _wake_held(self) -> None:
+        """Wake the watchers at once for whatever is held."""
         if self._held:
-            now = anyio.current_time()
-            if force or now >= self._due():
-                self._wake(now)
+            self._held = 0
+            self.cache.wake()
 
     async def ensure_loaded(self) -> None:
         """Fill the cache from the log's snapshot, once.
@@ -255,10 +243,12 @@ class LogFeed:
                 while not self._is_closed():
                     try:
                         await self.ensure_loaded()
-                        entries = await self._read_or_wake()
+                        entries = await self.log.read_after(
+                            cache.resource_version, limit=cache.window, wait=True
+                        )
                         delay = 0.05
                         if entries and not cache.closed:
-                            self._ingest(entries, by_follower=True)
+                            self._ingest(entries)
                     except anyio.ClosedResourceError:
                         return
                     except StatusError as exc:
@@ -273,24 +263,7 @@ class LogFeed:
         finally:
             self._scopes.discard(scope)
             if not self._scopes:
-                self._wake_if_due(force=True)
-
-    async def _read_or_wake(self) -> Sequence[LogEntry]:
-        """Wait for the log's next entries; meanwhile wake held watchers when due."""
-        cache = self.cache
-        self._wait = wait = anyio.CancelScope(deadline=self._due() if self._held else math.inf)
-        entries: Sequence[LogEntry] = ()
-        read = False
-        try:
-            with wait:
-                entries = await self.log.read_after(
-                    cache.resource_version, limit=cache.window, wait=True
-                )
-            read = True
-        finally:
-            self._wait = None
-            self._wake_if_due(force=not read)  # also before a backoff: nothing stays held
-        return entries
+                self._wake_held()
 
     def stop(self) -> None:
         """End every running `follow` (idempotent; never waits)."""

@@ -127,13 +127,16 @@ class MemoryStorage:
             relist (see `MemoryEventLog`).
         bookmark_interval: Seconds between bookmarks on an idle watch.
         wait_timeout: Seconds to wait for a too-new resourceVersion (then 504).
-        coalesce: While the storage follows its log (``async with``), the
-            minimum seconds between two wake-ups of its watchers: changes
-            arriving sooner are held (never longer than this) and delivered
-            together. Under load, watchers then get fewer, bigger batches,
-            which costs much less CPU per event; an isolated change is still
-            delivered at once, and writes are never held. 0 wakes the
-            watchers for every batch the storage reads.
+        coalesce: How long wake-ups of the storage's watchers are
+            coalesced, in seconds: a change arriving while the watchers are
+            still busy with the previous one, or less than this after it
+            (or as long as that one took, at most five times this), is held
+            and delivered together with what came meanwhile; never later than
+            five times this after the previous wake-up began. Under load,
+            watchers then get fewer, bigger batches, which costs much less
+            CPU per event, and writers get their turn between two rounds of
+            watchers; an isolated change is still delivered at once, and
+            writes are never held. 0 wakes the watchers for every change.
         get_attrs: ``(labels, fields)`` of an object for selectors.
         supported_fields: Fields allowed in field selectors.
     """

@@ -13,15 +13,20 @@ replica), and only the holder of a Redis lease polls Coder.
 
 ``k8swatch fake-coder`` runs the fake Coder API alone.
 
-This is the only module that imports uvicorn (the ``serve`` extra). It runs
-on anyio's asyncio backend (uvicorn needs asyncio) and handles SIGINT and
-SIGTERM itself: both shut the servers down cleanly.
+This module and ``k8swatch._cli_uvicorn`` (uvicorn with the connection
+timeouts, which only this module imports) are the only ones that import
+uvicorn (the ``serve`` extra). It runs
+on anyio's asyncio backend (uvicorn needs asyncio), on uvloop when it is
+installed (the ``serve`` extra installs it, and httptools, which uvicorn
+then uses to parse HTTP), and handles SIGINT and SIGTERM itself: both shut
+the servers down cleanly.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import os
 import secrets
 import signal
@@ -29,7 +34,7 @@ import socket
 import sys
 import tempfile
 import urllib.parse
-from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -41,6 +46,7 @@ from k8swatch._go import parse_go_duration
 
 if TYPE_CHECKING:
     from k8swatch import EventLog
+    from k8swatch._cli_uvicorn import ServeTimeouts
     from k8swatch.coder import StaticClientProvider, TemplateStorage, WorkspaceStorage
     from k8swatch.metrics import PrometheusMetrics
     from k8swatch.redis import RedisLease
@@ -174,30 +180,18 @@ def _url(sock: socket.socket) -> str:
     return f"http://{host}:{port}"
 
 
-def _server(app: Any, *, log_level: str) -> Any:
-    import uvicorn
-
-    class _Server(uvicorn.Server):
-        # Signals are handled by the CLI (one handler for both servers).
-        @contextlib.contextmanager
-        def capture_signals(self) -> Generator[None, None, None]:
-            yield
-
-    config = uvicorn.Config(
-        app,
-        lifespan="on",
-        log_level=log_level,
-        access_log=log_level == "debug",
-        timeout_graceful_shutdown=3,
-    )
-    return _Server(config)
-
-
 @contextlib.asynccontextmanager
 async def _serving(
-    tg: anyio.abc.TaskGroup, app: Any, sock: socket.socket, *, log_level: str
+    tg: anyio.abc.TaskGroup,
+    app: Any,
+    sock: socket.socket,
+    *,
+    log_level: str,
+    timeouts: ServeTimeouts | None = None,
 ) -> AsyncGenerator[Any, None]:
-    server = _server(app, log_level=log_level)
+    from k8swatch._cli_uvicorn import build_server
+
+    server = build_server(app, log_level=log_level, timeouts=timeouts)
     finished = anyio.Event()
 
     async def run() -> None:
@@ -219,6 +213,13 @@ async def _serving(
         with anyio.move_on_after(10, shield=True):
             await finished.wait()
         sock.close()
+
+
+def _loop_options() -> dict[str, Any]:
+    """anyio's asyncio options: uvloop when installed (the ``serve`` extra has it)."""
+    if importlib.util.find_spec("uvloop") is None:
+        return {}
+    return {"use_uvloop": True}
 
 
 def _log_level(args: argparse.Namespace) -> str:
@@ -427,6 +428,17 @@ def _print_serve_banner(
     print("press Ctrl-C to stop", file=out, flush=True)
 
 
+def _timeouts(args: argparse.Namespace) -> ServeTimeouts:
+    from k8swatch._cli_uvicorn import ServeTimeouts
+
+    return ServeTimeouts(
+        header=args.header_timeout,
+        read=args.read_timeout,
+        send=args.send_timeout,
+        keep_alive=args.keep_alive_timeout,
+    )
+
+
 # A readiness probe waits a few seconds (the manifests say 5): answer before it gives up.
 _READY_CHECK_TIMEOUT = 4.0
 
@@ -472,10 +484,15 @@ async def _serve(args: argparse.Namespace, out: TextIO) -> int:
         shared = await _open_shared_log(args, stack, metrics)
         templates, workspaces = _create_storages(args, provider, shared, tg)
         specs = build_resource_specs(templates, workspaces)
-        app = create_app(specs, metrics=metrics)
+        timeouts = _timeouts(args)
+        # The connection's own bound (which resets it) acts first; the app's,
+        # at twice that, is the backstop uvicorn would log an error for.
+        app = create_app(specs, send_timeout=2 * timeouts.send, metrics=metrics)
         _add_readiness_checks(app, provider, shared)
         url = _url(api_sock)
-        server = await stack.enter_async_context(_serving(tg, app, api_sock, log_level=log_level))
+        server = await stack.enter_async_context(
+            _serving(tg, app, api_sock, log_level=log_level, timeouts=timeouts)
+        )
         polling = _start_poller(
             tg,
             [workspaces, templates],
@@ -597,6 +614,33 @@ def _parser() -> argparse.ArgumentParser:
         default=2.0,
         help="embedded fake: seconds per build step in async mode",
     )
+    serve.add_argument(
+        "--send-timeout",
+        type=float,
+        default=30.0,
+        help=(
+            "seconds a client may leave sent data unread before its connection is reset "
+            "and its watch ended (default 30)"
+        ),
+    )
+    serve.add_argument(
+        "--header-timeout",
+        type=float,
+        default=32.0,
+        help="seconds a client may take to send a request's headers (default 32)",
+    )
+    serve.add_argument(
+        "--read-timeout",
+        type=float,
+        default=60.0,
+        help="seconds a client may take to send a request's body (default 60)",
+    )
+    serve.add_argument(
+        "--keep-alive-timeout",
+        type=float,
+        default=90.0,
+        help="seconds an idle connection is kept open between requests (default 90)",
+    )
     serve.add_argument("-v", "--verbose", action="store_true", help="log requests")
 
     fake = sub.add_parser(
@@ -630,6 +674,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.poll_interval <= 0:
             print("error: --poll-interval must be > 0", file=sys.stderr)
             return 2
+        for flag in ("send_timeout", "header_timeout", "read_timeout", "keep_alive_timeout"):
+            if not getattr(args, flag) > 0:
+                print(f"error: --{flag.replace('_', '-')} must be > 0", file=sys.stderr)
+                return 2
         if args.redis_url:
             problem = _check_redis_url(args.redis_url)
             if not problem and args.no_watch_cache:
@@ -653,7 +701,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         runner = _fake_coder
     try:
-        return anyio.run(runner, args, out, backend="asyncio")
+        return anyio.run(runner, args, out, backend="asyncio", backend_options=_loop_options())
     except KeyboardInterrupt:
         return 130
 

@@ -271,3 +271,158 @@ def test_random_interleavings_keep_the_counts(ops: list[tuple[str, int]]) -> Non
     """Every count in the statistics matches a model of who is parked and who was woken."""
     for backend in ("asyncio", "trio"):
         anyio.run(_run_ops, ops, backend=backend)
+
+
+# --- slices and coalesced wake-ups ----------------------------------------------
+
+
+async def test_a_wake_up_runs_its_tasks_in_slices_with_other_work_between() -> None:
+    """Woken tasks run a slice per scheduler pass: other ready tasks get turns in between."""
+    from k8swatch._parking import SLICE
+
+    lot = ParkingLot()
+    log: list[str] = []
+    count = SLICE * 3 + 5
+
+    async def sleeper() -> None:
+        await lot.park()
+        log.append("woken")
+
+    async def ticker() -> None:
+        while log.count("woken") < count:
+            log.append("tick")
+            await anyio.lowlevel.checkpoint()
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(count):
+            tg.start_soon(sleeper)
+        await anyio.wait_all_tasks_blocked()
+        lot.wake_all()
+        tg.start_soon(ticker)
+    assert log.count("woken") == count
+    runs = [len(run) for run in "".join("w" if e == "woken" else "|" for e in log).split("|")]
+    # At most two slices between two ticks (a pass may run a slice before and
+    # one after the ticker), and never all of them at once.
+    assert max(runs) <= 2 * SLICE
+    assert len([run for run in runs if run]) >= 3
+    assert lot.statistics() == stats(wake_ups=1)
+
+
+async def test_tasks_leaving_a_claimed_slice_do_not_stall_the_others() -> None:
+    """Tasks cancelled before their slice's turn: the following slices are still woken."""
+    from k8swatch._parking import SLICE
+
+    lot = ParkingLot()
+    woken: list[int] = []
+    parked: list[int] = []  # in the order they parked: slice by slice
+    scopes: dict[int, anyio.CancelScope] = {}
+
+    async def sleeper(n: int) -> None:
+        with anyio.CancelScope() as scope:
+            scopes[n] = scope
+            parked.append(n)
+            await lot.park()
+            woken.append(n)
+
+    async with anyio.create_task_group() as tg:
+        for n in range(SLICE * 3):
+            tg.start_soon(sleeper, n)
+        await anyio.wait_all_tasks_blocked()
+        lot.wake_all()
+        for n in parked[SLICE : 2 * SLICE]:  # the whole second slice leaves
+            scopes[n].cancel()
+    assert sorted(woken) == sorted(parked[:SLICE] + parked[2 * SLICE :])
+    assert lot.statistics() == stats(wake_ups=1)
+
+
+async def _parked_after_a_wake_up(lot: ParkingLot, woke: list[float]) -> None:
+    """A task that records when it is woken and parks again, forever."""
+    while True:
+        await lot.park()
+        woke.append(anyio.current_time())
+
+
+async def test_wake_all_within_defers_a_wake_up_right_after_another() -> None:
+    lot = ParkingLot()
+    woke: list[float] = []
+    async with anyio.create_task_group() as tg:
+        for _ in range(3):
+            tg.start_soon(_parked_after_a_wake_up, lot, woke)
+        await anyio.wait_all_tasks_blocked()
+        lot.wake_all()
+        await anyio.wait_all_tasks_blocked()
+        assert len(woke) == 3
+        asked = anyio.current_time()
+        lot.wake_all_within(0.3)  # the last wake-up just ended: held
+        await anyio.wait_all_tasks_blocked()
+        assert len(woke) == 3
+        lot.wake_all_within(0.3)  # merges with the held one
+        await anyio.sleep(0.5)  # well past the interval
+        # One sleeper kept time: everyone was woken once, after the interval.
+        assert len(woke) == 6
+        assert min(woke[3:]) - asked >= 0.25
+        assert lot.statistics().wake_ups == 2
+        tg.cancel_scope.cancel()
+
+
+async def test_wake_all_within_wakes_at_once_after_a_quiet_interval() -> None:
+    lot = ParkingLot()
+    woke: list[float] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_parked_after_a_wake_up, lot, woke)
+        await anyio.wait_all_tasks_blocked()
+        lot.wake_all_within(0.05)  # never woken before: an isolated change
+        await anyio.wait_all_tasks_blocked()
+        assert len(woke) == 1
+        await anyio.sleep(0.1)
+        lot.wake_all_within(0.05)  # quiet for longer than the interval
+        await anyio.wait_all_tasks_blocked()
+        assert len(woke) == 2
+        tg.cancel_scope.cancel()
+
+
+async def test_a_held_wake_up_is_delivered_when_its_timekeeper_leaves() -> None:
+    """The sentinel cancelled while a wake-up is held: the others are woken then, not never."""
+    lot = ParkingLot()
+    woke: list[str] = []
+    first = anyio.CancelScope()
+
+    async def sleeper(name: str, scope: anyio.CancelScope) -> None:
+        with scope:
+            while True:
+                await lot.park()
+                woke.append(name)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sleeper, "sentinel", first)  # parks first: keeps time
+        await anyio.wait_all_tasks_blocked()
+        tg.start_soon(sleeper, "other", anyio.CancelScope())
+        await anyio.wait_all_tasks_blocked()
+        lot.wake_all()
+        await anyio.wait_all_tasks_blocked()
+        woke.clear()
+        lot.wake_all_within(60.0)  # held for a minute
+        await anyio.wait_all_tasks_blocked()
+        assert woke == []
+        first.cancel()  # whoever keeps time leaves
+        await anyio.wait_all_tasks_blocked()
+        assert "other" in woke
+        tg.cancel_scope.cancel()
+
+
+async def test_wake_all_within_during_a_wake_up_waits_until_it_is_over() -> None:
+    lot = ParkingLot()
+    woke: list[float] = []
+    async with anyio.create_task_group() as tg:
+        for _ in range(2):
+            tg.start_soon(_parked_after_a_wake_up, lot, woke)
+        await anyio.wait_all_tasks_blocked()
+        lot.wake_all()
+        lot.wake_all_within(60.0)  # nobody resumed yet: they will see the change
+        await anyio.wait_all_tasks_blocked()
+        assert len(woke) == 2  # one wake-up, not two
+        assert lot.statistics() == stats(tasks=2, wake_ups=1)
+        lot.wake_all()  # any wake-up delivers the held one
+        await anyio.wait_all_tasks_blocked()
+        assert len(woke) == 4
+        tg.cancel_scope.cancel()

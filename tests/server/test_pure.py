@@ -202,3 +202,30 @@ def test_event_encoder_shares_bytes_and_evicts(monkeypatch: pytest.MonkeyPatch) 
 
     error = Event(EventType.ERROR, Status(code=410, reason="Expired", message="too old"))
     assert b'"code":410' in encoder.encode(error, spec, table_format("None"))
+
+
+def test_event_encoder_joins_a_batch_once_for_every_watcher_that_gets_it() -> None:
+    from k8swatch import Event, EventType
+    from k8swatch.server import EventEncoder
+
+    spec = ResourceSpec("example.com", "v1", "widgets", "Widget", object())
+    encoder = EventEncoder()
+    events = [
+        Event(EventType.ADDED, {"metadata": {"name": n, "resourceVersion": str(i)}})
+        for i, n in enumerate("abcd", start=1)
+    ]
+    data, error = encoder.encode_batch(events, spec)
+    assert not error
+    assert data == b"".join(encoder.encode(event, spec) for event in events)
+    assert encoder.encode_count == 4
+    again, _ = encoder.encode_batch(list(events), spec)  # another list, the same events
+    assert again is data
+    assert encoder.encode_count == 4
+    # The same first and last event and length, another one in between: other bytes.
+    other = [events[0], events[2], events[1], events[3]]
+    swapped, _ = encoder.encode_batch(other, spec)
+    assert swapped == b"".join(encoder.encode(event, spec) for event in other)
+    assert swapped != data
+    failed = Event(EventType.ERROR, {"kind": "Status", "code": 410})
+    _, error = encoder.encode_batch([events[0], failed], spec)
+    assert error

@@ -54,6 +54,9 @@ __all__ = ["App", "create_app"]
 
 logger = logging.getLogger("k8swatch.server")
 
+DEFAULT_SEND_TIMEOUT = 30.0
+"""Default ``send_timeout``: how long a watch may wait for its client to take data."""
+
 DEFAULT_SERVER_VERSION: Mapping[str, str] = {
     "major": "1",
     "minor": "37",
@@ -95,8 +98,11 @@ class App:
         retry_after_seconds: int = 1,
         server_version: Mapping[str, str] | None = None,
         patch_types: Mapping[str, PatchFunction] | None = None,
+        send_timeout: float | None = DEFAULT_SEND_TIMEOUT,
         metrics: MetricsRecorder | None = None,
     ) -> None:
+        if send_timeout is not None and not send_timeout > 0:
+            raise ValueError(f"send_timeout must be > 0 or None, got {send_timeout}")
         self.resources: tuple[ResourceSpec, ...] = tuple(resources)
         by_path: dict[tuple[str, str, str], ResourceSpec] = {}
         for res in self.resources:
@@ -109,6 +115,7 @@ class App:
         self.max_body_bytes = max_body_bytes
         self.min_request_timeout = min_request_timeout
         self.retry_after_seconds = retry_after_seconds
+        self.send_timeout = send_timeout
         self.patch_types: dict[str, PatchFunction] = {**DEFAULT_PATCH_TYPES, **(patch_types or {})}
         self.discovery: Discovery = Discovery(
             self.resources, server_version or DEFAULT_SERVER_VERSION
@@ -118,7 +125,8 @@ class App:
         self._schemas = {id(res): object_schema(res) for res in self.resources}
         self.encoder: EventEncoder = EventEncoder()
         """The shared [`EventEncoder`][k8swatch.server.EventEncoder] (``encode_count``)."""
-        self._watch_stops: set[anyio.Event] = set()
+        # The cancel scope of every open watch stream: cancelling one ends it.
+        self._watch_scopes: set[anyio.CancelScope] = set()
         self._closed = False
         self._health = HealthEndpoints()
         self._health.add(ENDPOINTS, [HealthCheck("ping", _ping)])
@@ -170,15 +178,15 @@ class App:
     @property
     def active_watches(self) -> int:
         """The number of watch streams currently open."""
-        return len(self._watch_stops)
+        return len(self._watch_scopes)
 
     async def aclose(self) -> None:
         """End every open watch stream and close every [`Closer`][k8swatch.Closer] storage.
 
         Idempotent; a storage shared by several resources is closed once.
         """
-        for done in list(self._watch_stops):
-            done.set()
+        for scope in list(self._watch_scopes):
+            scope.cancel()
         if self._closed:
             return
         self._closed = True
@@ -431,21 +439,20 @@ class App:
             options = attrs.evolve(options, watch=True)
         if self._closed:
             raise service_unavailable("the server is shutting down")
-        if len(self._watch_stops) >= self.max_watches:
+        if len(self._watch_scopes) >= self.max_watches:
             raise too_many_requests(
                 f"too many watches: the limit is {self.max_watches}",
                 self.retry_after_seconds,
             )
         include = request.table_include()
         fmt = FORMAT_JSON if include is None else table_format(include)
-        done = anyio.Event()
-        self._watch_stops.add(done)
+        scope = anyio.CancelScope()
+        self._watch_scopes.add(scope)
         metrics = self.metrics if labels is not None else None
         sent: Callable[[Sequence[Event[Any]]], None] | None = None
         if metrics is not None and labels is not None:
             metrics.watch_opened(labels)
             sent = functools.partial(metrics.watch_events_sent, res)
-
         try:
             watch = await storage.watch(route.namespace, options)
             if options.timeout_seconds is not None and options.timeout_seconds > 0:
@@ -458,15 +465,17 @@ class App:
                     watch,
                     receive=receive,
                     send=send,
-                    encode=lambda event: encoder.encode(event, res, fmt),
+                    encode=lambda batch: encoder.encode_batch(batch, res, fmt),
+                    scope=scope,
                     timeout=timeout,
-                    done=done,
+                    send_timeout=self.send_timeout,
+                    on_stalled=lambda: self._watch_scopes.discard(scope),
                     sent=sent,
                 )
             finally:
                 watch.stop()
         finally:
-            self._watch_stops.discard(done)
+            self._watch_scopes.discard(scope)
             if metrics is not None and labels is not None:
                 metrics.watch_closed(labels)
 
@@ -511,6 +520,7 @@ def create_app(
     retry_after_seconds: int = 1,
     server_version: Mapping[str, str] | None = None,
     patch_types: Mapping[str, PatchFunction] | None = None,
+    send_timeout: float | None = DEFAULT_SEND_TIMEOUT,
     metrics: MetricsRecorder | None = None,
 ) -> App:
     """Return an ASGI app serving *resources* the way kube-apiserver serves them.
@@ -528,10 +538,20 @@ def create_app(
         patch_types: Extra PATCH content types (content type →
             [`PatchFunction`][k8swatch.server.PatchFunction]); JSON merge patch
             is always there.
+        send_timeout: Seconds a watch stream may wait for its client to take
+            data (one ASGI ``send`` that does not return) before the stream
+            ends: the watch stops, its slot, tasks and buffers are freed and
+            the server closes the connection. Also bounds the last sends of a
+            watch the storage ended (the 410 ``ERROR`` event). ``None``
+            disables the bound. See "Slow and stuck clients" in the serving
+            guide for why 30 seconds.
         metrics: A [`MetricsRecorder`][k8swatch.server.MetricsRecorder] (for
             example [`PrometheusMetrics`][k8swatch.metrics.PrometheusMetrics]):
             requests, watches and watch events are reported to it and
             ``/metrics`` serves it. Without one, ``/metrics`` is 404.
+
+    Raises:
+        ValueError: *send_timeout* is not positive.
 
     Health endpoints (``/healthz``, ``/livez``, ``/readyz``) are always
     served; see [`App`][k8swatch.server.App] for adding checks.
@@ -547,5 +567,6 @@ def create_app(
         retry_after_seconds=retry_after_seconds,
         server_version=server_version,
         patch_types=patch_types,
+        send_timeout=send_timeout,
         metrics=metrics,
     )

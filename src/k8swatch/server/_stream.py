@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import operator
+import random
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -12,12 +14,12 @@ from typing_extensions import final
 
 from k8swatch._events import Event, EventType
 from k8swatch._status import Status, StatusError, internal_error
-from k8swatch._watch import Watch, stop_aware_watch
+from k8swatch._watch import Watch
 from k8swatch._wire import encode_event, encode_json
 
 from ._resource import ResourceSpec
 from ._table import build_table
-from ._types import Receive, Send, as_object, metadata_of
+from ._types import Message, Receive, Send, as_object, metadata_of
 
 __all__ = ["FORMAT_JSON", "EventEncoder", "stream_watch", "table_format"]
 
@@ -63,12 +65,18 @@ class EventEncoder:
     the most recent *maxsize* (event type, object, format) combinations,
     holding a reference to each object so that identity checks stay valid.
     ``encode_count`` counts actual encodings (for benchmarks and tests).
+
+    Watchers woken together usually receive the very same batch (the same
+    run of the shared window): `encode_batch` also keeps the joined bytes of
+    the most recent batches, so that each of them costs one lookup and one
+    ``send``, however many events it holds.
     """
 
-    __slots__ = ("_entries", "_maxsize", "encode_count")
+    __slots__ = ("_batches", "_entries", "_maxsize", "encode_count")
 
     def __init__(self, maxsize: int = 4096) -> None:
-        self._entries: dict[tuple[str, int, str], tuple[object, bytes, float]] = {}
+        self._entries: dict[tuple[EventType, int, str], tuple[object, bytes, float]] = {}
+        self._batches: dict[tuple[int, int, int, int, str], _EncodedBatch] = {}
         self._maxsize = maxsize
         self.encode_count: int = 0
         """How many events were actually encoded (cache misses)."""
@@ -76,7 +84,7 @@ class EventEncoder:
     def encode(self, event: Event[Any], resource: ResourceSpec, fmt: str = FORMAT_JSON) -> bytes:
         """Return the JSON line for *event* in *fmt* (``json`` or a table format)."""
         obj = event.object
-        key = (str(event.type), id(obj), fmt)
+        key = (event.type, id(obj), fmt)
         entry = self._entries.get(key)
         now = time.monotonic() if fmt != FORMAT_JSON else 0.0
         if entry is not None and entry[0] is obj and now - entry[2] <= _TABLE_MAX_AGE:
@@ -87,6 +95,40 @@ class EventEncoder:
             del self._entries[next(iter(self._entries))]
         self._entries[key] = (obj, data, now)
         return data
+
+    def encode_batch(
+        self, batch: Sequence[Event[Any]], resource: ResourceSpec, fmt: str = FORMAT_JSON
+    ) -> tuple[bytes, bool]:
+        """Return the JSON lines of *batch*, joined, and whether it holds an ``ERROR`` event.
+
+        A batch of the very same event objects as a recent one (checked by
+        identity) gets the very same bytes, without a lookup per event.
+        Table formats are joined from `encode` (their rows age).
+        """
+        if fmt != FORMAT_JSON:
+            return self._join(batch, resource, fmt)
+        first, last = batch[0], batch[-1]
+        key = (id(resource), id(first), id(last), len(batch), fmt)
+        cached = self._batches.get(key)
+        if cached is not None and cached.resource is resource and cached.holds(batch):
+            return cached.data, cached.error
+        data, error = self._join(batch, resource, fmt)
+        if cached is None and len(self._batches) >= _MAX_BATCHES:
+            del self._batches[next(iter(self._batches))]
+        self._batches[key] = _EncodedBatch(resource, tuple(batch), data, error)
+        return data, error
+
+    def _join(
+        self, batch: Sequence[Event[Any]], resource: ResourceSpec, fmt: str
+    ) -> tuple[bytes, bool]:
+        encode = self.encode
+        error = False
+        lines: list[bytes] = []
+        for event in batch:
+            lines.append(encode(event, resource, fmt))
+            if event.type is EventType.ERROR:
+                error = True
+        return b"".join(lines), error
 
     @staticmethod
     def _encode(event: Event[Any], resource: ResourceSpec, fmt: str) -> bytes:
@@ -108,8 +150,61 @@ class EventEncoder:
         return encode_json({"type": str(event.type), "object": obj}) + b"\n"
 
 
+# Joined batches kept by EventEncoder.encode_batch: the watchers woken by one
+# change share a handful of distinct batches (where each of them was up to).
+_MAX_BATCHES = 64
+
+
+@final
+class _EncodedBatch:
+    """The bytes of one batch, with its events (kept alive, so ids stay unique)."""
+
+    __slots__ = ("data", "error", "events", "resource")
+
+    def __init__(
+        self, resource: ResourceSpec, events: tuple[Event[Any], ...], data: bytes, error: bool
+    ) -> None:
+        self.resource = resource
+        self.events = events
+        self.data = data
+        self.error = error
+
+    def holds(self, batch: Sequence[Event[Any]]) -> bool:
+        """Whether *batch* is exactly these events (the same objects, in order)."""
+        events = self.events
+        return len(events) == len(batch) and all(map(operator.is_, events, batch))
+
+
 def _error_line(err: StatusError) -> bytes:
     return encode_event(Event(EventType.ERROR, err.status))
+
+
+@final
+class _SendClock:
+    """A stream's ``send``, timed: when the pending call began, and whether one stalled."""
+
+    __slots__ = ("_send", "since", "stalled")
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.since: float | None = None
+        """``time.monotonic()`` when the pending ``send`` began (None: none pending)."""
+        self.stalled = False
+        """A ``send`` took too long; nothing more is sent."""
+
+    async def __call__(self, message: Message) -> None:
+        if self.stalled:
+            return
+        self.since = time.monotonic()
+        try:
+            await self._send(message)
+        finally:
+            self.since = None
+
+    def stuck_for(self, seconds: float) -> bool:
+        """Whether the pending ``send`` began *seconds* ago or earlier."""
+        since = self.since
+        return since is not None and time.monotonic() - since >= seconds
 
 
 async def stream_watch(
@@ -117,85 +212,138 @@ async def stream_watch(
     *,
     receive: Receive,
     send: Send,
-    encode: Callable[[Event[Any]], bytes],
+    encode: Callable[[Sequence[Event[Any]]], tuple[bytes, bool]],
+    scope: anyio.CancelScope,
     timeout: float | None,
-    done: anyio.Event,
     headers: Sequence[tuple[bytes, bytes]] = (),
-    sent: Callable[[Sequence[Event[Any]]], None] | None = None,
+    send_timeout: float | None = None,
+    on_stalled: Callable[[], object] = lambda: None,
+    sent: Callable[[Sequence[Event[Any]]], object] | None = None,
 ) -> None:
     """Serve *watch* as a chunked ``application/json`` watch response.
 
-    The body pump, a disconnect listener and a shutdown listener run in one
-    task group: the watch stops at once when the client goes away (which also
-    sets *done*) or when the app sets *done* (shutdown). They call ``stop()``
-    rather than handing *done* to ``stop_aware_watch``, so the pump waits on
-    the watch alone, the cheapest wait there is. Each batch from
-    ``watch.batches()`` goes out in one ``send``.
-    Errors raised while streaming become one ``ERROR`` event, then the stream
-    ends, as kube-apiserver does. *sent*, when given, is called with each
-    batch once it has been sent (metrics).
+    The send loop: each ``watch.batches()`` step (every event available at
+    one wake-up) becomes one ``http.response.body`` message, whose bytes
+    *encode* returns (shared by every watcher that got the same batch), and
+    an ``ERROR`` event ends the stream after it is sent, as kube-apiserver
+    does; so does an error raised by the watch. `_send_chunk` is the one
+    place body chunks are sent.
+
+    The loop and a disconnect listener run in a task group inside *scope*,
+    a cancel scope the caller keeps to end the stream at shutdown (by
+    cancelling it); its deadline is set to *timeout* seconds from now. The
+    client going away cancels it too. No other task or wrapper exists per
+    stream: the loop waits on the watch alone, the cheapest wait there is.
+    Whatever ends the stream, the watch is stopped, and unless the client
+    went away (or stopped taking data) the response is completed.
+
+    *send_timeout* bounds every ``send`` of the stream: one that has not
+    returned after that many seconds (the client takes no data; its TCP
+    window and the server's buffers are full) ends the stream like a
+    disconnect, and nothing more is sent, so the ASGI server closes the
+    connection. The disconnect listener checks the pending send every
+    quarter of *send_timeout*, plus up to a tenth of that at random (one timer
+    per stream and period; a timer per send would cost more than the send;
+    the jitter spreads the ends of streams stuck together), so a stuck stream
+    ends between 1 and 1.3 times *send_timeout* after its send began. It then
+    stops the watch and calls *on_stalled* at once, before the send is
+    interrupted: some servers (hypercorn) shield their socket writes from
+    cancellation, and the watch and its slot must not wait for the client.
+
+    *sent*, when given, is called with each batch once its chunk has been
+    sent (metrics).
     """
     disconnected = False
-    aware = stop_aware_watch(watch, timeout=timeout)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"cache-control", b"no-cache, private"),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": b"", "more_body": True})
+    clock = _SendClock(send)
+    period = None if send_timeout is None else send_timeout / 4
 
     async def listen_for_disconnect() -> None:
         nonlocal disconnected
         while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
+            message: Message | None = None
+            if period is None:
+                message = await receive()
+            else:
+                # uvicorn's and hypercorn's receive() lose nothing when cancelled.
+                # Jittered: streams stuck together are not all ended at once.
+                with anyio.move_on_after(period * (1 + random.random() / 10)):
+                    message = await receive()
+                if send_timeout is not None and clock.stuck_for(send_timeout):
+                    _stalled(clock, send_timeout)
+                    watch.stop()  # the loop is in send(), not waiting on the watch
+                    on_stalled()
+                    scope.cancel()
+                    return
+            if message is not None and message["type"] == "http.disconnect":
                 break
         disconnected = True
-        done.set()
-        aware.stop()
-        tg.cancel_scope.cancel()
+        scope.cancel()
 
-    async def stop_on_shutdown() -> None:
-        await done.wait()
-        aware.stop()
+    try:
+        if timeout is not None:
+            scope.deadline = min(scope.deadline, anyio.current_time() + timeout)
+        with scope:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(listen_for_disconnect)
+                await clock(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"cache-control", b"no-cache, private"),
+                            *headers,
+                        ],
+                    }
+                )
+                await _send_chunk(clock, b"")
+                await _pump(watch, clock, encode, sent)
+                tg.cancel_scope.cancel()
+    finally:
+        # Stopped only now, when the loop no longer waits on the watch: a
+        # watcher stopped while it waits would wake the others parked with it.
+        watch.stop()
+    if not disconnected and not clock.stalled:
+        # The listener is gone: this last send gets a timer of its own.
+        with anyio.move_on_after(send_timeout) as last:
+            await clock({"type": "http.response.body", "body": b"", "more_body": False})
+        if send_timeout is not None and last.cancelled_caught:
+            _stalled(clock, send_timeout)
 
-    async def pump() -> None:
+
+def _stalled(clock: _SendClock, send_timeout: float) -> None:
+    clock.stalled = True
+    logger.info("ending a watch stream: its client took no data for %gs", send_timeout)
+
+
+async def _send_chunk(send: Send, body: bytes) -> None:
+    """Send one chunk of the watch response."""
+    await send({"type": "http.response.body", "body": body, "more_body": True})
+
+
+async def _pump(
+    watch: Watch[Any],
+    send: Send,
+    encode: Callable[[Sequence[Event[Any]]], tuple[bytes, bool]],
+    sent: Callable[[Sequence[Event[Any]]], object] | None = None,
+) -> None:
+    """The send loop: one chunk per batch, until the watch ends or sends an error."""
+    try:
+        batches = watch.batches()
         try:
-            batches = aware.batches()
-            try:
-                async for batch in batches:
-                    chunk = b"".join([encode(event) for event in batch])
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                    if sent is not None:
-                        sent(batch)
-                    if any(event.type is EventType.ERROR for event in batch):
-                        break
-            finally:
-                closer = getattr(batches, "aclose", None)
-                if closer is not None:
-                    await closer()
-        except StatusError as err:
-            await send({"type": "http.response.body", "body": _error_line(err), "more_body": True})
-        except Exception as exc:
-            logger.exception("watch stream failed")
-            await send(
-                {
-                    "type": "http.response.body",
-                    "body": _error_line(internal_error(exc)),
-                    "more_body": True,
-                }
-            )
-
-    async with aware, anyio.create_task_group() as tg:
-        tg.start_soon(listen_for_disconnect)
-        tg.start_soon(stop_on_shutdown)
-        await pump()
-        tg.cancel_scope.cancel()
-    if not disconnected:
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+            async for batch in batches:
+                chunk, error = encode(batch)
+                await _send_chunk(send, chunk)
+                if sent is not None:
+                    sent(batch)
+                if error:
+                    break
+        finally:
+            closer = getattr(batches, "aclose", None)
+            if closer is not None:
+                await closer()
+    except StatusError as err:
+        await _send_chunk(send, _error_line(err))
+    except Exception as exc:
+        logger.exception("watch stream failed")
+        await _send_chunk(send, _error_line(internal_error(exc)))
