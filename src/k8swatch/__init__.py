@@ -31,6 +31,7 @@ from ._fields import unescape_field_value as unescape_field_value
 from ._filters import SelectionPredicate as SelectionPredicate
 from ._filters import default_get_attrs as default_get_attrs
 from ._filters import filter_for_list_options as filter_for_list_options
+from ._finalizers import DeletePreconditions as DeletePreconditions
 from ._label_parser import parse_label_selector as parse_label_selector
 from ._labels import LabelRequirement as LabelRequirement
 from ._labels import LabelSelector as LabelSelector
@@ -81,6 +82,8 @@ from ._storage import Updater as Updater
 from ._storage import Watcher as Watcher
 from ._util import fix_module_metadata as _fix_module_metadata
 from ._version import __version__ as __version__
+from ._warnings import add_warning as add_warning
+from ._warnings import collect_warnings as collect_warnings
 from ._watch import StopAwareWatch as StopAwareWatch
 from ._watch import Watch as Watch
 from ._watch import WatchBase as WatchBase
@@ -93,6 +96,7 @@ __all__ = (
     "BroadcasterStatistics",
     "Closer",
     "Creater",
+    "DeletePreconditions",
     "Deleter",
     "Event",
     "EventLog",
@@ -129,8 +133,10 @@ __all__ = (
     "Watcher",
     "Write",
     "WriteOp",
+    "add_warning",
     "already_exists",
     "bad_request",
+    "collect_warnings",
     "conflict",
     "default_get_attrs",
     "default_list_options",

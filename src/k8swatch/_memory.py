@@ -35,6 +35,15 @@ from ._eventlog import (
     object_key,
 )
 from ._filters import DEFAULT_SUPPORTED_FIELDS, GetAttrsFunc, default_get_attrs
+from ._finalizers import (
+    DeletePreconditions,
+    check_delete_preconditions,
+    check_finalizers_update,
+    deletes_on_update,
+    keep_deletion_fields,
+    plan_delete,
+    strip_deletion_fields,
+)
 from ._follower import DEFAULT_COALESCE, LogFeed
 from ._json import JSONObject, copy_json
 from ._options import ListOptions, WatchCapabilities, validate_watch_options
@@ -58,6 +67,9 @@ _CAPABILITIES = WatchCapabilities(initial_events=True, resume=True)
 _CONFLICT_MESSAGE = (
     "the object has been modified; please apply your changes to the latest version and try again"
 )
+# A DELETE re-reads and retries when another write lands between its read and its
+# conditional write; each retry means some other write made progress.
+_DELETE_ATTEMPTS = 16
 # apiserver's names.SimpleNameGenerator alphabet: no vowels, no confusable characters.
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
@@ -100,6 +112,15 @@ class MemoryStorage:
     Conflict) and bumps ``generation`` when anything outside ``metadata``
     and ``status`` changed; ``delete`` returns the last state. Every object
     going in or out is a copy: the caller's dicts are never stored or shared.
+
+    **Finalizers and graceful deletion**, as kube-apiserver applies them to
+    custom resources: ``delete`` of an object with ``metadata.finalizers``
+    only sets ``deletionTimestamp`` and ``deletionGracePeriodSeconds`` (a
+    ``MODIFIED`` event); the update that removes its last finalizer deletes
+    it (one ``DELETED`` event); no finalizer can be added once it is
+    deleting. ``delete`` checks ``DeleteOptions`` preconditions atomically,
+    and every write takes ``dry_run=True`` to return what it would store
+    without storing it.
 
     ``list`` and ``watch`` are served by a [`WatchCache`][k8swatch.WatchCache]:
     resume from a resourceVersion, 410 Expired, bookmarks,
@@ -345,10 +366,16 @@ class MemoryStorage:
         """Make the cache reflect every write the log holds (a consistent read)."""
         await self._catch_up(await self._log.current_resource_version())
 
-    async def create(self, namespace: str, obj: Mapping[str, Any]) -> JSONObject:
+    async def create(
+        self, namespace: str, obj: Mapping[str, Any], *, dry_run: bool = False
+    ) -> JSONObject:
         """Create the object; return a copy of what was stored.
 
-        ``metadata.generateName`` is honoured when ``metadata.name`` is empty.
+        ``metadata.generateName`` is honoured when ``metadata.name`` is empty;
+        ``deletionTimestamp`` and ``deletionGracePeriodSeconds`` are dropped
+        (a create never starts a deletion). With *dry_run*, nothing is
+        stored: the answer is the object as it would be stored, without a
+        ``resourceVersion`` (as kube-apiserver answers ``dryRun=All``).
 
         Raises:
             StatusError: 409 AlreadyExists; 422 Invalid without a name; 400
@@ -382,10 +409,17 @@ class MemoryStorage:
         namespace = self._namespaced_target(namespace, metadata)
         if metadata.get("resourceVersion"):
             raise bad_request("resourceVersion should not be set on objects to be created")
-        body = self._typed(body)
+        body = self._typed(strip_deletion_fields(body))
+        metadata = body["metadata"]
         metadata["uid"] = self._uid_factory()
         metadata["creationTimestamp"] = self._clock()
         metadata["generation"] = 1
+        if dry_run:
+            await self._ensure_loaded()
+            await self._consistent()
+            if self._cache.get(namespace, name) is not None:
+                raise already_exists(self.resource, name, group=self.group)
+            return copy_json(body)
         entry = await self._write(Write(WriteOp.CREATE, object_key(namespace, name), body), name)
         return copy_json(entry.object)
 
@@ -411,19 +445,30 @@ class MemoryStorage:
         metadata["namespace"] = namespace
         return str(namespace)
 
-    async def update(self, namespace: str, name: str, obj: Mapping[str, Any]) -> JSONObject:
+    async def update(
+        self, namespace: str, name: str, obj: Mapping[str, Any], *, dry_run: bool = False
+    ) -> JSONObject:
         """Replace the object; return a copy of what was stored.
 
         When ``metadata.resourceVersion`` is set it must be the stored one
         (optimistic concurrency); empty means "whatever is stored".
         ``uid``, ``creationTimestamp`` and ``generation`` are kept from the
         stored object; ``generation`` is bumped when anything outside
-        ``metadata`` and ``status`` changed.
+        ``metadata`` and ``status`` changed. ``deletionTimestamp`` and
+        ``deletionGracePeriodSeconds`` are kept from the stored object too.
+
+        When the stored object is being deleted (``deletionTimestamp``) and
+        *obj* has no finalizers left, the object is deleted instead (one
+        ``DELETED`` event, carrying the last stored state) and the answer is
+        the updated object with the deletion's resourceVersion.
+        With *dry_run*, nothing is stored or deleted.
 
         Raises:
             StatusError: 404 NotFound; 409 Conflict (resourceVersion
-                mismatch); 400 when the body's name or namespace differs from
-                the request's, or its resourceVersion is not a number.
+                mismatch); 422 Invalid when a finalizer is added to an object
+                being deleted, or the update sets ``deletionTimestamp``; 400
+                when the body's name or namespace differs from the request's,
+                or its resourceVersion is not a number.
         """
         await self._ensure_loaded()
         body = _body(obj, self.kind)
@@ -449,26 +494,91 @@ class MemoryStorage:
         old_meta: Mapping[str, Any] = current.get("metadata") or {}
         if expected is not None and str(expected) != old_meta.get("resourceVersion"):
             raise conflict(self.resource, name, _CONFLICT_MESSAGE, group=self.group)
-        body = self._typed(body)
+        body = keep_deletion_fields(current, self._typed(body))
+        metadata = body["metadata"]
         for field in ("uid", "creationTimestamp"):
             if field in old_meta:
                 metadata[field] = old_meta[field]
+        check_finalizers_update(current, body, kind=self.kind, group=self.group)
         generation = old_meta.get("generation")
         if isinstance(generation, int):
             changed = _spec_of(body) != _spec_of(current)
             metadata["generation"] = generation + 1 if changed else generation
+        if deletes_on_update(current, body):
+            # The last finalizer is gone: the object goes (kube-apiserver's
+            # store deletes instead of updating, conditionally on the RV read).
+            stored_rv = int(old_meta.get("resourceVersion") or 0)
+            if not dry_run:
+                entry = await self._write(Write(WriteOp.DELETE, key, None, stored_rv), name)
+                stored_rv = entry.resource_version
+            metadata["resourceVersion"] = str(stored_rv)
+            return copy_json(body)
+        if dry_run:
+            metadata["resourceVersion"] = old_meta.get("resourceVersion", "")
+            return copy_json(body)
         entry = await self._write(Write(WriteOp.UPDATE, key, body, expected), name)
         return copy_json(entry.object)
 
-    async def delete(self, namespace: str, name: str) -> JSONObject:
-        """Delete the object; return a copy of its last state (with the deletion's RV).
+    async def delete(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        preconditions: DeletePreconditions | None = None,
+        dry_run: bool = False,
+    ) -> JSONObject:
+        """Delete the object, or start its graceful deletion when it has finalizers.
+
+        Without finalizers the object is deleted; the answer is its last
+        state with the deletion's RV. With finalizers it is marked instead
+        (``deletionTimestamp`` now, ``deletionGracePeriodSeconds`` 0,
+        ``generation`` bumped; one ``MODIFIED`` event) and the answer is the
+        marked object; a repeated delete changes nothing. The decision and
+        the write are atomic: a write landing in between makes it re-read.
+
+        Args:
+            namespace: The object's namespace ("" when cluster-scoped).
+            name: The object's name.
+            preconditions: ``DeleteOptions.preconditions`` the stored object
+                must meet (``uid``, ``resourceVersion``).
+            dry_run: Decide and answer, but store nothing.
 
         Raises:
-            StatusError: 404 NotFound.
+            StatusError: 404 NotFound; 409 Conflict when *preconditions* do
+                not match.
         """
         namespace = self._namespace(namespace)
-        entry = await self._write(Write(WriteOp.DELETE, object_key(namespace, name)), name)
-        return copy_json(entry.object)
+        key = object_key(namespace, name)
+        for _ in range(_DELETE_ATTEMPTS):
+            await self._ensure_loaded()
+            await self._consistent()
+            current = self._cache.get(namespace, name)
+            if current is None:
+                raise not_found(self.resource, name, group=self.group)
+            check_delete_preconditions(current, preconditions, kind=self.kind, group=self.group)
+            plan = plan_delete(current, now=self._clock())
+            current_meta: Mapping[str, Any] = current.get("metadata") or {}
+            stored_rv = int(current_meta.get("resourceVersion") or 0)
+            if plan.delete_now:
+                if dry_run:
+                    return copy_json(current)
+                write = Write(WriteOp.DELETE, key, None, stored_rv)
+            else:
+                assert plan.object is not None
+                if dry_run or not plan.changed:
+                    return copy_json(plan.object)
+                write = Write(WriteOp.UPDATE, key, plan.object, stored_rv)
+            try:
+                entry = await self._log.append(write)
+            except PreconditionFailedError as exc:
+                if exc.reason == "Conflict":
+                    continue  # changed since we read it: decide again
+                raise self._refused(exc, name) from None
+            if entry is None:
+                raise internal_error(f"the event log recorded nothing for {write.op.value}")
+            await self._catch_up(entry.resource_version)
+            return copy_json(entry.object)
+        raise conflict(self.resource, name, _CONFLICT_MESSAGE, group=self.group)
 
     async def watch(self, namespace: str, options: ListOptions | None = None) -> Watch[JSONObject]:
         """Watch objects (``""``: all), like [`WatchCache.watch`][k8swatch.WatchCache.watch].

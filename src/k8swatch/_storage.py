@@ -6,6 +6,13 @@ Lister)`` says whether it can list. Objects cross the boundary as
 Kubernetes-shaped JSON dicts; every method is a coroutine and fails with a
 [`StatusError`][k8swatch.StatusError]. An empty *namespace* means all
 namespaces (list, watch) or a cluster-scoped resource.
+
+Beyond the protocols, ``create``, ``update`` and ``delete`` may take the
+keyword-only argument ``dry_run: bool = False`` (answer what the write would
+store, store nothing) and ``delete`` may take ``preconditions:
+DeletePreconditions | None = None`` (409 Conflict when the stored ``uid`` or
+``resourceVersion`` differs). The server passes them only to a method that
+declares them. [`MemoryStorage`][k8swatch.MemoryStorage] takes both.
 """
 
 from __future__ import annotations

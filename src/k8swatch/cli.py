@@ -9,7 +9,9 @@ data; with it, the session token comes from ``CODER_SESSION_TOKEN``.
 With ``--redis-url`` every change is recorded in Redis Streams
 (``k8swatch.redis``): several ``k8swatch serve`` replicas in front of one Coder
 then serve one consistent API (one resourceVersion order, resume on any
-replica), and only the holder of a Redis lease polls Coder.
+replica), only the holder of a Redis lease polls Coder, and the labels,
+annotations and finalizers of Coder objects are kept in Redis (shared by the
+replicas, kept across restarts; without it they live in the process's memory).
 
 ``k8swatch fake-coder`` runs the fake Coder API alone.
 
@@ -47,7 +49,12 @@ from k8swatch._go import parse_go_duration
 if TYPE_CHECKING:
     from k8swatch import EventLog
     from k8swatch._cli_uvicorn import ServeTimeouts
-    from k8swatch.coder import StaticClientProvider, TemplateStorage, WorkspaceStorage
+    from k8swatch.coder import (
+        MetadataStore,
+        StaticClientProvider,
+        TemplateStorage,
+        WorkspaceStorage,
+    )
     from k8swatch.metrics import PrometheusMetrics
     from k8swatch.redis import RedisLease
     from k8swatch.server import App
@@ -270,6 +277,8 @@ class _SharedLog:
 
     workspaces: EventLog
     templates: EventLog
+    workspace_metadata: MetadataStore
+    template_metadata: MetadataStore
     lease: RedisLease
     note: str
     client: Any
@@ -344,6 +353,9 @@ async def _open_shared_log(
     return _SharedLog(
         workspaces=backend.log_for(CoderWorkspace.PLURAL, group=GROUP),
         templates=backend.log_for(CoderTemplate.PLURAL, group=GROUP),
+        # labels, annotations, finalizers: shared, and kept across restarts
+        workspace_metadata=backend.metadata_store_for(CoderWorkspace.PLURAL, group=GROUP),
+        template_metadata=backend.metadata_store_for(CoderTemplate.PLURAL, group=GROUP),
         # Renewed before every poll: outlive the interval (plus jitter) comfortably.
         lease=backend.lease("coder-poller", ttl=max(10.0, 3 * args.poll_interval)),
         note=(
@@ -364,12 +376,16 @@ def _create_storages(
 
     cache = not args.no_watch_cache
     workspaces = WorkspaceStorage(
-        provider, watch_cache=cache, log=shared.workspaces if shared else None
+        provider,
+        watch_cache=cache,
+        log=shared.workspaces if shared else None,
+        metadata_store=shared.workspace_metadata if shared else None,
     )
     templates = TemplateStorage(
         provider,
         watch_cache=cache,
         log=shared.templates if shared else None,
+        metadata_store=shared.template_metadata if shared else None,
         **args.build_wait,
     )
     if shared:
@@ -589,7 +605,8 @@ def _parser() -> argparse.ArgumentParser:
         help=(
             "record every change in Redis Streams at this URL (redis://HOST[:PORT][/DB], "
             "rediss://, unix://), so several replicas in front of one Coder (--coder-url) "
-            "serve one consistent API; implies the watch cache"
+            "serve one consistent API, and keep the labels, annotations and finalizers of "
+            "Coder objects there (across restarts); implies the watch cache"
         ),
     )
     serve.add_argument(

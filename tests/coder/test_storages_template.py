@@ -243,6 +243,10 @@ async def test_metadata_update_is_one_patch(storage: TemplateStorage, fake: Fake
 async def test_legacy_running_and_version_id(storage: TemplateStorage) -> None:
     current = await storage.get(NS, "acme.starter-template")
     current["spec"]["running"] = True
+    err = await expect_status(422, storage.update(NS, "acme.starter-template", current))
+    assert err.status.details is not None
+    assert [c.field for c in err.status.details.causes] == ["spec.running"]
+    current["spec"]["running"] = False
     updated = await storage.update(NS, "acme.starter-template", current)
     assert "running" not in updated["spec"]
     updated["spec"]["versionID"] = ""

@@ -99,9 +99,8 @@ async def test_lifecycle(storage: WorkspaceStorage, fake: FakeCoder) -> None:
 
 async def test_no_op_update_calls_nothing(storage: WorkspaceStorage, fake: FakeCoder) -> None:
     current = await storage.get(NS, "acme.alice.dev-workspace")
-    current["metadata"]["labels"] = {"ignored": "yes"}
     result = await storage.update(NS, "acme.alice.dev-workspace", current)
-    assert result["metadata"]["resourceVersion"] == current["metadata"]["resourceVersion"]
+    assert result == current
     assert fake.build_transitions("alice/dev-workspace") == []
 
 

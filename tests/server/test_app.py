@@ -171,10 +171,10 @@ async def test_namespaces_seen_in_storages(client: ASGIClient) -> None:
     invalid = await client.request("GET", "/api/v1/namespaces/Not_A_Name")
     assert invalid.status == 404
     assert invalid.json()["message"] == 'namespaces "Not_A_Name" not found'
-    watch = await client.request("GET", "/api/v1/namespaces?watch=true")
-    assert watch.status == 405
     table = await client.request("GET", "/api/v1/namespaces", headers={"accept": TABLE})
     assert [row["cells"][0] for row in table.json()["rows"]] == ["default", "team-b"]
+    assert [row["cells"][1] for row in table.json()["rows"]] == ["Active", "Active"]
+    assert [c["name"] for c in table.json()["columnDefinitions"]] == ["Name", "Status", "Age"]
 
 
 # -- REST verbs ------------------------------------------------------------------

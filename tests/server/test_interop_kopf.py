@@ -7,9 +7,11 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import kopf
 import pytest
 
@@ -113,3 +115,104 @@ def test_operator_sees_existing_objects(served: Served) -> None:
     finally:
         operator.stop()
     assert operator.error is None
+
+
+class HandlerOperator:
+    """A kopf operator in namespaced mode (``kopf run -n <ns>``: namespace scanning on)
+    with create, update and delete handlers; each call lands in ``calls``."""
+
+    def __init__(self, served: Served, namespace: str) -> None:
+        self.calls: queue.Queue[tuple[str, str, dict[str, Any]]] = queue.Queue()
+        self.registry = kopf.OperatorRegistry()
+        self.stop_flag = threading.Event()
+        self.ready_flag = threading.Event()
+        self.error: BaseException | None = None
+        self.namespace = namespace
+        url = served.url
+
+        @kopf.on.login(registry=self.registry)
+        def login(**_: Any) -> kopf.ConnectionInfo:
+            return kopf.ConnectionInfo(server=url, insecure=True)
+
+        @kopf.on.create(GROUP, VERSION, PLURAL, registry=self.registry)
+        def on_create(name: str, spec: Any, **_: Any) -> None:
+            self.calls.put(("create", name, {"spec": dict(spec)}))
+
+        @kopf.on.update(GROUP, VERSION, PLURAL, registry=self.registry)
+        def on_update(name: str, spec: Any, **_: Any) -> None:
+            self.calls.put(("update", name, {"spec": dict(spec)}))
+
+        @kopf.on.delete(GROUP, VERSION, PLURAL, registry=self.registry)
+        def on_delete(name: str, namespace: str, **_: Any) -> None:
+            # The object must still exist, marked for deletion, while this runs.
+            with httpx.Client(base_url=url, timeout=10) as http:
+                response = http.get(served.path(namespace, name))
+            self.calls.put(("delete", name, {"status": response.status_code, **response.json()}))
+
+        self.settings = kopf.OperatorSettings()
+        self.settings.posting.enabled = False
+        self.settings.watching.connect_timeout = 10
+        self.thread = threading.Thread(target=self._run, name="kopf-handlers", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(
+                kopf.operator(
+                    registry=self.registry,
+                    settings=self.settings,
+                    namespaces=[self.namespace],
+                    standalone=True,
+                    stop_flag=self.stop_flag,
+                    ready_flag=self.ready_flag,
+                )
+            )
+        except BaseException as exc:  # reported by the test
+            self.error = exc
+
+    def next_call(self, timeout: float = 30) -> tuple[str, str, dict[str, Any]]:
+        return self.calls.get(timeout=timeout)
+
+
+def _gone(served: Served, namespace: str, name: str, timeout: float = 30) -> dict[str, Any]:
+    """Wait until GET answers 404; return the last object seen before."""
+    deadline = time.monotonic() + timeout
+    last: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        response = served.http.get(served.path(namespace, name))
+        if response.status_code == 404:
+            return last
+        last = response.json()
+        time.sleep(0.05)
+    raise AssertionError(f"{name} still exists: {last}")
+
+
+def test_namespaced_operator_runs_each_handler_once(served: Served) -> None:
+    logging.getLogger("kopf").setLevel(logging.WARNING)
+    ns = new_namespace()  # not known to the server yet: it appears once used
+    watches = served.app.active_watches
+    operator = HandlerOperator(served, ns)
+    operator.thread.start()
+    try:
+        assert operator.ready_flag.wait(60), "kopf did not start"
+        served.wait_for_watches(watches + 1)  # the namespace observer watches namespaces
+        served.create(ns, "w", app="x")
+        assert operator.next_call() == ("create", "w", {"spec": {"size": 1}})
+        # kopf put its finalizer on the object.
+        stored = served.http.get(served.path(ns, "w")).json()
+        assert stored["metadata"]["finalizers"]
+        served.patch(ns, "w", {"spec": {"size": 2}})
+        assert operator.next_call() == ("update", "w", {"spec": {"size": 2}})
+        served.delete(ns, "w")
+        kind, name, seen = operator.next_call()
+        assert (kind, name) == ("delete", "w")
+        assert seen["status"] == 200
+        assert seen["metadata"]["deletionTimestamp"]
+        _gone(served, ns, "w")
+        # Nothing ran twice.
+        time.sleep(1.0)
+        assert operator.calls.empty(), operator.calls.get_nowait()
+    finally:
+        operator.stop_flag.set()
+        operator.thread.join(60)
+    assert not operator.thread.is_alive(), "kopf did not stop"
+    assert operator.error is None, operator.error

@@ -14,7 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from ._interop import API_VERSION, KIND, Served, new_namespace
+from k8swatch import MemoryStorage
+from k8swatch.server import ResourceSpec, create_app
+from k8swatch.testing import serve_app
+
+from ._interop import API_VERSION, KIND, Served, new_namespace, write_kubeconfig
 
 pytestmark = pytest.mark.kubectl
 
@@ -248,3 +252,114 @@ def test_get_namespaces(kubectl: Kubectl, served: Served, ns: str) -> None:
     names = kubectl.run("get", "namespaces", "-o", "name").split()
     assert "namespace/default" in names
     assert f"namespace/{ns}" in names
+
+
+def test_diff_of_an_unchanged_object_is_empty(kubectl: Kubectl, ns: str) -> None:
+    kubectl.run("apply", "-f", "-", stdin=manifest("w", ns, app="x"))
+    process = subprocess.run(
+        kubectl.args("diff", "-f", "-"),
+        env=kubectl.env,
+        input=manifest("w", ns, app="x"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (process.returncode, process.stdout) == (0, ""), process.stderr
+    changed = subprocess.run(
+        kubectl.args("diff", "-f", "-"),
+        env=kubectl.env,
+        input=manifest("w", ns, app="z"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert changed.returncode == 1, changed.stderr
+    assert "-    app: x" in changed.stdout
+    assert "+    app: z" in changed.stdout
+    # The dry runs stored nothing.
+    obj = json.loads(kubectl.run("get", "widget", "w", "-n", ns, "-o", "json"))
+    assert obj["metadata"]["labels"] == {"app": "x"}
+
+
+def test_delete_of_an_object_with_a_finalizer(kubectl: Kubectl, served: Served, ns: str) -> None:
+    kept = json.loads(manifest("w", ns))
+    kept["metadata"]["finalizers"] = ["example.com/keep"]
+    kubectl.run("apply", "-f", "-", stdin=json.dumps(kept))
+    dry = kubectl.run("delete", "widget", "w", "-n", ns, "--dry-run=server")
+    assert f'widget.example.com "w" deleted from {ns} namespace (server dry run)' in dry
+    assert "deletionTimestamp" not in served.http.get(served.path(ns, "w")).json()["metadata"]
+    out = kubectl.run("delete", "widget", "w", "-n", ns, "--wait=false")
+    assert 'widget.example.com "w" deleted' in out, out
+    marked = json.loads(kubectl.run("get", "widget", "w", "-n", ns, "-o", "json"))
+    assert marked["metadata"]["deletionTimestamp"]
+    waiter = kubectl.start("wait", "--for=delete", "widget/w", "-n", ns, "--timeout=60s")
+    try:
+        kubectl.run(
+            "patch",
+            "widget",
+            "w",
+            "-n",
+            ns,
+            "--type=merge",
+            "-p",
+            '{"metadata":{"finalizers":null}}',
+        )
+        assert waiter.wait() == 0
+    finally:
+        waiter.stop()
+
+
+def test_get_namespaces_watch(kubectl: Kubectl, served: Served, ns: str) -> None:
+    watcher = kubectl.start("get", "namespaces", "-w", "--request-timeout=0")
+    try:
+        assert watcher.next_line().split() == ["NAME", "STATUS", "AGE"]
+        assert watcher.next_line().split()[:2] == ["default", "Active"]
+        served.create(ns, "w")
+        while True:
+            line = watcher.next_line()
+            if line.split()[0] == ns:
+                break
+        assert "Active" in line
+    finally:
+        watcher.stop()
+
+
+def test_status_subresource(tmp_path: Path) -> None:
+    storage = MemoryStorage(API_VERSION, KIND)
+    spec = ResourceSpec("example.com", "v1", "widgets", KIND, storage, status_subresource=True)
+    with serve_app(create_app([spec])) as url:
+        kubectl = Kubectl(tmp_path, write_kubeconfig(tmp_path, url))
+        body = json.loads(manifest("w", "default"))
+        body["status"] = {"phase": "Ignored"}
+        kubectl.run("create", "-f", "-", stdin=json.dumps(body))
+        created = json.loads(kubectl.run("get", "widget", "w", "-o", "json"))
+        assert "status" not in created
+        kubectl.run(
+            "patch",
+            "widget",
+            "w",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            '{"status": {"phase": "Ready"}, "spec": {"size": 9}}',
+        )
+        status = json.loads(kubectl.run("get", "widget", "w", "--subresource=status", "-o", "json"))
+        assert status["status"] == {"phase": "Ready"}
+        assert status["spec"] == {"size": 1}
+        assert status["metadata"]["generation"] == 1
+        kubectl.run(
+            "patch",
+            "widget",
+            "w",
+            "--type=merge",
+            "-p",
+            '{"status": {"phase": "Lost"}, "spec": {"size": 2}}',
+        )
+        obj = json.loads(kubectl.run("get", "widget", "w", "-o", "json"))
+        assert obj["status"] == {"phase": "Ready"}
+        assert obj["spec"] == {"size": 2}
+        assert obj["metadata"]["generation"] == 2
+        resources = kubectl.run("api-resources", "--api-group=example.com", "-o", "name")
+        assert resources.split() == ["widgets.example.com"]

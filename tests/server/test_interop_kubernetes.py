@@ -185,3 +185,38 @@ def test_paginated_list(api: client.CustomObjectsApi, served: Served, ns: str) -
             break
     assert sorted(names) == ["a", "b", "c"]
     assert pages == 2
+
+
+def test_delete_options_preconditions_and_finalizers(
+    api: client.CustomObjectsApi, served: Served, ns: str
+) -> None:
+    created = served.create(ns, "w")
+    stale = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid="someone-else"))
+    with pytest.raises(ApiException) as exc:
+        api.delete_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, "w", body=stale)
+    assert exc.value.status == 409
+    assert "the UID in the precondition (someone-else)" in str(exc.value.body)
+    # Put a finalizer on, then delete with matching preconditions: marked, not gone.
+    kept = api.patch_namespaced_custom_object(
+        GROUP, VERSION, ns, PLURAL, "w", {"metadata": {"finalizers": ["example.com/keep"]}}
+    )
+    matching = client.V1DeleteOptions(
+        preconditions=client.V1Preconditions(
+            uid=created["metadata"]["uid"], resource_version=kept["metadata"]["resourceVersion"]
+        ),
+        propagation_policy="Foreground",
+    )
+    marked = api.delete_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, "w", body=matching)
+    assert marked["metadata"]["deletionTimestamp"]
+    assert marked["metadata"]["finalizers"] == ["example.com/keep"]
+    with pytest.raises(ApiException) as added:
+        api.patch_namespaced_custom_object(
+            GROUP, VERSION, ns, PLURAL, "w", {"metadata": {"finalizers": ["a", "example.com/keep"]}}
+        )
+    assert added.value.status == 422
+    api.patch_namespaced_custom_object(
+        GROUP, VERSION, ns, PLURAL, "w", {"metadata": {"finalizers": None}}
+    )
+    with pytest.raises(ApiException) as gone:
+        api.get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, "w")
+    assert gone.value.status == 404

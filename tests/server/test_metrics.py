@@ -277,13 +277,15 @@ def test_without_a_recorder_metrics_is_404(tmp_path: Path) -> None:
         ("DELETE", "/apis/g/v1/namespaces/n/ws/x", {}, "", "DELETE", "resource"),
         ("DELETE", "/apis/g/v1/namespaces/n/ws", {}, "", "DELETECOLLECTION", "namespace"),
         ("GET", "/api/v1/namespaces", {}, "", "LIST", "cluster"),
+        ("GET", "/apis/g/v1/namespaces/n/ws/x/status", {}, "", "GET", "resource"),
+        ("PUT", "/apis/g/v1/namespaces/n/ws/x/status", {}, "", "PUT", "resource"),
         ("GET", "/api/v1/namespaces/n", {}, "", "GET", "resource"),
     ],
 )
 def test_request_labels(
     method: str, path: str, query: dict[str, list[str]], content_type: str, verb: str, scope: str
 ) -> None:
-    res = ResourceSpec("g", "v1", "ws", "W", object())
+    res = ResourceSpec("g", "v1", "ws", "W", object(), status_subresource=True)
     route = match_path(path, {("g", "v1", "ws"): res})
     assert route is not None
     assert not isinstance(route, type(None))
@@ -293,6 +295,7 @@ def test_request_labels(
         assert (labels.group, labels.version, labels.resource) == ("", "v1", "namespaces")
     else:
         assert (labels.group, labels.version, labels.resource) == ("g", "v1", "ws")
+    assert labels.subresource == ("status" if path.endswith("/status") else "")
     assert labels.is_resource_request
 
 

@@ -8,6 +8,7 @@ from k8swatch.testing import (
     EventConformance,
     InitialEventsConformance,
     LifetimeConformance,
+    ObjectConformance,
     ReadWriteConformance,
     ResumeConformance,
     SelectorConformance,
@@ -22,6 +23,7 @@ GROUPS = (
     InitialEventsConformance,
     LifetimeConformance,
     ReadWriteConformance,
+    ObjectConformance,
 )
 
 
@@ -32,7 +34,7 @@ def _cases(cls: type[ConformanceBase]) -> set[str]:
 def test_the_groups_split_the_suite_without_overlap() -> None:
     per_group = [_cases(group) for group in GROUPS]
     assert _cases(ConformanceBase) == set()
-    assert sum(len(cases) for cases in per_group) == len(_cases(WatchConformance)) == 30
+    assert sum(len(cases) for cases in per_group) == len(_cases(WatchConformance)) == 37
     assert set().union(*per_group) == _cases(WatchConformance)
 
 

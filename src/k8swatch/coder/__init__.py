@@ -20,6 +20,8 @@ from ._fake import FakeCoder as FakeCoder
 from ._fake import FakeCoderChange as FakeCoderChange
 from ._fake import FakeCoderChanges as FakeCoderChanges
 from ._fake import FakeCoderError as FakeCoderError
+from ._metadata import MemoryMetadataStore as MemoryMetadataStore
+from ._metadata import MetadataStore as MetadataStore
 from ._models import GROUP as GROUP
 from ._models import CoderTemplate as CoderTemplate
 from ._models import CoderTemplateSpec as CoderTemplateSpec
@@ -65,6 +67,8 @@ __all__ = (
     "FakeCoderChanges",
     "FakeCoderError",
     "GROUP",
+    "MemoryMetadataStore",
+    "MetadataStore",
     "NamespaceLister",
     "NamespaceResolver",
     "StaticClientProvider",

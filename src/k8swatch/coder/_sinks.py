@@ -25,7 +25,7 @@ from anyio.abc import TaskStatus
 from k8swatch._broadcaster import Broadcaster, FullChannelBehavior
 from k8swatch._cache import WatchCache
 from k8swatch._eventlog import EventLog
-from k8swatch._events import EventType
+from k8swatch._events import Event, EventType
 from k8swatch._filters import filter_for_list_options
 from k8swatch._go import go_quote
 from k8swatch._json import copy_json
@@ -38,6 +38,10 @@ from k8swatch.coder._ledger import Key, Known, Ledger, name_of, with_files_of, w
 __all__ = ["BroadcastSink", "CacheSink", "EventSink", "SinkOwner"]
 
 logger = logging.getLogger("k8swatch.coder")
+
+
+def _added(obj: dict[str, Any]) -> Event[dict[str, Any]]:
+    return Event(EventType.ADDED, obj)
 
 
 class SinkOwner(Protocol):
@@ -342,8 +346,19 @@ class BroadcastSink(_SinkBase):
         return True
 
     async def list(self, namespace: str, options: ListOptions) -> ObjectList:
-        """What Coder lists, options ignored (as in the Go original), at the current time."""
+        """What Coder lists, filtered by the selectors, at the current time.
+
+        The Go original ignores every option; the selectors are applied here
+        because the objects carry labels (kept in the metadata store).
+        Pagination options are still ignored: the list is complete.
+
+        Raises:
+            StatusError: 400 for a bad selector; the errors of the listing.
+        """
+        filter_func = filter_for_list_options(namespace, options)
         items = await self._owner._list_coder(namespace)
+        if filter_func is not None:
+            items = [e.object for e in map(_added, items) if filter_func(e) is not None]
         # The Go original sends no list resourceVersion; then kubectl's
         # list-then-watch asks for a watch from "" which the apiserver defaults
         # to sendInitialEvents=true, which these rules reject. A watch here

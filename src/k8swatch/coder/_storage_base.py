@@ -29,7 +29,7 @@ import abc
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar, cast
 
 import anyio
@@ -40,7 +40,16 @@ from k8swatch._cache import WatchCache
 from k8swatch._eventlog import EventLog, LogSnapshot
 from k8swatch._events import EventType
 from k8swatch._fields import parse_field_selector
+from k8swatch._finalizers import (
+    DeletePreconditions,
+    check_delete_preconditions,
+    check_finalizers_update,
+    deletes_on_update,
+    keep_deletion_fields,
+    plan_delete,
+)
 from k8swatch._go import go_quote
+from k8swatch._json import copy_json
 from k8swatch._options import ListOptions
 from k8swatch._selectors import SelectorError
 from k8swatch._status import (
@@ -51,11 +60,22 @@ from k8swatch._status import (
     service_unavailable,
 )
 from k8swatch._storage import ObjectList
+from k8swatch._warnings import add_warning
 from k8swatch._watch import Watch
 from k8swatch.coder._client import CoderClient, map_coder_error
 from k8swatch.coder._convert import parse_rfc3339_ns
 from k8swatch.coder._ledger import Ledger, name_of, sub
 from k8swatch.coder._log_sink import LogSink
+from k8swatch.coder._metadata import (
+    KEPT_FIELDS,
+    MemoryMetadataStore,
+    MetadataRecord,
+    MetadataStore,
+    dress,
+    finalizers_of,
+    kept_metadata,
+    validate_kept_metadata,
+)
 from k8swatch.coder._models import API_VERSION, GROUP
 from k8swatch.coder._provider import ClientProvider, NamespaceLister, NamespaceResolver
 from k8swatch.coder._sinks import BroadcastSink, CacheSink, EventSink
@@ -120,9 +140,13 @@ class _CoderStorage(abc.ABC):
         cache_window: int = 1000,
         bookmark_interval: float = 60.0,
         log: EventLog | None = None,
+        metadata_store: MetadataStore | None = None,
     ) -> None:
         self._provider = provider
         self._ledger = Ledger()
+        self._meta: MetadataStore = (
+            metadata_store if metadata_store is not None else MemoryMetadataStore()
+        )
         self._sink = self._make_sink(
             watch_cache=watch_cache,
             full_channel_behavior=full_channel_behavior,
@@ -177,6 +201,11 @@ class _CoderStorage(abc.ABC):
     def log(self) -> EventLog | None:
         """The shared event log every change is recorded in (None without ``log=``)."""
         return self._sink.log
+
+    @property
+    def metadata_store(self) -> MetadataStore:
+        """Where the labels, annotations, finalizers etc. of the objects are kept."""
+        return self._meta
 
     async def follow(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Feed the watch cache with the log's new entries until cancelled or closed.
@@ -250,11 +279,7 @@ class _CoderStorage(abc.ABC):
         for ns in namespaces:
             client = await self._client(ns)
             listed = await self._call("<list>", self._fetch_all(client))
-            for coder_obj in listed:
-                try:
-                    items.append(self._convert(ns, coder_obj))
-                except (KeyError, ValueError) as exc:
-                    logger.warning("coder: skipping malformed %s: %s", self._RESOURCE, exc)
+            items.extend(obj for obj, _ in await self._dress_all(ns, listed))
         if len(namespaces) > 1:
             items.sort(key=lambda o: (o["metadata"].get("namespace", ""), name_of(o)))
         return items
@@ -271,6 +296,245 @@ class _CoderStorage(abc.ABC):
                 f"{go_quote(current)}",
                 group=GROUP,
             )
+
+    # --- Kubernetes metadata (kept in the metadata store) ----------------------
+
+    async def _records(self, ids: Collection[str]) -> dict[str, MetadataRecord]:
+        """The stored metadata of the Coder objects *ids*.
+
+        Raises:
+            StatusError: 503 when the store is unreachable; 500 for a failure of
+                the store's own.
+        """
+        if not ids:
+            return {}
+        try:
+            return await self._meta.read(ids)
+        except StatusError:
+            raise
+        except Exception as exc:
+            raise internal_error(exc, context="reading Kubernetes metadata") from None
+
+    async def _dress_all(
+        self, namespace: str, listed: Sequence[Mapping[str, Any]]
+    ) -> list[tuple[dict[str, Any], int]]:
+        """Convert a listing and add the stored metadata: ``(object, version)`` each.
+
+        Malformed objects are skipped (and logged). An object's version is
+        the later of Coder's and its metadata record's revision.
+        """
+        converted: list[tuple[dict[str, Any], int]] = []
+        for coder_obj in listed:
+            try:
+                converted.append((self._convert(namespace, coder_obj), self._version(coder_obj)))
+            except (KeyError, ValueError) as exc:
+                logger.warning("coder: skipping malformed %s: %s", self._RESOURCE, exc)
+        records = await self._records([_uid(obj) for obj, _ in converted if _uid(obj)])
+        out: list[tuple[dict[str, Any], int]] = []
+        for obj, version in converted:
+            record = records.get(_uid(obj))
+            if record is not None:
+                dress(obj, record[1].get("metadata") or {}, record[0])
+                version = max(version, record[0])
+            out.append((obj, version))
+        return out
+
+    async def _dress_one(
+        self, namespace: str, coder_obj: Mapping[str, Any], obj: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], int, int]:
+        """One object from Coder with its stored metadata: ``(object, version, revision)``.
+
+        *obj* is its conversion when the caller has one (e.g. with
+        ``spec.files``). *revision* is the record's (0: there is none), the
+        value a metadata write is conditional on.
+        """
+        if obj is None:
+            obj = self._convert(namespace, coder_obj)
+        version = self._version(coder_obj)
+        uid = _uid(obj)
+        record = (await self._records([uid])).get(uid) if uid else None
+        if record is None:
+            return obj, version, 0
+        dress(obj, record[1].get("metadata") or {}, record[0])
+        return obj, max(version, record[0]), record[0]
+
+    def _wanted_metadata(
+        self, name: str, obj: Mapping[str, Any], current: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """The metadata an update of *current* to *obj* keeps, checked as the apiserver does.
+
+        The client's labels, annotations, finalizers, ownerReferences and
+        managedFields; the server's deletionTimestamp and grace period stay
+        as they are. Once the object is being deleted, no finalizer may be
+        added.
+
+        Raises:
+            StatusError: 422 Invalid naming the offending field.
+        """
+        validate_kept_metadata(self._KIND, GROUP, name, sub(obj, "metadata"))
+        new = keep_deletion_fields(current, obj)
+        check_finalizers_update(current, new, kind=self._KIND, group=GROUP)
+        want = kept_metadata(sub(new, "metadata"))
+        _warn_unqualified(finalizers_of(want), finalizers_of(sub(current, "metadata")))
+        return want
+
+    def _check_preconditions(
+        self, obj: Mapping[str, Any], preconditions: DeletePreconditions | None
+    ) -> None:
+        """A delete's ``DeleteOptions.preconditions`` against the object: 409 on mismatch."""
+        check_delete_preconditions(obj, preconditions, kind=self._KIND, group=GROUP)
+
+    def _created_metadata(self, name: str, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """The metadata a create keeps (the client's; no deletion yet), checked (422)."""
+        given = sub(obj, "metadata")
+        validate_kept_metadata(self._KIND, GROUP, name, given)
+        kept = {k: v for k, v in kept_metadata(given).items() if k in KEPT_FIELDS}
+        _warn_unqualified(finalizers_of(kept), [])
+        return kept
+
+    async def _store_metadata(
+        self,
+        namespace: str,
+        name: str,
+        uid: str,
+        kept: Mapping[str, Any],
+        *,
+        expected: int,
+        after: int,
+    ) -> int:
+        """Store *kept* as the metadata of *uid* if its record is still at *expected*.
+
+        Returns the new revision: later than *after* (the object's version
+        now) and than the current time, so the object's resourceVersion
+        moves forward. Empty metadata removes the record.
+
+        Raises:
+            StatusError: 409 Conflict when the metadata changed meanwhile;
+                503 when the store is unreachable.
+        """
+        revision = max(time.time_ns(), after + 1)
+        body: dict[str, Any] | None = (
+            {
+                "resource": self._RESOURCE,
+                "namespace": namespace,
+                "name": name,
+                "metadata": copy_json(dict(kept)),
+            }
+            if kept
+            else None
+        )
+        try:
+            written = await self._meta.write(uid, body, revision, expected=expected)
+        except StatusError:
+            raise
+        except Exception as exc:
+            raise internal_error(exc, context="storing Kubernetes metadata") from None
+        if not written:
+            raise conflict(
+                self._RESOURCE,
+                name,
+                "the object has been modified; please apply your changes to the latest "
+                "version and try again",
+                group=GROUP,
+            )
+        return revision if body is not None else 0
+
+    @staticmethod
+    def _releases_deletion(have: Mapping[str, Any], want: Mapping[str, Any]) -> bool:
+        """Whether an update from metadata *have* to *want* removes the last finalizer
+        of an object being deleted: then the deletion held back starts.
+
+        (An object being deleted in Coder keeps its ``deletionTimestamp`` and
+        has no finalizers left; updating it starts nothing.)
+        """
+        return bool(finalizers_of(have)) and deletes_on_update(
+            {"metadata": have}, {"metadata": want}
+        )
+
+    def _check_status(self, name: str, obj: Mapping[str, Any], current: Mapping[str, Any]) -> None:
+        """Warn when an update changes ``status``: it is read from Coder, never written.
+
+        A warning, not a 422: kube-apiserver ignores ``status`` in writes to a
+        resource whose status is not the client's (the status subresource),
+        and a ``PUT`` of an object read a moment ago may carry a status
+        Coder has moved on from (e.g. ``lastUsedAt``) under the same
+        resourceVersion when there is no watch cache.
+        """
+        if "status" in obj and obj["status"] != current.get("status"):
+            add_warning(
+                f"status: {self._KIND} {go_quote(name)}: the status is read from Coder; "
+                "the change was not kept"
+            )
+
+    async def _hold_deletion(
+        self,
+        namespace: str,
+        name: str,
+        obj: dict[str, Any],
+        version: int,
+        revision: int,
+        base: int | None,
+        *,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        """A delete of an object with finalizers: mark it as being deleted; answer it.
+
+        The first delete sets ``deletionTimestamp`` (now, whole seconds) and
+        ``deletionGracePeriodSeconds`` 0 and emits MODIFIED; a repeated
+        delete answers the object unchanged. Coder is not touched until an
+        update removes the last finalizer.
+
+        Raises:
+            StatusError: 409 Conflict when the metadata changed meanwhile;
+                503 when the store is unreachable.
+        """
+        plan = plan_delete(obj, now=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        if dry_run:
+            return obj if plan.object is None else plan.object
+        if plan.object is None or not plan.changed:
+            return await self._sink.observe(namespace, obj, version, self._ledger.seq)
+        marked = kept_metadata(sub(plan.object, "metadata"))
+        new_revision = await self._store_metadata(
+            namespace, name, _uid(obj), marked, expected=revision, after=version
+        )
+        dress(obj, marked, new_revision)
+        return await self._sink.publish(
+            EventType.MODIFIED, namespace, obj, max(version, new_revision), base=base
+        )
+
+    async def _forget_metadata(self, uids: Collection[str]) -> None:
+        """Remove the metadata of objects that are gone from Coder (failures are logged)."""
+        if not uids:
+            return
+        try:
+            await self._meta.remove(uids)
+        except Exception as exc:
+            logger.warning("coder: metadata of deleted %s not removed: %s", self._RESOURCE, exc)
+
+    async def _sweep(
+        self, namespace: str, listed: Sequence[Mapping[str, Any]], started: int
+    ) -> None:
+        """Remove the metadata of *namespace*'s objects a complete listing no longer shows.
+
+        Only records written before the listing began (wall time *started*)
+        are candidates, so an object created meanwhile keeps its metadata.
+        Failures are logged: the next listing sweeps again.
+        """
+        present = {str(o.get("id") or "") for o in listed}
+        try:
+            records = await self._meta.read_all()
+        except Exception as exc:
+            logger.warning("coder: metadata of %s not swept: %s", self._RESOURCE, exc)
+            return
+        stale = [
+            uid
+            for uid, (revision, body) in records.items()
+            if body.get("resource") == self._RESOURCE
+            and body.get("namespace") == namespace
+            and uid not in present
+            and revision < started
+        ]
+        await self._forget_metadata(stale)
 
     # --- per kind ----------------------------------------------------------------
 
@@ -298,6 +562,7 @@ class _CoderStorage(abc.ABC):
         obj: dict[str, Any],
         *,
         force_allow_create: bool = False,
+        dry_run: bool = False,
     ) -> tuple[dict[str, Any], bool]:
         """Update; with *force_allow_create*, create a missing object (implemented per kind)."""
 
@@ -308,10 +573,19 @@ class _CoderStorage(abc.ABC):
         obj: dict[str, Any],
         *,
         force_allow_create: bool = False,
+        dry_run: bool = False,
     ) -> dict[str, Any]:
-        """Update the object (see `update_or_create`)."""
+        """Update the object (see `update_or_create`).
+
+        With *dry_run*, every check of the write is made (Coder is read) and
+        the answer is the object the write would store, but nothing changes
+        in Coder or in the metadata store; its resourceVersion is the
+        current one.
+        """
         return (
-            await self.update_or_create(namespace, name, obj, force_allow_create=force_allow_create)
+            await self.update_or_create(
+                namespace, name, obj, force_allow_create=force_allow_create, dry_run=dry_run
+            )
         )[0]
 
     # --- the known state -----------------------------------------------------------
@@ -343,12 +617,20 @@ class _CoderStorage(abc.ABC):
             await self._sink.gone(namespace, name)
 
     async def _reconcile(
-        self, namespace: str, listed: Sequence[Mapping[str, Any]], epoch: int, *, baseline: bool
+        self,
+        namespace: str,
+        listed: Sequence[Mapping[str, Any]],
+        epoch: int,
+        *,
+        baseline: bool,
+        started: int = 0,
     ) -> None:
         """Diff a complete listing of *namespace* against the last known state.
 
         The first listing of a namespace (*baseline*) is the sink's to adopt
-        (`EventSink.adopt`); what it does not adopt is diffed.
+        (`EventSink.adopt`); what it does not adopt is diffed. Then the
+        metadata of objects the listing (begun at wall time *started*) no
+        longer shows is removed (`_sweep`; not without *started*).
 
         Raises:
             StatusError: 503 when the shared state is unreachable (what was
@@ -359,13 +641,7 @@ class _CoderStorage(abc.ABC):
         # numbers after the epoch: the listing cannot revert them.
         await sink.catch_up()
         seen: set[tuple[str, str]] = set()
-        for coder_obj in listed:
-            try:
-                obj = self._convert(namespace, coder_obj)
-                version = self._version(coder_obj)
-            except (KeyError, ValueError) as exc:
-                logger.warning("coder: skipping malformed %s: %s", self._RESOURCE, exc)
-                continue
+        for obj, version in await self._dress_all(namespace, listed):
             key = (namespace, name_of(obj))
             seen.add(key)
             if key in ledger.inflight:
@@ -390,6 +666,8 @@ class _CoderStorage(abc.ABC):
                 await sink.note(EventType.DELETED, namespace, known.object, known.version)
         ledger.expire_tombstones(namespace, epoch)
         ledger.primed.add(namespace)
+        if started:
+            await self._sweep(namespace, listed, started)
 
     async def resync(self, namespace: str = "") -> None:
         """List Coder and turn every difference from the last known state into an event.
@@ -416,8 +694,11 @@ class _CoderStorage(abc.ABC):
             client = await self._client(ns)
             await self._sink.load()  # the known state starts from the shared one
             epoch = self._ledger.seq
+            started = time.time_ns()
             listed = await self._call("<list>", self._fetch_all(client))
-            await self._reconcile(ns, listed, epoch, baseline=ns not in self._ledger.primed)
+            await self._reconcile(
+                ns, listed, epoch, baseline=ns not in self._ledger.primed, started=started
+            )
 
     # --- list and watch ------------------------------------------------------
 
@@ -468,6 +749,21 @@ class _CoderStorage(abc.ABC):
 
 
 _WATCH_FIELDS = frozenset({"metadata.name", "metadata.namespace"})
+
+
+def _warn_unqualified(finalizers: Sequence[str], before: Sequence[str]) -> None:
+    """The apiserver's warning for each added finalizer name without a domain."""
+    for finalizer in finalizers:
+        if "/" not in finalizer and finalizer not in before:
+            add_warning(
+                f"metadata.finalizers: {go_quote(finalizer)}: prefer a domain-qualified "
+                "finalizer name to avoid accidental conflicts with other finalizer writers"
+            )
+
+
+def _uid(obj: Mapping[str, Any]) -> str:
+    """``metadata.uid`` of a converted object: the Coder id its metadata is kept under."""
+    return str(sub(obj, "metadata").get("uid") or "")
 
 
 def _check_watch_field_selector(text: str) -> None:

@@ -15,9 +15,20 @@ from typing_extensions import final
 from k8swatch._broadcaster import FullChannelBehavior
 from k8swatch._eventlog import EventLog
 from k8swatch._events import Event, EventType
+from k8swatch._finalizers import DeletePreconditions
 from k8swatch._go import format_go_duration, go_quote
+from k8swatch._json import copy_json
 from k8swatch._options import ListOptions
-from k8swatch._status import Status, StatusError, bad_request, internal_error, timeout
+from k8swatch._status import (
+    Status,
+    StatusCause,
+    StatusError,
+    already_exists,
+    bad_request,
+    internal_error,
+    invalid,
+    timeout,
+)
 from k8swatch._storage import ObjectList
 from k8swatch._watch import Watch
 from k8swatch.coder._client import CoderClient, CoderError, Scrubber
@@ -31,8 +42,9 @@ from k8swatch.coder._files_cache import (
     Unreadable,
     files_of,
 )
-from k8swatch.coder._ledger import sub
-from k8swatch.coder._models import CoderTemplate
+from k8swatch.coder._ledger import sub, with_files_of
+from k8swatch.coder._metadata import MetadataStore, dress, finalizers_of, kept_metadata
+from k8swatch.coder._models import GROUP, CoderTemplate
 from k8swatch.coder._names import parse_template_name
 from k8swatch.coder._provider import ClientProvider
 from k8swatch.coder._storage_base import (
@@ -95,6 +107,7 @@ class TemplateStorage(_CoderStorage):
         log: See `WorkspaceStorage`.
         files_cache_bytes: The files cache's byte budget (default 64 MiB).
         files_concurrency: Versions read from Coder at once (default 8).
+        metadata_store: See `WorkspaceStorage` (``"codertemplates"``).
     """
 
     _RESOURCE: ClassVar[str] = CoderTemplate.PLURAL
@@ -117,6 +130,7 @@ class TemplateStorage(_CoderStorage):
         log: EventLog | None = None,
         files_cache_bytes: int = DEFAULT_MAX_BYTES,
         files_concurrency: int = DEFAULT_CONCURRENCY,
+        metadata_store: MetadataStore | None = None,
     ) -> None:
         self._files_cache = FilesCache(max_bytes=files_cache_bytes, concurrency=files_concurrency)
         # a watch event's recorded object (by identity) -> the same with spec.files, so
@@ -133,6 +147,7 @@ class TemplateStorage(_CoderStorage):
             cache_window=cache_window,
             bookmark_interval=bookmark_interval,
             log=log,
+            metadata_store=metadata_store,
         )
         self._wait_timeout = build_wait_timeout
         self._poll_interval = build_poll_interval
@@ -310,14 +325,19 @@ class TemplateStorage(_CoderStorage):
             await self._forget_if_gone(namespace, name, exc)
             raise
         full = await self._full(client, namespace, template)
-        return await self._answer(namespace, full, template, epoch)
+        return (await self._answer(namespace, full, template, epoch))[0]
 
     async def _answer(
         self, namespace: str, full: dict[str, Any], template: Mapping[str, Any], epoch: int
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], int, int]:
+        """The template as read, with its metadata, folded into the known state.
+
+        Returns ``(object, version, metadata revision)``.
+        """
         if not full["spec"].get("files"):
             full["spec"].pop("files", None)
-        return await self._sink.observe(namespace, full, self._version(template), epoch)
+        obj, version, revision = await self._dress_one(namespace, template, full)
+        return await self._sink.observe(namespace, obj, version, epoch), version, revision
 
     @staticmethod
     def _files_or_error(files: Mapping[str, str]) -> dict[str, str]:
@@ -329,8 +349,15 @@ class TemplateStorage(_CoderStorage):
         return normalized
 
     @writes(name_from_object)
-    async def create(self, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
+    async def create(
+        self, namespace: str, obj: dict[str, Any], *, dry_run: bool = False
+    ) -> dict[str, Any]:
         """Create the template from ``spec.files`` or ``spec.versionID``.
+
+        With *dry_run*, the object is checked and Coder is read (the
+        organization; an existing template is 409 AlreadyExists) but nothing
+        is uploaded or created: the answer is the object as given, with the
+        metadata the write would keep.
 
         Raises:
             StatusError: 400 for a bad object; 409 AlreadyExists; 404 for an
@@ -347,10 +374,14 @@ class TemplateStorage(_CoderStorage):
                 f"spec.organization {go_quote(spec.organization)} must match organization "
                 f"{go_quote(org)} parsed from metadata.name"
             )
+        self._check_legacy_running(name, spec.running)
+        kept = self._created_metadata(name, obj)
         client = await self._client(namespace)
         base = await self._begin_write(namespace, name)
         organization = await self._call(name, client.organization(org))
         org_id = str(organization["id"])
+        if dry_run:
+            return await self._dry_create(client, org_id, name, tmpl, desired, kept)
         if spec.files is not None:
             archive = self._archive_or_error(spec.files)
             file_id = await self._call(name, client.upload(archive))
@@ -380,9 +411,59 @@ class TemplateStorage(_CoderStorage):
             # the new version's files are the ones just uploaded: no need to read them back
             self._files_cache.put(client, version_id, normalize_files(spec.files))
         result = await self._with_files(client, name, self._convert(namespace, template))
-        return await self._sink.publish(
-            EventType.ADDED, namespace, result, self._version(template), base=base
-        )
+        rv = self._version(template)
+        if kept:
+            revision = await self._store_metadata(
+                namespace, name, str(template["id"]), kept, expected=0, after=rv
+            )
+            dress(result, kept, revision)
+            rv = max(rv, revision)
+        return await self._sink.publish(EventType.ADDED, namespace, result, rv, base=base)
+
+    async def _dry_create(
+        self,
+        client: CoderClient,
+        org_id: str,
+        name: str,
+        tmpl: str,
+        desired: CoderTemplate,
+        kept: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """What a create would answer, found without changing Coder."""
+        spec = desired.spec
+        if spec.files is not None:
+            self._archive_or_error(spec.files)
+        else:
+            try:
+                parse_uuid(spec.version_id)
+            except ValueError as exc:
+                raise bad_request(
+                    f"parse template spec.versionID {go_quote(spec.version_id)}: {exc}"
+                ) from None
+        try:
+            await self._call(name, client.template_by_name(org_id, tmpl))
+        except StatusError as exc:
+            if exc.status.code != 404:
+                raise
+        else:
+            raise already_exists(self._RESOURCE, name, group=GROUP)
+        return dress(desired.to_dict(), kept, 0)
+
+    def _check_legacy_running(self, name: str, running: bool) -> None:
+        """422 for ``spec.running: true``: a legacy field no template keeps."""
+        if running:
+            raise invalid(
+                self._KIND,
+                name,
+                [
+                    StatusCause(
+                        "FieldValueForbidden",
+                        "Forbidden: a template cannot run; the legacy field is always false",
+                        "spec.running",
+                    )
+                ],
+                group=GROUP,
+            )
 
     def _archive_or_error(self, files: Mapping[str, str]) -> bytes:
         try:
@@ -398,10 +479,14 @@ class TemplateStorage(_CoderStorage):
         obj: dict[str, Any],
         *,
         force_allow_create: bool = False,
+        dry_run: bool = False,
     ) -> tuple[dict[str, Any], bool]:
         """Update; with *force_allow_create* (server-side apply), create a missing template.
 
-        Returns ``(object, created)``. Always emits MODIFIED on success.
+        Returns ``(object, created)``. Always emits MODIFIED on success. The
+        metadata the store keeps may change too; removing the last finalizer
+        of a template being deleted deletes it in Coder (DELETED). *dry_run*:
+        see `update`.
 
         Raises:
             StatusError: 400 for a read-only ``spec.versionID``, bad files, a
@@ -418,16 +503,18 @@ class TemplateStorage(_CoderStorage):
             _, template = await self._fetch(client, name, org, tmpl)
         except StatusError as exc:
             if exc.status.code == 404 and force_allow_create:
-                return await self.create(namespace, with_name(obj, name)), True
+                return await self.create(namespace, with_name(obj, name), dry_run=dry_run), True
             raise
         full = await self._full(client, namespace, template)
         current_files: dict[str, str] = full["spec"]["files"]
-        current_dict = await self._answer(namespace, full, template, epoch)
+        current_dict, version, revision = await self._answer(namespace, full, template, epoch)
         base = self._ledger.base((namespace, name))
         current = CoderTemplate.from_dict(current_dict)
         desired = CoderTemplate.from_dict(obj)
         check_update_identity(desired.name, name, desired.namespace, namespace)
         self._check_resource_version(name, desired.resource_version, current.resource_version)
+        have_meta = kept_metadata(current_dict["metadata"])
+        want_meta = self._wanted_metadata(name, obj, current_dict)
         want, have = desired.spec, current.spec
         if want.organization != have.organization:
             raise bad_request(
@@ -440,8 +527,36 @@ class TemplateStorage(_CoderStorage):
                 f"instead (current: {go_quote(have.version_id)}, "
                 f"requested: {go_quote(want.version_id)})"
             )
+        self._check_legacy_running(name, want.running)
+        self._check_status(name, obj, current_dict)
         new_files = self._files_or_error(want.files) if want.files is not None else None
         template_id = str(template["id"])
+        if dry_run:
+            answer = dress(copy_json(current_dict), want_meta, 0)
+            answer["spec"].update(
+                {
+                    "displayName": want.display_name,
+                    "description": want.description,
+                    "icon": want.icon,
+                }
+            )
+            for field in ("displayName", "description", "icon"):
+                if not answer["spec"][field]:
+                    del answer["spec"][field]
+            if new_files is not None:
+                answer["spec"]["files"] = new_files
+            return answer, False
+        if self._releases_deletion(have_meta, want_meta):
+            # The last finalizer is gone: the deletion held back happens now.
+            await self._call(name, client.delete_template(template_id))
+            await self._forget_metadata([template_id])
+            gone = with_files_of(
+                dress(self._convert(namespace, template), want_meta, revision), current_dict
+            )
+            await self._sink.publish(
+                EventType.DELETED, namespace, gone, max(version, revision), base=base
+            )
+            return gone, False
         if (want.display_name, want.description, want.icon) != (
             have.display_name,
             have.description,
@@ -458,12 +573,21 @@ class TemplateStorage(_CoderStorage):
             )
         if new_files is not None and new_files != current_files:
             await self._replace_source(client, name, org, template, new_files)
+        if want_meta != have_meta:
+            revision = await self._store_metadata(
+                namespace, name, template_id, want_meta, expected=revision, after=version
+            )
         template = await self._call(name, client.template(template_id))
         full = await self._full(client, namespace, template)
         if not full["spec"].get("files"):
             full["spec"].pop("files", None)
+        dress(full, want_meta, revision)
         stored = await self._sink.publish(
-            EventType.MODIFIED, namespace, full, self._version(template), base=base
+            EventType.MODIFIED,
+            namespace,
+            full,
+            max(self._version(template), revision),
+            base=base,
         )
         return stored, False
 
@@ -553,23 +677,47 @@ class TemplateStorage(_CoderStorage):
             await anyio.sleep(min(interval, self._wait_timeout - elapsed))
 
     @writes(name_from_name)
-    async def delete(self, namespace: str, name: str) -> Status:
+    async def delete(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        preconditions: DeletePreconditions | None = None,
+        dry_run: bool = False,
+    ) -> Status | dict[str, Any]:
         """``DELETE /templates/{id}``; emit DELETED with the template as fetched before.
+
+        A template with finalizers is not deleted yet: its
+        ``metadata.deletionTimestamp`` is set (MODIFIED) and the answer is
+        the template; Coder deletes it when an update removes the last
+        finalizer. The template's metadata is removed with it.
+        *preconditions* (``uid``, ``resourceVersion``) must match the
+        template; *dry_run* checks and answers, changing nothing.
 
         Raises:
             StatusError: 400 bad name or templates still used by workspaces;
-                404; mapped Coder errors.
+                404; mapped Coder errors; 409 Conflict when the metadata
+                changed meanwhile.
         """
         self._require_namespace(namespace)
         org, tmpl = self._parse(name)
         client = await self._client(namespace)
         base = await self._begin_write(namespace, name)
         _, template = await self._fetch(client, name, org, tmpl)
+        result, version, revision = await self._dress_one(namespace, template)
+        if preconditions:
+            self._check_preconditions(await self.get(namespace, name), preconditions)
+        kept = kept_metadata(result["metadata"])
+        if finalizers_of(kept):
+            return await self._hold_deletion(
+                namespace, name, result, version, revision, base, dry_run=dry_run
+            )
+        if dry_run:
+            return Status.success()
         await self._call(name, client.delete_template(str(template["id"])))
-        result = await self._with_files(client, name, self._convert(namespace, template))
-        await self._sink.publish(
-            EventType.DELETED, namespace, result, self._version(template), base=base
-        )
+        await self._forget_metadata([str(template["id"])])
+        result = await self._with_files(client, name, result)
+        await self._sink.publish(EventType.DELETED, namespace, result, version, base=base)
         return Status.success()
 
     # --- list and watch (last: the method named list shadows the builtin below it) ---

@@ -9,11 +9,15 @@ from typing import Any, ClassVar
 from typing_extensions import final
 
 from k8swatch._events import EventType
+from k8swatch._finalizers import DeletePreconditions
 from k8swatch._go import go_quote
-from k8swatch._status import Status, StatusError, bad_request, not_found
+from k8swatch._json import copy_json
+from k8swatch._status import Status, StatusError, already_exists, bad_request, not_found
+from k8swatch._warnings import add_warning
 from k8swatch.coder._client import CoderClient
 from k8swatch.coder._convert import parse_rfc3339_ns, parse_uuid
 from k8swatch.coder._ledger import name_of, sub
+from k8swatch.coder._metadata import dress, finalizers_of, kept_metadata
 from k8swatch.coder._models import GROUP, CoderTemplate, CoderWorkspace
 from k8swatch.coder._names import build_template_name, parse_workspace_name
 from k8swatch.coder._storage_base import (
@@ -60,6 +64,12 @@ class WorkspaceStorage(_CoderStorage):
     * delete: a ``delete`` build → MODIFIED (Coder deletes asynchronously; the
       event carries the delete build as the latest build), answers
       ``Status Success``; the poller reports the DELETED once Coder is done.
+      With finalizers, the delete only sets ``deletionTimestamp`` (MODIFIED)
+      and the build starts when an update removes the last finalizer.
+
+    Labels, annotations, finalizers, ownerReferences and managedFields are
+    kept in the *metadata_store*: an update that changes only them emits
+    MODIFIED with a new resourceVersion and calls no Coder API.
 
     Args:
         provider: Resolves the Coder deployment of a namespace.
@@ -79,6 +89,12 @@ class WorkspaceStorage(_CoderStorage):
             resourceVersion, and the cache is fed from the log (run
             `follow` for the storage's lifetime). See the how-to "Run
             several replicas on Redis".
+        metadata_store: Where the labels, annotations, finalizers,
+            ownerReferences and managedFields of the workspaces are kept
+            (default: a new [`MemoryMetadataStore`][k8swatch.coder.MemoryMetadataStore];
+            ``RedisBackend.metadata_store_for("coderworkspaces",
+            group="aggregation.coder.com")`` shares them between replicas
+            and keeps them across restarts).
     """
 
     _RESOURCE: ClassVar[str] = CoderWorkspace.PLURAL
@@ -111,10 +127,13 @@ class WorkspaceStorage(_CoderStorage):
 
     async def _answer(
         self, namespace: str, workspace: Mapping[str, Any], epoch: int
-    ) -> dict[str, Any]:
-        return await self._sink.observe(
-            namespace, self._convert(namespace, workspace), _workspace_version(workspace), epoch
-        )
+    ) -> tuple[dict[str, Any], int, int]:
+        """The workspace as read, with its metadata, folded into the known state.
+
+        Returns ``(object, version, metadata revision)``.
+        """
+        obj, version, revision = await self._dress_one(namespace, workspace)
+        return await self._sink.observe(namespace, obj, version, epoch), version, revision
 
     async def get(self, namespace: str, name: str) -> dict[str, Any]:
         """``GET /users/{owner}/workspace/{name}``; another organization is NotFound.
@@ -131,11 +150,17 @@ class WorkspaceStorage(_CoderStorage):
         except StatusError as exc:
             await self._forget_if_gone(namespace, name, exc)
             raise
-        return await self._answer(namespace, workspace, epoch)
+        return (await self._answer(namespace, workspace, epoch))[0]
 
     @writes(name_from_object)
-    async def create(self, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
+    async def create(
+        self, namespace: str, obj: dict[str, Any], *, dry_run: bool = False
+    ) -> dict[str, Any]:
         """Create the workspace (``spec.organization`` and ``spec.templateName`` required).
+
+        With *dry_run*, Coder is read (organization, template, version) but
+        nothing is created: the answer is the object as given, with the
+        metadata the write would keep.
 
         Raises:
             StatusError: 400 for a bad object; 404 ``codertemplates ... not
@@ -155,6 +180,7 @@ class WorkspaceStorage(_CoderStorage):
             )
         if not spec.template_name:
             raise bad_request("spec.templateName must not be empty")
+        kept = self._created_metadata(name, obj)
         client = await self._client(namespace)
         base = await self._begin_write(namespace, name)
         organization = await self._call(name, client.organization(org))
@@ -179,6 +205,15 @@ class WorkspaceStorage(_CoderStorage):
                     f"spec.templateVersionID {go_quote(spec.template_version_id)} does not belong "
                     f"to template {go_quote(spec.template_name)}"
                 )
+        if dry_run:
+            try:
+                await self._fetch(client, name, org, owner, ws)
+            except StatusError as exc:
+                if exc.status.code != 404:
+                    raise
+            else:
+                raise already_exists(self._RESOURCE, name, group=GROUP)
+            return dress(desired.to_dict(), kept, 0)
         created = await self._call(
             name,
             client.create_user_workspace(
@@ -200,9 +235,14 @@ class WorkspaceStorage(_CoderStorage):
             else:
                 created = _apply_build(created, build)
         result = self._convert(namespace, created)
-        return await self._sink.publish(
-            EventType.ADDED, namespace, result, _workspace_version(created), base=base
-        )
+        rv = _workspace_version(created)
+        if kept:
+            revision = await self._store_metadata(
+                namespace, name, str(created["id"]), kept, expected=0, after=rv
+            )
+            dress(result, kept, revision)
+            rv = max(rv, revision)
+        return await self._sink.publish(EventType.ADDED, namespace, result, rv, base=base)
 
     @writes(name_from_name)
     async def update_or_create(
@@ -212,10 +252,15 @@ class WorkspaceStorage(_CoderStorage):
         obj: dict[str, Any],
         *,
         force_allow_create: bool = False,
+        dry_run: bool = False,
     ) -> tuple[dict[str, Any], bool]:
         """Update; with *force_allow_create* (server-side apply), create a missing workspace.
 
-        Only ``spec.running`` may change. Returns ``(object, created)``.
+        Only ``spec.running`` may change in Coder; the metadata the store
+        keeps may change too (a metadata-only change emits MODIFIED with a
+        new resourceVersion and calls no Coder API). Removing the last
+        finalizer of a workspace being deleted starts its ``delete`` build.
+        Returns ``(object, created)``. *dry_run*: see `update`.
 
         Raises:
             StatusError: 400 for a changed immutable field, a missing
@@ -230,11 +275,11 @@ class WorkspaceStorage(_CoderStorage):
             workspace = await self._call(name, client.workspace_by_owner_and_name(owner, ws))
         except StatusError as exc:
             if exc.status.code == 404 and force_allow_create:
-                return await self.create(namespace, with_name(obj, name)), True
+                return await self.create(namespace, with_name(obj, name), dry_run=dry_run), True
             raise
         if workspace.get("organization_name") != org:
             raise not_found(self._RESOURCE, name, group=GROUP)
-        current_dict = await self._answer(namespace, workspace, epoch)
+        current_dict, version, revision = await self._answer(namespace, workspace, epoch)
         base = self._ledger.base((namespace, name))
         current = CoderWorkspace.from_dict(current_dict)
         desired = CoderWorkspace.from_dict(obj)
@@ -246,6 +291,8 @@ class WorkspaceStorage(_CoderStorage):
             )
         check_update_identity("", name, desired.namespace, namespace)
         self._check_resource_version(name, desired.resource_version, current.resource_version)
+        have_meta = kept_metadata(current_dict["metadata"])
+        want_meta = self._wanted_metadata(name, obj, current_dict)
         want, have = desired.spec, current.spec
         if (
             want.organization != have.organization
@@ -261,44 +308,115 @@ class WorkspaceStorage(_CoderStorage):
                 "workspace update only supports changing spec.running; other spec fields are "
                 "immutable"
             )
-        if want.running == have.running:
+        self._check_status(name, obj, current_dict)
+        for field, kept_value, cleared in (
+            ("ttlMillis", have.ttl_millis, want.ttl_millis is None),
+            ("autostartSchedule", have.autostart_schedule, want.autostart_schedule is None),
+            ("templateVersionID", have.template_version_id, not want.template_version_id),
+        ):
+            if kept_value and cleared:
+                add_warning(
+                    f"spec.{field}: an existing workspace's value cannot be cleared; "
+                    f"it stays {go_quote(str(kept_value))}"
+                )
+        meta_changed = want_meta != have_meta
+        if want.running == have.running and not meta_changed:
             return current_dict, False
-        transition = "start" if want.running else "stop"
-        build = await self._call(
+        if dry_run:
+            answer = dress(copy_json(current_dict), want_meta, 0)
+            answer["spec"]["running"] = want.running
+            return answer, False
+        build: dict[str, Any] | None = None
+        if self._releases_deletion(have_meta, want_meta):
+            # The last finalizer is gone: the deletion held back starts now.
+            build = await self._call(
+                name, client.create_workspace_build(str(workspace["id"]), "delete")
+            )
+        elif want.running != have.running:
+            build = await self._toggle(client, name, workspace, want.running)
+        if meta_changed:
+            revision = await self._store_metadata(
+                namespace, name, str(workspace["id"]), want_meta, expected=revision, after=version
+            )
+        return await self._publish_build(
+            namespace, workspace, build, base, want_meta, revision
+        ), False
+
+    async def _toggle(
+        self, client: CoderClient, name: str, workspace: Mapping[str, Any], running: bool
+    ) -> dict[str, Any]:
+        transition = "start" if running else "stop"
+        return await self._call(
             name, client.create_workspace_build(str(workspace["id"]), transition)
         )
-        return await self._publish_build(namespace, workspace, build, base), False
 
     async def _publish_build(
-        self, namespace: str, workspace: dict[str, Any], build: Mapping[str, Any], base: int | None
+        self,
+        namespace: str,
+        workspace: dict[str, Any],
+        build: Mapping[str, Any] | None,
+        base: int | None,
+        kept: Mapping[str, Any],
+        revision: int,
     ) -> dict[str, Any]:
-        """Record the workspace with its new *build*: MODIFIED, unless the stream was faster."""
-        updated = _apply_build(workspace, build)
+        """Record the workspace with its new *build* (if any) and metadata *kept* at *revision*.
+
+        MODIFIED, unless the same state was recorded already (the stream can
+        be faster than the answer to the build).
+        """
+        updated = _apply_build(workspace, build) if build is not None else workspace
+        obj = dress(self._convert(namespace, updated), kept, revision)
         return await self._sink.publish(
             EventType.MODIFIED,
             namespace,
-            self._convert(namespace, updated),
-            _workspace_version(updated),
+            obj,
+            max(_workspace_version(updated), revision),
             base=base,
             unless_seen=True,
         )
 
     @writes(name_from_name)
-    async def delete(self, namespace: str, name: str) -> Status:
+    async def delete(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        preconditions: DeletePreconditions | None = None,
+        dry_run: bool = False,
+    ) -> Status | dict[str, Any]:
         """Start a ``delete`` build; emit MODIFIED with it applied; answer Status Success.
 
+        A workspace with finalizers is not deleted yet: its
+        ``metadata.deletionTimestamp`` is set (MODIFIED) and the answer is
+        the workspace; the ``delete`` build starts when an update removes
+        the last finalizer. *preconditions* (``uid``, ``resourceVersion``)
+        must match the workspace; *dry_run* checks and answers, changing
+        nothing.
+
         Raises:
-            StatusError: 400 bad name; 404; mapped Coder errors.
+            StatusError: 400 bad name; 404; mapped Coder errors; 409 Conflict
+                when the preconditions do not hold or the metadata changed
+                meanwhile.
         """
         self._require_namespace(namespace)
         org, owner, ws = self._parse(name)
         client = await self._client(namespace)
         base = await self._begin_write(namespace, name)
         workspace = await self._fetch(client, name, org, owner, ws)
+        obj, version, revision = await self._dress_one(namespace, workspace)
+        if preconditions:
+            self._check_preconditions(await self.get(namespace, name), preconditions)
+        kept = kept_metadata(obj["metadata"])
+        if finalizers_of(kept):
+            return await self._hold_deletion(
+                namespace, name, obj, version, revision, base, dry_run=dry_run
+            )
+        if dry_run:
+            return Status.success()
         build = await self._call(
             name, client.create_workspace_build(str(workspace["id"]), "delete")
         )
-        await self._publish_build(namespace, workspace, build, base)
+        await self._publish_build(namespace, workspace, build, base, kept, revision)
         return Status.success()
 
     async def observe(self, namespace: str, workspace: Mapping[str, Any]) -> None:
@@ -308,10 +426,12 @@ class WorkspaceStorage(_CoderStorage):
         is not older than it; used by `CoderPoller`'s stream bridge.
         """
         try:
-            obj = self._convert(namespace, workspace)
-            version = _workspace_version(workspace)
+            obj, version, _ = await self._dress_one(namespace, workspace)
         except (KeyError, ValueError) as exc:
             logger.warning("coder: skipping malformed workspace: %s", exc)
+            return
+        except StatusError as exc:
+            logger.warning("coder: workspace update not folded in: %s", exc.status.message)
             return
         key = (namespace, name_of(obj))
         if namespace not in self._ledger.primed or key in self._ledger.inflight:

@@ -5,7 +5,9 @@ Open a [`RedisBackend`][k8swatch.redis.RedisBackend] with
 [`RedisEventLog`][k8swatch.redis.RedisEventLog] per resource with
 `backend.log_for(...)` and hand it to the storage; use
 [`RedisLease`][k8swatch.redis.RedisLease] so that only one replica runs an
-out-of-band poller at a time.
+out-of-band poller at a time, and `backend.metadata_store_for(...)` (a
+[`RedisMetadataStore`][k8swatch.redis.RedisMetadataStore]) so the labels,
+annotations and finalizers of Coder objects are shared and survive restarts.
 
 Needs the ``redis`` extra (``pip install 'k8swatch[redis]'``), which installs
 [coredis](https://coredis.readthedocs.io): an anyio-native Redis client, so the
@@ -20,11 +22,13 @@ from ._backend import RedisBackend as RedisBackend
 from ._backend import open_redis_backend as open_redis_backend
 from ._lease import RedisLease as RedisLease
 from ._log import RedisEventLog as RedisEventLog
+from ._metadata import RedisMetadataStore as RedisMetadataStore
 
 __all__ = (
     "RedisBackend",
     "RedisEventLog",
     "RedisLease",
+    "RedisMetadataStore",
     "open_redis_backend",
 )
 

@@ -14,6 +14,7 @@ from typing_extensions import final
 from ._client import CommandObserver, create_client
 from ._lease import RedisLease
 from ._log import RedisEventLog
+from ._metadata import RedisMetadataStore
 from ._stream import StreamClient
 from ._watermark import Watermark
 
@@ -67,6 +68,16 @@ class RedisBackend:
             self._logs[name] = log
             self._task_group.start_soon(log.run, name=f"k8swatch-redis-{name}")
         return log
+
+    def metadata_store_for(self, resource: str, *, group: str = "") -> RedisMetadataStore:
+        """Return the metadata store of *resource* (a plural name) in *group*.
+
+        For a Coder storage's ``metadata_store=``: the labels, annotations,
+        finalizers etc. of its objects, shared by every replica on this
+        prefix and kept across restarts (as long as Redis keeps its data).
+        """
+        name = f"{resource}.{group}" if group else resource
+        return RedisMetadataStore(self.client, "{" + self.prefix + "}:meta:" + name)
 
     def lease(self, name: str, *, ttl: float = 10.0) -> RedisLease:
         """Return the lease *name* (shared by every replica on this prefix)."""

@@ -28,6 +28,7 @@ from k8swatch._status import (
     too_many_requests,
 )
 from k8swatch._storage import Closer
+from k8swatch._warnings import collect_warnings
 from k8swatch._wire import encode_json
 
 from . import _reads, _writes
@@ -42,13 +43,14 @@ from ._http import (
     send_status,
 )
 from ._metrics import MetricsRecorder, RequestLabels, request_labels
-from ._namespaces import serve_namespaces
+from ._namespaces import NamespaceRegistry
 from ._openapi import OpenAPIService, object_schema
 from ._patch import DEFAULT_PATCH_TYPES, PatchFunction
 from ._resource import ResourceSpec, require
 from ._routes import DiscoveryRoute, NamespacesRoute, ResourceRoute, match_path
 from ._stream import FORMAT_JSON, EventEncoder, stream_watch, table_format
 from ._types import Message, Receive, Scope, Send
+from ._validation import format_warning
 
 __all__ = ["App", "create_app"]
 
@@ -123,6 +125,8 @@ class App:
         self.openapi: OpenAPIService = OpenAPIService(self.resources)
         """Serves ``/openapi/v2``, ``/openapi/v3`` and the group-version documents."""
         self._schemas = {id(res): object_schema(res) for res in self.resources}
+        # The namespaces the server knows (``/api/v1/namespaces``).
+        self._known_namespaces = NamespaceRegistry(self.resources)
         self.encoder: EventEncoder = EventEncoder()
         """The shared [`EventEncoder`][k8swatch.server.EventEncoder] (``encode_count``)."""
         # The cancel scope of every open watch stream: cancelling one ends it.
@@ -190,6 +194,7 @@ class App:
         if self._closed:
             return
         self._closed = True
+        await self._known_namespaces.storage.aclose()
         seen: set[int] = set()
         for res in self.resources:
             storage = res.storage
@@ -229,22 +234,32 @@ class App:
         # The outermost handler: no exception escapes to the ASGI server, which
         # would answer a plain-text 500 (or log its own traceback) instead.
         exchange = _Exchange()
+        warnings: list[str] = []
 
         async def tracking_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 exchange.code = message["status"]
+                if warnings:  # what the storage added (add_warning) goes with the answer
+                    message = {
+                        **message,
+                        "headers": [
+                            *message.get("headers", ()),
+                            *((b"warning", format_warning(text).encode()) for text in warnings),
+                        ],
+                    }
             await send(message)
 
         where = f"{scope.get('method', '?')} {scope.get('path', '?')}"
         metrics = self.metrics
         started = time.perf_counter() if metrics is not None else 0.0
         try:
-            await self._dispatch(
-                Request.from_scope(scope),
-                receive,
-                tracking_send,
-                exchange if metrics is not None else None,
-            )
+            with collect_warnings() as warnings:
+                await self._dispatch(
+                    Request.from_scope(scope),
+                    receive,
+                    tracking_send,
+                    exchange if metrics is not None else None,
+                )
         except Exception as exc:
             if exchange.code:
                 logger.error("%s failed after its response started", where, exc_info=exc)
@@ -320,7 +335,7 @@ class App:
         elif isinstance(route, DiscoveryRoute):
             await self._discovery(route, request, send)
         elif isinstance(route, NamespacesRoute):
-            await serve_namespaces(self.resources, route, request, send)
+            await self._namespaces(route, request, receive, send)
         else:
             await send_status(send, path_not_found().status)
 
@@ -359,6 +374,17 @@ class App:
                 paths.add(f"/apis/{res.group}/{res.version}")
         return sorted(paths)
 
+    async def _namespaces(
+        self, route: NamespacesRoute, request: Request, receive: Receive, send: Send
+    ) -> None:
+        served = await self._known_namespaces.route(route, request)
+        if served.watch_path or request.flag("watch"):
+            await self._watch(served, request, receive, send)
+        elif served.name:
+            await self._known_namespaces.get(served.name, request, send)
+        else:
+            await _reads.list_objects(served, request, send)
+
     # -- resources ----------------------------------------------------------
 
     async def _serve_health(self, endpoint: str, name: str, request: Request, send: Send) -> None:
@@ -391,6 +417,11 @@ class App:
         method = request.method
         res = route.resource
         collection = not route.name
+        if route.subresource and method not in ("GET", "PUT", "PATCH"):
+            raise disallowed_method(method)
+        if route.subresource and method == "GET":
+            await _reads.get(route, request, send)
+            return
         if method == "GET":
             if route.watch_path or request.flag("watch"):
                 labels = exchange.labels if exchange is not None else None
@@ -406,6 +437,8 @@ class App:
         limit = self.max_body_bytes
         if method == "POST" and collection and (route.namespace or not res.namespaced):
             await _writes.create(route, request, receive, send, schema=schema, max_body_bytes=limit)
+            if res.namespaced:
+                await self._known_namespaces.learn(route.namespace)
         elif method == "PUT" and not collection:
             await _writes.update(route, request, receive, send, schema=schema, max_body_bytes=limit)
         elif method == "PATCH" and not collection:
@@ -419,8 +452,8 @@ class App:
                 patch_types=self.patch_types,
             )
         elif method == "DELETE" and not collection:
-            await read_body(receive, limit)
-            await _writes.delete(route, request, send)
+            body = await read_body(receive, limit)
+            await _writes.delete(route, request, body, send)
         else:
             raise disallowed_method(method)
 

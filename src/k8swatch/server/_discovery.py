@@ -28,7 +28,7 @@ AGGREGATED_CONTENT_TYPE = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGro
 
 @attrs.frozen
 class _NamespaceResource:
-    """The core ``namespaces`` resource every server offers (get and list)."""
+    """The core ``namespaces`` resource every server offers (get, list and watch)."""
 
     group: str = ""
     version: str = "v1"
@@ -36,9 +36,10 @@ class _NamespaceResource:
     singular: str = "namespace"
     kind: str = "Namespace"
     namespaced: bool = False
-    verbs: tuple[str, ...] = ("get", "list")
+    verbs: tuple[str, ...] = ("get", "list", "watch")
     short_names: tuple[str, ...] = ("ns",)
     categories: tuple[str, ...] = ()
+    status_verbs: tuple[str, ...] = ()
 
 
 NAMESPACES = _NamespaceResource()
@@ -105,10 +106,27 @@ def _api_resource(res: ResourceSpec | _NamespaceResource) -> dict[str, Any]:
     return entry
 
 
+def _api_resources(res: ResourceSpec | _NamespaceResource) -> list[dict[str, Any]]:
+    """The resource's ``APIResource`` entries: itself, then ``<plural>/status``."""
+    entries = [_api_resource(res)]
+    if res.status_verbs:
+        entries.append(
+            {
+                "name": f"{res.plural}/status",
+                "singularName": "",
+                "namespaced": res.namespaced,
+                "kind": res.kind,
+                "verbs": list(res.status_verbs),
+            }
+        )
+    return entries
+
+
 def _aggregated_resource(res: ResourceSpec | _NamespaceResource) -> dict[str, Any]:
+    response_kind = {"group": res.group, "version": res.version, "kind": res.kind}
     entry: dict[str, Any] = {
         "resource": res.plural,
-        "responseKind": {"group": res.group, "version": res.version, "kind": res.kind},
+        "responseKind": response_kind,
         "scope": "Namespaced" if res.namespaced else "Cluster",
         "singularResource": res.singular,
         "verbs": list(res.verbs),
@@ -117,6 +135,14 @@ def _aggregated_resource(res: ResourceSpec | _NamespaceResource) -> dict[str, An
         entry["shortNames"] = list(res.short_names)
     if res.categories:
         entry["categories"] = list(res.categories)
+    if res.status_verbs:
+        entry["subresources"] = [
+            {
+                "subresource": "status",
+                "responseKind": dict(response_kind),
+                "verbs": list(res.status_verbs),
+            }
+        ]
     return entry
 
 
@@ -151,10 +177,10 @@ class Discovery:
 
     def core_resources(self) -> dict[str, Any]:
         """The ``/api/v1`` document: ``namespaces`` plus core-group resources."""
-        resources = [_api_resource(NAMESPACES)]
-        resources += [
-            _api_resource(r) for r in self.resources if r.group == "" and r.version == "v1"
-        ]
+        resources = _api_resources(NAMESPACES)
+        for res in self.resources:
+            if res.group == "" and res.version == "v1":
+                resources += _api_resources(res)
         return {"kind": "APIResourceList", "groupVersion": "v1", "resources": resources}
 
     def _group(self, group: str) -> dict[str, Any]:
@@ -185,9 +211,10 @@ class Discovery:
             "apiVersion": "v1",
             "groupVersion": f"{group}/{version}",
             "resources": [
-                _api_resource(r)
+                entry
                 for r in self.resources
                 if r.group == group and r.version == version
+                for entry in _api_resources(r)
             ],
         }
 

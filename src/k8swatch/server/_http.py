@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
@@ -27,6 +27,7 @@ from ._types import Receive, Scope, Send, metadata_of
 
 __all__ = [
     "Request",
+    "check_dry_run",
     "disallowed_method",
     "parse_bool",
     "read_body",
@@ -36,6 +37,25 @@ __all__ = [
     "send_object",
     "send_status",
 ]
+
+
+def check_dry_run(values: Sequence[object], options_kind: str) -> bool:
+    """Whether *values* (``dryRun``) ask for a dry run; 422 for a value other than ``All``."""
+    for value in values:
+        if value != "All":
+            raise invalid(
+                options_kind,
+                "",
+                [
+                    StatusCause(
+                        reason="FieldValueNotSupported",
+                        message=f'Unsupported value: "{value}": supported values: "All"',
+                        field="dryRun",
+                    )
+                ],
+                group="meta.k8s.io",
+            )
+    return bool(values)
 
 
 def parse_bool(value: str | None) -> bool:
@@ -81,26 +101,15 @@ class Request:
     def dry_run(self, options_kind: str) -> bool:
         """Whether ``dryRun=All`` was asked for (then nothing may be persisted).
 
-        The storage protocol has no dry-run mode, so the app answers with the object
-        as it would be stored (validated, patched) without calling the storage's
-        write methods; server-set fields (uid, resourceVersion) are not filled in.
+        The app then asks the storage for a dry run (``dry_run=True``) when its
+        write method takes that keyword, so the answer is exactly what the
+        write would store; otherwise it answers with the object as validated
+        and patched, without the server-set fields.
+
+        Raises:
+            StatusError: 422 Invalid for a value other than ``All``.
         """
-        values = self.query.get("dryRun") or []
-        for value in values:
-            if value != "All":
-                raise invalid(
-                    options_kind,
-                    "",
-                    [
-                        StatusCause(
-                            reason="FieldValueNotSupported",
-                            message=f'Unsupported value: "{value}": supported values: "All"',
-                            field="dryRun",
-                        )
-                    ],
-                    group="meta.k8s.io",
-                )
-        return bool(values)
+        return check_dry_run(self.query.get("dryRun") or [], options_kind)
 
     def wants_aggregated(self) -> bool:
         """Whether ``Accept`` prefers aggregated discovery (``APIGroupDiscoveryList``)."""

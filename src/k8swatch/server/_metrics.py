@@ -116,8 +116,9 @@ def request_labels(
     if isinstance(route, ResourceRoute):
         res = route.resource
         group, version, resource = res.group, res.version, res.plural
+        subresource = route.subresource
     else:
-        group, version, resource = "", "v1", "namespaces"
+        group, version, resource, subresource = "", "v1", "namespaces", ""
     named = bool(route.name)
     if method in ("GET", "HEAD"):
         watching = route.watch_path or _watching(query)
@@ -141,6 +142,7 @@ def request_labels(
         group=group,
         version=version,
         resource=resource,
+        subresource=subresource,
         scope=scope,
     )
 

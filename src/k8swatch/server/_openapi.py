@@ -117,8 +117,12 @@ def object_schema(resource: OpenAPIResource) -> dict[str, Any]:
     a CRD's ``openAPIV3Schema``) gets ``apiVersion``, ``kind`` and ``metadata``
     filled in when missing; a resource without one gets a permissive schema
     (``x-kubernetes-preserve-unknown-fields``) with just those three fields.
-    Metadata is inlined (``ObjectMeta``), so the result can validate objects on
-    its own.
+    Metadata is always the full ``ObjectMeta``, inlined, so the result can
+    validate objects on its own: as kube-apiserver never prunes or validates
+    ObjectMeta by a CRD's schema, a declared ``metadata`` (kubebuilder writes
+    ``metadata: {type: object}``) contributes only what the apiserver allows
+    there, the constraints on ``name`` and ``generateName`` (``maxLength``,
+    ``minLength``, ``pattern``, ``enum``...).
     """
     declared = _schema_of(resource)
     schema = copy_json(dict(declared)) if declared is not None else _permissive_schema()
@@ -147,9 +151,33 @@ def object_schema(resource: OpenAPIResource) -> dict[str, Any]:
         "Standard object's metadata. More info: https://git.k8s.io/community/contributors/"
         "devel/sig-architecture/api-conventions.md#metadata"
     )
-    props.setdefault("metadata", meta)
+    meta["properties"] = {
+        **meta["properties"],
+        **_name_constraints(meta["properties"], props.get("metadata")),
+    }
+    props["metadata"] = meta
     schema["properties"] = props
     return schema
+
+
+# What a CRD's metadata schema may say about the name (the apiserver refuses the
+# rest), and what object_schema keeps of it.
+_NAME_KEYWORDS = ("maxLength", "minLength", "pattern", "enum", "format", "const", "description")
+
+
+def _name_constraints(meta_props: Mapping[str, Any], declared: object) -> dict[str, Any]:
+    declared_props = declared.get("properties") if is_mapping(declared) else None
+    if not is_mapping(declared_props):
+        return {}
+    out: dict[str, Any] = {}
+    for field in ("name", "generateName"):
+        constraints = declared_props.get(field)
+        if not is_mapping(constraints):
+            continue
+        kept = {k: copy_json(v) for k, v in constraints.items() if k in _NAME_KEYWORDS}
+        if kept:
+            out[field] = {**meta_props[field], **kept}
+    return out
 
 
 # --------------------------------------------------------------------------- documents
@@ -301,6 +329,10 @@ def _paths(builder: Builder, kinds: Sequence[_Kind]) -> dict[str, Any]:
         if obj_item:
             obj_item["parameters"] = [builder.param(p) for p in (name_param, *ns_params, PRETTY)]
             paths[item] = obj_item
+        status_item = _status_operations(k, prefix, ident, tag, obj_item)
+        if status_item:
+            status_item["parameters"] = [builder.param(p) for p in (name_param, *ns_params, PRETTY)]
+            paths[f"{item}/status"] = status_item
         if r.namespaced and "list" in verbs:
             paths[f"{base}/{r.plural}"] = {
                 "get": builder.operation(
@@ -316,6 +348,29 @@ def _paths(builder: Builder, kinds: Sequence[_Kind]) -> dict[str, Any]:
                 "parameters": [builder.param(PRETTY)],
             }
     return paths
+
+
+def _status_operations(
+    k: _Kind,
+    prefix: str,
+    ident: str,
+    tag: str,
+    obj_item: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The operations of ``.../<name>/status``: the object's, renamed as kube-apiserver does."""
+    status_verbs: Iterable[str] = getattr(k.resource, "status_verbs", ())
+    out: dict[str, Any] = {}
+    actions = (("get", "get", "read"), ("update", "put", "replace"), ("patch", "patch", "patch"))
+    for verb, method, action in actions:
+        if verb not in status_verbs or method not in obj_item:
+            continue
+        operation = copy_json(dict(obj_item[method]))
+        operation["operationId"] = f"{action}{prefix}{ident}Status"
+        operation["description"] = str(operation.get("description", "")).replace(
+            "the specified", "status of the specified"
+        )
+        out[method] = operation
+    return out
 
 
 def _rewrite_refs(value: Any, prefix: str) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal, overload
 
@@ -13,7 +15,7 @@ from k8swatch._storage import Creater, Deleter, Getter, Lister, Patcher, Updater
 
 from ._columns import PrinterColumn
 
-__all__ = ["ResourceSpec", "require", "storage_verbs"]
+__all__ = ["ResourceSpec", "accepts_keyword", "require", "storage_verbs"]
 
 # Kubernetes lists verbs alphabetically in discovery; we do the same.
 _VERB_PROTOCOLS: Mapping[str, type] = {
@@ -40,6 +42,36 @@ def storage_verbs(storage: object) -> tuple[str, ...]:
     return tuple(
         verb for verb, protocol in _VERB_PROTOCOLS.items() if isinstance(storage, protocol)
     )
+
+
+def accepts_keyword(storage: object, method: str, keyword: str) -> bool:
+    """Whether *storage*'s *method* takes the keyword argument *keyword*.
+
+    The storage protocols' methods may take optional keyword-only arguments
+    beyond the protocol's (``dry_run``, ``preconditions``); the server passes
+    them only to a storage that declares them, so storages written before
+    them keep working.
+    """
+    kind: Any = type(storage)
+    return _accepts(kind, method, keyword)
+
+
+@functools.lru_cache(maxsize=256)
+def _accepts(kind: Any, method: str, keyword: str) -> bool:
+    function = getattr(kind, method, None)
+    if function is None:
+        return False
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
+    found = parameters.get(keyword)
+    if found is not None:
+        return found.kind in (
+            inspect.Parameter.KEYWORD_ONLY,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        )
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
 
 
 def _str_tuple(values: Iterable[str]) -> tuple[str, ...]:
@@ -93,6 +125,11 @@ class ResourceSpec:
         printer_columns: Extra [`PrinterColumn`][k8swatch.server.PrinterColumn]s of
             Table output after ``Name`` (``kubectl get``; ``priority > 0`` only
             with ``-o wide``). Empty means the default ``Age`` column.
+        status_subresource: Serve the ``status`` subresource, as a CRD with
+            ``subresources: {status: {}}``: ``.../<name>/status`` answers
+            ``GET``, ``PUT`` and ``PATCH`` and changes only ``status``; writes
+            to the object itself keep the stored ``status`` (a create starts
+            with none). Discovery lists ``<plural>/status``.
     """
 
     group: str
@@ -110,6 +147,15 @@ class ResourceSpec:
     list_kind: str = attrs.field(default=attrs.Factory(_default_list_kind, takes_self=True))
     schema: Mapping[str, Any] | None = attrs.field(default=None, repr=False)
     printer_columns: tuple[PrinterColumn, ...] = attrs.field(default=(), converter=_column_tuple)
+    status_subresource: bool = False
+
+    @property
+    def status_verbs(self) -> tuple[str, ...]:
+        """The verbs of the ``status`` subresource (``get``, ``patch``, ``update``
+        as offered on the object itself); empty without the subresource."""
+        if not self.status_subresource:
+            return ()
+        return tuple(verb for verb in ("get", "patch", "update") if verb in self.verbs)
 
     @property
     def api_version(self) -> str:

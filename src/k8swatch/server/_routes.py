@@ -5,7 +5,9 @@ otherwise)::
 
     [watch/]namespaces/<ns>/<plural>[/<name>]   namespaced
     [watch/]<plural>[/<name>]                   all namespaces / cluster-scoped
-    namespaces[/<name>]                          the core namespaces resource
+    namespaces/<ns>/<plural>/<name>/status      the status subresource
+    <plural>/<name>/status                      (when the resource has it)
+    [watch/]namespaces[/<name>]                  the core namespaces resource
 
 A trailing slash is ignored everywhere (``/apis/g/v/widgets/`` is the
 collection), a doubled slash matches nothing.
@@ -49,12 +51,14 @@ class ResourceRoute:
         namespace: Namespace from the path ("" for all namespaces / cluster scope).
         name: Object name ("" for the collection).
         watch_path: The legacy ``/watch/`` form (forces a watch).
+        subresource: ``"status"`` for the status subresource, else ``""``.
     """
 
     resource: ResourceSpec
     namespace: str = ""
     name: str = ""
     watch_path: bool = False
+    subresource: str = ""
 
 
 Route = DiscoveryRoute | NamespacesRoute | ResourceRoute | None
@@ -109,19 +113,29 @@ def _match_resource(
             if group == "" and version == "v1":
                 return NamespacesRoute(rest[1] if len(rest) == 2 else "", watch_path)
             return None
-        if len(rest) > 4:
+        if len(rest) > 5:
             return None
         resource = resources.get((group, version, rest[2]))
         if resource is None or not resource.namespaced:
             return None
-        name = rest[3] if len(rest) == 4 else ""
-        return ResourceRoute(resource, rest[1], name, watch_path)
-    if len(rest) > 2:
+        name = rest[3] if len(rest) >= 4 else ""
+        subresource = rest[4] if len(rest) == 5 else ""
+        if subresource and not _serves(resource, subresource, watch_path):
+            return None
+        return ResourceRoute(resource, rest[1], name, watch_path, subresource)
+    if len(rest) > 3:
         return None
     resource = resources.get((group, version, rest[0]))
     if resource is None:
         return None
-    name = rest[1] if len(rest) == 2 else ""
+    name = rest[1] if len(rest) >= 2 else ""
     if name and resource.namespaced:
         return None
-    return ResourceRoute(resource, "", name, watch_path)
+    subresource = rest[2] if len(rest) == 3 else ""
+    if subresource and not _serves(resource, subresource, watch_path):
+        return None
+    return ResourceRoute(resource, "", name, watch_path, subresource)
+
+
+def _serves(resource: ResourceSpec, subresource: str, watch_path: bool) -> bool:
+    return subresource == "status" and resource.status_subresource and not watch_path

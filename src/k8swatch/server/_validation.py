@@ -13,12 +13,16 @@ declares a schema:
   ``Ignore`` → nothing;
 - wrong types → 422 Invalid ``<Kind>.<group> "<name>" is invalid: spec.running:
   Invalid value: "string": spec.running in body must be of type boolean:
-  "string"``, whatever the directive.
+  "string"``, whatever the directive;
+- ``metadata.name`` / ``metadata.generateName`` breaking the constraints the
+  schema puts on them (``maxLength``, ``minLength``, ``pattern``, ``enum``:
+  the only ObjectMeta validation a CRD schema may add) → 422 Invalid.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -207,6 +211,7 @@ def validate_object(
             ``Strict``, 400 BadRequest (create/update) or 422 Invalid (patch).
     """
     type_errors, unknown = find_schema_errors(obj, schema)
+    type_errors += _name_errors(obj, schema)
     if unknown and directive == "Strict":
         detail = "strict decoding error: " + ", ".join(
             f"unknown field {json.dumps(p)}" for p in unknown
@@ -233,6 +238,74 @@ def validate_object(
     if unknown and directive == "Warn":
         return [f"unknown field {json.dumps(p)}" for p in unknown]
     return []
+
+
+def _name_errors(obj: Mapping[str, Any], schema: Mapping[str, Any]) -> list[StatusCause]:
+    """The name constraints of *schema*'s ``metadata`` that *obj* breaks."""
+    props = schema.get("properties")
+    meta_schema = props.get("metadata") if is_mapping(props) else None
+    meta_props = meta_schema.get("properties") if is_mapping(meta_schema) else None
+    metadata = obj.get("metadata")
+    if not is_mapping(meta_props) or not is_mapping(metadata):
+        return []
+    causes: list[StatusCause] = []
+    for field in ("name", "generateName"):
+        value = metadata.get(field)
+        constraints = meta_props.get(field)
+        if isinstance(value, str) and value and is_mapping(constraints):
+            causes += _string_errors(f"metadata.{field}", value, constraints)
+    return causes
+
+
+def _string_errors(path: str, value: str, schema: Mapping[str, Any]) -> list[StatusCause]:
+    causes: list[StatusCause] = []
+    shown = json.dumps(value)
+    max_length = schema.get("maxLength")
+    if isinstance(max_length, int) and len(value) > max_length:
+        causes.append(
+            StatusCause(
+                reason="FieldValueTooLong",
+                message=f"Too long: may not be more than {max_length} bytes",
+                field=path,
+            )
+        )
+    min_length = schema.get("minLength")
+    if isinstance(min_length, int) and len(value) < min_length:
+        causes.append(
+            StatusCause(
+                reason="FieldValueInvalid",
+                message=(
+                    f"Invalid value: {shown}: {path} in body should be at least "
+                    f"{min_length} chars long"
+                ),
+                field=path,
+            )
+        )
+    pattern = schema.get("pattern")
+    if isinstance(pattern, str):
+        try:
+            matched = re.search(pattern, value) is not None
+        except re.error:
+            matched = True  # a pattern Python cannot read is not the client's fault
+        if not matched:
+            causes.append(
+                StatusCause(
+                    reason="FieldValueInvalid",
+                    message=f"Invalid value: {shown}: {path} in body should match '{pattern}'",
+                    field=path,
+                )
+            )
+    enum = schema.get("enum")
+    if is_array(enum) and value not in enum:
+        supported = ", ".join(json.dumps(v) for v in enum)
+        causes.append(
+            StatusCause(
+                reason="FieldValueNotSupported",
+                message=f"Unsupported value: {shown}: supported values: {supported}",
+                field=path,
+            )
+        )
+    return causes
 
 
 def _compact(obj: Any) -> str:

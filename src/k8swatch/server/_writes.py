@@ -2,8 +2,13 @@
 
 Each handler checks that the resource offers the verb (405) before it reads
 the body, validates the object against the resource's schema
-(``fieldValidation``) and honours ``dryRun=All`` by answering without calling
-the storage's write methods.
+(``fieldValidation``) and honours ``dryRun=All``: a storage whose write
+method takes ``dry_run`` answers what it would store; for any other, the
+handler answers without calling the storage's write methods.
+
+With the status subresource (``ResourceSpec.status_subresource``), writes to
+the object keep its stored ``status`` and writes to ``.../status`` change
+only ``status``, as kube-apiserver's custom-resource strategies do.
 
 Bodies go through the strict decoder (``_decode``); a patched object is held
 to the same rules (nesting depth, UTF-8 text) and to the request size limit,
@@ -12,9 +17,12 @@ so a small patch cannot store what no request could.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
+from k8swatch._finalizers import check_delete_preconditions, plan_delete
+from k8swatch._json import copy_json
 from k8swatch._status import (
     Status,
     StatusCause,
@@ -28,9 +36,10 @@ from k8swatch._wire import encode_json
 
 from ._body import check_name, check_namespace, check_type_meta, read_object
 from ._decode import check_json_value
+from ._delete_options import parse_delete_options
 from ._http import Request, read_request_body, send_object, send_status
 from ._patch import PatchFunction, check_patch_type, patch_object
-from ._resource import ResourceSpec, require
+from ._resource import ResourceSpec, accepts_keyword, require
 from ._routes import ResourceRoute
 from ._types import Receive, Send, metadata_of
 from ._validation import (
@@ -45,6 +54,7 @@ __all__ = [
     "check_patched",
     "create",
     "delete",
+    "for_subresource",
     "patch",
     "update",
     "validate",
@@ -70,6 +80,53 @@ def check_patched(obj: dict[str, Any], max_body_bytes: int) -> None:
         raise request_entity_too_large(
             f"the patched object is {size} bytes, larger than the limit of {max_body_bytes}"
         )
+
+
+def for_subresource(
+    route: ResourceRoute, current: Mapping[str, Any], obj: dict[str, Any]
+) -> dict[str, Any]:
+    """*obj* as a write to *route* may store it, given the stored object *current*.
+
+    On ``.../status``: *current* with *obj*'s ``status`` (and
+    ``metadata.managedFields`` and ``resourceVersion``), nothing else. On the
+    object of a resource with the status subresource: *obj* with *current*'s
+    ``status``. Otherwise *obj* unchanged.
+    """
+    if route.subresource == "status":
+        out = copy_json(dict(current))
+        metadata = dict(metadata_of(out))
+        new_meta = metadata_of(obj)
+        for field in ("managedFields", "resourceVersion"):
+            if field in new_meta:
+                metadata[field] = new_meta[field]
+            else:
+                metadata.pop(field, None)
+        out["metadata"] = metadata
+        out.pop("status", None)
+        if "status" in obj:
+            out["status"] = obj["status"]
+        return out
+    if route.resource.status_subresource:
+        out = dict(obj)
+        out.pop("status", None)
+        if "status" in current:
+            out["status"] = copy_json(current["status"])
+        return out
+    return obj
+
+
+async def _store_update(
+    route: ResourceRoute, obj: dict[str, Any], dry_run: bool
+) -> dict[str, Any] | None:
+    """``storage.update``; with *dry_run*, only when the storage takes ``dry_run`` (else None)."""
+    storage = require(route.resource, "update")
+    if not dry_run:
+        return await storage.update(route.namespace, route.name, obj)
+    if accepts_keyword(storage, "update", "dry_run"):
+        method: Any = storage.update
+        updated: dict[str, Any] = await method(route.namespace, route.name, obj, dry_run=True)
+        return updated
+    return None
 
 
 def validate(
@@ -129,8 +186,14 @@ async def create(
             ],
             group=res.group,
         )
-    obj, warnings = validate(res, {**obj, "metadata": metadata}, request, "create", schema)
+    obj = {**obj, "metadata": metadata}
+    if res.status_subresource:
+        obj.pop("status", None)  # a create starts without status
+    obj, warnings = validate(res, obj, request, "create", schema)
     if request.dry_run("CreateOptions"):
+        if accepts_keyword(storage, "create", "dry_run"):
+            method: Any = storage.create
+            obj = await method(route.namespace, obj, dry_run=True)
         await send_object(send, request, obj, res, 201, headers=warnings)
         return
     created = await storage.create(route.namespace, obj)
@@ -146,18 +209,40 @@ async def update(
     schema: Mapping[str, Any],
     max_body_bytes: int,
 ) -> None:
-    """``PUT`` to an object: 200 with the replaced object."""
+    """``PUT`` to an object (or its ``status``): 200 with the replaced object."""
     res = route.resource
-    storage = require(res, "update")
+    require(res, "update")
     obj = check_type_meta(res, await read_object(request, receive, max_body_bytes))
     metadata = check_name(route, obj["metadata"])
-    obj, warnings = validate(res, {**obj, "metadata": metadata}, request, "update", schema)
-    if request.dry_run("UpdateOptions"):
-        await require(res, "get").get(route.namespace, route.name)  # 404 if missing
-        await send_object(send, request, obj, res, 200, headers=warnings)
+    obj = {**obj, "metadata": metadata}
+    dry_run = request.dry_run("UpdateOptions")
+    own_rv = bool(metadata.get("resourceVersion"))
+    for attempt in range(_PATCH_CONFLICT_RETRIES):
+        if route.subresource or res.status_subresource:
+            # What the write may change depends on the stored object.
+            current = await require(res, "get").get(route.namespace, route.name)
+            target = for_subresource(route, current, obj)
+            if not own_rv:
+                # Store over exactly what was read: a concurrent write retries.
+                target["metadata"] = {
+                    **metadata_of(target),
+                    "resourceVersion": metadata_of(current).get("resourceVersion", ""),
+                }
+        else:
+            target = obj
+        target, warnings = validate(res, target, request, "update", schema)
+        try:
+            updated = await _store_update(route, target, dry_run)
+        except StatusError as err:
+            retry = target is not obj and not own_rv and attempt < _PATCH_CONFLICT_RETRIES - 1
+            if err.reason != "Conflict" or not retry:
+                raise
+            continue
+        if updated is None:  # a dry run the storage cannot make
+            await require(res, "get").get(route.namespace, route.name)  # 404 if missing
+            updated = target
+        await send_object(send, request, updated, res, 200, headers=warnings)
         return
-    updated = await storage.update(route.namespace, route.name, obj)
-    await send_object(send, request, updated, res, 200, headers=warnings)
 
 
 async def patch(
@@ -182,19 +267,17 @@ async def patch(
         check_patched(patched, max_body_bytes)
         patched = check_type_meta(res, patched)
         metadata = check_name(route, patched["metadata"])
-        patched, warnings = validate(
-            res, {**patched, "metadata": metadata}, request, "patch", schema
-        )
-        if request.dry_run("PatchOptions"):
-            await send_object(send, request, patched, res, 200, headers=warnings)
-            return
+        patched = for_subresource(route, current, {**patched, "metadata": metadata})
+        patched, warnings = validate(res, patched, request, "patch", schema)
         try:
-            updated = await storage.update(route.namespace, route.name, patched)
+            updated = await _store_update(route, patched, request.dry_run("PatchOptions"))
+            if updated is None:  # a dry run the storage cannot make
+                updated = patched
         except StatusError as err:
             # A patch without its own resourceVersion is retried on conflict,
             # as kube-apiserver does.
             current_rv = metadata_of(current).get("resourceVersion")
-            own_rv = metadata.get("resourceVersion") != current_rv
+            own_rv = metadata_of(patched).get("resourceVersion") != current_rv
             if err.reason != "Conflict" or own_rv or attempt == _PATCH_CONFLICT_RETRIES - 1:
                 raise
             continue
@@ -202,16 +285,47 @@ async def patch(
         return
 
 
-async def delete(route: ResourceRoute, request: Request, send: Send) -> None:
-    """``DELETE`` an object: 200 with the deleted object, or the storage's Status."""
+async def delete(route: ResourceRoute, request: Request, body: bytes, send: Send) -> None:
+    """``DELETE`` an object: 200 with the deleted object, the object marked for
+    deletion (it has finalizers), or the storage's Status.
+
+    The ``DeleteOptions`` (body, else query) are validated; preconditions and
+    ``dryRun`` go to the storage when its ``delete`` takes ``preconditions`` /
+    ``dry_run``, else the server checks them against a ``get`` of the object.
+    """
     res = route.resource
     storage = require(res, "delete")
-    if request.dry_run("DeleteOptions"):
-        current = await require(res, "get").get(route.namespace, route.name)
-        await send_object(send, request, current, res, 200)
-        return
-    deleted = await storage.delete(route.namespace, route.name)
+    options = parse_delete_options(request, body)
+    method: Any = storage.delete
+    kwargs: dict[str, Any] = {}
+    checked_here = False
+    if options.preconditions:
+        if accepts_keyword(storage, "delete", "preconditions"):
+            kwargs["preconditions"] = options.preconditions
+        else:
+            current = await require(res, "get").get(route.namespace, route.name)
+            check_delete_preconditions(
+                current, options.preconditions, kind=res.kind, group=res.group
+            )
+            checked_here = True
+    if options.dry_run:
+        if accepts_keyword(storage, "delete", "dry_run"):
+            deleted = await method(route.namespace, route.name, dry_run=True, **kwargs)
+        else:
+            current = await require(res, "get").get(route.namespace, route.name)
+            if not checked_here:
+                check_delete_preconditions(
+                    current, options.preconditions, kind=res.kind, group=res.group
+                )
+            plan = plan_delete(current, now=_now())
+            deleted = current if plan.object is None else plan.object
+    else:
+        deleted = await method(route.namespace, route.name, **kwargs)
     if isinstance(deleted, Status):
         await send_status(send, deleted)
         return
     await send_object(send, request, deleted, res, 200)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -33,6 +33,7 @@ from ._conformance_bookmarks import BookmarkConformance as BookmarkConformance
 from ._conformance_events import EventConformance as EventConformance
 from ._conformance_initial_events import InitialEventsConformance as InitialEventsConformance
 from ._conformance_lifetime import LifetimeConformance as LifetimeConformance
+from ._conformance_objects import ObjectConformance as ObjectConformance
 from ._conformance_read_write import ReadWriteConformance as ReadWriteConformance
 from ._conformance_resume import ResumeConformance as ResumeConformance
 from ._conformance_selectors import SelectorConformance as SelectorConformance
@@ -67,6 +68,7 @@ __all__ = (
     "InitialEventsConformance",
     "LifetimeConformance",
     "ReadWriteConformance",
+    "ObjectConformance",
     "serve_app",
 )
 

@@ -13,6 +13,7 @@ from ._conformance_bookmarks import BookmarkConformance
 from ._conformance_events import EventConformance
 from ._conformance_initial_events import InitialEventsConformance
 from ._conformance_lifetime import LifetimeConformance
+from ._conformance_objects import ObjectConformance
 from ._conformance_read_write import ReadWriteConformance
 from ._conformance_resume import ResumeConformance
 from ._conformance_selectors import SelectorConformance
@@ -23,6 +24,7 @@ __all__ = ["WatchConformance"]
 # pytest collects the cases of the last base first: the groups are listed in
 # reverse so that the cases run in reading order, events first.
 class WatchConformance(
+    ObjectConformance,
     ReadWriteConformance,
     LifetimeConformance,
     InitialEventsConformance,
@@ -49,7 +51,9 @@ class WatchConformance(
     * [`LifetimeConformance`][k8swatch.testing.LifetimeConformance]:
       ``timeoutSeconds``, ``stop()``, ``aclose()``;
     * [`ReadWriteConformance`][k8swatch.testing.ReadWriteConformance]: the
-      409/404 errors of writes and reads, ``get`` and ``list``.
+      409/404 errors of writes and reads, ``get`` and ``list``;
+    * [`ObjectConformance`][k8swatch.testing.ObjectConformance]: finalizers
+      and graceful deletion, delete preconditions, dry runs.
 
     Each case runs on asyncio and trio. Implement
     [`make_storage`][k8swatch.testing.ConformanceBase.make_storage] and
