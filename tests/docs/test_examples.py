@@ -49,6 +49,7 @@ PAGES = (
     "docs/how-to/serve-over-http.md",
     "docs/how-to/object-lifecycle.md",
     "docs/how-to/kubectl.md",
+    "docs/how-to/server-side-apply.md",
     "docs/how-to/custom-fields.md",
     "docs/how-to/test-on-both-backends.md",
     "docs/how-to/inject-faults.md",

@@ -174,8 +174,53 @@ def test_strict_validation_and_server_side_apply(coder_kubectl: Kubectl) -> None
         input=WORKSPACE.format(name=DEMO, running="true"),
         check=False,
     )
-    assert ssa.returncode != 0
-    assert "server-side apply is not supported" in ssa.stderr
+    assert ssa.returncode == 0, ssa.stderr
+    assert ssa.stdout.strip() == f"coderworkspace.aggregation.coder.com/{DEMO} serverside-applied"
+
+
+def test_server_side_apply_records_managers_in_the_metadata_store(
+    coder_kubectl: Kubectl,
+) -> None:
+    name = "acme.alice.applied"
+    created = coder_kubectl.run(
+        "apply", "--server-side", "-f", "-", input=WORKSPACE.format(name=name, running="true")
+    )
+    assert (
+        created.stdout.strip() == f"coderworkspace.aggregation.coder.com/{name} serverside-applied"
+    )
+    try:
+        coder_kubectl.run(
+            "wait",
+            f"coderworkspace/{name}",
+            "--for=jsonpath={.status.latestBuildStatus}=running",
+            "--timeout=50s",
+        )
+        got = coder_kubectl.run(
+            "get", "coderworkspace", name, "-o", "json", "--show-managed-fields"
+        )
+        entries = json.loads(got.stdout)["metadata"]["managedFields"]
+        assert [(e["manager"], e["operation"]) for e in entries] == [("kubectl", "Apply")]
+        assert "f:running" in entries[0]["fieldsV1"]["f:spec"]
+        # Another manager changing running conflicts with kubectl, until it forces.
+        stop = WORKSPACE.format(name=name, running="false")
+        other = ("apply", "--server-side", "--field-manager=other", "-f", "-")
+        refused = coder_kubectl.run(*other, input=stop, check=False)
+        assert refused.returncode == 1
+        assert 'Apply failed with 1 conflict: conflict with "kubectl": .spec.running' in (
+            refused.stderr
+        )
+        coder_kubectl.run(*other, "--force-conflicts", input=stop)
+        out = coder_kubectl.run("get", "coderworkspace", name, "-o", "jsonpath={.spec.running}")
+        assert out.stdout == "false"
+    finally:
+        coder_kubectl.run(
+            "wait",
+            f"coderworkspace/{name}",
+            "--for=jsonpath={.status.latestBuildStatus}=stopped",
+            "--timeout=50s",
+            check=False,
+        )
+        coder_kubectl.run("delete", "coderworkspace", name)
 
 
 def test_get_watch_follows_a_stop(coder_kubectl: Kubectl) -> None:

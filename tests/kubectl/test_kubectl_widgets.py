@@ -209,20 +209,16 @@ def test_patch_merge_and_json(kubectl: Kubectl) -> None:
     )
 
 
-def test_server_side_apply_is_refused_cleanly(kubectl: Kubectl) -> None:
+def test_server_side_apply_creates_then_updates(kubectl: Kubectl) -> None:
     out = kubectl.run(
-        "apply",
-        "--server-side",
-        "-f",
-        "-",
-        input=WIDGET.format(name="w1", size=3),
-        check=False,
-        timeout=60,
+        "apply", "--server-side", "-f", "-", input=WIDGET.format(name="w1", size=3), timeout=60
     )
-    assert out.returncode != 0
-    assert "server-side apply" in out.stderr
-    assert "not supported" in out.stderr
-    assert "Traceback" not in out.stderr
+    assert out.stdout.strip() == "widget.example.com/w1 serverside-applied"
+    out = kubectl.run("apply", "--server-side", "-f", "-", input=WIDGET.format(name="w1", size=4))
+    assert out.stdout.strip() == "widget.example.com/w1 serverside-applied"
+    obj = json.loads(kubectl.run("get", "widget", "w1", "-o", "json").stdout)
+    assert obj["spec"] == {"size": 4, "color": "red"}
+    assert obj["metadata"]["labels"] == {"team": "blue"}
 
 
 def test_delete_and_wait(kubectl: Kubectl) -> None:

@@ -119,6 +119,7 @@ def test_v3_group_document_shape() -> None:
     }
     assert "fieldValidation" in [p["name"] for p in patch["parameters"]]
     assert sorted(patch["requestBody"]["content"]) == [
+        "application/apply-patch+yaml",
         "application/json-patch+json",
         "application/merge-patch+json",
     ]
@@ -157,7 +158,11 @@ def test_v2_document() -> None:
     patch = doc["paths"][
         "/apis/aggregation.coder.com/v1alpha1/namespaces/{namespace}/coderworkspaces/{name}"
     ]["patch"]
-    assert patch["consumes"] == ["application/json-patch+json", "application/merge-patch+json"]
+    assert patch["consumes"] == [
+        "application/apply-patch+yaml",
+        "application/json-patch+json",
+        "application/merge-patch+json",
+    ]
     assert patch["parameters"][0]["in"] == "body"
     assert "#/components" not in json.dumps(doc)
 

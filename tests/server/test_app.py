@@ -354,7 +354,7 @@ async def test_patch_retries_on_conflict_without_resource_version(
     "content_type",
     [
         "application/strategic-merge-patch+json",
-        "application/apply-patch+yaml",
+        "application/apply-patch+cbor",
         "text/plain",
     ],
 )
@@ -368,6 +368,7 @@ async def test_other_patch_types_are_415(client: ASGIClient, content_type: str) 
     assert body["reason"] == "UnsupportedMediaType"
     assert content_type in body["message"]
     assert "application/merge-patch+json" in body["message"]
+    assert "application/apply-patch+yaml" in body["message"]
 
 
 async def test_extra_patch_type(storage: DictStorage) -> None:

@@ -1,6 +1,7 @@
 """lightkube (async client): generic resources, list with selectors, ``watch`` with
 ``resourceVersion``, ``fieldSelector`` and ``timeoutSeconds`` (re-watching after each
-server timeout), and 410 handling."""
+server timeout), and 410 handling; ``apply()`` (server-side apply) with the sync and
+the async client."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from typing import Any
 
 import anyio
 import pytest
-from lightkube import AsyncClient, KubeConfig
+from lightkube import AsyncClient, Client, KubeConfig
 from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import create_namespaced_resource
+from lightkube.models.meta_v1 import ObjectMeta
 
 from ._interop import GROUP, KIND, PLURAL, VERSION, WINDOW, Served, new_namespace
 
@@ -136,3 +138,63 @@ async def test_expired_resource_version_raises_410(
             client, 1, namespace=ns, resource_version=first["metadata"]["resourceVersion"]
         )
     assert info.value.status.code == 410
+
+
+def _widget(ns: str, **spec: Any) -> Any:
+    return Widget(metadata=ObjectMeta(name="applied", namespace=ns), spec=spec)
+
+
+def _owners(obj: Any) -> dict[str, Any]:
+    return {entry.manager: entry.fieldsV1 for entry in obj.metadata.managedFields}
+
+
+def test_apply_sync_client(served: Served, kubeconfig: Path, ns: str) -> None:
+    client = Client(config=KubeConfig.from_file(kubeconfig))
+    try:
+        created = client.apply(_widget(ns, size=1, color="red"), field_manager="alice")
+        assert created.spec == {"size": 1, "color": "red"}
+        [entry] = created.metadata.managedFields
+        assert (entry.manager, entry.operation, entry.fieldsType) == ("alice", "Apply", "FieldsV1")
+        assert entry.fieldsV1 == {"f:spec": {".": {}, "f:color": {}, "f:size": {}}}
+        with pytest.raises(ApiError) as info:
+            client.apply(_widget(ns, size=2), field_manager="bob")
+        status = info.value.status
+        assert status.code == 409
+        assert status.reason == "Conflict"
+        assert status.message == 'Apply failed with 1 conflict: conflict with "alice": .spec.size'
+        [cause] = status.details.causes
+        assert (cause.reason, cause.field, cause.message) == (
+            "FieldManagerConflict",
+            ".spec.size",
+            'conflict with "alice"',
+        )
+        forced = client.apply(_widget(ns, size=2), field_manager="bob", force=True)
+        assert forced.spec == {"size": 2, "color": "red"}
+        assert _owners(forced)["bob"] == {"f:spec": {".": {}, "f:size": {}}}
+        assert _owners(forced)["alice"] == {"f:spec": {".": {}, "f:color": {}}}
+        assert client.get(Widget, "applied", namespace=ns).spec == {"size": 2, "color": "red"}
+    finally:
+        client.close()
+
+
+async def test_apply_async_client(client: AsyncClient, served: Served, ns: str) -> None:
+    created = await client.apply(_widget(ns, size=1), field_manager="alice")
+    assert created.metadata.resourceVersion
+    again = await client.apply(_widget(ns, size=1), field_manager="alice")
+    assert again.metadata.resourceVersion == created.metadata.resourceVersion  # no change
+    preview = await client.apply(_widget(ns, size=5), field_manager="alice", dry_run=True)
+    assert preview.spec == {"size": 5}
+    assert (await client.get(Widget, "applied", namespace=ns)).spec == {"size": 1}
+    with pytest.raises(ApiError) as info:
+        await client.apply(_widget(ns, size=3), field_manager="")
+    assert info.value.status.code == 422
+    assert info.value.status.message == (
+        'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: '
+        "is required for apply patch"
+    )
+    # An ordinary patch by another manager, then alice applies again: conflict.
+    served.patch(ns, "applied", {"spec": {"size": 7}})
+    with pytest.raises(ApiError) as info:
+        await client.apply(_widget(ns, size=1), field_manager="alice")
+    assert info.value.status.code == 409
+    assert "using example.com/v1: .spec.size" in info.value.status.message

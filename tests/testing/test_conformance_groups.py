@@ -34,7 +34,7 @@ def _cases(cls: type[ConformanceBase]) -> set[str]:
 def test_the_groups_split_the_suite_without_overlap() -> None:
     per_group = [_cases(group) for group in GROUPS]
     assert _cases(ConformanceBase) == set()
-    assert sum(len(cases) for cases in per_group) == len(_cases(WatchConformance)) == 37
+    assert sum(len(cases) for cases in per_group) == len(_cases(WatchConformance)) == 38
     assert set().union(*per_group) == _cases(WatchConformance)
 
 
@@ -64,3 +64,14 @@ def test_capabilities_decide_which_cases_of_a_group_exist() -> None:
     }
     assert "test_resource_version_match_is_rejected" not in _cases(Resumable)
     assert len(_cases(Resumable)) == 5
+
+
+def test_managed_fields_case_follows_its_capability() -> None:
+    class Keeps(ReadWriteConformance):
+        pass
+
+    class Drops(ReadWriteConformance):
+        keeps_managed_fields = False
+
+    assert "test_managed_fields_are_kept" in _cases(Keeps)
+    assert "test_managed_fields_are_kept" not in _cases(Drops)

@@ -32,6 +32,7 @@ from k8swatch._warnings import collect_warnings
 from k8swatch._wire import encode_json
 
 from . import _reads, _writes
+from ._apply import is_apply, serve_apply
 from ._discovery import AGGREGATED_CONTENT_TYPE, Discovery
 from ._health import ENDPOINTS, HEADERS, HealthCheck, HealthEndpoints
 from ._http import (
@@ -42,6 +43,7 @@ from ._http import (
     send_bytes,
     send_status,
 )
+from ._managedfields import FieldManager, now
 from ._metrics import MetricsRecorder, RequestLabels, request_labels
 from ._namespaces import NamespaceRegistry
 from ._openapi import OpenAPIService, object_schema
@@ -125,6 +127,10 @@ class App:
         self.openapi: OpenAPIService = OpenAPIService(self.resources)
         """Serves ``/openapi/v2``, ``/openapi/v3`` and the group-version documents."""
         self._schemas = {id(res): object_schema(res) for res in self.resources}
+        self._field_managers = {
+            id(res): FieldManager(self._schemas[id(res)], res.api_version, now)
+            for res in self.resources
+        }
         # The namespaces the server knows (``/api/v1/namespaces``).
         self._known_namespaces = NamespaceRegistry(self.resources)
         self.encoder: EventEncoder = EventEncoder()
@@ -434,13 +440,24 @@ class App:
         if route.watch_path:
             raise disallowed_method(method)
         schema = self._schemas[id(res)]
+        fields = self._field_managers[id(res)]
         limit = self.max_body_bytes
         if method == "POST" and collection and (route.namespace or not res.namespaced):
-            await _writes.create(route, request, receive, send, schema=schema, max_body_bytes=limit)
+            await _writes.create(
+                route, request, receive, send, schema=schema, max_body_bytes=limit, fields=fields
+            )
             if res.namespaced:
                 await self._known_namespaces.learn(route.namespace)
         elif method == "PUT" and not collection:
-            await _writes.update(route, request, receive, send, schema=schema, max_body_bytes=limit)
+            await _writes.update(
+                route, request, receive, send, schema=schema, max_body_bytes=limit, fields=fields
+            )
+        elif method == "PATCH" and not collection and is_apply(request):
+            await serve_apply(
+                route, request, receive, send, schema=schema, max_body_bytes=limit, fields=fields
+            )
+            if res.namespaced:  # an apply may have created the object
+                await self._known_namespaces.learn(route.namespace)
         elif method == "PATCH" and not collection:
             await _writes.patch(
                 route,
@@ -450,6 +467,7 @@ class App:
                 schema=schema,
                 max_body_bytes=limit,
                 patch_types=self.patch_types,
+                fields=fields,
             )
         elif method == "DELETE" and not collection:
             body = await read_body(receive, limit)

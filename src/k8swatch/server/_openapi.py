@@ -297,8 +297,8 @@ def _paths(builder: Builder, kinds: Sequence[_Kind]) -> dict[str, Any]:
                 body=builder.body(obj_ref, [_JSON, "application/yaml"]),
             )
         if "patch" in verbs:
-            # No strategic-merge-patch and no apply-patch: kubectl apply then sends
-            # JSON merge patches, which this server implements.
+            # No strategic-merge-patch (as for a CRD): client-side kubectl apply
+            # then sends JSON merge patches; server-side apply has its own type.
             patch_schema: dict[str, Any] = {"type": "object"}
             if not builder.v2:
                 patch_schema = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
@@ -312,7 +312,11 @@ def _paths(builder: Builder, kinds: Sequence[_Kind]) -> dict[str, Any]:
                 responses=builder.responses({"200": "OK", "201": "Created"}, obj_ref),
                 body=builder.body(
                     patch_schema,
-                    ["application/json-patch+json", "application/merge-patch+json"],
+                    [
+                        "application/apply-patch+yaml",
+                        "application/json-patch+json",
+                        "application/merge-patch+json",
+                    ],
                 ),
             )
         if "delete" in verbs:

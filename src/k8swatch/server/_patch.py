@@ -1,5 +1,8 @@
 """PATCH support: a content type → patch function registry, with JSON merge patch.
 
+Server-side apply (``application/apply-patch+yaml``) is no patch function: the
+app handles it before this registry (``_apply``), whatever ``patch_types`` say.
+
 A patch function takes the current object and the raw request body and returns
 the patched object; it raises [`StatusError`][k8swatch.StatusError] (400
 BadRequest) for a body it cannot apply. Add more patch types by passing
@@ -74,17 +77,14 @@ DEFAULT_PATCH_TYPES: Mapping[str, PatchFunction] = {
 
 def unsupported_patch_type(content_type: str, accepted: Mapping[str, object]) -> StatusError:
     """415 UnsupportedMediaType naming *content_type* and the accepted types."""
-    listed = ", ".join(accepted)
+    listed = ", ".join([*(t for t in accepted if t != APPLY_PATCH_TYPES[0]), APPLY_PATCH_TYPES[0]])
     shown = content_type or "(none)"
     message = (
         f"the body of the request was in an unknown format ({shown}) - "
         f"accepted media types include: {listed}"
     )
     if content_type in APPLY_PATCH_TYPES:
-        message += (
-            "; server-side apply is not supported by this server: use client-side "
-            "apply (kubectl apply without --server-side)"
-        )
+        message += f"; server-side apply reads {APPLY_PATCH_TYPES[0]} (JSON or YAML), not CBOR"
     return unsupported_media_type(message)
 
 

@@ -10,6 +10,10 @@ With the status subresource (``ResourceSpec.status_subresource``), writes to
 the object keep its stored ``status`` and writes to ``.../status`` change
 only ``status``, as kube-apiserver's custom-resource strategies do.
 
+Every write records who set which fields in ``metadata.managedFields``
+(``_managedfields``): the manager is the ``fieldManager`` parameter, else the
+``User-Agent``'s product. Server-side apply has its own handler (``_apply``).
+
 Bodies go through the strict decoder (``_decode``); a patched object is held
 to the same rules (nesting depth, UTF-8 text) and to the request size limit,
 so a small patch cannot store what no request could.
@@ -32,12 +36,14 @@ from k8swatch._status import (
     request_entity_too_large,
     unprocessable_entity,
 )
+from k8swatch._storage import Getter
 from k8swatch._wire import encode_json
 
 from ._body import check_name, check_namespace, check_type_meta, read_object
 from ._decode import check_json_value
 from ._delete_options import parse_delete_options
 from ._http import Request, read_request_body, send_object, send_status
+from ._managedfields import FieldManager
 from ._patch import PatchFunction, check_patch_type, patch_object
 from ._resource import ResourceSpec, accepts_keyword, require
 from ._routes import ResourceRoute
@@ -48,19 +54,22 @@ from ._validation import (
     prune_unknown_fields,
     validate_object,
 )
+from ._write_options import check_write_options, field_manager_for
 
 __all__ = [
+    "PATCH_CONFLICT_RETRIES",
     "RESOURCE_VERSION_ON_CREATE",
     "check_patched",
     "create",
     "delete",
     "for_subresource",
+    "store_update",
     "patch",
     "update",
     "validate",
 ]
 
-_PATCH_CONFLICT_RETRIES = 5
+PATCH_CONFLICT_RETRIES = 5
 
 RESOURCE_VERSION_ON_CREATE = "resourceVersion should not be set on objects to be created"
 
@@ -115,7 +124,7 @@ def for_subresource(
     return obj
 
 
-async def _store_update(
+async def store_update(
     route: ResourceRoute, obj: dict[str, Any], dry_run: bool
 ) -> dict[str, Any] | None:
     """``storage.update``; with *dry_run*, only when the storage takes ``dry_run`` (else None)."""
@@ -165,10 +174,12 @@ async def create(
     *,
     schema: Mapping[str, Any],
     max_body_bytes: int,
+    fields: FieldManager,
 ) -> None:
     """``POST`` to a collection: 201 with the created object."""
     res = route.resource
     storage = require(res, "create")
+    check_write_options(request, "create")
     obj = check_type_meta(res, await read_object(request, receive, max_body_bytes))
     metadata = check_namespace(route, obj["metadata"])
     if metadata.get("resourceVersion"):
@@ -190,6 +201,7 @@ async def create(
     if res.status_subresource:
         obj.pop("status", None)  # a create starts without status
     obj, warnings = validate(res, obj, request, "create", schema)
+    obj = fields.update(None, obj, field_manager_for(request))
     if request.dry_run("CreateOptions"):
         if accepts_keyword(storage, "create", "dry_run"):
             method: Any = storage.create
@@ -208,18 +220,23 @@ async def update(
     *,
     schema: Mapping[str, Any],
     max_body_bytes: int,
+    fields: FieldManager,
 ) -> None:
     """``PUT`` to an object (or its ``status``): 200 with the replaced object."""
     res = route.resource
     require(res, "update")
+    check_write_options(request, "update")
     obj = check_type_meta(res, await read_object(request, receive, max_body_bytes))
     metadata = check_name(route, obj["metadata"])
     obj = {**obj, "metadata": metadata}
     dry_run = request.dry_run("UpdateOptions")
     own_rv = bool(metadata.get("resourceVersion"))
-    for attempt in range(_PATCH_CONFLICT_RETRIES):
-        if route.subresource or res.status_subresource:
-            # What the write may change depends on the stored object.
+    readable = "get" in res.verbs and isinstance(res.storage, Getter)
+    for attempt in range(PATCH_CONFLICT_RETRIES):
+        current: dict[str, Any] | None = None
+        if readable or route.subresource or res.status_subresource:
+            # What the write may change, and who owns which field (managedFields),
+            # depend on the stored object.
             current = await require(res, "get").get(route.namespace, route.name)
             target = for_subresource(route, current, obj)
             if not own_rv:
@@ -229,12 +246,15 @@ async def update(
                     "resourceVersion": metadata_of(current).get("resourceVersion", ""),
                 }
         else:
-            target = obj
+            target = obj  # a storage that cannot be read gets the object as sent
         target, warnings = validate(res, target, request, "update", schema)
+        if current is not None:
+            manager = field_manager_for(request)
+            target = fields.update(current, target, manager, subresource=route.subresource)
         try:
-            updated = await _store_update(route, target, dry_run)
+            updated = await store_update(route, target, dry_run)
         except StatusError as err:
-            retry = target is not obj and not own_rv and attempt < _PATCH_CONFLICT_RETRIES - 1
+            retry = current is not None and not own_rv and attempt < PATCH_CONFLICT_RETRIES - 1
             if err.reason != "Conflict" or not retry:
                 raise
             continue
@@ -254,14 +274,16 @@ async def patch(
     schema: Mapping[str, Any],
     max_body_bytes: int,
     patch_types: Mapping[str, PatchFunction],
+    fields: FieldManager,
 ) -> None:
     """``PATCH`` an object: get, apply the patch, update; 200 with the patched object."""
     res = route.resource
     storage = require(res, "patch")
     content_type = request.headers.get("content-type", "")
     check_patch_type(patch_types, content_type)
+    check_write_options(request, "patch")
     body = await read_request_body(request, receive, max_body_bytes)
-    for attempt in range(_PATCH_CONFLICT_RETRIES):
+    for attempt in range(PATCH_CONFLICT_RETRIES):
         current = await storage.get(route.namespace, route.name)
         patched = patch_object(patch_types, content_type, current, body)
         check_patched(patched, max_body_bytes)
@@ -269,8 +291,10 @@ async def patch(
         metadata = check_name(route, patched["metadata"])
         patched = for_subresource(route, current, {**patched, "metadata": metadata})
         patched, warnings = validate(res, patched, request, "patch", schema)
+        manager = field_manager_for(request)
+        patched = fields.update(current, patched, manager, subresource=route.subresource)
         try:
-            updated = await _store_update(route, patched, request.dry_run("PatchOptions"))
+            updated = await store_update(route, patched, request.dry_run("PatchOptions"))
             if updated is None:  # a dry run the storage cannot make
                 updated = patched
         except StatusError as err:
@@ -278,7 +302,7 @@ async def patch(
             # as kube-apiserver does.
             current_rv = metadata_of(current).get("resourceVersion")
             own_rv = metadata_of(patched).get("resourceVersion") != current_rv
-            if err.reason != "Conflict" or own_rv or attempt == _PATCH_CONFLICT_RETRIES - 1:
+            if err.reason != "Conflict" or own_rv or attempt == PATCH_CONFLICT_RETRIES - 1:
                 raise
             continue
         await send_object(send, request, updated, res, 200, headers=warnings)

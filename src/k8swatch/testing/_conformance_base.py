@@ -118,6 +118,9 @@ class ConformanceBase:
     """Idle watches with ``allowWatchBookmarks`` get periodic bookmarks."""
     supports_labels: ClassVar[bool] = True
     """``change_object(obj, labels=...)`` can change an object's labels."""
+    keeps_managed_fields: ClassVar[bool] = True
+    """Objects keep ``metadata.managedFields`` as written (server-side apply records
+    who owns which field there; without it every apply starts over)."""
     graceful_delete: ClassVar[bool] = False
     """``delete`` first reports the object as ``MODIFIED`` (marked for deletion, as
     with a finalizer) and the ``DELETED`` follows once the storage is done; the

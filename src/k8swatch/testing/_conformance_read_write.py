@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
+from k8swatch._json import JSONObject
 from k8swatch._status import StatusError
 
-from ._conformance_base import ConformanceBase, assert_status, rv_of
+from ._conformance_base import ConformanceBase, assert_status, only_with, rv_of
 
 __all__ = ["ReadWriteConformance"]
 
@@ -30,6 +31,9 @@ class ReadWriteConformance(ConformanceBase, group=True):
     * ``test_delete_missing_not_found``: Deleting a missing object is a 404 NotFound.
     * ``test_get_and_list_agree_with_writes``: ``get`` returns the latest state and ``list``
       every live object.
+    * ``test_managed_fields_are_kept``: ``metadata.managedFields`` written with an object
+      come back as written from ``create``, ``update`` and ``get`` (needs
+      ``keeps_managed_fields``).
     """
 
     async def test_update_with_stale_resource_version_conflicts(self, storage: Any) -> None:
@@ -72,3 +76,29 @@ class ReadWriteConformance(ConformanceBase, group=True):
         assert [self._short(item) for item in listed.items if self._short(item) in self._mine] == [
             "a"
         ]
+
+    @only_with("keeps_managed_fields")
+    async def test_managed_fields_are_kept(self, storage: Any) -> None:
+        """``metadata.managedFields`` come back as written from create, update and get."""
+
+        def entry(manager: str) -> JSONObject:
+            return {
+                "manager": manager,
+                "operation": "Update",
+                "apiVersion": "v1",
+                "time": "2026-01-01T00:00:00Z",
+                "fieldsType": "FieldsV1",
+                "fieldsV1": {"f:spec": {".": {}, "f:value": {}}},
+            }
+
+        self._mine.add("a")
+        obj = self.new_object(self.object_name("a"), self.namespace)
+        obj["metadata"]["managedFields"] = [entry("creator")]
+        created = await storage.create(self.namespace, obj)
+        assert created["metadata"].get("managedFields") == [entry("creator")]
+        changed = self.change_object(created)
+        changed["metadata"] = {**changed["metadata"], "managedFields": [entry("updater")]}
+        updated = await storage.update(self.namespace, self.object_name("a"), changed)
+        assert updated["metadata"].get("managedFields") == [entry("updater")]
+        got = await storage.get(self.namespace, self.object_name("a"))
+        assert got["metadata"].get("managedFields") == [entry("updater")]
