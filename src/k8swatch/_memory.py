@@ -152,8 +152,7 @@ class MemoryStorage:
             coalesced, in seconds: a change arriving while the watchers are
             still busy with the previous one, or less than this after it
             (or as long as that one took, at most five times this), is held
-            and delivered together with what came meanwhile; never later than
-            five times this after the previous wake-up began. Under load,
+            and delivered together with what came meanwhile. Under load,
             watchers then get fewer, bigger batches, which costs much less
             CPU per event, and writers get their turn between two rounds of
             watchers; an isolated change is still delivered at once, and

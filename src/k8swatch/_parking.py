@@ -3,7 +3,7 @@
 In the spirit of trio's ``ParkingLot``, built for fan-out where many waiters
 are woken at once and woken often:
 
-* Tasks in ``park()`` wait in *slices* of up to 32 tasks, each slice on one
+* Tasks in ``park()`` wait in *slices* of up to 64 tasks, each slice on one
   shared ``anyio.Event``, so no waiter object exists per task. A wake-up
   sets the first slice; the first task of each slice to resume sets the
   next one. A slice's tasks therefore run in one iteration of the event loop
@@ -39,7 +39,7 @@ from typing_extensions import final
 __all__ = ["ParkingLot", "ParkingLotStatistics"]
 
 #: Tasks per slice: woken together, in one iteration of the event loop.
-SLICE = 32
+SLICE = 64
 #: A coalesced wake-up waits at most this many intervals (see wake_all_within).
 _MAX_HOLD = 5
 
@@ -215,22 +215,22 @@ class ParkingLot:
         whichever is longer, the wake-up happens at once; else it is deferred
         until then (the earliest deferred time wins; any wake-up meanwhile
         delivers it). During a wake-up, it is deferred until that is over
-        (its waiters that have not run yet see the change anyway), or at most
-        until five times *interval* after it began. Waiters that keep being
-        woken get fewer, bigger batches, and whoever causes the wake-ups
-        (writers) gets about as much time as the waiters take, while an
-        isolated change still wakes them at once. It happens at once when no
-        parked task can keep time (none parked, or scopes parked). Never
-        blocks.
+        (its waiters that have not run yet see the change anyway), but no
+        longer than five times *interval*, or the length of the previous
+        wake-up, after it began. Waiters that keep being woken get fewer,
+        bigger batches, and whoever causes the wake-ups (writers) gets about
+        as much time as the waiters take, while an isolated change still
+        wakes them at once. It happens at once when no parked task can keep
+        time (none parked, or scopes parked). Never blocks.
         """
         if self.idle:
             return
         if self._woken:
             # A wake-up is going on: its waiters that have not run yet will see
             # the change; those back asleep are woken once it is over, or when
-            # it has lasted five intervals.
+            # it has lasted five intervals or as long as the previous one.
             self._pending = min(self._pending, interval)
-            self._defer(self._woken_at + _MAX_HOLD * interval)
+            self._defer(self._woken_at + max(_MAX_HOLD * interval, self._round))
             return
         when = self._active_at + max(interval, min(self._round, _MAX_HOLD * interval))
         sentinel = self._sentinel
