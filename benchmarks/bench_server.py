@@ -33,7 +33,9 @@ latency at 1,000 watchers <= 1.5x the latency with none.
 
 Run: ``python benchmarks/bench_server.py`` (``--quick`` for a smoke run;
 ``BENCH_ROUNDS``, ``BENCH_WATCHERS``, ``BENCH_EVENTS``, ``BENCH_IDLE`` change
-the sizes).
+the sizes; ``BENCH_METRICS=1`` serves the k8swatch app with
+``k8swatch.metrics.PrometheusMetrics``, to compare the watch path with and
+without metrics).
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ ROUNDS = 1 if QUICK else int(os.environ.get("BENCH_ROUNDS", "3"))
 WATCHERS = 100 if QUICK else int(os.environ.get("BENCH_WATCHERS", "1000"))
 EVENTS = 50 if QUICK else int(os.environ.get("BENCH_EVENTS", "300"))
 IDLE = 500 if QUICK else int(os.environ.get("BENCH_IDLE", "10000"))
+METRICS = os.environ.get("BENCH_METRICS", "") not in ("", "0")
 WRITES = 40 if QUICK else 200
 NAMESPACE = "bench"
 PATH = f"/apis/example.com/v1/namespaces/{NAMESPACE}/widgets"
@@ -91,7 +94,12 @@ def make_app() -> Any:
 
     storage = MemoryStorage("example.com/v1", "Widget", window=10_000)
     spec = ResourceSpec("example.com", "v1", "widgets", "Widget", storage)
-    return create_app([spec], max_watches=IDLE + WATCHERS + 100)
+    metrics = None
+    if METRICS:
+        from k8swatch.metrics import PrometheusMetrics
+
+        metrics = PrometheusMetrics()
+    return create_app([spec], max_watches=IDLE + WATCHERS + 100, metrics=metrics)
 
 
 def listening_socket(port: int) -> socket.socket:

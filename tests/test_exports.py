@@ -18,6 +18,7 @@ PUBLIC_MODULES = (
     "k8swatch.auth",
     "k8swatch.coder",
     "k8swatch.redis",
+    "k8swatch.metrics",
     "k8swatch.testing",
 )
 

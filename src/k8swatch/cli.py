@@ -59,7 +59,9 @@ if TYPE_CHECKING:
         TemplateStorage,
         WorkspaceStorage,
     )
+    from k8swatch.metrics import PrometheusMetrics
     from k8swatch.redis import RedisLease
+    from k8swatch.server import App
 
 __all__ = ["build_kubeconfig", "main", "parse_go_duration"]
 
@@ -315,6 +317,7 @@ class _SharedLog:
     template_metadata: MetadataStore
     lease: RedisLease
     note: str
+    client: Any
 
 
 async def _start_coder(
@@ -347,19 +350,26 @@ async def _start_coder(
 
 
 def _open_provider(
-    args: argparse.Namespace, coder: _Coder, stack: contextlib.AsyncExitStack
+    args: argparse.Namespace,
+    coder: _Coder,
+    stack: contextlib.AsyncExitStack,
+    metrics: PrometheusMetrics,
 ) -> StaticClientProvider:
     from k8swatch.coder import StaticClientProvider
 
     provider = StaticClientProvider(
-        coder.url, coder.token, args.namespace, timeout=args.coder_timeout
+        coder.url,
+        coder.token,
+        args.namespace,
+        timeout=args.coder_timeout,
+        transport=metrics.coder_transport(),
     )
     stack.push_async_callback(provider.aclose)
     return provider
 
 
 async def _open_shared_log(
-    args: argparse.Namespace, stack: contextlib.AsyncExitStack
+    args: argparse.Namespace, stack: contextlib.AsyncExitStack, metrics: PrometheusMetrics
 ) -> _SharedLog | None:
     """The Redis event logs and lease of ``--redis-url``, or ``None`` without it."""
     if not args.redis_url:
@@ -370,7 +380,11 @@ async def _open_shared_log(
     # Connecting is lazy: with Redis down the server starts anyway,
     # answers 503 meanwhile and reconnects with jittered backoff.
     backend = await stack.enter_async_context(
-        open_redis_backend(args.redis_url, prefix=args.redis_prefix)
+        open_redis_backend(
+            args.redis_url,
+            prefix=args.redis_prefix,
+            observe_command=metrics.observe_redis_command,
+        )
     )
     return _SharedLog(
         workspaces=backend.log_for(CoderWorkspace.PLURAL, group=GROUP),
@@ -384,6 +398,7 @@ async def _open_shared_log(
             f"Redis: {_redacted(args.redis_url)} (prefix {args.redis_prefix!r}); "
             "replicas on the same Redis and prefix serve one API"
         ),
+        client=backend.client,
     )
 
 
@@ -493,6 +508,35 @@ def _timeouts(args: argparse.Namespace) -> ServeTimeouts:
     )
 
 
+# A readiness probe waits a few seconds (the manifests say 5): answer before it gives up.
+_READY_CHECK_TIMEOUT = 4.0
+
+
+def _add_readiness_checks(
+    app: App, provider: StaticClientProvider, shared: _SharedLog | None
+) -> None:
+    """``/readyz`` fails while Coder (and Redis, with ``--redis-url``) cannot be reached."""
+    from k8swatch.server import HealthCheck
+
+    client = provider.client
+
+    async def coder() -> None:
+        if client is None:
+            raise RuntimeError("no Coder deployment is configured")
+        # An authenticated call: a revoked session token makes the server useless too.
+        await client.user("me")
+
+    checks = [HealthCheck("coder", coder, timeout=_READY_CHECK_TIMEOUT)]
+    if shared is not None:
+        redis = shared.client
+
+        async def ping_redis() -> None:
+            await redis.ping()
+
+        checks.append(HealthCheck("redis", ping_redis, timeout=_READY_CHECK_TIMEOUT))
+    app.add_readyz_checks(*checks)
+
+
 async def _serve(args: argparse.Namespace, out: TextIO) -> int:
     from k8swatch._serve_security import SecurityError, open_security
 
@@ -506,6 +550,7 @@ async def _serve(args: argparse.Namespace, out: TextIO) -> int:
 
 async def _serve_api(args: argparse.Namespace, out: TextIO, security: ServingSecurity) -> int:
     from k8swatch.coder import build_resource_specs
+    from k8swatch.metrics import PrometheusMetrics
     from k8swatch.server import create_app
 
     log_level = _log_level(args)
@@ -514,8 +559,9 @@ async def _serve_api(args: argparse.Namespace, out: TextIO, security: ServingSec
         return 1
     async with anyio.create_task_group() as tg, contextlib.AsyncExitStack() as stack:
         coder = await _start_coder(args, tg, stack, log_level=log_level)
-        provider = _open_provider(args, coder, stack)
-        shared = await _open_shared_log(args, stack)
+        metrics = PrometheusMetrics()
+        provider = _open_provider(args, coder, stack, metrics)
+        shared = await _open_shared_log(args, stack, metrics)
         templates, workspaces = _create_storages(args, provider, shared, tg)
         specs = build_resource_specs(templates, workspaces)
         timeouts = _timeouts(args)
@@ -524,9 +570,11 @@ async def _serve_api(args: argparse.Namespace, out: TextIO, security: ServingSec
         app = create_app(
             specs,
             send_timeout=2 * timeouts.send,
+            metrics=metrics,
             authenticator=security.authenticator,
             authorizer=security.authorizer,
         )
+        _add_readiness_checks(app, provider, shared)
         url = _url(api_sock, "https" if security.tls else "http")
         server = await stack.enter_async_context(
             _serving(

@@ -447,3 +447,71 @@ def test_serve_against_a_coder_url(env: dict[str, str], tmp_path: Path) -> None:
             assert [i["metadata"]["name"] for i in api.json()["items"]] == ["acme.starter-template"]
     finally:
         fake.stop()
+
+
+def scrape(url: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """/metrics parsed by prometheus_client's parser: samples by name."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = httpx.get(f"{url}/metrics")
+    assert response.status_code == 200, response.text
+    samples: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append((sample.labels, sample.value))
+    return samples
+
+
+def test_serve_health_and_metrics(env: dict[str, str], tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    with serve(env, kubeconfig) as served:
+        url = served.value("URL: ")
+        ready = httpx.get(f"{url}/readyz?verbose")
+        assert ready.status_code == 200, ready.text
+        assert ready.text == "[+]ping ok\n[+]shutdown ok\n[+]coder ok\nreadyz check passed\n"
+        assert httpx.get(f"{url}/livez").text == "ok"
+        assert httpx.get(f"{url}/readyz/coder").text == "ok"
+        kubectl(env, kubeconfig, "get", "coderworkspaces")
+        kubectl(env, kubeconfig, "get", "codertemplates", "-A")
+        samples = scrape(url)
+        lists = {
+            (labels["resource"], labels["scope"])
+            for labels, value in samples["apiserver_request_total"]
+            if labels["verb"] == "LIST" and labels["code"] == "200" and value >= 1
+        }
+        assert lists >= {("coderworkspaces", "namespace"), ("codertemplates", "cluster")}
+        # the Coder calls the storages and the readiness check made, timed
+        coder_calls = sum(
+            value
+            for labels, value in samples["k8swatch_coder_request_duration_seconds_count"]
+            if labels["method"] == "GET" and labels["code"] == "200"
+        )
+        assert coder_calls >= 2
+        # the watch caches of both storages
+        capacity = {labels["resource"] for labels, _ in samples["apiserver_watch_cache_capacity"]}
+        assert capacity == {"coderworkspaces", "codertemplates"}
+
+
+def test_readyz_fails_while_coder_is_unreachable(env: dict[str, str], tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    env = {**env, "CODER_SESSION_TOKEN": "not-a-real-token"}
+    with serve(env, tmp_path / "kubeconfig", "--coder-url", closed) as served:
+        url = served.value("URL: ")
+        ready = httpx.get(f"{url}/readyz")
+        assert ready.status_code == 500
+        assert "[-]coder failed: reason withheld\n" in ready.text
+        assert ready.text.endswith("readyz check failed\n")
+        assert "not-a-real-token" not in httpx.get(f"{url}/readyz/coder").text
+        # alive all the same: restarting would not bring Coder back
+        assert httpx.get(f"{url}/livez").status_code == 200
+        assert httpx.get(f"{url}/healthz").status_code == 200
+        failed = [
+            labels
+            for labels, value in scrape(url)["k8swatch_coder_request_duration_seconds_count"]
+            if labels["code"] == "0" and value >= 1
+        ]
+        assert failed

@@ -55,6 +55,7 @@ PAGES = (
     "docs/how-to/inject-faults.md",
     "docs/how-to/conformance.md",
     "docs/how-to/use-redis.md",
+    "docs/how-to/health-and-metrics.md",
     "docs/testing/test-your-operator.md",
     "docs/explanation/coder-adapters.md",
     "docs/explanation/resource-versions.md",

@@ -503,3 +503,31 @@ async def test_append_gives_up_waiting_for_a_stuck_mirror(redis_url: str, prefix
                 "resourceVersion": str(second.resource_version),
             }
             tg.cancel_scope.cancel()
+
+
+async def test_observe_command_times_every_command_but_blocking_reads(
+    redis_url: str, prefix: str
+) -> None:
+    seen: list[tuple[str, float, bool]] = []
+
+    def observe(command: str, seconds: float, ok: bool) -> None:
+        seen.append((command, seconds, ok))
+
+    async with (
+        open_redis_backend(redis_url, prefix=prefix, observe_command=observe) as backend,
+        open_redis_backend(redis_url, prefix=prefix) as other,
+    ):
+        log = backend.log_for("widgets", group="example.com")
+        created = await create(log, "default/a", widget("a"))
+        # a watcher on this replica waits for the next entry: the log's
+        # blocking XREAD, which waits for data by design and is not timed
+        (entry,) = await collect(log, created.resource_version - 1, 1)
+        await create(other.log_for("widgets", group="example.com"), "default/b", widget("b"))
+        await collect(log, created.resource_version, 1)
+    assert entry.key == "default/a"
+    names = {name for name, _, _ in seen}
+    assert names & {"EVALSHA", "EVAL"}, names
+    assert "XREAD" not in names
+    assert all(seconds >= 0 for _, seconds, _ in seen)
+    # a script Redis has not cached yet fails (NOSCRIPT) and is loaded: both timed
+    assert ("EVALSHA", True) in {(name, ok) for name, _, ok in seen}

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from k8swatch.cli import main
 from tests.coder.test_cli import Served
@@ -194,6 +195,11 @@ def test_a_replica_started_while_redis_is_down_answers_503_until_it_is_back(
         refused = http.get(a + PATH)
         assert refused.status_code == 503, refused.text
         assert refused.json()["reason"] == "ServiceUnavailable"
+        # not ready while Redis is down, and /readyz says which check fails
+        not_ready = http.get(a + "/readyz?verbose")
+        assert not_ready.status_code == 500
+        assert "[+]coder ok\n[-]redis failed: reason withheld\n" in not_ready.text
+        assert http.get(a + "/livez").status_code == 200
         created = http.post(b + PATH, json=workspace("acme.alice.early"))
         assert created.status_code == 503, created.text
         own_redis_server.start()
@@ -202,6 +208,10 @@ def test_a_replica_started_while_redis_is_down_answers_503_until_it_is_back(
             assert time.monotonic() < deadline, listed.text
             time.sleep(0.1)  # the replica reconnects with jittered backoff
         assert listed.status_code == 200, listed.text
+        while (ready := http.get(a + "/readyz")).status_code != 200:
+            assert time.monotonic() < deadline, ready.text
+            time.sleep(0.1)
+        assert ready.text == "ok"
         # nothing was half-applied while Redis was down: no "early" workspace
         assert [o["metadata"]["name"] for o in listed.json()["items"]] == [
             "acme.alice.dev-workspace"
@@ -214,3 +224,12 @@ def test_a_replica_started_while_redis_is_down_answers_503_until_it_is_back(
         )
         names = {o["metadata"]["name"] for o in on_a.json()["items"]}
         assert "acme.alice.late" in names
+        # B's Redis commands, timed: failures while Redis was down, then successes
+        metrics = http.get(b + "/metrics").text
+        outcomes = {
+            sample.labels["outcome"]
+            for family in text_string_to_metric_families(metrics)
+            for sample in family.samples
+            if sample.name == "k8swatch_redis_command_duration_seconds_count" and sample.value >= 1
+        }
+        assert outcomes == {"success", "error"}

@@ -133,7 +133,7 @@ def _resources() -> dict[tuple[str, str, str], ResourceSpec]:
     [
         ("/", DiscoveryRoute("root")),
         ("/version", DiscoveryRoute("version")),
-        ("/livez", DiscoveryRoute("health")),
+        ("/livez", None),  # served by the health endpoints, before routing
         ("/apis/example.com/", DiscoveryRoute("group", group="example.com")),
         ("/api/v1/namespaces", NamespacesRoute()),
         ("/api/v1/namespaces/a/", NamespacesRoute("a")),

@@ -11,7 +11,7 @@ import attrs
 from anyio.abc import TaskGroup
 from typing_extensions import final
 
-from ._client import create_client
+from ._client import CommandObserver, create_client
 from ._lease import RedisLease
 from ._log import RedisEventLog
 from ._metadata import RedisMetadataStore
@@ -91,6 +91,7 @@ async def open_redis_backend(
     prefix: str = "k8swatch",
     retention: int = 10_000,
     window: int = 1000,
+    observe_command: CommandObserver | None = None,
 ) -> AsyncGenerator[RedisBackend]:
     """Connect to Redis at *url* and yield a [`RedisBackend`][k8swatch.redis.RedisBackend].
 
@@ -112,12 +113,20 @@ async def open_redis_backend(
         retention: Entries kept per stream in Redis (approximately: ``MAXLEN ~``);
             a watch from an RV older than that gets 410 Expired.
         window: Entries each log mirrors in memory for local watchers.
+        observe_command: Called after every non-blocking Redis command with
+            its name (``EVALSHA``, ``HGET``...), its duration in seconds and
+            whether it succeeded: no I/O there, it runs on the command's path
+            (``PrometheusMetrics.observe_redis_command`` of ``k8swatch.metrics``
+            records it as ``k8swatch_redis_command_duration_seconds``).
     """
     if retention < 1:
         raise ValueError(f"retention must be >= 1, got {retention}")
     if window < 1:
         raise ValueError(f"window must be >= 1, got {window}")
-    async with create_client(url) as client, anyio.create_task_group() as tg:
+    async with (
+        create_client(url, observe=observe_command) as client,
+        anyio.create_task_group() as tg,
+    ):
         backend = RedisBackend(client, prefix, retention, window, task_group=tg)
         try:
             yield backend

@@ -40,7 +40,11 @@ from ._columns import age_column as age_column
 from ._columns import evaluate_jsonpath as evaluate_jsonpath
 from ._columns import parse_jsonpath as parse_jsonpath
 from ._context import current_user as current_user
+from ._health import HealthCheck as HealthCheck
 from ._jsonpatch import apply_json_patch as apply_json_patch
+from ._metrics import MetricsRecorder as MetricsRecorder
+from ._metrics import RequestLabels as RequestLabels
+from ._metrics import request_labels as request_labels
 from ._openapi import OpenAPIResponse as OpenAPIResponse
 from ._openapi import OpenAPIService as OpenAPIService
 from ._openapi import build_openapi_v2 as build_openapi_v2
@@ -83,11 +87,14 @@ __all__ = (
     "UnionAuthorizer",
     "UserInfo",
     "EventEncoder",
+    "HealthCheck",
     "JSONPathError",
+    "MetricsRecorder",
     "OpenAPIResponse",
     "OpenAPIService",
     "PatchFunction",
     "PrinterColumn",
+    "RequestLabels",
     "ResourceSpec",
     "age_column",
     "apply_json_patch",
@@ -105,6 +112,7 @@ __all__ = (
     "parse_jsonpath",
     "prune_unknown_fields",
     "request_info",
+    "request_labels",
     "storage_verbs",
     "validate_object",
 )

@@ -7,15 +7,18 @@ storages at shutdown; the verbs themselves live in ``_reads`` and ``_writes``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import anyio
 import attrs
 from typing_extensions import final
 
+from k8swatch._events import Event
 from k8swatch._status import (
     Status,
     StatusError,
@@ -42,6 +45,7 @@ from ._auth import (
 from ._authz import AlwaysAllowAuthorizer, Attributes, Authorizer, Decision, forbidden_error
 from ._context import serving_user
 from ._discovery import AGGREGATED_CONTENT_TYPE, Discovery
+from ._health import ENDPOINTS, HEADERS, HealthCheck, HealthEndpoints
 from ._http import (
     Request,
     disallowed_method,
@@ -51,6 +55,7 @@ from ._http import (
     send_status,
 )
 from ._managedfields import FieldManager, now
+from ._metrics import MetricsRecorder, RequestLabels, request_labels
 from ._namespaces import NamespaceRegistry
 from ._openapi import OpenAPIService, object_schema
 from ._patch import DEFAULT_PATCH_TYPES, PatchFunction
@@ -90,6 +95,13 @@ class App:
     Handles ``http`` and ``lifespan`` scopes; lifespan shutdown (or
     ``aclose()``) ends every open watch stream and ``aclose()``s every storage
     that is a [`Closer`][k8swatch.Closer].
+
+    Health: ``/healthz``, ``/livez`` and ``/readyz`` (and ``/<endpoint>/<check>``)
+    answer as kube-apiserver's do. Every endpoint has the check ``ping``;
+    ``/readyz`` also has ``shutdown``, which fails once the app is closing.
+    Add your own with `add_health_checks`, `add_readyz_checks` and
+    `add_livez_checks`. With a *metrics* recorder, ``/metrics`` serves its
+    exposition.
     """
 
     def __init__(
@@ -105,6 +117,7 @@ class App:
         authenticator: Authenticator | None = None,
         authorizer: Authorizer | None = None,
         send_timeout: float | None = DEFAULT_SEND_TIMEOUT,
+        metrics: MetricsRecorder | None = None,
     ) -> None:
         if send_timeout is not None and not send_timeout > 0:
             raise ValueError(f"send_timeout must be > 0 or None, got {send_timeout}")
@@ -143,6 +156,52 @@ class App:
         # The cancel scope of every open watch stream: cancelling one ends it.
         self._watch_scopes: set[anyio.CancelScope] = set()
         self._closed = False
+        self._health = HealthEndpoints()
+        self._health.add(ENDPOINTS, [HealthCheck("ping", _ping)])
+        self._health.add(["readyz"], [HealthCheck("shutdown", self._check_shutdown)])
+        self.metrics: MetricsRecorder | None = metrics
+        """The recorder given to [`create_app`][k8swatch.server.create_app], if any."""
+        if metrics is not None:
+            metrics.attach(self.resources)
+
+    # -- health -------------------------------------------------------------
+
+    def add_health_checks(self, *checks: HealthCheck) -> None:
+        """Add *checks* to ``/healthz``, ``/livez`` and ``/readyz``.
+
+        As kube-apiserver's ``AddHealthChecks``: a failing check makes all
+        three answer 500, so the kubelet restarts the pod; use it for what a
+        restart can fix.
+
+        Raises:
+            ValueError: an endpoint already has a check of that name.
+        """
+        self._health.add(ENDPOINTS, checks)
+
+    def add_readyz_checks(self, *checks: HealthCheck) -> None:
+        """Add *checks* to ``/readyz`` only: failing, the pod gets no traffic
+        (the backends this server needs: Coder, Redis).
+
+        Raises:
+            ValueError: ``/readyz`` already has a check of that name.
+        """
+        self._health.add(["readyz"], checks)
+
+    def add_livez_checks(self, *checks: HealthCheck) -> None:
+        """Add *checks* to ``/livez`` only.
+
+        Raises:
+            ValueError: ``/livez`` already has a check of that name.
+        """
+        self._health.add(["livez"], checks)
+
+    def health_check_names(self, endpoint: str) -> tuple[str, ...]:
+        """The names of the checks of *endpoint* (``healthz``, ``livez``, ``readyz``)."""
+        return self._health.names(endpoint)
+
+    async def _check_shutdown(self) -> None:
+        if self._closed:
+            raise RuntimeError("process is shutting down")
 
     @property
     def active_watches(self) -> int:
@@ -201,13 +260,12 @@ class App:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         # The outermost handler: no exception escapes to the ASGI server, which
         # would answer a plain-text 500 (or log its own traceback) instead.
-        started = False
+        exchange = _Exchange()
         warnings: list[str] = []
 
         async def tracking_send(message: Message) -> None:
-            nonlocal started
             if message["type"] == "http.response.start":
-                started = True
+                exchange.code = message["status"]
                 if warnings:  # what the storage added (add_warning) goes with the answer
                     message = {
                         **message,
@@ -219,22 +277,36 @@ class App:
             await send(message)
 
         where = f"{scope.get('method', '?')} {scope.get('path', '?')}"
+        metrics = self.metrics
+        started = time.perf_counter() if metrics is not None else 0.0
         try:
             request = Request.from_scope(scope)
             user = await self._authenticate(scope)
             await self._authorize(user, request)
             with serving_user(user), collect_warnings() as warnings:
-                await self._dispatch(request, receive, tracking_send)
+                await self._dispatch(
+                    request,
+                    receive,
+                    tracking_send,
+                    exchange if metrics is not None else None,
+                )
         except Exception as exc:
-            if started:
+            if exchange.code:
                 logger.error("%s failed after its response started", where, exc_info=exc)
                 await _quietly(send, {"type": "http.response.body", "body": b""})
-                return
-            if isinstance(exc, StatusError):
-                status = exc.status
             else:
-                status = internal_error(exc, context=where).status
-            await _quietly_status(tracking_send, status)
+                if isinstance(exc, StatusError):
+                    status = exc.status
+                else:
+                    status = internal_error(exc, context=where).status
+                await _quietly_status(tracking_send, status)
+        if metrics is not None:
+            labels, code = exchange.labels, exchange.code
+            # Counted as kube-apiserver counts; an unknown path is not (kube's
+            # NotFound handler is not instrumented): it would be an unbounded
+            # label value.
+            if labels is not None and (labels.is_resource_request or code != 404):
+                metrics.request_done(labels, code or 500, time.perf_counter() - started)
 
     # -- authentication and authorization -----------------------------------
 
@@ -264,7 +336,28 @@ class App:
 
     # -- routing ------------------------------------------------------------
 
-    async def _dispatch(self, request: Request, receive: Receive, send: Send) -> None:
+    async def _dispatch(
+        self, request: Request, receive: Receive, send: Send, exchange: _Exchange | None = None
+    ) -> None:
+        parts = request.path.split("/")[1:]
+        if parts and parts[-1] == "":
+            parts.pop()
+        if parts and parts[0] in ENDPOINTS and len(parts) <= 2 and "" not in parts:
+            if exchange is not None:
+                exchange.non_resource(request)
+            await self._serve_health(parts[0], parts[1] if len(parts) == 2 else "", request, send)
+            return
+        if request.path == "/metrics" and self.metrics is not None:
+            if exchange is not None:
+                exchange.non_resource(request)
+            if request.method not in ("GET", "HEAD"):
+                raise disallowed_method(request.method)
+            body, content_type = self.metrics.exposition()
+            await send_bytes(send, 200, body, content_type)
+            return
+        if exchange is not None:
+            # discovery and OpenAPI, unless routing finds a resource below
+            exchange.non_resource(request)
         openapi = self.openapi.respond(
             request.method,
             request.path,
@@ -285,8 +378,16 @@ class App:
             await send({"type": "http.response.body", "body": openapi.body})
             return
         route = match_path(request.path, self._by_path)
+        if exchange is not None and isinstance(route, (ResourceRoute, NamespacesRoute)):
+            exchange.labels = request_labels(
+                request.method,
+                request.path,
+                route,
+                request.query,
+                request.headers.get("content-type", ""),
+            )
         if isinstance(route, ResourceRoute):
-            await self._resource(route, request, receive, send)
+            await self._resource(route, request, receive, send, exchange)
         elif isinstance(route, DiscoveryRoute):
             await self._discovery(route, request, send)
         elif isinstance(route, NamespacesRoute):
@@ -304,9 +405,6 @@ class App:
             content_type = AGGREGATED_CONTENT_TYPE
         elif route.document == "root":
             document = {"paths": self._root_paths()}
-        elif route.document == "health":
-            await send_bytes(send, 200, b"ok", "text/plain; charset=utf-8")
-            return
         elif route.document == "version":
             document = self.discovery.version()
         elif route.document == "api":
@@ -345,8 +443,32 @@ class App:
 
     # -- resources ----------------------------------------------------------
 
+    async def _serve_health(self, endpoint: str, name: str, request: Request, send: Send) -> None:
+        if request.method not in ("GET", "HEAD"):
+            raise disallowed_method(request.method)
+        answer = await self._health.respond(endpoint, name, request.query)
+        if answer is None:
+            raise path_not_found()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": answer.code,
+                "headers": [
+                    *HEADERS,
+                    (b"content-length", str(len(answer.body)).encode()),
+                    (b"cache-control", b"no-cache, private"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": answer.body})
+
     async def _resource(
-        self, route: ResourceRoute, request: Request, receive: Receive, send: Send
+        self,
+        route: ResourceRoute,
+        request: Request,
+        receive: Receive,
+        send: Send,
+        exchange: _Exchange | None = None,
     ) -> None:
         method = request.method
         res = route.resource
@@ -358,7 +480,8 @@ class App:
             return
         if method == "GET":
             if route.watch_path or request.flag("watch"):
-                await self._watch(route, request, receive, send)
+                labels = exchange.labels if exchange is not None else None
+                await self._watch(route, request, receive, send, labels)
             elif collection:
                 await _reads.list_objects(route, request, send)
             else:
@@ -403,7 +526,12 @@ class App:
             raise disallowed_method(method)
 
     async def _watch(
-        self, route: ResourceRoute, request: Request, receive: Receive, send: Send
+        self,
+        route: ResourceRoute,
+        request: Request,
+        receive: Receive,
+        send: Send,
+        labels: RequestLabels | None = None,
     ) -> None:
         res = route.resource
         storage = require(res, "watch")
@@ -421,6 +549,11 @@ class App:
         fmt = FORMAT_JSON if include is None else table_format(include)
         scope = anyio.CancelScope()
         self._watch_scopes.add(scope)
+        metrics = self.metrics if labels is not None else None
+        sent: Callable[[Sequence[Event[Any]]], None] | None = None
+        if metrics is not None and labels is not None:
+            metrics.watch_opened(labels)
+            sent = functools.partial(metrics.watch_events_sent, res)
         try:
             watch = await storage.watch(route.namespace, options)
             if options.timeout_seconds is not None and options.timeout_seconds > 0:
@@ -438,11 +571,30 @@ class App:
                     timeout=timeout,
                     send_timeout=self.send_timeout,
                     on_stalled=lambda: self._watch_scopes.discard(scope),
+                    sent=sent,
                 )
             finally:
                 watch.stop()
         finally:
             self._watch_scopes.discard(scope)
+            if metrics is not None and labels is not None:
+                metrics.watch_closed(labels)
+
+
+@attrs.define
+class _Exchange:
+    """What a request learns on its way: its status code and (when measured) metric labels."""
+
+    labels: RequestLabels | None = None
+    code: int = 0
+
+    def non_resource(self, request: Request) -> None:
+        """Label *request* as a non-resource request (its path is the subresource)."""
+        self.labels = request_labels(request.method, request.path, None, request.query)
+
+
+async def _ping() -> None:
+    """kube-apiserver's ``ping`` check: the server answers."""
 
 
 async def _quietly(send: Send, message: Message) -> None:
@@ -472,6 +624,7 @@ def create_app(
     authenticator: Authenticator | None = None,
     authorizer: Authorizer | None = None,
     send_timeout: float | None = DEFAULT_SEND_TIMEOUT,
+    metrics: MetricsRecorder | None = None,
 ) -> App:
     """Return an ASGI app serving *resources* the way kube-apiserver serves them.
 
@@ -504,12 +657,18 @@ def create_app(
             watch the storage ended (the 410 ``ERROR`` event). ``None``
             disables the bound. See "Slow and stuck clients" in the serving
             guide for why 30 seconds.
+        metrics: A [`MetricsRecorder`][k8swatch.server.MetricsRecorder] (for
+            example [`PrometheusMetrics`][k8swatch.metrics.PrometheusMetrics]):
+            requests, watches and watch events are reported to it and
+            ``/metrics`` serves it. Without one, ``/metrics`` is 404.
 
     Raises:
         ValueError: *send_timeout* is not positive.
 
     Storages read the request's user with
     [`current_user`][k8swatch.server.current_user].
+    Health endpoints (``/healthz``, ``/livez``, ``/readyz``) are always
+    served; see [`App`][k8swatch.server.App] for adding checks.
 
     The app needs no web framework and can be mounted under Starlette or
     FastAPI. It answers ``http`` and ``lifespan`` scopes.
@@ -525,4 +684,5 @@ def create_app(
         authenticator=authenticator,
         authorizer=authorizer,
         send_timeout=send_timeout,
+        metrics=metrics,
     )

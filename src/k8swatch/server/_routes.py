@@ -27,8 +27,7 @@ __all__ = ["DiscoveryRoute", "NamespacesRoute", "ResourceRoute", "Route", "match
 @attrs.frozen
 class DiscoveryRoute:
     """A discovery document: ``root``, ``version``, ``api``, ``core``, ``apis``,
-    ``group`` (with *group*) or ``group_version`` (with *group* and *version*);
-    also ``health`` for ``/healthz``, ``/livez`` and ``/readyz``."""
+    ``group`` (with *group*) or ``group_version`` (with *group* and *version*)."""
 
     document: str
     group: str = ""
@@ -64,8 +63,6 @@ class ResourceRoute:
 
 Route = DiscoveryRoute | NamespacesRoute | ResourceRoute | None
 
-_HEALTH = frozenset({"healthz", "livez", "readyz"})
-
 
 def match_path(path: str, resources: Mapping[tuple[str, str, str], ResourceSpec]) -> Route:
     """Return the route for *path*, or None when nothing is served there."""
@@ -79,8 +76,6 @@ def match_path(path: str, resources: Mapping[tuple[str, str, str], ResourceSpec]
     if not parts:
         return DiscoveryRoute("root")
     head = parts[0]
-    if len(parts) == 1 and head in _HEALTH:
-        return DiscoveryRoute("health")
     if parts == ["version"]:
         return DiscoveryRoute("version")
     if head == "api":

@@ -218,6 +218,7 @@ async def stream_watch(
     headers: Sequence[tuple[bytes, bytes]] = (),
     send_timeout: float | None = None,
     on_stalled: Callable[[], object] = lambda: None,
+    sent: Callable[[Sequence[Event[Any]]], object] | None = None,
 ) -> None:
     """Serve *watch* as a chunked ``application/json`` watch response.
 
@@ -248,6 +249,9 @@ async def stream_watch(
     stops the watch and calls *on_stalled* at once, before the send is
     interrupted: some servers (hypercorn) shield their socket writes from
     cancellation, and the watch and its slot must not wait for the client.
+
+    *sent*, when given, is called with each batch once its chunk has been
+    sent (metrics).
     """
     disconnected = False
     clock = _SendClock(send)
@@ -293,7 +297,7 @@ async def stream_watch(
                     }
                 )
                 await _send_chunk(clock, b"")
-                await _pump(watch, clock, encode)
+                await _pump(watch, clock, encode, sent)
                 tg.cancel_scope.cancel()
     finally:
         # Stopped only now, when the loop no longer waits on the watch: a
@@ -321,6 +325,7 @@ async def _pump(
     watch: Watch[Any],
     send: Send,
     encode: Callable[[Sequence[Event[Any]]], tuple[bytes, bool]],
+    sent: Callable[[Sequence[Event[Any]]], object] | None = None,
 ) -> None:
     """The send loop: one chunk per batch, until the watch ends or sends an error."""
     try:
@@ -329,6 +334,8 @@ async def _pump(
             async for batch in batches:
                 chunk, error = encode(batch)
                 await _send_chunk(send, chunk)
+                if sent is not None:
+                    sent(batch)
                 if error:
                     break
         finally:
