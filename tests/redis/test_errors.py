@@ -26,3 +26,26 @@ def test_other_redis_errors_are_a_500_with_an_error_id(caplog: pytest.LogCapture
     assert "secret-key-name" not in err.status.message
     assert "error id" in err.status.message
     assert "secret-key-name" in caplog.text
+
+
+@pytest.mark.redis
+async def test_appends_that_succeed_log_no_error(
+    redis_url: str, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from k8swatch import MemoryStorage
+    from k8swatch.redis import open_redis_backend
+
+    with caplog.at_level(logging.WARNING):
+        async with open_redis_backend(redis_url, prefix=prefix) as backend:
+            log = backend.log_for("widgets", group="example.com")
+            async with MemoryStorage("example.com/v1", "Widget", log=log) as storage:
+                for i in range(5):
+                    await storage.create(
+                        "default",
+                        {
+                            "apiVersion": "example.com/v1",
+                            "kind": "Widget",
+                            "metadata": {"name": f"w{i}"},
+                        },
+                    )
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []

@@ -85,13 +85,16 @@ class _Batch:
         self.done = anyio.Event()
 
     def fail(self, error: BaseException) -> None:
-        self.fail_rest(error)
+        self.fail_rest(lambda: error)
         self.done.set()
 
-    def fail_rest(self, error: BaseException) -> None:
-        for p in self.items:
-            if p.result is None and p.error is None:
-                p.error = error
+    def fail_rest(self, error: Callable[[], BaseException]) -> None:
+        """Fail the items the script never reached (*error* is made only if there are any)."""
+        rest = [p for p in self.items if p.result is None and p.error is None]
+        if rest:
+            made = error()
+            for p in rest:
+                p.error = made
 
 
 def _stream_entries(reply: Any) -> Any:
@@ -210,7 +213,7 @@ class StreamClient:
                     if result.status == "ok":
                         newest = result.rv
                 # the script stopped at an error: the rest were not tried
-                batch.fail_rest(status_error_for(RuntimeError("append aborted")))
+                batch.fail_rest(lambda: status_error_for(RuntimeError("append aborted")))
                 self.release_after(newest, batch.done.set)
                 batch = None
         finally:
