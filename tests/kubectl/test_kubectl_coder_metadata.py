@@ -59,6 +59,18 @@ def get(k: Kubectl, kind: str, name: str) -> dict[str, object]:
     return json.loads(k.run("get", kind, name, "-o", "json").stdout)
 
 
+def delete_when_built(k: Kubectl, kind: str, name: str) -> None:
+    """Delete *name* once Coder takes it: Coder refuses (409) while the start build runs."""
+    deadline = time.monotonic() + 30
+    while True:
+        done = k.run("delete", kind, name, "--wait=false", check=False)
+        if done.returncode == 0 or "build is already active" not in done.stderr:
+            break
+        assert time.monotonic() < deadline, done.stderr
+        time.sleep(0.2)
+    assert done.returncode == 0, done.stderr
+
+
 def names(k: Kubectl, *args: str) -> list[str]:
     out = k.run("get", "coderworkspaces", "-o", "name", *args).stdout
     return [line.split("/", 1)[1] for line in out.split()]
@@ -112,7 +124,7 @@ def test_apply_twice_is_unchanged_and_diff_exits_0(k: Kubectl, tmp_path: Path) -
     assert "+    team: b" in diff.stdout
     assert "configured" in k.run("apply", "-f", str(manifest)).stdout
     assert names(k, "-l", "team=b") == ["acme.alice.applied"]
-    k.run("delete", "coderworkspace", "acme.alice.applied", "--wait=false")
+    delete_when_built(k, "coderworkspace", "acme.alice.applied")
 
 
 def test_a_finalizer_holds_the_deletion_until_removed(k: Kubectl, tmp_path: Path) -> None:

@@ -75,11 +75,14 @@ def test_labels_survive_a_restart_of_serve(
             )  # fmt: skip
             assert names(k, "team=a") == [DEMO]
         ((_, (_, body)),) = stored(redis_url, prefix).items()
-        assert body["metadata"] == {
+        metadata = dict(body["metadata"])
+        managers = {entry["manager"] for entry in metadata.pop("managedFields")}
+        assert metadata == {
             "labels": {"team": "a"},
             "annotations": {"example.com/owner": "platform"},
             "finalizers": ["example.com/keep"],
         }
+        assert {"kubectl-label", "kubectl-annotate", "kubectl-patch"} <= managers, managers
         with started(args, replica_env) as second:
             k = Kubectl(second.value("URL: "), tmp_path / "home2", namespace=NS)
             assert names(k, "team=a") == [DEMO]
