@@ -69,6 +69,11 @@ class ServeTimeouts:
 
 def _timeout_response(seconds: float) -> bytes:
     message = f"the request header was not received within {seconds:g}s"
+    return _status_response(408, "Request Timeout", "Timeout", message)
+
+
+def _status_response(code: int, phrase: str, reason: str, message: str) -> bytes:
+    """A whole HTTP/1.1 response carrying a ``Status``, after which the connection closes."""
     body = json.dumps(
         {
             "kind": "Status",
@@ -76,18 +81,21 @@ def _timeout_response(seconds: float) -> bytes:
             "metadata": {},
             "status": "Failure",
             "message": message,
-            "reason": "Timeout",
-            "code": 408,
+            "reason": reason,
+            "code": code,
         },
         separators=(",", ":"),
     ).encode()
     head = (
-        "HTTP/1.1 408 Request Timeout\r\n"
+        f"HTTP/1.1 {code} {phrase}\r\n"
         "content-type: application/json\r\n"
         f"content-length: {len(body)}\r\n"
         "connection: close\r\n\r\n"
     ).encode("ascii")
     return head + body
+
+
+_MALFORMED = _status_response(400, "Bad Request", "BadRequest", "the request is not valid HTTP/1.1")
 
 
 class _Cycle(Protocol):
@@ -114,6 +122,13 @@ class _Timeouts(asyncio.Protocol):
     _unsent: int = 0
     _received: bool = False
     _head_cycle: object = None
+
+    # -- uvicorn -----------------------------------------------------------------
+
+    def send_400_response(self, msg: str) -> None:
+        """Answer a request the HTTP parser refused with a ``Status``, not uvicorn's text."""
+        self._conn.write(_MALFORMED)
+        self._conn.close()
 
     # -- asyncio.Protocol ------------------------------------------------------
 

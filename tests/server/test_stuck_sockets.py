@@ -252,6 +252,30 @@ def test_serve_closes_half_sent_requests_after_the_header_timeout(loop: str) -> 
         silent.close()
 
 
+@pytest.mark.parametrize(
+    "request_bytes",
+    [b"\x00\x01garbage\r\n\r\n", b"GET /version HTTP/1.1\r\nHost test\r\n\r\n"],
+)
+def test_serve_answers_a_request_the_parser_refuses_with_a_status(
+    loop: str, request_bytes: bytes
+) -> None:
+    app = make_app()
+    with glued(app, ServeTimeouts(), loop) as (url, _server):
+        sock = socket.create_connection(address(url))
+        sock.settimeout(5)
+        sock.sendall(request_bytes)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+        sock.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 "), answer
+    assert b"content-type: application/json" in head.lower()
+    status = json.loads(body)
+    assert status["kind"] == "Status"
+    assert (status["code"], status["reason"]) == (400, "BadRequest")
+
+
 def test_serve_leaves_idle_kept_alive_connections_to_the_keep_alive_timeout(loop: str) -> None:
     app = make_app()
     with glued(app, ServeTimeouts(header=0.3, keep_alive=5), loop) as (url, server):
