@@ -161,3 +161,19 @@ async def test_template_matching_preconditions_delete_reading_coder_once(
     with pytest.raises(StatusError) as info:
         await templates.get(NS, TMPL)
     assert info.value.status.code == 404
+
+
+async def test_template_with_unreadable_source_deletes_with_preconditions(
+    templates: TemplateStorage, fake: FakeCoder
+) -> None:
+    fake.fail_next_request(
+        "GET", "files/{id}", status=200, body=b"PK not a zip", content_type="application/zip"
+    )
+    with pytest.raises(StatusError) as info:
+        await templates.get(NS, TMPL)  # a get reads the source: 500
+    assert info.value.status.code == 500
+    uid = str(fake.template_json("acme/spare")["id"])
+    await expect_conflict(templates.delete(NS, TMPL, preconditions=DeletePreconditions(uid="x")))
+    answer = await templates.delete(NS, TMPL, preconditions=DeletePreconditions(uid=uid))
+    assert isinstance(answer, Status)  # the check does not read the source
+    assert not fake.has_template("acme/spare")
