@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import anyio
@@ -20,9 +19,8 @@ from k8swatch import (
     WriteOp,
 )
 from k8swatch.coder import StaticClientProvider, TemplateStorage, WorkspaceStorage
-from k8swatch.coder._fake import FakeCoder
 from k8swatch.redis import open_redis_backend
-from tests.coder.conftest import TEST_TOKEN, FakeCoderServer, serve_asgi
+from tests.coder.conftest import FakeCoderServer
 from tests.coder.test_conformance_coder import (
     TestTemplateStorageConformance as _TemplateConformance,
 )
@@ -31,43 +29,19 @@ from tests.coder.test_conformance_coder import (
 )
 from tests.coder.test_log_mode import rv_of, take
 
+from ._coder_replicas import (
+    GROUP,
+    NS,
+    SEED,
+    coder_replica,
+    two_workspace_replicas,
+    workspace_replica,
+)
 from .conftest import RedisServer
 
 pytestmark = pytest.mark.redis
 
-NS = "control-plane"
-GROUP = "aggregation.coder.com"
-SEED = "acme.alice.dev-workspace"
 Obj = dict[str, Any]
-
-
-@pytest.fixture
-async def coder(anyio_backend_name: str) -> AsyncIterator[FakeCoderServer]:
-    """A seeded FakeCoder (instant builds) served over HTTP."""
-    fake = FakeCoder(token=TEST_TOKEN)
-    async with serve_asgi(fake, anyio_backend_name) as url:
-        try:
-            yield FakeCoderServer(url, fake.token, fake)
-        finally:
-            fake.close()
-
-
-@asynccontextmanager
-async def replica(url: str, prefix: str, coder: FakeCoderServer) -> AsyncIterator[WorkspaceStorage]:
-    """One server replica: its own Redis client, log mirror, watch cache and follower."""
-    provider = StaticClientProvider(coder.url, coder.token, NS)
-    try:
-        async with open_redis_backend(url, prefix=prefix) as backend:
-            log = backend.log_for("coderworkspaces", group=GROUP)
-            storage = WorkspaceStorage(provider, log=log)
-            async with anyio.create_task_group() as tg:
-                await tg.start(storage.follow)
-                try:
-                    yield storage
-                finally:
-                    await storage.aclose()
-    finally:
-        await provider.aclose()
 
 
 def workspace(name: str, *, running: bool = True) -> Obj:
@@ -91,7 +65,7 @@ async def current_rv(storage: WorkspaceStorage) -> int:
 async def test_writes_on_a_and_b_reach_a_watch_on_b_in_one_order(
     redis_url: str, prefix: str, coder: FakeCoderServer
 ) -> None:
-    async with replica(redis_url, prefix, coder) as a, replica(redis_url, prefix, coder) as b:
+    async with two_workspace_replicas(redis_url, prefix, coder) as (a, b):
         listed = await b.list(NS, ListOptions())
         assert [o["metadata"]["name"] for o in listed.items] == [SEED]
         async with await b.watch(
@@ -134,7 +108,7 @@ async def test_writes_on_a_and_b_reach_a_watch_on_b_in_one_order(
 async def test_an_out_of_band_change_seen_by_both_replicas_is_recorded_once(
     redis_url: str, prefix: str, coder: FakeCoderServer
 ) -> None:
-    async with replica(redis_url, prefix, coder) as a, replica(redis_url, prefix, coder) as b:
+    async with two_workspace_replicas(redis_url, prefix, coder) as (a, b):
         await a.resync(NS)
         await b.resync(NS)
         start = await current_rv(a)
@@ -168,7 +142,7 @@ async def test_an_out_of_band_change_seen_by_both_replicas_is_recorded_once(
 async def test_a_stale_listing_cannot_revert_the_other_replicas_write(
     redis_url: str, prefix: str, coder: FakeCoderServer
 ) -> None:
-    async with replica(redis_url, prefix, coder) as a, replica(redis_url, prefix, coder) as b:
+    async with two_workspace_replicas(redis_url, prefix, coder) as (a, b):
         await a.resync(NS)
         await b.resync(NS)
         client = await b._client(NS)
@@ -190,7 +164,7 @@ async def test_a_replica_with_a_stale_view_records_nothing(
     redis_url: str, prefix: str, coder: FakeCoderServer
 ) -> None:
     """The conditional write itself: B has not read A's entry yet and reports an old state."""
-    async with replica(redis_url, prefix, coder) as a:
+    async with workspace_replica(redis_url, prefix, coder) as a:
         provider = StaticClientProvider(coder.url, coder.token, NS)
         async with open_redis_backend(redis_url, prefix=prefix) as backend:
             # B without a follower: its view stays where its own calls left it
@@ -214,7 +188,7 @@ async def test_a_replica_with_a_stale_view_records_nothing(
 async def test_redis_down_is_503_and_nothing_half_applied(
     own_redis_server: RedisServer, prefix: str, coder: FakeCoderServer
 ) -> None:
-    async with replica(own_redis_server.url, prefix, coder) as a:
+    async with workspace_replica(own_redis_server.url, prefix, coder) as a:
         listed = await a.list(NS, ListOptions())
         async with await a.watch(
             NS, ListOptions(watch=True, resource_version=listed.resource_version)
@@ -286,27 +260,16 @@ class TestWorkspaceStorageOnRedisConformance(_WorkspaceConformance):
         self.redis_url = redis_url
         self.prefix = prefix
 
-    @asynccontextmanager
-    async def make_storage(self) -> AsyncIterator[WorkspaceStorage]:
-        provider = StaticClientProvider(self.server.url, self.server.token, NS)
-        try:
-            async with open_redis_backend(
-                self.redis_url, prefix=self.prefix, window=self.history_window
-            ) as backend:
-                storage = WorkspaceStorage(
-                    provider,
-                    log=backend.log_for("coderworkspaces", group=GROUP),
-                    cache_window=self.history_window,
-                    bookmark_interval=self.bookmark_interval,
-                )
-                async with anyio.create_task_group() as tg:
-                    await tg.start(storage.follow)
-                    try:
-                        yield storage
-                    finally:
-                        await storage.aclose()
-        finally:
-            await provider.aclose()
+    def make_storage(self) -> AbstractAsyncContextManager[WorkspaceStorage]:
+        return coder_replica(
+            WorkspaceStorage,
+            self.redis_url,
+            self.prefix,
+            self.server,
+            window=self.history_window,
+            cache_window=self.history_window,
+            bookmark_interval=self.bookmark_interval,
+        )
 
 
 class TestTemplateStorageOnRedisConformance(_TemplateConformance):
@@ -318,25 +281,14 @@ class TestTemplateStorageOnRedisConformance(_TemplateConformance):
         self.redis_url = redis_url
         self.prefix = prefix
 
-    @asynccontextmanager
-    async def make_storage(self) -> AsyncIterator[TemplateStorage]:
-        provider = StaticClientProvider(self.server.url, self.server.token, NS)
-        try:
-            async with open_redis_backend(
-                self.redis_url, prefix=self.prefix, window=self.history_window
-            ) as backend:
-                storage = TemplateStorage(
-                    provider,
-                    log=backend.log_for("codertemplates", group=GROUP),
-                    cache_window=self.history_window,
-                    bookmark_interval=self.bookmark_interval,
-                    build_poll_interval=0.01,
-                )
-                async with anyio.create_task_group() as tg:
-                    await tg.start(storage.follow)
-                    try:
-                        yield storage
-                    finally:
-                        await storage.aclose()
-        finally:
-            await provider.aclose()
+    def make_storage(self) -> AbstractAsyncContextManager[TemplateStorage]:
+        return coder_replica(
+            TemplateStorage,
+            self.redis_url,
+            self.prefix,
+            self.server,
+            window=self.history_window,
+            cache_window=self.history_window,
+            bookmark_interval=self.bookmark_interval,
+            build_poll_interval=0.01,
+        )
