@@ -5,14 +5,12 @@ silently; server-side dry runs answer what the write stores."""
 from __future__ import annotations
 
 import json
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .conftest import Kubectl, _start_serve
+from .conftest import QUICK_CODER, Kubectl
 
 pytestmark = pytest.mark.kubectl
 
@@ -34,25 +32,15 @@ spec:
 
 
 @pytest.fixture(scope="module")
-def served() -> Iterator[str]:
-    """``k8swatch serve`` (embedded fake Coder, quick builds and polls) for this module."""
-    process, url = _start_serve(("--poll-interval", "0.5", "--fake-build-seconds", "0.2"))
-    try:
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:  # pragma: no cover - defensive
-            process.kill()
-            process.wait(timeout=15)
-        if process.stdout is not None:
-            process.stdout.close()
+def coder_serve_flags() -> tuple[str, ...]:
+    """Quick builds and polls: the start builds these tests wait for end in a second."""
+    return QUICK_CODER
 
 
 @pytest.fixture
-def k(served: str, tmp_path: Path) -> Kubectl:
-    return Kubectl(served, tmp_path / "home")
+def k(coder_kubectl: Kubectl) -> Kubectl:
+    """kubectl pointed at this module's ``k8swatch serve``."""
+    return coder_kubectl
 
 
 def get(k: Kubectl, kind: str, name: str) -> dict[str, object]:
