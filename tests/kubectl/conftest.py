@@ -346,6 +346,26 @@ def coder_server(coder_serve_flags: tuple[str, ...]) -> Iterator[str]:
             process.stdout.close()
 
 
+def workspace_manifest(
+    name: str, *, running: str = "true", labels: dict[str, str] | None = None
+) -> str:
+    """A CoderWorkspace manifest (YAML) on the acme organisation's starter template.
+
+    *running* is the YAML text of ``spec.running`` (so a test can write a wrong type);
+    ``spec`` comes last, so a test may append fields to it.
+    """
+    label_lines = "".join(f"    {key}: {value}\n" for key, value in (labels or {}).items())
+    return (
+        "apiVersion: aggregation.coder.com/v1alpha1\n"
+        "kind: CoderWorkspace\n"
+        "metadata:\n"
+        f"  name: {name}\n" + (f"  labels:\n{label_lines}" if label_lines else "") + "spec:\n"
+        "  organization: acme\n"
+        "  templateName: starter-template\n"
+        f"  running: {running}\n"
+    )
+
+
 @pytest.fixture
 def coder_kubectl(coder_server: str, tmp_path: Path) -> Kubectl:
     """kubectl pointed at ``k8swatch serve``."""

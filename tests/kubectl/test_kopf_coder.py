@@ -18,24 +18,11 @@ import pytest
 
 from tests._kopf import KopfOperator
 
-from .conftest import QUICK_CODER, Kubectl
+from .conftest import QUICK_CODER, Kubectl, workspace_manifest
 
 GROUP, VERSION, PLURAL = "aggregation.coder.com", "v1alpha1", "coderworkspaces"
 NAME = "acme.alice.operated"
 MINE = {"operated-by": "kopf"}  # the demo workspace is not this operator's
-
-MANIFEST = """\
-apiVersion: aggregation.coder.com/v1alpha1
-kind: CoderWorkspace
-metadata:
-  name: acme.alice.operated
-  labels:
-    operated-by: kopf
-spec:
-  organization: acme
-  templateName: starter-template
-  running: true
-"""
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +57,7 @@ def test_kopf_handlers_each_run_once(coder_kubectl: Kubectl, tmp_path: Path) -> 
     k = coder_kubectl
     with workspace_operator(k.url, k).running() as operator:
         manifest = tmp_path / "ws.yaml"
-        manifest.write_text(MANIFEST)
+        manifest.write_text(workspace_manifest(NAME, labels=MINE))
         k.run("create", "-f", str(manifest))
         assert operator.next_call()[:2] == ("create", NAME)
         # kopf's finalizer and its record of the handled state (two patches) are kept

@@ -10,25 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import QUICK_CODER, Kubectl
+from .conftest import QUICK_CODER, Kubectl, workspace_manifest
 
 pytestmark = pytest.mark.kubectl
 
 DEMO = "acme.alice.dev-workspace"
 TEMPLATE = "acme.starter-template"
-
-WORKSPACE = """\
-apiVersion: aggregation.coder.com/v1alpha1
-kind: CoderWorkspace
-metadata:
-  name: {name}
-  labels:
-    team: {team}
-spec:
-  organization: acme
-  templateName: starter-template
-  running: true
-"""
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +84,7 @@ def test_server_dry_run_answers_what_the_write_stores(k: Kubectl) -> None:
 
 def test_apply_twice_is_unchanged_and_diff_exits_0(k: Kubectl, tmp_path: Path) -> None:
     manifest = tmp_path / "ws.yaml"
-    manifest.write_text(WORKSPACE.format(name="acme.alice.applied", team="a"))
+    manifest.write_text(workspace_manifest("acme.alice.applied", labels={"team": "a"}))
     first = k.run("apply", "-f", str(manifest))
     assert "created" in first.stdout
     second = k.run("apply", "-f", str(manifest))
@@ -106,7 +93,7 @@ def test_apply_twice_is_unchanged_and_diff_exits_0(k: Kubectl, tmp_path: Path) -
     diff = k.run("diff", "-f", str(manifest), check=False)
     assert diff.returncode == 0, diff.stdout + diff.stderr
     assert names(k, "-l", "team=a") == ["acme.alice.applied"]
-    manifest.write_text(WORKSPACE.format(name="acme.alice.applied", team="b"))
+    manifest.write_text(workspace_manifest("acme.alice.applied", labels={"team": "b"}))
     diff = k.run("diff", "-f", str(manifest), check=False)
     assert diff.returncode == 1, diff.stderr
     assert "+    team: b" in diff.stdout
@@ -118,7 +105,7 @@ def test_apply_twice_is_unchanged_and_diff_exits_0(k: Kubectl, tmp_path: Path) -
 def test_a_finalizer_holds_the_deletion_until_removed(k: Kubectl, tmp_path: Path) -> None:
     name = "acme.alice.held"
     manifest = tmp_path / "held.yaml"
-    manifest.write_text(WORKSPACE.format(name=name, team="held"))
+    manifest.write_text(workspace_manifest(name, labels={"team": "held"}))
     k.run("create", "-f", str(manifest))
     k.run(
         "patch",
