@@ -11,11 +11,10 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar
 
-import anyio
-
 from k8swatch.coder import StaticClientProvider, TemplateStorage, WorkspaceStorage
 from k8swatch.redis import open_redis_backend
 from tests.coder.conftest import FakeCoderServer
+from tests.coder.test_log_mode import following
 
 NS = "control-plane"
 GROUP = "aggregation.coder.com"
@@ -48,7 +47,7 @@ async def coder_replica(
     replicas; *storage_options* go to the storage as they are.
     """
     resource = _RESOURCES[storage_type]
-    backend_options = {} if window is None else {"window": window}
+    backend_options: dict[str, Any] = {} if window is None else {"window": window}
     provider = StaticClientProvider(coder.url, coder.token, NS)
     try:
         async with open_redis_backend(redis_url, prefix=prefix, **backend_options) as backend:
@@ -59,12 +58,8 @@ async def coder_replica(
             storage = storage_type(
                 provider, log=backend.log_for(resource, group=GROUP), **storage_options
             )
-            async with anyio.create_task_group() as tg:
-                await tg.start(storage.follow)
-                try:
-                    yield storage
-                finally:
-                    await storage.aclose()
+            async with following(storage):
+                yield storage
     finally:
         await provider.aclose()
 

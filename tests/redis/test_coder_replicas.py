@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
-from typing import Any
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, ClassVar, Generic
 
 import anyio
 import pytest
@@ -33,6 +34,7 @@ from ._coder_replicas import (
     GROUP,
     NS,
     SEED,
+    StorageT,
     coder_replica,
     two_workspace_replicas,
     workspace_replica,
@@ -251,44 +253,46 @@ async def test_put_of_the_same_state_and_remove_of_an_absent_key_record_nothing(
         assert await log.current_resource_version() == gone.resource_version
 
 
-class TestWorkspaceStorageOnRedisConformance(_WorkspaceConformance):
+class _OnAReplica(Generic[StorageT]):
+    """Runs a Coder storage conformance suite against one replica's storage on Redis
+    (``coder_replica``): put before the suite among the bases, set ``storage_type``."""
+
+    storage_type: type[StorageT]
+    storage_options: ClassVar[dict[str, Any]] = {}
+    """Passed to the storage beyond the suite's cache window and bookmark interval."""
+
+    history_window: int
+    bookmark_interval: float
+
+    @pytest.fixture(autouse=True)
+    def _coder(self, coder: FakeCoderServer, redis_url: str, prefix: str) -> None:
+        self.server = coder
+        self.redis_url = redis_url
+        self.prefix = prefix
+
+    @asynccontextmanager
+    async def make_storage(self) -> AsyncIterator[StorageT]:
+        async with coder_replica(
+            self.storage_type,
+            self.redis_url,
+            self.prefix,
+            self.server,
+            window=self.history_window,
+            cache_window=self.history_window,
+            bookmark_interval=self.bookmark_interval,
+            **self.storage_options,
+        ) as storage:
+            yield storage
+
+
+class TestWorkspaceStorageOnRedisConformance(_OnAReplica[WorkspaceStorage], _WorkspaceConformance):
     """The watch conformance suite against a replica's ``WorkspaceStorage(log=...)``."""
 
-    @pytest.fixture(autouse=True)
-    def _coder(self, coder: FakeCoderServer, redis_url: str, prefix: str) -> None:
-        self.server = coder
-        self.redis_url = redis_url
-        self.prefix = prefix
-
-    def make_storage(self) -> AbstractAsyncContextManager[WorkspaceStorage]:
-        return coder_replica(
-            WorkspaceStorage,
-            self.redis_url,
-            self.prefix,
-            self.server,
-            window=self.history_window,
-            cache_window=self.history_window,
-            bookmark_interval=self.bookmark_interval,
-        )
+    storage_type = WorkspaceStorage
 
 
-class TestTemplateStorageOnRedisConformance(_TemplateConformance):
+class TestTemplateStorageOnRedisConformance(_OnAReplica[TemplateStorage], _TemplateConformance):
     """The watch conformance suite against a replica's ``TemplateStorage(log=...)``."""
 
-    @pytest.fixture(autouse=True)
-    def _coder(self, coder: FakeCoderServer, redis_url: str, prefix: str) -> None:
-        self.server = coder
-        self.redis_url = redis_url
-        self.prefix = prefix
-
-    def make_storage(self) -> AbstractAsyncContextManager[TemplateStorage]:
-        return coder_replica(
-            TemplateStorage,
-            self.redis_url,
-            self.prefix,
-            self.server,
-            window=self.history_window,
-            cache_window=self.history_window,
-            bookmark_interval=self.bookmark_interval,
-            build_poll_interval=0.01,
-        )
+    storage_type = TemplateStorage
+    storage_options: ClassVar[dict[str, Any]] = {"build_poll_interval": 0.01}
