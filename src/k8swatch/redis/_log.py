@@ -199,6 +199,7 @@ class RedisEventLog:
     _ready: anyio.Event = attrs.field(init=False, factory=anyio.Event)
     _connected: bool = attrs.field(init=False, default=False)
     _resets: int = attrs.field(init=False, default=0)
+    _append_reads: int = attrs.field(init=False, default=0)  # appends that read the stream
     _closed: bool = attrs.field(init=False, default=False)
     _scope: anyio.CancelScope = attrs.field(init=False, factory=anyio.CancelScope)
 
@@ -206,6 +207,9 @@ class RedisEventLog:
         if self.window < 1:
             raise ValueError(f"window must be >= 1, got {self.window}")
         self._stream.release_after = self._release_when_mirrored
+        self._stream.read_position = self._read_position
+        self._stream.on_read = self._on_append_read
+        self._stream.read_count = self.read_batch
         self._stream.mark.subscribe(self._on_lost)
 
     # -- state ------------------------------------------------------------------
@@ -274,6 +278,14 @@ class RedisEventLog:
                     await self._stream.check()  # a loss restarts the mirror (_on_lost)
                     verify = False
                     checked = True
+                elif self._stream.busy:
+                    # This replica's appends are in flight: their replies read
+                    # the stream up to their entries (see _on_append_read); an
+                    # XREAD now would fetch the same entries once more.
+                    reads = self._append_reads
+                    await self._stream.wait_applied(self.block)
+                    if self._append_reads != reads:
+                        continue
                 records = await self._stream.read_after(
                     self._rv, count=self.read_batch, block=self.block
                 )
@@ -301,7 +313,12 @@ class RedisEventLog:
             self._set_connected(True)
             if not records:
                 verify = True  # idle: make sure Redis did not lose data meanwhile (FLUSHALL)
-            elif records[0].prev < self._tail and not checked:
+                continue
+            if records[0].rv <= self._rv:  # some came with an append's reply meanwhile
+                records = [r for r in records if r.rv > self._rv]
+                if not records:
+                    continue
+            if records[0].prev < self._tail and not checked:
                 # The stream lost entries this replica read: check before trusting it.
                 verify = True
             else:
@@ -334,6 +351,29 @@ class RedisEventLog:
         self._changed = anyio.Event()
 
     # -- read your writes -------------------------------------------------------
+
+    def _read_position(self) -> int | None:
+        """Where an append batch reads the stream from: the mirror's RV (None: not started)."""
+        return self._rv if self._ready.is_set() and not self._closed else None
+
+    def _on_append_read(self, records: list[Record]) -> None:
+        """Ingest what an append batch read after the mirror's RV (its own entries included).
+
+        The same checks as the reader's: entries the mirror has are skipped,
+        and a batch that does not continue the mirror's chain (a gap, or a
+        stream that lost entries) is left for the reader, which handles it.
+        """
+        if self._closed or not self._ready.is_set():
+            return
+        rv = self._rv
+        if records and records[0].rv <= rv:
+            records = [r for r in records if r.rv > rv]
+        if records:
+            if not self._tail <= records[0].prev <= rv:
+                return
+            self._ingest(records)
+        self._set_connected(True)
+        self._append_reads += 1
 
     def _release_when_mirrored(self, rv: int, release: Callable[[], None]) -> None:
         """Resume a batch's writers once the mirror has *rv* (or ``write_wait`` passed)."""

@@ -75,8 +75,9 @@ def epoch_key_for(prefix: str) -> str:
 
 
 # KEYS: counter, stream, objects[, epoch].
-# ARGV: maxlen (0 = keep everything), [the epoch and the highest RV the replica
-# saw, when the epoch key is given,] then one argument per operation:
+# ARGV: maxlen (0 = keep everything), [when the epoch key is given: the epoch
+# and the highest RV the replica saw, then "<after>:<count>" to read the stream
+# too, or "" not to,] then one argument per operation:
 #   <op letter><expected RV or nothing> NUL <key> NUL <body>
 # (body: JSON without resourceVersion; JSON never contains a raw NUL, and
 # Kubernetes keys cannot). One packed argument per operation keeps the
@@ -89,6 +90,12 @@ def epoch_key_for(prefix: str) -> str:
 #   "exists" / "missing" / "conflict": refused; rv = the key's current RV.
 #   "error":     Redis refused the append (tail = its message); the operation
 #                was not applied and the later ones were not tried.
+# Then, when a read was asked for and no operation failed, up to <count>
+# stream entries with an RV above <after> (oldest first, the ones just
+# written included), two strings each: the entry's id and its ``e`` field.
+# The writing replica's mirror gets its own writes, and whatever other
+# replicas wrote before them, from the reply: no extra read (read your
+# writes in one round trip).
 # Or, with the epoch key, the single string "lost" when the epoch differs or
 # the counter is below the replica's highest RV: nothing was applied (the
 # replica runs CHECK, then tries again).
@@ -98,12 +105,14 @@ local maxlen = tonumber(ARGV[1])
 local out = {}
 local last = nil
 local first = 2
+local read = ''
 if #KEYS >= 4 then
   local c = tonumber(redis.call('GET', counter) or '0')
   if redis.call('GET', KEYS[4]) ~= ARGV[2] or c < tonumber(ARGV[3]) then
     return {'lost'}
   end
-  first = 4
+  read = ARGV[4]
+  first = 5
 end
 
 local function stream_last()
@@ -197,6 +206,16 @@ for i = first, #ARGV do
       redis.call('HSET', objects, key, rv .. ':' .. body)
       out[#out + 1] = 'ok:' .. rv .. ':' .. typ .. ':'
     end
+  end
+end
+if read ~= '' then
+  local sep = string.find(read, ':', 1, true)
+  local entries = redis.call(
+    'XRANGE', stream, '(' .. string.sub(read, 1, sep - 1) .. '-0', '+',
+    'COUNT', string.sub(read, sep + 1))
+  for i = 1, #entries do
+    out[#out + 1] = entries[i][1]
+    out[#out + 1] = entries[i][2][2]
   end
 end
 return out
