@@ -414,11 +414,19 @@ class RedisEventLog:
 
     def _ingest(self, records: list[Record]) -> None:
         self._tail = records[-1].rv
+        rv, rvs, entries, loads = self._rv, self._rvs, self._entries, _loads
         for r in records:
-            if r.rv > self._rv:
-                self._rvs.append(r.rv)
-                self._entries.append(_entry(r))
-                self._rv = r.rv
+            if r.rv > rv:
+                rv = r.rv
+                # decode_object, inlined: this loop runs for every entry of every replica
+                obj: dict[str, Any] = loads(r.body)
+                metadata = obj.get("metadata")
+                if not isinstance(metadata, dict):
+                    metadata = obj["metadata"] = {}
+                metadata["resourceVersion"] = str(rv)
+                rvs.append(rv)
+                entries.append(LogEntry(rv, r.type, r.key, obj))
+        self._rv = rv
         excess = len(self._rvs) - self._head - self.window
         if excess > 0:
             self._head += excess
