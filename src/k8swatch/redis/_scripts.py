@@ -92,7 +92,9 @@ def epoch_key_for(prefix: str) -> str:
 #                was not applied and the later ones were not tried.
 # Then, when a read was asked for and no operation failed, up to <count>
 # stream entries with an RV above <after> (oldest first, the ones just
-# written included), two strings each: the entry's id and its ``e`` field.
+# written included), one string each: ``<rv> NUL`` and the entry's ``e`` field
+# (one string per entry rather than XREAD's five is less for every replica
+# to parse).
 # The writing replica's mirror gets its own writes, and whatever other
 # replicas wrote before them, from the reply: no extra read (read your
 # writes in one round trip).
@@ -214,8 +216,7 @@ if read ~= '' then
     'XRANGE', stream, '(' .. string.sub(read, 1, sep - 1) .. '-0', '+',
     'COUNT', string.sub(read, sep + 1))
   for i = 1, #entries do
-    out[#out + 1] = entries[i][1]
-    out[#out + 1] = entries[i][2][2]
+    out[#out + 1] = string.match(entries[i][1], '^(%d+)') .. '\0' .. entries[i][2][2]
   end
 end
 return out

@@ -44,6 +44,12 @@ def _record(identifier: bytes, packed: bytes) -> Record:
     return Record(int(identifier.partition(b"-")[0]), _TYPES[typ], key.decode(), body, int(prev))
 
 
+def _read_record(item: bytes) -> Record:
+    """Unpack one entry read by `APPEND` (``<rv> NUL`` and the ``e`` field)."""
+    rv, prev, typ, key, body = item.split(b"\0", 4)
+    return Record(int(rv), _TYPES[typ], key.decode(), body, int(prev))
+
+
 class AppendResult(NamedTuple):
     """What `APPEND` did with one operation (see `_scripts.APPEND`)."""
 
@@ -306,7 +312,7 @@ class StreamClient:
             raise _DataLost
         records: list[Record] | None = None
         if read_after is not None and len(raw) >= len(ops):
-            records = [_record(raw[i], raw[i + 1]) for i in range(len(ops), len(raw), 2)]
+            records = [_read_record(item) for item in raw[len(ops) :]]
             raw = raw[: len(ops)]
             if records and records[0].prev > read_after:
                 records = None  # trimmed past it: the reader finds out (410)
