@@ -488,8 +488,8 @@ class StuckableStream(StreamClient):
             self.xreads += 1
         return await super().read_after(rv, count=count, block=block)
 
-    async def append_batch(self, ops: Any, *, read_after: int | None = None) -> Any:
-        return await super().append_batch(ops, read_after=read_after if self.append_reads else None)
+    async def append_batch(self, ops: Any, **read: Any) -> Any:
+        return await super().append_batch(ops, **(read if self.append_reads else {}))
 
 
 async def test_an_append_reads_the_stream_for_its_mirror(redis_url: str, prefix: str) -> None:

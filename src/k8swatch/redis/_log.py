@@ -209,7 +209,6 @@ class RedisEventLog:
         self._stream.release_after = self._release_when_mirrored
         self._stream.read_position = self._read_position
         self._stream.on_read = self._on_append_read
-        self._stream.read_count = self.read_batch
         self._stream.mark.subscribe(self._on_lost)
 
     # -- state ------------------------------------------------------------------
@@ -352,9 +351,11 @@ class RedisEventLog:
 
     # -- read your writes -------------------------------------------------------
 
-    def _read_position(self) -> int | None:
-        """Where an append batch reads the stream from: the mirror's RV (None: not started)."""
-        return self._rv if self._ready.is_set() and not self._closed else None
+    def _read_position(self) -> tuple[int, int] | None:
+        """Where and how much an append batch reads: the mirror's RV (None: not started)."""
+        if self._ready.is_set() and not self._closed:
+            return self._rv, self.read_batch
+        return None
 
     def _on_append_read(self, records: list[Record]) -> None:
         """Ingest what an append batch read after the mirror's RV (its own entries included).

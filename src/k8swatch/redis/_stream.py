@@ -142,8 +142,9 @@ class StreamClient:
     writes), so each writer wakes once.
 
     A batch also reads the stream in the same script call when
-    ``read_position()`` gives an RV (the event log's mirror position): up to
-    ``read_count`` entries after it, its own included, handed to
+    ``read_position()`` gives ``(rv, count)`` (the event log's mirror
+    position and read size): up to *count* entries after *rv*, its own
+    included, handed to
     ``on_read(records)`` before its writers are released. So the
     writing replica's mirror needs no ``XREAD`` round trip of its own for its
     writes, nor for what other replicas wrote before them.
@@ -167,9 +168,10 @@ class StreamClient:
     release_after: Callable[[int, Callable[[], None]], None] = attrs.field(
         init=False, default=lambda rv, release: release()
     )
-    read_position: Callable[[], int | None] = attrs.field(init=False, default=lambda: None)
+    read_position: Callable[[], tuple[int, int] | None] = attrs.field(
+        init=False, default=lambda: None
+    )
     on_read: Callable[[list[Record]], None] = attrs.field(init=False, default=lambda records: None)
-    read_count: int = attrs.field(init=False, default=1000)
     _in_flight: _Batch | None = attrs.field(init=False, default=None)
 
     def __attrs_post_init__(self) -> None:
@@ -283,24 +285,27 @@ class StreamClient:
     async def _apply_once(
         self, ops: Sequence[bytes]
     ) -> tuple[list[AppendResult], int | None, list[Record] | None]:
-        after = self.read_position()
-        results, records = await self.append_batch(ops, read_after=after)
+        position = self.read_position()
+        if position is None:
+            return (await self.append_batch(ops))[0], None, None
+        after, count = position
+        results, records = await self.append_batch(ops, read_after=after, read_count=count)
         return results, after, records
 
     async def append_batch(
-        self, ops: Sequence[bytes], *, read_after: int | None = None
+        self, ops: Sequence[bytes], *, read_after: int | None = None, read_count: int = 1000
     ) -> tuple[list[AppendResult], list[Record] | None]:
         """Apply packed *ops* (`pack_op`) in one script call, in order; each is all-or-nothing.
 
         Returns their results and, with *read_after*, the stream's entries
-        after that RV as the same call left them (up to ``read_count``), or
+        after that RV as the same call left them (up to *read_count*), or
         None when it read nothing usable: not asked, an operation failed (the
         script stopped there), or entries after *read_after* were trimmed.
         Raises `_DataLost` (nothing applied) when Redis no longer has what
         this replica saw.
         """
         mark = self.mark
-        read = b"" if read_after is None else b"%d:%d" % (read_after, self.read_count)
+        read = b"" if read_after is None else b"%d:%d" % (read_after, max(read_count, 1))
         try:
             raw = await self._append_script(
                 keys=[*self.keys, self.epoch_key],
