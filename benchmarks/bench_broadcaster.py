@@ -27,6 +27,7 @@ import anyio
 import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream
 
+from _settle import settle
 from k8swatch import Broadcaster, EventType
 
 WATCHERS = (1, 100, 1000)
@@ -64,7 +65,7 @@ async def k8swatch_per_event(watchers: int, events: int) -> float:
     async with anyio.create_task_group() as tg:
         for _ in range(watchers):
             tg.start_soon(consume)
-        await anyio.wait_all_tasks_blocked()
+        await settle()
         start = time.perf_counter()
         for i in range(events):
             await broadcaster.action(EventType.MODIFIED, i)
@@ -96,7 +97,7 @@ async def k8swatch_batched(watchers: int, events: int) -> float:
     async with anyio.create_task_group() as tg:
         for _ in range(watchers):
             tg.start_soon(consume)
-        await anyio.wait_all_tasks_blocked()
+        await settle()
         start = time.perf_counter()
         for i in range(events):
             await broadcaster.action(EventType.MODIFIED, i)
@@ -135,7 +136,7 @@ async def broadcaster_package(watchers: int, events: int) -> float:
                 tg.start_soon(consume)
             while ready < watchers:
                 await anyio.lowlevel.checkpoint()
-            await anyio.wait_all_tasks_blocked()
+            await settle()
             start = time.perf_counter()
             for i in range(events):
                 await broadcast.publish("bench", i)
@@ -165,7 +166,7 @@ async def anyio_streams(watchers: int, events: int) -> float:
     async with anyio.create_task_group() as tg:
         for _, receive in pairs:
             tg.start_soon(consume, receive)
-        await anyio.wait_all_tasks_blocked()
+        await settle()
         sends = [send for send, _ in pairs]
         start = time.perf_counter()
         for i in range(events):
@@ -231,7 +232,7 @@ def idle_waiting_memory(count: int = 10_000) -> float:
         async with anyio.create_task_group() as tg:
             for _ in range(count):
                 tg.start_soon(consume)
-            await anyio.wait_all_tasks_blocked()
+            await settle()
             after = tracemalloc.get_traced_memory()[0]
             broadcaster.shutdown()
         tracemalloc.stop()

@@ -26,6 +26,7 @@ from typing import Any
 
 import anyio
 
+from _settle import settle
 from k8swatch import EventType, ListOptions, MemoryStorage, WatchCache, stop_aware_watch
 
 
@@ -159,8 +160,8 @@ async def bench_fanout(label_selector: str = "") -> None:
         for i in range(20_000):
             cache.apply(EventType.ADDED if i < 100 else EventType.MODIFIED, objects[i % 100])
             if i % 500 == 499:
-                await anyio.wait_all_tasks_blocked()
-        await anyio.wait_all_tasks_blocked()
+                await settle()
+        await settle()
         cache.close()
     elapsed = time.perf_counter() - t0
     assert received[0] == (1_000_000 if label_selector else 2_000_000), received[0]
@@ -189,12 +190,12 @@ async def bench_wakeups() -> None:
         async with anyio.create_task_group() as tg:
             for watch in watches:
                 tg.start_soon(consume, watch)
-            await anyio.wait_all_tasks_blocked()
+            await settle()
             rounds = 500
             t0 = time.perf_counter()
             for i in range(rounds):
                 cache.apply(EventType.ADDED if i == 0 else EventType.MODIFIED, widget(0))
-                await anyio.wait_all_tasks_blocked()
+                await settle()
             results[label] = (time.perf_counter() - t0) / rounds / 200 * 1e6
             cache.close()
     bare = results["bare"]

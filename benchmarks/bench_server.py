@@ -88,7 +88,7 @@ def go_tools() -> Path:
 # --- the servers (child processes) ---------------------------------------------
 
 
-def make_app() -> Any:
+def make_app(send_timeout: float | None = 30.0) -> Any:
     from k8swatch import MemoryStorage
     from k8swatch.server import ResourceSpec, create_app
 
@@ -99,7 +99,9 @@ def make_app() -> Any:
         from k8swatch.metrics import PrometheusMetrics
 
         metrics = PrometheusMetrics()
-    return create_app([spec], max_watches=IDLE + WATCHERS + 100, metrics=metrics)
+    return create_app(
+        [spec], max_watches=IDLE + WATCHERS + 100, metrics=metrics, send_timeout=send_timeout
+    )
 
 
 def listening_socket(port: int) -> socket.socket:
@@ -111,17 +113,18 @@ def listening_socket(port: int) -> socket.socket:
 
 
 def serve_uvicorn(port: int) -> None:
-    """As ``k8swatch serve`` runs uvicorn: anyio's asyncio backend, uvloop when installed."""
+    """As ``k8swatch serve`` runs uvicorn: its protocol (connection timeouts, no
+    app-level send timeout), anyio's asyncio backend, uvloop and httptools when installed."""
     import anyio
-    import uvicorn
 
+    from k8swatch._cli_uvicorn import build_server  # pyright: ignore[reportPrivateUsage]
     from k8swatch.cli import _loop_options  # pyright: ignore[reportPrivateUsage]
 
     sock = listening_socket(port)
-    config = uvicorn.Config(make_app(), lifespan="on", log_level="warning", access_log=False)
+    server = build_server(make_app(send_timeout=None), log_level="warning")
 
     async def main() -> None:
-        await uvicorn.Server(config).serve([sock])
+        await server.serve([sock])
 
     anyio.run(main, backend="asyncio", backend_options=_loop_options())
 

@@ -58,6 +58,9 @@ from ._window import EventWindow, too_large
 
 __all__ = ["INITIAL_EVENTS_ANNOTATION", "WatchCache", "decode_continue", "encode_continue"]
 
+#: Namespaces whose selector-less predicate is kept for sharing (see ``_predicate``).
+_MAX_SHARED_PREDICATES = 1024
+
 T = TypeVar("T", bound=Mapping[str, Any], default=dict[str, Any])
 
 _CONTINUE_VERSION: Final = "meta.k8s.io/v1"
@@ -189,6 +192,9 @@ class WatchCache(Generic[T]):
         # next batch of changes.
         self._next_change = ParkingLot()
         self._closed = False
+        # The predicate of requests without selectors, per namespace: shared
+        # (it is immutable) by the many watches that select everything.
+        self._unselective: dict[str, SelectionPredicate] = {}
 
     # -- state ------------------------------------------------------------------
 
@@ -328,9 +334,19 @@ class WatchCache(Generic[T]):
     # -- list -----------------------------------------------------------------------
 
     def _predicate(self, namespace: str, options: ListOptions | None) -> SelectionPredicate:
-        return SelectionPredicate.from_list_options(
+        selective = options is not None and bool(options.label_selector or options.field_selector)
+        if not selective:
+            predicate = self._unselective.get(namespace)
+            if predicate is not None:
+                return predicate
+        predicate = SelectionPredicate.from_list_options(
             namespace, options, get_attrs=self.get_attrs, supported_fields=self.supported_fields
         )
+        if not selective:
+            if len(self._unselective) >= _MAX_SHARED_PREDICATES:
+                self._unselective.clear()
+            self._unselective[namespace] = predicate
+        return predicate
 
     async def list(
         self, namespace: str, options: ListOptions | None = None, *, min_resource_version: int = 0

@@ -112,16 +112,37 @@ class _Timeouts(asyncio.Protocol):
     before the first); everything else is asyncio's protocol interface.
     """
 
+    # Slots, not the instance dict: uvicorn's protocol already sets about 30
+    # attributes, the most an instance dict shares its keys for; one more and
+    # every connection's dict becomes a private table (1.5 KB each).
+    __slots__ = (
+        "_conn",
+        "_head_cycle",
+        "_header_timer",
+        "_loop",
+        "_read_timer",
+        "_received",
+        "_send_timer",
+        "_unsent",
+    )
+
     timeouts: ClassVar[ServeTimeouts] = ServeTimeouts()
 
     _conn: asyncio.Transport
     _loop: asyncio.AbstractEventLoop
-    _header_timer: asyncio.TimerHandle | None = None
-    _read_timer: asyncio.TimerHandle | None = None
-    _send_timer: asyncio.TimerHandle | None = None
-    _unsent: int = 0
-    _received: bool = False
-    _head_cycle: object = None
+    _header_timer: asyncio.TimerHandle | None
+    _read_timer: asyncio.TimerHandle | None
+    _send_timer: asyncio.TimerHandle | None
+    _unsent: int
+    _received: bool
+    _head_cycle: object
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._header_timer = self._read_timer = self._send_timer = None
+        self._unsent = 0
+        self._received = False
+        self._head_cycle = None
+        super().__init__(*args, **kwargs)
 
     # -- uvicorn -----------------------------------------------------------------
 
@@ -336,6 +357,10 @@ def build_server(
         timeout_graceful_shutdown=3,
         timeout_keep_alive=max(1, round(timeouts.keep_alive)),
         http=_protocol_class(timeouts, tls=bool(ssl_options)),
+        # The client address is the peer's: serve is reached directly or through
+        # kube-apiserver, which identifies users by headers, not X-Forwarded-For.
+        # (uvicorn's proxy-headers middleware also costs every idle watch a frame.)
+        proxy_headers=False,
         **(ssl_options or {}),
     )
     return _Server(config)

@@ -13,9 +13,10 @@ through every ``await`` (and into tasks started from it) on asyncio and trio.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
-from collections.abc import Generator
+from contextlib import AbstractContextManager
+
+from typing_extensions import final
 
 __all__ = ["add_warning", "collect_warnings"]
 
@@ -34,8 +35,7 @@ def add_warning(text: str) -> None:
         collected.append(text)
 
 
-@contextlib.contextmanager
-def collect_warnings() -> Generator[list[str]]:
+def collect_warnings() -> AbstractContextManager[list[str]]:
     """Collect the warnings `add_warning` adds inside the block, in order.
 
     ```python
@@ -44,9 +44,19 @@ def collect_warnings() -> Generator[list[str]]:
     headers = [("warning", f'299 - "{text}"') for text in warnings]
     ```
     """
-    collected: list[str] = []
-    token = _collector.set(collected)
-    try:
-        yield collected
-    finally:
-        _collector.reset(token)
+    return _Collecting()
+
+
+@final
+class _Collecting:
+    """`collect_warnings`'s context manager (a class: every request, idle watches too, has one)."""
+
+    __slots__ = ("_collected", "_token")
+
+    def __enter__(self) -> list[str]:
+        self._collected: list[str] = []
+        self._token = _collector.set(self._collected)
+        return self._collected
+
+    def __exit__(self, *exc_info: object) -> None:
+        _collector.reset(self._token)

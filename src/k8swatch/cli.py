@@ -565,11 +565,12 @@ async def _serve_api(args: argparse.Namespace, out: TextIO, security: ServingSec
         templates, workspaces = _create_storages(args, provider, shared, tg)
         specs = build_resource_specs(templates, workspaces)
         timeouts = _timeouts(args)
-        # The connection's own bound (which resets it) acts first; the app's,
-        # at twice that, is the backstop uvicorn would log an error for.
+        # The connection bounds its sends itself (it is reset when its client
+        # takes no data for --send-timeout; the stream then ends as on a
+        # disconnect), so the app's bound, a timer for every idle watch, is off.
         app = create_app(
             specs,
-            send_timeout=2 * timeouts.send,
+            send_timeout=None,
             metrics=metrics,
             authenticator=security.authenticator,
             authorizer=security.authorizer,

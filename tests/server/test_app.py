@@ -914,3 +914,42 @@ async def test_mounted_in_starlette(app: App, storage: DictStorage) -> None:
         event = await stream.receive_json()
     assert event["object"]["metadata"]["name"] == "a"
     assert storage.watch_stops == 1
+
+
+class _WatchRecordingStorage(DictStorage):
+    """Records the user a ``watch()`` runs for, and warns the client from it."""
+
+    def __init__(self) -> None:
+        super().__init__("example.com/v1", "Widget")
+        self.users: list[Any] = []
+
+    async def watch(self, namespace: str, options: ListOptions | None = None) -> Any:
+        from k8swatch import add_warning
+        from k8swatch.server import current_user
+
+        self.users.append(current_user())
+        add_warning("watching a test storage")
+        return await super().watch(namespace, options)
+
+
+async def test_a_watch_stream_keeps_what_its_storage_call_set() -> None:
+    # The stream runs after the request's storage calls (outside their context),
+    # but the call's user and warnings still apply to it.
+    from k8swatch.server import ANONYMOUS
+
+    storage = _WatchRecordingStorage()
+    client = ASGIClient(
+        create_app([ResourceSpec("example.com", "v1", "widgets", "Widget", storage)])
+    )
+    async with client.stream("GET", f"{NS}?watch=1") as stream:
+        assert stream.status == 200
+        assert stream.header("warning") == '299 - "watching a test storage"'
+        assert storage.users == [ANONYMOUS]
+        await create(client, "a")
+        with anyio.fail_after(5):
+            line = b""
+            while b"\n" not in line:
+                chunk = await stream.receive_chunk()
+                assert chunk is not None
+                line += chunk
+        assert json.loads(line)["object"]["metadata"]["name"] == "a"

@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar, cast
 
 import anyio
+import attrs
 from anyio.abc import TaskStatus
 
 from k8swatch._broadcaster import FullChannelBehavior
@@ -53,6 +54,7 @@ from k8swatch._json import copy_json
 from k8swatch._options import ListOptions
 from k8swatch._selectors import SelectorError
 from k8swatch._status import (
+    Status,
     StatusError,
     bad_request,
     conflict,
@@ -82,6 +84,7 @@ from k8swatch.coder._sinks import BroadcastSink, CacheSink, EventSink
 
 __all__ = [
     "WATCH_QUEUE_LENGTH",
+    "DeleteTarget",
     "check_create_identity",
     "check_update_identity",
     "name_from_name",
@@ -121,6 +124,27 @@ def writes(name_of: Callable[..., str]) -> Callable[[_F], _F]:
         return cast("_F", wrapper)
 
     return decorate
+
+
+@attrs.frozen
+class DeleteTarget:
+    """An object a delete has read and checked, to be removed from Coder now.
+
+    What `_CoderStorage._delete` hands the kind's own removal.
+    """
+
+    coder: dict[str, Any]
+    """The object as Coder answered it."""
+    obj: dict[str, Any]
+    """Its Kubernetes form, with its stored metadata."""
+    version: int
+    """Its version: the later of Coder's and its metadata record's."""
+    revision: int
+    """Its metadata record's revision (0: there is none)."""
+    kept: dict[str, Any]
+    """The metadata kept for it in the metadata store (no finalizers: nothing holds it)."""
+    base: int | None
+    """`Ledger.base` of the object, taken before Coder was read (see `_begin_write`)."""
 
 
 class _CoderStorage(abc.ABC):
@@ -587,6 +611,49 @@ class _CoderStorage(abc.ABC):
                 namespace, name, obj, force_allow_create=force_allow_create, dry_run=dry_run
             )
         )[0]
+
+    async def _delete(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        fetch: Callable[[], Awaitable[dict[str, Any]]],
+        remove: Callable[[DeleteTarget], Awaitable[None]],
+        preconditions: DeletePreconditions | None,
+        dry_run: bool,
+    ) -> Status | dict[str, Any]:
+        """The delete both kinds share, around the kind's own *fetch* and *remove*.
+
+        Reads the object from Coder (*fetch*, once), adds its stored metadata
+        and checks the *preconditions* against it, with the resourceVersion
+        `get` would answer (the watch cache's in cache and log modes). An
+        object with finalizers is only marked as being deleted
+        (`_hold_deletion`); a *dry_run* answers Status Success here; otherwise
+        *remove* takes the object out of Coder and records the change, and the
+        answer is Status Success.
+
+        Raises:
+            StatusError: 404; 409 Conflict when the preconditions do not hold
+                or the metadata changed meanwhile; mapped Coder errors; those
+                of *fetch* and *remove*.
+        """
+        base = await self._begin_write(namespace, name)
+        epoch = self._ledger.seq
+        coder_obj = await fetch()
+        obj, version, revision = await self._dress_one(namespace, coder_obj)
+        if preconditions:
+            # what get would answer for this read, without reading Coder again
+            answer = await self._sink.observe(namespace, obj, version, epoch)
+            self._check_preconditions(answer, preconditions)
+        kept = kept_metadata(obj["metadata"])
+        if finalizers_of(kept):
+            return await self._hold_deletion(
+                namespace, name, obj, version, revision, base, dry_run=dry_run
+            )
+        if dry_run:
+            return Status.success()
+        await remove(DeleteTarget(coder_obj, obj, version, revision, kept, base))
+        return Status.success()
 
     # --- the known state -----------------------------------------------------------
 

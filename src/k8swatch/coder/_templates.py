@@ -43,12 +43,13 @@ from k8swatch.coder._files_cache import (
     files_of,
 )
 from k8swatch.coder._ledger import sub, with_files_of
-from k8swatch.coder._metadata import MetadataStore, dress, finalizers_of, kept_metadata
+from k8swatch.coder._metadata import MetadataStore, dress, kept_metadata
 from k8swatch.coder._models import GROUP, CoderTemplate
 from k8swatch.coder._names import parse_template_name
 from k8swatch.coder._provider import ClientProvider
 from k8swatch.coder._storage_base import (
     WATCH_QUEUE_LENGTH,
+    DeleteTarget,
     _CoderStorage,
     check_create_identity,
     check_update_identity,
@@ -702,23 +703,27 @@ class TemplateStorage(_CoderStorage):
         self._require_namespace(namespace)
         org, tmpl = self._parse(name)
         client = await self._client(namespace)
-        base = await self._begin_write(namespace, name)
-        _, template = await self._fetch(client, name, org, tmpl)
-        result, version, revision = await self._dress_one(namespace, template)
-        if preconditions:
-            self._check_preconditions(await self.get(namespace, name), preconditions)
-        kept = kept_metadata(result["metadata"])
-        if finalizers_of(kept):
-            return await self._hold_deletion(
-                namespace, name, result, version, revision, base, dry_run=dry_run
+
+        async def fetch_template() -> dict[str, Any]:
+            return (await self._fetch(client, name, org, tmpl))[1]
+
+        async def delete_template(target: DeleteTarget) -> None:
+            template_id = str(target.coder["id"])
+            await self._call(name, client.delete_template(template_id))
+            await self._forget_metadata([template_id])
+            result = await self._with_files(client, name, target.obj)
+            await self._sink.publish(
+                EventType.DELETED, namespace, result, target.version, base=target.base
             )
-        if dry_run:
-            return Status.success()
-        await self._call(name, client.delete_template(str(template["id"])))
-        await self._forget_metadata([str(template["id"])])
-        result = await self._with_files(client, name, result)
-        await self._sink.publish(EventType.DELETED, namespace, result, version, base=base)
-        return Status.success()
+
+        return await self._delete(
+            namespace,
+            name,
+            fetch=fetch_template,
+            remove=delete_template,
+            preconditions=preconditions,
+            dry_run=dry_run,
+        )
 
     # --- list and watch (last: the method named list shadows the builtin below it) ---
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -17,10 +18,11 @@ from k8swatch._warnings import add_warning
 from k8swatch.coder._client import CoderClient
 from k8swatch.coder._convert import parse_rfc3339_ns, parse_uuid
 from k8swatch.coder._ledger import name_of, sub
-from k8swatch.coder._metadata import dress, finalizers_of, kept_metadata
+from k8swatch.coder._metadata import dress, kept_metadata
 from k8swatch.coder._models import GROUP, CoderTemplate, CoderWorkspace
 from k8swatch.coder._names import build_template_name, parse_workspace_name
 from k8swatch.coder._storage_base import (
+    DeleteTarget,
     _CoderStorage,
     check_create_identity,
     check_update_identity,
@@ -401,23 +403,24 @@ class WorkspaceStorage(_CoderStorage):
         self._require_namespace(namespace)
         org, owner, ws = self._parse(name)
         client = await self._client(namespace)
-        base = await self._begin_write(namespace, name)
-        workspace = await self._fetch(client, name, org, owner, ws)
-        obj, version, revision = await self._dress_one(namespace, workspace)
-        if preconditions:
-            self._check_preconditions(await self.get(namespace, name), preconditions)
-        kept = kept_metadata(obj["metadata"])
-        if finalizers_of(kept):
-            return await self._hold_deletion(
-                namespace, name, obj, version, revision, base, dry_run=dry_run
+
+        async def start_delete_build(target: DeleteTarget) -> None:
+            workspace = target.coder
+            build = await self._call(
+                name, client.create_workspace_build(str(workspace["id"]), "delete")
             )
-        if dry_run:
-            return Status.success()
-        build = await self._call(
-            name, client.create_workspace_build(str(workspace["id"]), "delete")
+            await self._publish_build(
+                namespace, workspace, build, target.base, target.kept, target.revision
+            )
+
+        return await self._delete(
+            namespace,
+            name,
+            fetch=functools.partial(self._fetch, client, name, org, owner, ws),
+            remove=start_delete_build,
+            preconditions=preconditions,
+            dry_run=dry_run,
         )
-        await self._publish_build(namespace, workspace, build, base, kept, revision)
-        return Status.success()
 
     async def observe(self, namespace: str, workspace: Mapping[str, Any]) -> None:
         """Fold one workspace read from Coder (e.g. from its watch stream) into the state.

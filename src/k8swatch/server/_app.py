@@ -7,11 +7,10 @@ storages at shutdown; the verbs themselves live in ``_reads`` and ``_writes``.
 
 from __future__ import annotations
 
-import functools
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from typing import Any
 
 import anyio
@@ -276,7 +275,6 @@ class App:
                     }
             await send(message)
 
-        where = f"{scope.get('method', '?')} {scope.get('path', '?')}"
         metrics = self.metrics
         started = time.perf_counter() if metrics is not None else 0.0
         try:
@@ -284,13 +282,20 @@ class App:
             user = await self._authenticate(scope)
             await self._authorize(user, request)
             with serving_user(user), collect_warnings() as warnings:
-                await self._dispatch(
+                stream = await self._dispatch(
                     request,
                     receive,
                     tracking_send,
                     exchange if metrics is not None else None,
                 )
+            if stream is not None:
+                # A watch, open: it runs here, after the storage calls (outside
+                # the blocks above) and below no routing frame, holding no
+                # request, since thousands of idle watches would pay for each.
+                del request, user
+                await stream
         except Exception as exc:
+            where = f"{scope.get('method', '?')} {scope.get('path', '?')}"
             if exchange.code:
                 logger.error("%s failed after its response started", where, exc_info=exc)
                 await _quietly(send, {"type": "http.response.body", "body": b""})
@@ -338,7 +343,8 @@ class App:
 
     async def _dispatch(
         self, request: Request, receive: Receive, send: Send, exchange: _Exchange | None = None
-    ) -> None:
+    ) -> _Stream | None:
+        """Answer *request*, or return the stream answering it (a watch), for the caller to run."""
         parts = request.path.split("/")[1:]
         if parts and parts[-1] == "":
             parts.pop()
@@ -346,7 +352,7 @@ class App:
             if exchange is not None:
                 exchange.non_resource(request)
             await self._serve_health(parts[0], parts[1] if len(parts) == 2 else "", request, send)
-            return
+            return None
         if request.path == "/metrics" and self.metrics is not None:
             if exchange is not None:
                 exchange.non_resource(request)
@@ -354,7 +360,7 @@ class App:
                 raise disallowed_method(request.method)
             body, content_type = self.metrics.exposition()
             await send_bytes(send, 200, body, content_type)
-            return
+            return None
         if exchange is not None:
             # discovery and OpenAPI, unless routing finds a resource below
             exchange.non_resource(request)
@@ -376,7 +382,7 @@ class App:
                 }
             )
             await send({"type": "http.response.body", "body": openapi.body})
-            return
+            return None
         route = match_path(request.path, self._by_path)
         if exchange is not None and isinstance(route, (ResourceRoute, NamespacesRoute)):
             exchange.labels = request_labels(
@@ -387,13 +393,14 @@ class App:
                 request.headers.get("content-type", ""),
             )
         if isinstance(route, ResourceRoute):
-            await self._resource(route, request, receive, send, exchange)
-        elif isinstance(route, DiscoveryRoute):
+            return await self._resource(route, request, receive, send, exchange)
+        if isinstance(route, NamespacesRoute):
+            return await self._namespaces(route, request, receive, send)
+        if isinstance(route, DiscoveryRoute):
             await self._discovery(route, request, send)
-        elif isinstance(route, NamespacesRoute):
-            await self._namespaces(route, request, receive, send)
         else:
             await send_status(send, path_not_found().status)
+        return None
 
     async def _discovery(self, route: DiscoveryRoute, request: Request, send: Send) -> None:
         if request.method not in ("GET", "HEAD"):
@@ -432,14 +439,15 @@ class App:
 
     async def _namespaces(
         self, route: NamespacesRoute, request: Request, receive: Receive, send: Send
-    ) -> None:
+    ) -> _Stream | None:
         served = await self._known_namespaces.route(route, request)
         if served.watch_path or request.flag("watch"):
-            await self._watch(served, request, receive, send)
-        elif served.name:
+            return await self._watch(served, request, receive, send)
+        if served.name:
             await self._known_namespaces.get(served.name, request, send)
         else:
             await _reads.list_objects(served, request, send)
+        return None
 
     # -- resources ----------------------------------------------------------
 
@@ -469,7 +477,7 @@ class App:
         receive: Receive,
         send: Send,
         exchange: _Exchange | None = None,
-    ) -> None:
+    ) -> _Stream | None:
         method = request.method
         res = route.resource
         collection = not route.name
@@ -477,16 +485,16 @@ class App:
             raise disallowed_method(method)
         if route.subresource and method == "GET":
             await _reads.get(route, request, send)
-            return
+            return None
         if method == "GET":
             if route.watch_path or request.flag("watch"):
                 labels = exchange.labels if exchange is not None else None
-                await self._watch(route, request, receive, send, labels)
-            elif collection:
+                return await self._watch(route, request, receive, send, labels)
+            if collection:
                 await _reads.list_objects(route, request, send)
             else:
                 await _reads.get(route, request, send)
-            return
+            return None
         if route.watch_path:
             raise disallowed_method(method)
         schema = self._schemas[id(res)]
@@ -524,6 +532,7 @@ class App:
             await _writes.delete(route, request, body, send)
         else:
             raise disallowed_method(method)
+        return None
 
     async def _watch(
         self,
@@ -532,7 +541,8 @@ class App:
         receive: Receive,
         send: Send,
         labels: RequestLabels | None = None,
-    ) -> None:
+    ) -> _Stream:
+        """Open the watch *request* asks for; return its stream, for the caller to run."""
         res = route.resource
         storage = require(res, "watch")
         options = _reads.list_options(route, request)
@@ -550,35 +560,82 @@ class App:
         scope = anyio.CancelScope()
         self._watch_scopes.add(scope)
         metrics = self.metrics if labels is not None else None
-        sent: Callable[[Sequence[Event[Any]]], None] | None = None
         if metrics is not None and labels is not None:
             metrics.watch_opened(labels)
-            sent = functools.partial(metrics.watch_events_sent, res)
+        ties = _WatchTies(self.encoder, res, fmt, self._watch_scopes, scope, metrics, labels)
         try:
             watch = await storage.watch(route.namespace, options)
-            if options.timeout_seconds is not None and options.timeout_seconds > 0:
-                timeout: float = float(options.timeout_seconds)
-            else:
-                timeout = self.min_request_timeout * (1.0 + random.random())
-            encoder = self.encoder
-            try:
-                await stream_watch(
-                    watch,
-                    receive=receive,
-                    send=send,
-                    encode=lambda batch: encoder.encode_batch(batch, res, fmt),
-                    scope=scope,
-                    timeout=timeout,
-                    send_timeout=self.send_timeout,
-                    on_stalled=lambda: self._watch_scopes.discard(scope),
-                    sent=sent,
-                )
-            finally:
-                watch.stop()
-        finally:
-            self._watch_scopes.discard(scope)
-            if metrics is not None and labels is not None:
-                metrics.watch_closed(labels)
+        except BaseException:
+            ties.close()
+            raise
+        if options.timeout_seconds is not None and options.timeout_seconds > 0:
+            timeout: float = float(options.timeout_seconds)
+        else:
+            timeout = self.min_request_timeout * (1.0 + random.random())
+        return stream_watch(
+            watch,
+            receive=receive,
+            send=send,
+            encode=ties.encode,
+            scope=scope,
+            timeout=timeout,
+            send_timeout=self.send_timeout,
+            on_stalled=ties.release,
+            sent=ties.sent if metrics is not None else None,
+            on_end=ties.close,
+        )
+
+
+@final
+class _WatchTies:
+    """What an open watch stream needs of the app: its encoding, its slot, its metrics.
+
+    One small object, whose bound methods the stream calls, rather than a
+    closure or partial for each (every idle watch holds them).
+    """
+
+    __slots__ = ("_encoder", "_fmt", "_labels", "_metrics", "_resource", "_scope", "_scopes")
+
+    def __init__(
+        self,
+        encoder: EventEncoder,
+        resource: ResourceSpec,
+        fmt: str,
+        scopes: set[anyio.CancelScope],
+        scope: anyio.CancelScope,
+        metrics: MetricsRecorder | None,
+        labels: RequestLabels | None,
+    ) -> None:
+        self._encoder = encoder
+        self._resource = resource
+        self._fmt = fmt
+        self._scopes = scopes
+        self._scope = scope
+        self._metrics = metrics
+        self._labels = labels
+
+    def encode(self, batch: Sequence[Event[Any]]) -> tuple[bytes, bool]:
+        """The bytes of *batch* (shared by every watcher that got the same one)."""
+        return self._encoder.encode_batch(batch, self._resource, self._fmt)
+
+    def sent(self, batch: Sequence[Event[Any]]) -> None:
+        """Count *batch* as sent (metrics)."""
+        if self._metrics is not None:
+            self._metrics.watch_events_sent(self._resource, batch)
+
+    def release(self) -> None:
+        """Give the watch's slot back (``max_watches``); idempotent."""
+        self._scopes.discard(self._scope)
+
+    def close(self) -> None:
+        """The stream has ended: release its slot and count it closed."""
+        self.release()
+        if self._metrics is not None and self._labels is not None:
+            self._metrics.watch_closed(self._labels)
+
+
+#: A watch's response, opened and ready to run (`App._watch`).
+_Stream = Coroutine[Any, Any, None]
 
 
 @attrs.define

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+# A bare task for a stream's listener on asyncio (see _Listening): anyio has no
+# cheaper way to run a second task than a task group.
+import asyncio  # noqa: TID251
 import logging
 import operator
 import random
@@ -10,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import anyio
+import anyio.abc
 from typing_extensions import final
 
 from k8swatch._events import Event, EventType
@@ -207,6 +211,102 @@ class _SendClock:
         return since is not None and time.monotonic() - since >= seconds
 
 
+@final
+class _Listener:
+    """A stream's second task: it waits for the client to leave, and watches the sends.
+
+    The client leaving (``http.disconnect``) cancels the stream's scope. With
+    a *send_timeout*, it also wakes every quarter of it (plus up to a tenth
+    of that at random, so streams stuck together are not all ended at once)
+    to check the pending send (see `stream_watch`).
+    """
+
+    __slots__ = ("_clock", "_on_stalled", "_receive", "_scope", "_send_timeout", "_watch", "left")
+
+    def __init__(
+        self,
+        receive: Receive,
+        scope: anyio.CancelScope,
+        clock: _SendClock,
+        watch: Watch[Any],
+        send_timeout: float | None,
+        on_stalled: Callable[[], object],
+    ) -> None:
+        self._receive = receive
+        self._scope = scope
+        self._clock = clock
+        self._watch = watch
+        self._send_timeout = send_timeout
+        self._on_stalled = on_stalled
+        self.left = False
+        """The client went away."""
+
+    async def run(self) -> None:
+        """Listen until the client leaves or a send stalls; then cancel the stream's scope."""
+        try:
+            if self._send_timeout is None:
+                while (await self._receive())["type"] != "http.disconnect":
+                    pass
+            elif not await self._listen_timed(self._send_timeout):
+                return
+            self.left = True
+        except Exception:
+            logger.exception("listening for the client of a watch failed")
+        self._scope.cancel()
+
+    async def _listen_timed(self, send_timeout: float) -> bool:
+        """Listen, checking the pending send; False when it stalled (the stream is ended)."""
+        period = send_timeout / 4
+        while True:
+            message: Message | None = None
+            # uvicorn's and hypercorn's receive() lose nothing when cancelled.
+            with anyio.move_on_after(period * (1 + random.random() / 10)):
+                message = await self._receive()
+            if message is not None and message["type"] == "http.disconnect":
+                return True
+            if self._clock.stuck_for(send_timeout):
+                _stalled(self._clock, send_timeout)
+                self._watch.stop()  # the loop is in send(), not waiting on the watch
+                self._on_stalled()
+                self._scope.cancel()
+                return False
+
+
+@final
+class _Listening:
+    """``async with _Listening(listener):`` runs *listener* beside the block.
+
+    On asyncio, as a bare task, cancelled when the block ends: it costs a
+    few hundred bytes, where an anyio task group and its task cost
+    kilobytes, for every idle watch. Elsewhere (trio), in an anyio task group.
+    """
+
+    __slots__ = ("_group", "_listener", "_task")
+
+    def __init__(self, listener: _Listener) -> None:
+        self._listener = listener
+        self._task: asyncio.Task[None] | None = None
+        self._group: anyio.abc.TaskGroup | None = None
+
+    async def __aenter__(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not asyncio
+            self._group = group = anyio.create_task_group()
+            await group.__aenter__()
+            group.start_soon(self._listener.run)
+        else:
+            self._task = loop.create_task(self._listener.run())
+
+    async def __aexit__(self, *exc_info: Any) -> bool | None:
+        if self._task is not None:
+            self._task.cancel()
+            return None
+        assert self._group is not None
+        self._group.cancel_scope.cancel()
+        return await self._group.__aexit__(*exc_info)
+
+
 async def stream_watch(
     watch: Watch[Any],
     *,
@@ -219,6 +319,7 @@ async def stream_watch(
     send_timeout: float | None = None,
     on_stalled: Callable[[], object] = lambda: None,
     sent: Callable[[Sequence[Event[Any]]], object] | None = None,
+    on_end: Callable[[], object] | None = None,
 ) -> None:
     """Serve *watch* as a chunked ``application/json`` watch response.
 
@@ -229,62 +330,39 @@ async def stream_watch(
     does; so does an error raised by the watch. `_send_chunk` is the one
     place body chunks are sent.
 
-    The loop and a disconnect listener run in a task group inside *scope*,
-    a cancel scope the caller keeps to end the stream at shutdown (by
-    cancelling it); its deadline is set to *timeout* seconds from now. The
-    client going away cancels it too. No other task or wrapper exists per
-    stream: the loop waits on the watch alone, the cheapest wait there is.
-    Whatever ends the stream, the watch is stopped, and unless the client
-    went away (or stopped taking data) the response is completed.
+    The loop runs inside *scope*, a cancel scope the caller keeps to end the
+    stream at shutdown (by cancelling it); its deadline is set to *timeout*
+    seconds from now. A second task (`_Listener`) waits for the client to go
+    away and then cancels it too: a bare asyncio task on asyncio, an anyio
+    task group's elsewhere. No other task or wrapper exists per stream: the
+    loop waits on the watch alone, the cheapest wait there is. Whatever ends
+    the stream, the watch is stopped, and unless the client went away (or
+    stopped taking data) the response is completed.
 
     *send_timeout* bounds every ``send`` of the stream: one that has not
     returned after that many seconds (the client takes no data; its TCP
     window and the server's buffers are full) ends the stream like a
     disconnect, and nothing more is sent, so the ASGI server closes the
-    connection. The disconnect listener checks the pending send every
-    quarter of *send_timeout*, plus up to a tenth of that at random (one timer
-    per stream and period; a timer per send would cost more than the send;
-    the jitter spreads the ends of streams stuck together), so a stuck stream
-    ends between 1 and 1.3 times *send_timeout* after its send began. It then
-    stops the watch and calls *on_stalled* at once, before the send is
-    interrupted: some servers (hypercorn) shield their socket writes from
-    cancellation, and the watch and its slot must not wait for the client.
+    connection. The listener checks the pending send every quarter of
+    *send_timeout*, plus up to a tenth of that at random (one timer per
+    stream and period; a timer per send would cost more than the send), so a
+    stuck stream ends between 1 and 1.3 times *send_timeout* after its send
+    began. It then stops the watch and calls *on_stalled* at once, before the
+    send is interrupted: some servers (hypercorn) shield their socket writes
+    from cancellation, and the watch and its slot must not wait for the
+    client. ``None`` leaves the bound to the server (``k8swatch serve``
+    resets such connections itself), and saves every idle stream a timer.
 
     *sent*, when given, is called with each batch once its chunk has been
-    sent (metrics).
+    sent (metrics); *on_end* once the watch is stopped.
     """
-    disconnected = False
     clock = _SendClock(send)
-    period = None if send_timeout is None else send_timeout / 4
-
-    async def listen_for_disconnect() -> None:
-        nonlocal disconnected
-        while True:
-            message: Message | None = None
-            if period is None:
-                message = await receive()
-            else:
-                # uvicorn's and hypercorn's receive() lose nothing when cancelled.
-                # Jittered: streams stuck together are not all ended at once.
-                with anyio.move_on_after(period * (1 + random.random() / 10)):
-                    message = await receive()
-                if send_timeout is not None and clock.stuck_for(send_timeout):
-                    _stalled(clock, send_timeout)
-                    watch.stop()  # the loop is in send(), not waiting on the watch
-                    on_stalled()
-                    scope.cancel()
-                    return
-            if message is not None and message["type"] == "http.disconnect":
-                break
-        disconnected = True
-        scope.cancel()
-
+    listener = _Listener(receive, scope, clock, watch, send_timeout, on_stalled)
     try:
         if timeout is not None:
             scope.deadline = min(scope.deadline, anyio.current_time() + timeout)
         with scope:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(listen_for_disconnect)
+            async with _Listening(listener):
                 await clock(
                     {
                         "type": "http.response.start",
@@ -297,13 +375,34 @@ async def stream_watch(
                     }
                 )
                 await _send_chunk(clock, b"")
-                await _pump(watch, clock, encode, sent)
-                tg.cancel_scope.cancel()
+                # The send loop, here rather than in a function of its own:
+                # every idle watch would hold that function's frame too.
+                try:
+                    batches = watch.batches()
+                    try:
+                        async for batch in batches:
+                            chunk, error = encode(batch)
+                            await _send_chunk(clock, chunk)
+                            if sent is not None:
+                                sent(batch)
+                            if error:
+                                break
+                    finally:
+                        closer = getattr(batches, "aclose", None)
+                        if closer is not None:
+                            await closer()
+                except StatusError as err:
+                    await _send_chunk(clock, _error_line(err))
+                except Exception as exc:
+                    logger.exception("watch stream failed")
+                    await _send_chunk(clock, _error_line(internal_error(exc)))
     finally:
         # Stopped only now, when the loop no longer waits on the watch: a
         # watcher stopped while it waits would wake the others parked with it.
         watch.stop()
-    if not disconnected and not clock.stalled:
+        if on_end is not None:
+            on_end()
+    if not listener.left and not clock.stalled:
         # The listener is gone: this last send gets a timer of its own.
         with anyio.move_on_after(send_timeout) as last:
             await clock({"type": "http.response.body", "body": b"", "more_body": False})
@@ -319,31 +418,3 @@ def _stalled(clock: _SendClock, send_timeout: float) -> None:
 async def _send_chunk(send: Send, body: bytes) -> None:
     """Send one chunk of the watch response."""
     await send({"type": "http.response.body", "body": body, "more_body": True})
-
-
-async def _pump(
-    watch: Watch[Any],
-    send: Send,
-    encode: Callable[[Sequence[Event[Any]]], tuple[bytes, bool]],
-    sent: Callable[[Sequence[Event[Any]]], object] | None = None,
-) -> None:
-    """The send loop: one chunk per batch, until the watch ends or sends an error."""
-    try:
-        batches = watch.batches()
-        try:
-            async for batch in batches:
-                chunk, error = encode(batch)
-                await _send_chunk(send, chunk)
-                if sent is not None:
-                    sent(batch)
-                if error:
-                    break
-        finally:
-            closer = getattr(batches, "aclose", None)
-            if closer is not None:
-                await closer()
-    except StatusError as err:
-        await _send_chunk(send, _error_line(err))
-    except Exception as exc:
-        logger.exception("watch stream failed")
-        await _send_chunk(send, _error_line(internal_error(exc)))
