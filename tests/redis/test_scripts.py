@@ -150,4 +150,9 @@ async def test_append_reads_the_stream_after_the_given_rv(
         b'1\x000\x00ADDED\x00a\x00{"n":1}',
     ]
     assert await append_reading("3:10", (Op.PUT, "c", "", "{}")) == [b"same:3:"]  # none newer
-    assert await append_reading("", (Op.CREATE, "d", "", "{}")) == [b"ok:4:ADDED:"]  # no read
+    # <count> cut the earlier entries short: its own are left out too (no gap in a read)
+    assert await append_reading("0:1", (Op.CREATE, "e", "", "{}")) == [
+        b"ok:4:ADDED:",
+        b'1\x000\x00ADDED\x00a\x00{"n":1}',
+    ]
+    assert await append_reading("", (Op.CREATE, "d", "", "{}")) == [b"ok:5:ADDED:"]  # no read
