@@ -144,12 +144,16 @@ class RedisEventLog:
     every replica sees the same changes in the same RV order, and a refused or
     failed write changes nothing. Concurrent writes are sent in batches, one
     round trip for many writes. `append()` returns once this replica's mirror
-    has the entry too (read your writes), or after ``write_wait`` seconds.
+    has the entry too (read your writes), or after ``write_wait`` seconds: the
+    batch's script call also returns the stream's entries after the mirror's
+    position (up to ``read_batch`` written before the batch, then its own),
+    so the mirror usually has them with the reply.
 
     **Reads**: one reader task per log (`run()`) follows the stream with a
-    blocking ``XREAD`` and keeps the newest ``window`` entries in memory, so
-    the storage's follower and every local watcher cost one Redis read in
-    total. `read_after()` serves RVs inside the mirror from memory and older
+    blocking ``XREAD`` (none while this replica's appends are in flight:
+    their replies bring the entries) and keeps the newest ``window`` entries
+    in memory, so the storage's follower and every local watcher cost one
+    Redis read in total. `read_after()` serves RVs inside the mirror from memory and older
     ones from the stream in Redis, which keeps about ``retention`` entries;
     an RV older than that gets 410 Expired, as the in-memory window does.
     `snapshot()` reads the current-state hash and its RV atomically, so a
@@ -174,7 +178,8 @@ class RedisEventLog:
 
     Attributes:
         window: Entries the mirror keeps in memory.
-        read_batch: Entries the reader takes per ``XREAD``.
+        read_batch: Entries the reader takes per ``XREAD``; also the most an
+            append batch reads from before its own entries.
         block: Seconds one blocking ``XREAD`` waits before it is re-issued.
         write_wait: Seconds `append()` waits for the mirror to reach its entry.
     """
