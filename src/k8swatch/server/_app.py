@@ -48,7 +48,6 @@ from ._health import ENDPOINTS, HEADERS, HealthCheck, HealthEndpoints
 from ._http import (
     Request,
     disallowed_method,
-    read_body,
     retry_after_headers,
     send_bytes,
     send_status,
@@ -64,6 +63,7 @@ from ._routes import DiscoveryRoute, NamespacesRoute, ResourceRoute, match_path
 from ._stream import FORMAT_JSON, EventEncoder, stream_watch, table_format
 from ._types import Message, Receive, Scope, Send
 from ._validation import format_warning
+from ._write_request import WriteRequest
 
 __all__ = ["App", "create_app"]
 
@@ -497,39 +497,30 @@ class App:
             return None
         if route.watch_path:
             raise disallowed_method(method)
-        schema = self._schemas[id(res)]
-        fields = self._field_managers[id(res)]
-        limit = self.max_body_bytes
+        write = WriteRequest(
+            route,
+            request,
+            receive,
+            send,
+            schema=self._schemas[id(res)],
+            fields=self._field_managers[id(res)],
+            max_body_bytes=self.max_body_bytes,
+            patch_types=self.patch_types,
+        )
         if method == "POST" and collection and (route.namespace or not res.namespaced):
-            await _writes.create(
-                route, request, receive, send, schema=schema, max_body_bytes=limit, fields=fields
-            )
+            await _writes.create(write)
             if res.namespaced:
                 await self._known_namespaces.learn(route.namespace)
         elif method == "PUT" and not collection:
-            await _writes.update(
-                route, request, receive, send, schema=schema, max_body_bytes=limit, fields=fields
-            )
+            await _writes.update(write)
         elif method == "PATCH" and not collection and is_apply(request):
-            await serve_apply(
-                route, request, receive, send, schema=schema, max_body_bytes=limit, fields=fields
-            )
+            await serve_apply(write)
             if res.namespaced:  # an apply may have created the object
                 await self._known_namespaces.learn(route.namespace)
         elif method == "PATCH" and not collection:
-            await _writes.patch(
-                route,
-                request,
-                receive,
-                send,
-                schema=schema,
-                max_body_bytes=limit,
-                patch_types=self.patch_types,
-                fields=fields,
-            )
+            await _writes.patch(write)
         elif method == "DELETE" and not collection:
-            body = await read_body(receive, limit)
-            await _writes.delete(route, request, body, send)
+            await _writes.delete(write)
         else:
             raise disallowed_method(method)
         return None

@@ -22,21 +22,14 @@ from k8swatch._status import StatusCause, StatusError, bad_request, unprocessabl
 
 from ._body import check_name
 from ._decode import MAX_NESTING_DEPTH, check_json_value, decode_json
-from ._http import Request, parse_bool, read_request_body, send_object
+from ._http import Request, parse_bool
 from ._jsontypes import is_array, is_object
 from ._managedfields import FieldManager
-from ._resource import ResourceSpec, accepts_keyword, require
+from ._resource import ResourceSpec, require
 from ._routes import ResourceRoute
 from ._structured import StructureError
-from ._types import Receive, Send, metadata_of
-from ._write_options import check_write_options
-from ._writes import (
-    PATCH_CONFLICT_RETRIES,
-    check_patched,
-    for_subresource,
-    store_update,
-    validate,
-)
+from ._types import metadata_of
+from ._write_request import PATCH_CONFLICT_RETRIES, WriteRequest
 
 __all__ = [
     "APPLY_PATCH",
@@ -239,16 +232,7 @@ def _scoped(route: ResourceRoute, config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-async def serve_apply(
-    route: ResourceRoute,
-    request: Request,
-    receive: Receive,
-    send: Send,
-    *,
-    schema: Mapping[str, Any],
-    max_body_bytes: int,
-    fields: FieldManager,
-) -> None:
+async def serve_apply(write: WriteRequest) -> None:
     """Server-side apply: merge the applied configuration, or create the object.
 
     200 with the object (no write when nothing changed, managedFields
@@ -257,15 +241,14 @@ async def serve_apply(
     what the storage would store when its write methods take ``dry_run``,
     else the object as the server would send it to the storage.
     """
+    route = write.route
     res = route.resource
-    check_write_options(request, "patch", apply=True)
-    force = parse_bool(request.first("force"))
-    manager = request.first("fieldManager") or ""
-    config = decode_apply_body(await read_request_body(request, receive, max_body_bytes))
-    config = _scoped(route, check_config(res, route, config))
-    config, warnings = validate(res, config, request, "patch", schema)
+    body = await write.read_body("patch", apply=True)
+    force = parse_bool(write.request.first("force"))
+    config = _scoped(route, check_config(res, route, decode_apply_body(body)))
+    config, warnings = write.validate(config, "patch")
     config_rv = metadata_of(config).get("resourceVersion")
-    dry_run = request.dry_run("PatchOptions")
+    dry_run = write.dry_run("patch")
     for attempt in range(PATCH_CONFLICT_RETRIES):
         live: dict[str, Any] | None
         try:
@@ -275,20 +258,24 @@ async def serve_apply(
                 raise
             live = None
         applied = apply_config(
-            fields, live, config, field_manager=manager, force=force, subresource=route.subresource
+            write.fields,
+            live,
+            config,
+            field_manager=write.field_manager,
+            force=force,
+            subresource=route.subresource,
         )
         if live is not None:
-            applied = for_subresource(route, live, applied)
-        check_patched(applied, max_body_bytes)
+            applied = write.for_subresource(live, applied)
+        write.check_patched(applied)
         if live is not None and applied == live:
-            await send_object(send, request, live, res, 200, headers=warnings)
+            await write.answer(live, 200, warnings)
             return
         try:
             if live is None:
-                result = await _store_create(route, applied, dry_run)
-                code = 201
+                result, code = await write.store_create(applied, dry_run), 201
             else:
-                updated = await store_update(route, applied, dry_run)
+                updated = await write.store_update(applied, dry_run)
                 result, code = (applied if updated is None else updated), 200
         except StatusError as err:
             # Someone else wrote first (created it, or changed it): apply again
@@ -297,15 +284,5 @@ async def serve_apply(
             if not retry or attempt == PATCH_CONFLICT_RETRIES - 1:
                 raise
             continue
-        await send_object(send, request, result, res, code, headers=warnings)
+        await write.answer(result, code, warnings)
         return
-
-
-async def _store_create(route: ResourceRoute, obj: dict[str, Any], dry_run: bool) -> Any:
-    storage = require(route.resource, "create")
-    if not dry_run:
-        return await storage.create(route.namespace, obj)
-    if accepts_keyword(storage, "create", "dry_run"):
-        method: Any = storage.create
-        return await method(route.namespace, obj, dry_run=True)
-    return obj

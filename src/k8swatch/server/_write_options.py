@@ -9,12 +9,22 @@ from k8swatch._status import StatusCause, invalid
 from ._http import Request
 from ._managedfields import manager_from_user_agent
 
-__all__ = ["FIELD_MANAGER_MAX_LENGTH", "check_write_options", "field_manager_for"]
+__all__ = [
+    "FIELD_MANAGER_MAX_LENGTH",
+    "check_write_options",
+    "field_manager_for",
+    "options_kind",
+]
 
 FIELD_MANAGER_MAX_LENGTH = 128
 """The longest ``fieldManager`` kube-apiserver accepts."""
 
 _OPTIONS_KIND = {"create": "CreateOptions", "update": "UpdateOptions", "patch": "PatchOptions"}
+
+
+def options_kind(verb: str) -> str:
+    """The kind of *verb*'s options (``CreateOptions``, ``UpdateOptions``, ``PatchOptions``)."""
+    return _OPTIONS_KIND.get(verb, "PatchOptions")
 
 
 def check_write_options(request: Request, verb: str, *, apply: bool = False) -> None:
@@ -65,7 +75,7 @@ def check_write_options(request: Request, verb: str, *, apply: bool = False) -> 
             )
             break
     if causes:
-        raise invalid(_OPTIONS_KIND.get(verb, "PatchOptions"), "", causes, group="meta.k8s.io")
+        raise invalid(options_kind(verb), "", causes, group="meta.k8s.io")
 
 
 def field_manager_for(request: Request) -> str:
