@@ -13,9 +13,11 @@ as ratios within a round (the machine may be shared). Servers:
 * ``go``: the lean Go server (a goroutine and a buffered channel per watcher,
   each event encoded once, a flush when the channel is drained);
 * ``uvicorn``: ``create_app`` over a ``MemoryStorage``, served as
-  ``k8swatch serve`` serves it (uvicorn on anyio's asyncio backend, uvloop and
-  httptools when installed);
-* ``hypercorn-trio``: the same app under hypercorn's trio worker.
+  ``k8swatch serve`` serves it (its uvicorn protocol with the connection
+  timeouts, the app without a send timeout of its own, anyio's asyncio
+  backend, uvloop and httptools when installed);
+* ``hypercorn-trio``: the same app (with ``create_app``'s default send
+  timeout) under hypercorn's trio worker.
 
 It prints, per round and as ranges over the rounds:
 

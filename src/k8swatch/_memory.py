@@ -11,9 +11,9 @@ storage's [`WatchCache`][k8swatch.WatchCache], which follows the log.
 from __future__ import annotations
 
 import functools
+import os
 import secrets
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any
@@ -72,6 +72,15 @@ _CONFLICT_MESSAGE = (
 _DELETE_ATTEMPTS = 16
 # apiserver's names.SimpleNameGenerator alphabet: no vowels, no confusable characters.
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+
+
+def _new_uid() -> str:
+    """A random (version 4) UUID as text: what ``str(uuid.uuid4())`` gives, 3x cheaper."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
 
 def _now() -> str:
@@ -176,7 +185,7 @@ class MemoryStorage:
         coalesce: float = DEFAULT_COALESCE,
         get_attrs: GetAttrsFunc = default_get_attrs,
         supported_fields: Iterable[str] = DEFAULT_SUPPORTED_FIELDS,
-        uid_factory: Callable[[], str] = lambda: str(uuid.uuid4()),
+        uid_factory: Callable[[], str] = _new_uid,
         clock: Callable[[], str] = _now,
     ) -> None:
         self.api_version = api_version

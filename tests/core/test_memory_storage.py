@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,6 +28,7 @@ from k8swatch._eventlog import (
     WriteOp,
     object_key,
 )
+from k8swatch._memory import _new_uid
 from tests.forwarding_log import ForwardingLog
 
 ADDED, MODIFIED, DELETED = EventType.ADDED, EventType.MODIFIED, EventType.DELETED
@@ -656,3 +658,19 @@ async def test_a_follower_in_backoff_holds_nothing() -> None:
 def test_coalesce_must_not_be_negative() -> None:
     with pytest.raises(ValueError, match="coalesce"):
         storage(coalesce=-1)
+
+
+def test_default_uids_are_random_version_4_uuids() -> None:
+    uids = {_new_uid() for _ in range(2000)}
+    assert len(uids) == 2000
+    for uid in uids:
+        parsed = uuid.UUID(uid)
+        assert str(parsed) == uid
+        assert parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
+
+
+async def test_created_objects_get_a_uuid_by_default() -> None:
+    async with MemoryStorage("example.com/v1", "Widget") as store:
+        created = await store.create("ns", widget("a"))
+    assert uuid.UUID(created["metadata"]["uid"]).version == 4

@@ -467,14 +467,136 @@ async def test_reader_survives_unexpected_redis_errors(
 
 @attrs.define(eq=False)
 class StuckableStream(StreamClient):
-    """A stream whose blocking reads (the mirror's reader) can be made to hang."""
+    """A stream whose blocking reads (the mirror's reader) can be made to hang.
+
+    With ``append_reads`` False, appends do not read the stream either.
+    """
 
     stuck: bool = False
+    append_reads: bool = True
+    xreads: int = 0
+    unstuck: anyio.Event = attrs.field(factory=anyio.Event)
+
+    def unstick(self) -> None:
+        self.stuck = False
+        self.unstuck.set()
 
     async def read_after(self, rv: int, *, count: int = 1000, block: float | None = None) -> Any:
         if self.stuck and block is not None:
-            await anyio.sleep_forever()
+            await self.unstuck.wait()
+        if block is not None:
+            self.xreads += 1
         return await super().read_after(rv, count=count, block=block)
+
+    async def append_batch(self, ops: Any, **read: Any) -> Any:
+        return await super().append_batch(ops, **(read if self.append_reads else {}))
+
+
+async def test_an_append_reads_the_stream_for_its_mirror(redis_url: str, prefix: str) -> None:
+    async with (
+        open_redis_backend(redis_url, prefix=prefix) as a_backend,
+        create_client(redis_url) as client,
+    ):
+        a = a_backend.log_for("widgets")
+        stream = StuckableStream(client, prefix, "widgets")
+        b = RedisEventLog(stream, block=0.05)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run_in, anyio.CancelScope(), b)
+            await b.read_after(0)  # the mirror has started
+            stream.stuck = True  # B's reader hangs from its next XREAD on
+            await anyio.sleep(0.2)
+            xreads = stream.xreads
+            others = [await create(a, f"default/a{i}", widget(f"a{i}")) for i in range(3)]
+            with anyio.fail_after(5):
+                mine = await create(b, "default/b", widget("b"))
+            # B's append brought A's earlier writes and its own into B's mirror, in order
+            assert b.mirrored_resource_version == mine.resource_version
+            got = await b.read_after(others[0].resource_version - 1)
+            assert [e.key for e in got] == ["default/a0", "default/a1", "default/a2", "default/b"]
+            assert got[-1] is mine
+            assert stream.xreads == xreads  # without an XREAD of B's
+            tg.cancel_scope.cancel()
+
+
+async def test_an_append_reads_at_most_read_batch_the_reader_takes_the_rest(
+    redis_url: str, prefix: str
+) -> None:
+    async with (
+        open_redis_backend(redis_url, prefix=prefix) as a_backend,
+        create_client(redis_url) as client,
+    ):
+        a = a_backend.log_for("widgets")
+        stream = StuckableStream(client, prefix, "widgets")
+        b = RedisEventLog(stream, block=0.05, read_batch=2)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run_in, anyio.CancelScope(), b)
+            await b.read_after(0)  # the mirror has started
+            stream.stuck = True
+            await anyio.sleep(0.2)
+            others = [await create(a, f"default/a{i}", widget(f"a{i}")) for i in range(5)]
+            result: list[LogEntry] = []
+            written = anyio.Event()
+
+            async def write() -> None:
+                result.append(await create(b, "default/b", widget("b")))
+                written.set()
+
+            tg.start_soon(write)
+            await collect(b, others[0].resource_version - 1, 2)
+            await anyio.sleep(0.1)
+            # the append read two entries; its writer waits for the mirror to reach its own
+            assert b.mirrored_resource_version == others[1].resource_version
+            assert not result
+            stream.unstick()
+            with anyio.fail_after(5):
+                await written.wait()
+            got = await collect(b, others[0].resource_version - 1, 6)
+            assert [e.resource_version for e in got] == [
+                *(e.resource_version for e in others),
+                result[0].resource_version,
+            ]
+            assert got[-1] is result[0]
+            tg.cancel_scope.cancel()
+
+
+async def test_an_append_reading_past_a_trimmed_gap_leaves_the_410_to_the_reader(
+    redis_url: str, prefix: str
+) -> None:
+    async with (
+        open_redis_backend(redis_url, prefix=prefix, retention=50) as a_backend,
+        create_client(redis_url) as client,
+    ):
+        a = a_backend.log_for("widgets")
+        first = (await create(a, "default/w0", widget("w0"))).resource_version
+        stream = StuckableStream(client, prefix, "widgets", retention=50)
+        b = RedisEventLog(stream, block=0.05)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run_in, anyio.CancelScope(), b)
+            await collect(b, 0, 1)
+            stream.stuck = True
+            await anyio.sleep(0.2)
+            for i in range(1, 300):  # far more than the stream keeps
+                await create(a, f"default/w{i}", widget(f"w{i}"))
+            result: list[LogEntry] = []
+            written = anyio.Event()
+
+            async def write() -> None:
+                result.append(await create(b, "default/b", widget("b")))
+                written.set()
+
+            tg.start_soon(write)
+            await anyio.sleep(0.2)
+            assert b.mirrored_resource_version == first  # the append's read was not used
+            assert not result
+            stream.unstick()
+            with anyio.fail_after(5):
+                await written.wait()
+            assert b.resets == 1  # the reader found the gap and restarted the mirror
+            assert b.mirrored_resource_version >= result[0].resource_version == first + 300
+            with pytest.raises(StatusError) as err:
+                await b.read_after(first)
+            assert err.value.status.code == 410
+            tg.cancel_scope.cancel()
 
 
 async def test_append_gives_up_waiting_for_a_stuck_mirror(redis_url: str, prefix: str) -> None:
@@ -489,6 +611,7 @@ async def test_append_gives_up_waiting_for_a_stuck_mirror(redis_url: str, prefix
             assert (await log.read_after(first.resource_version - 1))[0] is first
             assert first.object["metadata"]["resourceVersion"] == str(first.resource_version)
             stream.stuck = True
+            stream.append_reads = False
             await anyio.sleep(0.2)  # the reader's current XREAD ends; the next one hangs
             start = anyio.current_time()
             with anyio.fail_after(10):

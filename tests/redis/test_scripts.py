@@ -8,7 +8,7 @@ from typing import cast
 import coredis
 import pytest
 
-from k8swatch.redis._scripts import APPEND, SNAPSHOT, Op, keys_for, pack_op
+from k8swatch.redis._scripts import APPEND, SNAPSHOT, Op, epoch_key_for, keys_for, pack_op
 
 pytestmark = pytest.mark.redis
 
@@ -121,3 +121,38 @@ async def test_trim_keeps_the_chain(client: coredis.Redis[bytes], prefix: str) -
     assert snap[0] == b"600"
     assert int(snap[1]) == oldest
     assert len(snap) == 2 + 2 * 600
+
+
+async def test_append_reads_the_stream_after_the_given_rv(
+    client: coredis.Redis[bytes], prefix: str
+) -> None:
+    keys = keys_for(prefix, "widgets")
+    all_keys = [*keys, epoch_key_for(prefix)]
+    await client.set(all_keys[3], "e1")
+    await append(client, keys, (Op.CREATE, "a", "", '{"n":1}'), (Op.CREATE, "b", "", "{}"))
+
+    async def append_reading(read: str, *ops: tuple[str, str, str, str]) -> list[bytes]:
+        args: list[bytes | int | str] = [0, "e1", 2, read]
+        args.extend(pack_op(op, key, expect, body.encode()) for op, key, expect, body in ops)
+        raw = await client.eval(APPEND, keys=all_keys, args=args)
+        assert isinstance(raw, list)
+        return cast("list[bytes]", raw)
+
+    # the results, then "<rv> NUL <e field>" for each entry after RV 1, its own included
+    assert await append_reading("1:10", (Op.CREATE, "c", "", "{}"), (Op.CREATE, "a", "", "{}")) == [
+        b"ok:3:ADDED:",
+        b"exists:1:",
+        b"2\x001\x00ADDED\x00b\x00{}",
+        b"3\x002\x00ADDED\x00c\x00{}",
+    ]
+    assert await append_reading("0:1", (Op.PUT, "c", "", "{}")) == [  # at most <count>
+        b"same:3:",
+        b'1\x000\x00ADDED\x00a\x00{"n":1}',
+    ]
+    assert await append_reading("3:10", (Op.PUT, "c", "", "{}")) == [b"same:3:"]  # none newer
+    # <count> cut the earlier entries short: its own are left out too (no gap in a read)
+    assert await append_reading("0:1", (Op.CREATE, "e", "", "{}")) == [
+        b"ok:4:ADDED:",
+        b'1\x000\x00ADDED\x00a\x00{"n":1}',
+    ]
+    assert await append_reading("", (Op.CREATE, "d", "", "{}")) == [b"ok:5:ADDED:"]  # no read

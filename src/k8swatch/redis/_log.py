@@ -144,12 +144,16 @@ class RedisEventLog:
     every replica sees the same changes in the same RV order, and a refused or
     failed write changes nothing. Concurrent writes are sent in batches, one
     round trip for many writes. `append()` returns once this replica's mirror
-    has the entry too (read your writes), or after ``write_wait`` seconds.
+    has the entry too (read your writes), or after ``write_wait`` seconds: the
+    batch's script call also returns the stream's entries after the mirror's
+    position (up to ``read_batch`` written before the batch, then its own),
+    so the mirror usually has them with the reply.
 
     **Reads**: one reader task per log (`run()`) follows the stream with a
-    blocking ``XREAD`` and keeps the newest ``window`` entries in memory, so
-    the storage's follower and every local watcher cost one Redis read in
-    total. `read_after()` serves RVs inside the mirror from memory and older
+    blocking ``XREAD`` (none while this replica's appends are in flight:
+    their replies bring the entries) and keeps the newest ``window`` entries
+    in memory, so the storage's follower and every local watcher cost one
+    Redis read in total. `read_after()` serves RVs inside the mirror from memory and older
     ones from the stream in Redis, which keeps about ``retention`` entries;
     an RV older than that gets 410 Expired, as the in-memory window does.
     `snapshot()` reads the current-state hash and its RV atomically, so a
@@ -174,7 +178,8 @@ class RedisEventLog:
 
     Attributes:
         window: Entries the mirror keeps in memory.
-        read_batch: Entries the reader takes per ``XREAD``.
+        read_batch: Entries the reader takes per ``XREAD``; also the most an
+            append batch reads from before its own entries.
         block: Seconds one blocking ``XREAD`` waits before it is re-issued.
         write_wait: Seconds `append()` waits for the mirror to reach its entry.
     """
@@ -199,6 +204,7 @@ class RedisEventLog:
     _ready: anyio.Event = attrs.field(init=False, factory=anyio.Event)
     _connected: bool = attrs.field(init=False, default=False)
     _resets: int = attrs.field(init=False, default=0)
+    _append_reads: int = attrs.field(init=False, default=0)  # appends that read the stream
     _closed: bool = attrs.field(init=False, default=False)
     _scope: anyio.CancelScope = attrs.field(init=False, factory=anyio.CancelScope)
 
@@ -206,6 +212,8 @@ class RedisEventLog:
         if self.window < 1:
             raise ValueError(f"window must be >= 1, got {self.window}")
         self._stream.release_after = self._release_when_mirrored
+        self._stream.read_position = self._read_position
+        self._stream.on_read = self._on_append_read
         self._stream.mark.subscribe(self._on_lost)
 
     # -- state ------------------------------------------------------------------
@@ -274,6 +282,14 @@ class RedisEventLog:
                     await self._stream.check()  # a loss restarts the mirror (_on_lost)
                     verify = False
                     checked = True
+                elif self._stream.busy:
+                    # This replica's appends are in flight: their replies read
+                    # the stream up to their entries (see _on_append_read); an
+                    # XREAD now would fetch the same entries once more.
+                    reads = self._append_reads
+                    await self._stream.wait_applied(self.block)
+                    if self._append_reads != reads:
+                        continue
                 records = await self._stream.read_after(
                     self._rv, count=self.read_batch, block=self.block
                 )
@@ -301,7 +317,12 @@ class RedisEventLog:
             self._set_connected(True)
             if not records:
                 verify = True  # idle: make sure Redis did not lose data meanwhile (FLUSHALL)
-            elif records[0].prev < self._tail and not checked:
+                continue
+            if records[0].rv <= self._rv:  # some came with an append's reply meanwhile
+                records = [r for r in records if r.rv > self._rv]
+                if not records:
+                    continue
+            if records[0].prev < self._tail and not checked:
                 # The stream lost entries this replica read: check before trusting it.
                 verify = True
             else:
@@ -334,6 +355,31 @@ class RedisEventLog:
         self._changed = anyio.Event()
 
     # -- read your writes -------------------------------------------------------
+
+    def _read_position(self) -> tuple[int, int] | None:
+        """Where and how much an append batch reads: the mirror's RV (None: not started)."""
+        if self._ready.is_set() and not self._closed:
+            return self._rv, self.read_batch
+        return None
+
+    def _on_append_read(self, records: list[Record]) -> None:
+        """Ingest what an append batch read after the mirror's RV (its own entries included).
+
+        The same checks as the reader's: entries the mirror has are skipped,
+        and a batch that does not continue the mirror's chain (a gap, or a
+        stream that lost entries) is left for the reader, which handles it.
+        """
+        if self._closed or not self._ready.is_set():
+            return
+        rv = self._rv
+        if records and records[0].rv <= rv:
+            records = [r for r in records if r.rv > rv]
+        if records:
+            if not self._tail <= records[0].prev <= rv:
+                return
+            self._ingest(records)
+        self._set_connected(True)
+        self._append_reads += 1
 
     def _release_when_mirrored(self, rv: int, release: Callable[[], None]) -> None:
         """Resume a batch's writers once the mirror has *rv* (or ``write_wait`` passed)."""
@@ -374,11 +420,19 @@ class RedisEventLog:
 
     def _ingest(self, records: list[Record]) -> None:
         self._tail = records[-1].rv
+        rv, rvs, entries, loads = self._rv, self._rvs, self._entries, _loads
         for r in records:
-            if r.rv > self._rv:
-                self._rvs.append(r.rv)
-                self._entries.append(_entry(r))
-                self._rv = r.rv
+            if r.rv > rv:
+                rv = r.rv
+                # decode_object, inlined: this loop runs for every entry of every replica
+                obj: dict[str, Any] = loads(r.body)
+                metadata = obj.get("metadata")
+                if not isinstance(metadata, dict):
+                    metadata = obj["metadata"] = {}
+                metadata["resourceVersion"] = str(rv)
+                rvs.append(rv)
+                entries.append(LogEntry(rv, r.type, r.key, obj))
+        self._rv = rv
         excess = len(self._rvs) - self._head - self.window
         if excess > 0:
             self._head += excess

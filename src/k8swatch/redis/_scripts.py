@@ -75,8 +75,9 @@ def epoch_key_for(prefix: str) -> str:
 
 
 # KEYS: counter, stream, objects[, epoch].
-# ARGV: maxlen (0 = keep everything), [the epoch and the highest RV the replica
-# saw, when the epoch key is given,] then one argument per operation:
+# ARGV: maxlen (0 = keep everything), [when the epoch key is given: the epoch
+# and the highest RV the replica saw, then "<after>:<count>" to read the stream
+# too, or "" not to,] then one argument per operation:
 #   <op letter><expected RV or nothing> NUL <key> NUL <body>
 # (body: JSON without resourceVersion; JSON never contains a raw NUL, and
 # Kubernetes keys cannot). One packed argument per operation keeps the
@@ -89,6 +90,14 @@ def epoch_key_for(prefix: str) -> str:
 #   "exists" / "missing" / "conflict": refused; rv = the key's current RV.
 #   "error":     Redis refused the append (tail = its message); the operation
 #                was not applied and the later ones were not tried.
+# Then, when a read was asked for and no operation failed, the stream entries
+# with an RV above <after> (oldest first): up to <count> written before this
+# call and, unless that cut them short, the ones it wrote; one string each,
+# ``<rv> NUL`` and the entry's ``e`` field (one string per entry rather than
+# XREAD's five is less for every replica to parse).
+# The writing replica's mirror gets its own writes, and whatever other
+# replicas wrote before them, from the reply: no extra read (read your
+# writes in one round trip).
 # Or, with the epoch key, the single string "lost" when the epoch differs or
 # the counter is below the replica's highest RV: nothing was applied (the
 # replica runs CHECK, then tries again).
@@ -98,12 +107,16 @@ local maxlen = tonumber(ARGV[1])
 local out = {}
 local last = nil
 local first = 2
+local read = ''
+local before = nil  -- the stream's last RV before this call's first entry
+local own = {}  -- this call's entries, as a read returns them
 if #KEYS >= 4 then
   local c = tonumber(redis.call('GET', counter) or '0')
   if redis.call('GET', KEYS[4]) ~= ARGV[2] or c < tonumber(ARGV[3]) then
     return {'lost'}
   end
-  first = 4
+  read = ARGV[4]
+  first = 5
 end
 
 local function stream_last()
@@ -131,6 +144,8 @@ local function add(typ, key, body)
   if type(res) == 'table' and res.err then
     return nil, res.err
   end
+  if before == nil then before = prev end
+  if read ~= '' then own[#own + 1] = rv .. '\0' .. packed end
   last = rv
   return rv, nil
 end
@@ -197,6 +212,24 @@ for i = first, #ARGV do
       redis.call('HSET', objects, key, rv .. ':' .. body)
       out[#out + 1] = 'ok:' .. rv .. ':' .. typ .. ':'
     end
+  end
+end
+if read ~= '' then
+  -- The entries before this call's come from the stream; this call's own
+  -- entries are at hand already (no XRANGE of what was just written).
+  local sep = string.find(read, ':', 1, true)
+  local after = string.sub(read, 1, sep - 1)
+  local count = tonumber(string.sub(read, sep + 1))
+  if before == nil then before = stream_last() end
+  local others = {}
+  if tonumber(before) > tonumber(after) then
+    others = redis.call('XRANGE', stream, '(' .. after .. '-0', before .. '-0', 'COUNT', count)
+  end
+  for i = 1, #others do
+    out[#out + 1] = string.match(others[i][1], '^(%d+)') .. '\0' .. others[i][2][2]
+  end
+  if #others < count then
+    for i = 1, #own do out[#out + 1] = own[i] end
   end
 end
 return out

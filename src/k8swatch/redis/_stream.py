@@ -44,6 +44,12 @@ def _record(identifier: bytes, packed: bytes) -> Record:
     return Record(int(identifier.partition(b"-")[0]), _TYPES[typ], key.decode(), body, int(prev))
 
 
+def _read_record(item: bytes) -> Record:
+    """Unpack one entry read by `APPEND` (``<rv> NUL`` and the ``e`` field)."""
+    rv, prev, typ, key, body = item.split(b"\0", 4)
+    return Record(int(rv), _TYPES[typ], key.decode(), body, int(prev))
+
+
 class AppendResult(NamedTuple):
     """What `APPEND` did with one operation (see `_scripts.APPEND`)."""
 
@@ -78,15 +84,17 @@ class _Pending:
 class _Batch:
     """Appends sent together; one event wakes all their callers."""
 
-    __slots__ = ("done", "items")
+    __slots__ = ("applied", "done", "items")
 
     def __init__(self) -> None:
         self.items: list[_Pending] = []
-        self.done = anyio.Event()
+        self.done = anyio.Event()  # its writers may resume
+        self.applied = anyio.Event()  # its reply was handled (or it failed)
 
     def fail(self, error: BaseException) -> None:
         self.fail_rest(lambda: error)
         self.done.set()
+        self.applied.set()
 
     def fail_rest(self, error: Callable[[], BaseException]) -> None:
         """Fail the items the script never reached (*error* is made only if there are any)."""
@@ -132,6 +140,14 @@ class StreamClient:
     batch resume (*rv*: the newest RV it recorded, 0 for none); by default at
     once. The event log holds them until its mirror has *rv* (read your
     writes), so each writer wakes once.
+
+    A batch also reads the stream in the same script call when
+    ``read_position()`` gives ``(rv, count)`` (the event log's mirror
+    position and read size): up to *count* entries after *rv*, its own
+    included, handed to
+    ``on_read(records)`` before its writers are released. So the
+    writing replica's mirror needs no ``XREAD`` round trip of its own for its
+    writes, nor for what other replicas wrote before them.
     """
 
     client: Any  # coredis.Redis[bytes]
@@ -152,6 +168,11 @@ class StreamClient:
     release_after: Callable[[int, Callable[[], None]], None] = attrs.field(
         init=False, default=lambda rv, release: release()
     )
+    read_position: Callable[[], tuple[int, int] | None] = attrs.field(
+        init=False, default=lambda: None
+    )
+    on_read: Callable[[list[Record]], None] = attrs.field(init=False, default=lambda records: None)
+    _in_flight: _Batch | None = attrs.field(init=False, default=None)
 
     def __attrs_post_init__(self) -> None:
         self.keys = keys_for(self.prefix, self.resource)
@@ -187,6 +208,22 @@ class StreamClient:
         assert pending.result is not None
         return pending.result
 
+    @property
+    def busy(self) -> bool:
+        """True while appends are queued or in flight."""
+        return self._in_flight is not None or bool(self._queue)
+
+    async def wait_applied(self, timeout: float) -> None:
+        """Wait until the appends queued or in flight now were applied or failed.
+
+        At most *timeout* seconds. Their replies were handed to ``on_read``
+        (when they read the stream) and ``release_after`` by then.
+        """
+        newest = self._queue[-1] if self._queue else self._in_flight
+        if newest is not None:
+            with anyio.move_on_after(timeout):
+                await newest.applied.wait()
+
     async def run_batcher(self) -> None:
         """Send queued appends in batches, one batch in flight at a time (runs until cancelled).
 
@@ -201,10 +238,11 @@ class StreamClient:
                 while not queue:
                     await self._wakeup.wait()
                     self._wakeup = anyio.Event()
-                batch = queue.popleft()
+                batch = self._in_flight = queue.popleft()
                 try:
-                    results = await self._apply([p.arg for p in batch.items])
+                    results, after, records = await self._apply([p.arg for p in batch.items])
                 except Exception as exc:
+                    self._in_flight = None
                     batch.fail(exc)
                     continue
                 newest = 0
@@ -214,22 +252,29 @@ class StreamClient:
                         newest = result.rv
                 # the script stopped at an error: the rest were not tried
                 batch.fail_rest(lambda: status_error_for(RuntimeError("append aborted")))
+                if after is not None and records is not None:
+                    self.on_read(records)
                 self.release_after(newest, batch.done.set)
+                self._in_flight = None
+                batch.applied.set()
                 batch = None
         finally:
+            self._in_flight = None
             if batch is not None:
                 batch.fail(anyio.ClosedResourceError())
             while queue:
                 queue.popleft().fail(anyio.ClosedResourceError())
 
-    async def _apply(self, ops: Sequence[bytes]) -> list[AppendResult]:
+    async def _apply(
+        self, ops: Sequence[bytes]
+    ) -> tuple[list[AppendResult], int | None, list[Record] | None]:
         try:
-            return await self.append_batch(ops)
+            return await self._apply_once(ops)
         except _DataLost:
             pass
         try:
             await self.check()
-            return await self.append_batch(ops)
+            return await self._apply_once(ops)
         except REDIS_ERRORS as exc:
             raise status_error_for(exc) from exc
         except _DataLost:  # lost again at once: let the client retry later
@@ -237,22 +282,47 @@ class StreamClient:
                 "Redis lost its data and is recovering; nothing was written, retry"
             ) from None
 
-    async def append_batch(self, ops: Sequence[bytes]) -> list[AppendResult]:
+    async def _apply_once(
+        self, ops: Sequence[bytes]
+    ) -> tuple[list[AppendResult], int | None, list[Record] | None]:
+        position = self.read_position()
+        if position is None:
+            return (await self.append_batch(ops))[0], None, None
+        after, count = position
+        results, records = await self.append_batch(ops, read_after=after, read_count=count)
+        return results, after, records
+
+    async def append_batch(
+        self, ops: Sequence[bytes], *, read_after: int | None = None, read_count: int = 1000
+    ) -> tuple[list[AppendResult], list[Record] | None]:
         """Apply packed *ops* (`pack_op`) in one script call, in order; each is all-or-nothing.
 
+        Returns their results and, with *read_after*, the stream's entries
+        after that RV as the same call left them (up to *read_count*), or
+        None when it read nothing usable: not asked, an operation failed (the
+        script stopped there), or entries after *read_after* were trimmed.
         Raises `_DataLost` (nothing applied) when Redis no longer has what
         this replica saw.
         """
         mark = self.mark
+        read = b"" if read_after is None else b"%d:%d" % (read_after, max(read_count, 1))
         try:
             raw = await self._append_script(
                 keys=[*self.keys, self.epoch_key],
-                args=[self.retention, mark.epoch, mark.seen, *ops],
+                args=[self.retention, mark.epoch, mark.seen, read, *ops],
             )
         except REDIS_ERRORS as exc:
             raise status_error_for(exc) from exc
         if len(raw) == 1 and _bytes(raw[0]) == b"lost":
             raise _DataLost
+        records: list[Record] | None = None
+        if read_after is not None and len(raw) >= len(ops):
+            records = [_read_record(item) for item in raw[len(ops) :]]
+            raw = raw[: len(ops)]
+            if records and records[0].prev > read_after:
+                records = None  # trimmed past it: the reader finds out (410)
+            elif records:
+                mark.observe(records[-1].rv)
         out: list[AppendResult] = []
         for item in raw:
             status, rv, tail = _bytes(item).split(b":", 2)
@@ -262,11 +332,11 @@ class StreamClient:
                 out.append(AppendResult("ok", int(rv), _TYPES[typ], body))
             elif status == b"error":
                 if out:  # earlier operations were applied; report them, fail the rest
-                    return out
+                    return out, None
                 raise status_error_for(RuntimeError(tail.decode(errors="replace")))
             else:
                 out.append(AppendResult(status.decode(), int(rv)))
-        return out
+        return out, records
 
     # -- reads ------------------------------------------------------------------
 
