@@ -5,7 +5,8 @@ Two kinds of server:
 - ``widget_server``: ``create_app`` over MemoryStorage-backed resources, served
   by uvicorn in a background thread (a fresh app per test);
 - ``coder_server``: ``k8swatch serve --port 0`` as a subprocess, against its
-  embedded fake Coder seeded with demo data.
+  embedded fake Coder seeded with demo data (one per module; a module overriding
+  ``coder_serve_flags`` serves with other flags).
 
 ``Kubectl`` runs kubectl with a temporary HOME (its discovery and OpenAPI caches
 live there) and a kubeconfig pointing at the server.
@@ -317,10 +318,21 @@ def _start_serve(args: Sequence[str]) -> tuple[subprocess.Popen[str], str]:
     raise RuntimeError("k8swatch serve did not print its URL:\n" + "".join(seen))
 
 
+QUICK_CODER = ("--poll-interval", "0.5", "--fake-build-seconds", "0.2")
+"""``k8swatch serve`` flags for quick polls and builds of the embedded fake Coder."""
+
+
 @pytest.fixture(scope="module")
-def coder_server() -> Iterator[str]:
-    """URL of ``k8swatch serve`` (embedded fake Coder with demo data)."""
-    process, url = _start_serve(())
+def coder_serve_flags() -> tuple[str, ...]:
+    """Extra ``k8swatch serve`` flags for ``coder_server``: none. A module overrides this
+    fixture to serve otherwise, e.g. with ``QUICK_CODER``."""
+    return ()
+
+
+@pytest.fixture(scope="module")
+def coder_server(coder_serve_flags: tuple[str, ...]) -> Iterator[str]:
+    """URL of ``k8swatch serve`` (embedded fake Coder with demo data) for one module."""
+    process, url = _start_serve(coder_serve_flags)
     try:
         yield url
     finally:
@@ -332,6 +344,26 @@ def coder_server() -> Iterator[str]:
             process.wait(timeout=15)
         if process.stdout is not None:
             process.stdout.close()
+
+
+def workspace_manifest(
+    name: str, *, running: str = "true", labels: dict[str, str] | None = None
+) -> str:
+    """A CoderWorkspace manifest (YAML) on the acme organisation's starter template.
+
+    *running* is the YAML text of ``spec.running`` (so a test can write a wrong type);
+    ``spec`` comes last, so a test may append fields to it.
+    """
+    label_lines = "".join(f"    {key}: {value}\n" for key, value in (labels or {}).items())
+    return (
+        "apiVersion: aggregation.coder.com/v1alpha1\n"
+        "kind: CoderWorkspace\n"
+        "metadata:\n"
+        f"  name: {name}\n" + (f"  labels:\n{label_lines}" if label_lines else "") + "spec:\n"
+        "  organization: acme\n"
+        "  templateName: starter-template\n"
+        f"  running: {running}\n"
+    )
 
 
 @pytest.fixture

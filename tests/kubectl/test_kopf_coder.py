@@ -8,130 +8,56 @@ and the workspace is deleted in Coder only after the delete handler ran.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
-import queue
-import subprocess
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import kopf
 import pytest
 
-from .conftest import Kubectl, _start_serve
+from tests._kopf import KopfOperator
+
+from .conftest import QUICK_CODER, Kubectl, workspace_manifest
 
 GROUP, VERSION, PLURAL = "aggregation.coder.com", "v1alpha1", "coderworkspaces"
 NAME = "acme.alice.operated"
 MINE = {"operated-by": "kopf"}  # the demo workspace is not this operator's
 
-MANIFEST = """\
-apiVersion: aggregation.coder.com/v1alpha1
-kind: CoderWorkspace
-metadata:
-  name: acme.alice.operated
-  labels:
-    operated-by: kopf
-spec:
-  organization: acme
-  templateName: starter-template
-  running: true
-"""
-
-
-class Operator:
-    """kopf in its own thread and event loop; each handler call lands in ``calls``."""
-
-    def __init__(self, url: str, namespace: str, kubectl: Kubectl) -> None:
-        self.calls: queue.Queue[tuple[str, str, Any]] = queue.Queue()
-        self.registry = kopf.OperatorRegistry()
-        self.stop_flag = threading.Event()
-        self.ready_flag = threading.Event()
-        self.error: BaseException | None = None
-        self.namespace = namespace
-
-        @kopf.on.login(registry=self.registry)
-        def login(**_: Any) -> kopf.ConnectionInfo:
-            return kopf.ConnectionInfo(server=url, insecure=True)
-
-        @kopf.on.create(GROUP, VERSION, PLURAL, labels=MINE, registry=self.registry)
-        def created(name: str, spec: Any, **_: Any) -> None:
-            self.calls.put(("create", name, dict(spec)))
-
-        @kopf.on.update(GROUP, VERSION, PLURAL, field="spec", labels=MINE, registry=self.registry)
-        def updated(name: str, old: Any, new: Any, **_: Any) -> None:
-            self.calls.put(("update", name, (old.get("running"), new.get("running"))))
-
-        @kopf.on.delete(GROUP, VERSION, PLURAL, labels=MINE, registry=self.registry)
-        def deleted(name: str, meta: Any, **_: Any) -> None:
-            # The workspace still exists in Coder while this runs.
-            live = kubectl.run("get", "coderworkspace", name, "-o", "name", check=False)
-            self.calls.put(("delete", name, (dict(meta).get("deletionTimestamp"), live.stdout)))
-
-        self.settings = kopf.OperatorSettings()
-        self.settings.posting.enabled = False
-        self.settings.scanning.disabled = True
-        self.settings.watching.connect_timeout = 10
-        self.settings.watching.server_timeout = 30
-        self.thread = threading.Thread(target=self._run, name="kopf", daemon=True)
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(
-                kopf.operator(
-                    registry=self.registry,
-                    settings=self.settings,
-                    namespaces=[self.namespace],
-                    standalone=True,
-                    stop_flag=self.stop_flag,
-                    ready_flag=self.ready_flag,
-                )
-            )
-        except BaseException as exc:  # reported by the test
-            self.error = exc
-
-    def next_call(self, timeout: float = 60) -> tuple[str, str, Any]:
-        return self.calls.get(timeout=timeout)
-
-    def no_more_calls(self, quiet: float) -> list[tuple[str, str, Any]]:
-        extra: list[tuple[str, str, Any]] = []
-        deadline = time.monotonic() + quiet
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                extra.append(self.calls.get(timeout=left))
-            except queue.Empty:
-                break
-        return extra
-
 
 @pytest.fixture(scope="module")
-def served() -> Iterator[str]:
-    process, url = _start_serve(("--poll-interval", "0.5", "--fake-build-seconds", "0.2"))
-    try:
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:  # pragma: no cover - defensive
-            process.kill()
-            process.wait(timeout=15)
-        if process.stdout is not None:
-            process.stdout.close()
+def coder_serve_flags() -> tuple[str, ...]:
+    """Quick builds and polls, so kopf's patches and Coder's builds land in seconds."""
+    return QUICK_CODER
 
 
-def test_kopf_handlers_each_run_once(served: str, tmp_path: Path) -> None:
-    logging.getLogger("kopf").setLevel(logging.WARNING)
-    k = Kubectl(served, tmp_path / "home")
-    operator = Operator(served, "default", k)
-    operator.thread.start()
-    assert operator.ready_flag.wait(60), "kopf did not start"
-    try:
+def workspace_operator(url: str, kubectl: Kubectl) -> KopfOperator:
+    """kopf with create, update (of the spec) and delete handlers on this test's workspaces."""
+    operator = KopfOperator(url, "default")
+    operator.settings.watching.server_timeout = 30
+
+    @kopf.on.create(GROUP, VERSION, PLURAL, labels=MINE, registry=operator.registry)
+    def created(name: str, spec: Any, **_: Any) -> None:
+        operator.record("create", name, dict(spec))
+
+    @kopf.on.update(GROUP, VERSION, PLURAL, field="spec", labels=MINE, registry=operator.registry)
+    def updated(name: str, old: Any, new: Any, **_: Any) -> None:
+        operator.record("update", name, (old.get("running"), new.get("running")))
+
+    @kopf.on.delete(GROUP, VERSION, PLURAL, labels=MINE, registry=operator.registry)
+    def deleted(name: str, meta: Any, **_: Any) -> None:
+        # The workspace still exists in Coder while this runs.
+        live = kubectl.run("get", "coderworkspace", name, "-o", "name", check=False)
+        operator.record("delete", name, (dict(meta).get("deletionTimestamp"), live.stdout))
+
+    return operator
+
+
+def test_kopf_handlers_each_run_once(coder_kubectl: Kubectl, tmp_path: Path) -> None:
+    k = coder_kubectl
+    with workspace_operator(k.url, k).running() as operator:
         manifest = tmp_path / "ws.yaml"
-        manifest.write_text(MANIFEST)
+        manifest.write_text(workspace_manifest(NAME, labels=MINE))
         k.run("create", "-f", str(manifest))
         assert operator.next_call()[:2] == ("create", NAME)
         # kopf's finalizer and its record of the handled state (two patches) are kept
@@ -161,8 +87,3 @@ def test_kopf_handlers_each_run_once(served: str, tmp_path: Path) -> None:
         # kopf removes its finalizer: now Coder deletes the workspace
         k.run("wait", "--for=delete", f"coderworkspace/{NAME}", "--timeout=60s")
         assert operator.no_more_calls(2) == []
-    finally:
-        operator.stop_flag.set()
-        operator.thread.join(60)
-    assert not operator.thread.is_alive(), "kopf did not stop"
-    assert operator.error is None, operator.error

@@ -7,23 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Kubectl, LineReader
+from .conftest import Kubectl, LineReader, workspace_manifest
 
 pytestmark = pytest.mark.kubectl
 
 DEMO = "acme.alice.dev-workspace"
 TEMPLATE = "acme.starter-template"
-
-WORKSPACE = """\
-apiVersion: aggregation.coder.com/v1alpha1
-kind: CoderWorkspace
-metadata:
-  name: {name}
-spec:
-  organization: acme
-  templateName: starter-template
-  running: {running}
-"""
 
 
 def _row(output: str, name: str) -> list[str]:
@@ -81,7 +70,7 @@ def test_explain_prints_field_docs(coder_kubectl: Kubectl) -> None:
 
 
 def test_stop_and_start_with_wait(coder_kubectl: Kubectl) -> None:
-    manifest = WORKSPACE.format(name="acme.alice.waiter", running="true")
+    manifest = workspace_manifest("acme.alice.waiter")
     coder_kubectl.run("apply", "-f", "-", input=manifest)
     coder_kubectl.run(
         "wait",
@@ -127,12 +116,12 @@ def test_stop_and_start_with_wait(coder_kubectl: Kubectl) -> None:
 
 def test_apply_update_and_delete(coder_kubectl: Kubectl, tmp_path: Path) -> None:
     manifest = tmp_path / "ws.yaml"
-    manifest.write_text(WORKSPACE.format(name="acme.alice.scratch", running="true"))
+    manifest.write_text(workspace_manifest("acme.alice.scratch"))
     created = coder_kubectl.run("apply", "-f", str(manifest))
     assert (
         created.stdout.strip() == "coderworkspace.aggregation.coder.com/acme.alice.scratch created"
     )
-    manifest.write_text(WORKSPACE.format(name="acme.alice.scratch", running="false"))
+    manifest.write_text(workspace_manifest("acme.alice.scratch", running="false"))
     updated = coder_kubectl.run("apply", "-f", str(manifest))
     assert updated.stdout.strip() == (
         "coderworkspace.aggregation.coder.com/acme.alice.scratch configured"
@@ -158,11 +147,11 @@ def test_apply_update_and_delete(coder_kubectl: Kubectl, tmp_path: Path) -> None
 
 
 def test_strict_validation_and_server_side_apply(coder_kubectl: Kubectl) -> None:
-    bad = WORKSPACE.format(name="acme.alice.bad", running="true") + "  shape: round\n"
+    bad = workspace_manifest("acme.alice.bad") + "  shape: round\n"
     out = coder_kubectl.run("apply", "-f", "-", input=bad, check=False)
     assert out.returncode != 0
     assert 'strict decoding error: unknown field "spec.shape"' in out.stderr
-    wrong = WORKSPACE.format(name="acme.alice.bad", running='"yes"')
+    wrong = workspace_manifest("acme.alice.bad", running='"yes"')
     out = coder_kubectl.run("create", "-f", "-", input=wrong, check=False)
     assert out.returncode != 0
     assert "spec.running in body must be of type boolean" in out.stderr
@@ -171,7 +160,7 @@ def test_strict_validation_and_server_side_apply(coder_kubectl: Kubectl) -> None
         "--server-side",
         "-f",
         "-",
-        input=WORKSPACE.format(name=DEMO, running="true"),
+        input=workspace_manifest(DEMO),
         check=False,
     )
     assert ssa.returncode == 0, ssa.stderr
@@ -182,9 +171,7 @@ def test_server_side_apply_records_managers_in_the_metadata_store(
     coder_kubectl: Kubectl,
 ) -> None:
     name = "acme.alice.applied"
-    created = coder_kubectl.run(
-        "apply", "--server-side", "-f", "-", input=WORKSPACE.format(name=name, running="true")
-    )
+    created = coder_kubectl.run("apply", "--server-side", "-f", "-", input=workspace_manifest(name))
     assert (
         created.stdout.strip() == f"coderworkspace.aggregation.coder.com/{name} serverside-applied"
     )
@@ -202,7 +189,7 @@ def test_server_side_apply_records_managers_in_the_metadata_store(
         assert [(e["manager"], e["operation"]) for e in entries] == [("kubectl", "Apply")]
         assert "f:running" in entries[0]["fieldsV1"]["f:spec"]
         # Another manager changing running conflicts with kubectl, until it forces.
-        stop = WORKSPACE.format(name=name, running="false")
+        stop = workspace_manifest(name, running="false")
         other = ("apply", "--server-side", "--field-manager=other", "-f", "-")
         refused = coder_kubectl.run(*other, input=stop, check=False)
         assert refused.returncode == 1
@@ -224,9 +211,7 @@ def test_server_side_apply_records_managers_in_the_metadata_store(
 
 
 def test_get_watch_follows_a_stop(coder_kubectl: Kubectl) -> None:
-    coder_kubectl.run(
-        "apply", "-f", "-", input=WORKSPACE.format(name="acme.alice.watched", running="true")
-    )
+    coder_kubectl.run("apply", "-f", "-", input=workspace_manifest("acme.alice.watched"))
     reader = LineReader(coder_kubectl.popen("get", "coderworkspaces", "--watch"))
     try:
         reader.wait_for(r"^acme\.alice\.watched\s+alice\s+starter-template\s+true\s+running\s")
@@ -245,9 +230,7 @@ def test_get_watch_follows_a_stop(coder_kubectl: Kubectl) -> None:
 
 
 def test_edit_and_describe(coder_kubectl: Kubectl, tmp_path: Path) -> None:
-    coder_kubectl.run(
-        "apply", "-f", "-", input=WORKSPACE.format(name="acme.alice.edited", running="true")
-    )
+    coder_kubectl.run("apply", "-f", "-", input=workspace_manifest("acme.alice.edited"))
     coder_kubectl.run(
         "wait",
         "coderworkspace/acme.alice.edited",

@@ -5,54 +5,29 @@ silently; server-side dry runs answer what the write stores."""
 from __future__ import annotations
 
 import json
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .conftest import Kubectl, _start_serve
+from .conftest import QUICK_CODER, Kubectl, workspace_manifest
 
 pytestmark = pytest.mark.kubectl
 
 DEMO = "acme.alice.dev-workspace"
 TEMPLATE = "acme.starter-template"
 
-WORKSPACE = """\
-apiVersion: aggregation.coder.com/v1alpha1
-kind: CoderWorkspace
-metadata:
-  name: {name}
-  labels:
-    team: {team}
-spec:
-  organization: acme
-  templateName: starter-template
-  running: true
-"""
-
 
 @pytest.fixture(scope="module")
-def served() -> Iterator[str]:
-    """``k8swatch serve`` (embedded fake Coder, quick builds and polls) for this module."""
-    process, url = _start_serve(("--poll-interval", "0.5", "--fake-build-seconds", "0.2"))
-    try:
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:  # pragma: no cover - defensive
-            process.kill()
-            process.wait(timeout=15)
-        if process.stdout is not None:
-            process.stdout.close()
+def coder_serve_flags() -> tuple[str, ...]:
+    """Quick builds and polls: the start builds these tests wait for end in a second."""
+    return QUICK_CODER
 
 
 @pytest.fixture
-def k(served: str, tmp_path: Path) -> Kubectl:
-    return Kubectl(served, tmp_path / "home")
+def k(coder_kubectl: Kubectl) -> Kubectl:
+    """kubectl pointed at this module's ``k8swatch serve``."""
+    return coder_kubectl
 
 
 def get(k: Kubectl, kind: str, name: str) -> dict[str, object]:
@@ -109,7 +84,7 @@ def test_server_dry_run_answers_what_the_write_stores(k: Kubectl) -> None:
 
 def test_apply_twice_is_unchanged_and_diff_exits_0(k: Kubectl, tmp_path: Path) -> None:
     manifest = tmp_path / "ws.yaml"
-    manifest.write_text(WORKSPACE.format(name="acme.alice.applied", team="a"))
+    manifest.write_text(workspace_manifest("acme.alice.applied", labels={"team": "a"}))
     first = k.run("apply", "-f", str(manifest))
     assert "created" in first.stdout
     second = k.run("apply", "-f", str(manifest))
@@ -118,7 +93,7 @@ def test_apply_twice_is_unchanged_and_diff_exits_0(k: Kubectl, tmp_path: Path) -
     diff = k.run("diff", "-f", str(manifest), check=False)
     assert diff.returncode == 0, diff.stdout + diff.stderr
     assert names(k, "-l", "team=a") == ["acme.alice.applied"]
-    manifest.write_text(WORKSPACE.format(name="acme.alice.applied", team="b"))
+    manifest.write_text(workspace_manifest("acme.alice.applied", labels={"team": "b"}))
     diff = k.run("diff", "-f", str(manifest), check=False)
     assert diff.returncode == 1, diff.stderr
     assert "+    team: b" in diff.stdout
@@ -130,7 +105,7 @@ def test_apply_twice_is_unchanged_and_diff_exits_0(k: Kubectl, tmp_path: Path) -
 def test_a_finalizer_holds_the_deletion_until_removed(k: Kubectl, tmp_path: Path) -> None:
     name = "acme.alice.held"
     manifest = tmp_path / "held.yaml"
-    manifest.write_text(WORKSPACE.format(name=name, team="held"))
+    manifest.write_text(workspace_manifest(name, labels={"team": "held"}))
     k.run("create", "-f", str(manifest))
     k.run(
         "patch",

@@ -3,7 +3,8 @@
 The server runs on 127.0.0.1 with a random free port in a temporary directory.
 ``redis_server`` is shared by the whole session (tests isolate themselves with a
 unique key prefix); ``own_redis_server`` is a private, persistent (AOF) server a
-test may stop, kill and restart.
+test may stop, kill and restart. ``coder`` is a FakeCoder served over HTTP, for the
+Coder storage replicas of ``_coder_replicas``.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+
+from k8swatch.coder._fake import FakeCoder
+from tests.coder.conftest import TEST_TOKEN, FakeCoderServer, serve_asgi
 
 pytestmark = pytest.mark.redis
 
@@ -133,3 +137,14 @@ def own_redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+async def coder(anyio_backend_name: str) -> AsyncIterator[FakeCoderServer]:
+    """A seeded FakeCoder (instant builds) served over HTTP."""
+    fake = FakeCoder(token=TEST_TOKEN)
+    async with serve_asgi(fake, anyio_backend_name) as url:
+        try:
+            yield FakeCoderServer(url, fake.token, fake)
+        finally:
+            fake.close()

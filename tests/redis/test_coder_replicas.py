@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, ClassVar, Generic
 
 import anyio
 import pytest
@@ -20,9 +20,8 @@ from k8swatch import (
     WriteOp,
 )
 from k8swatch.coder import StaticClientProvider, TemplateStorage, WorkspaceStorage
-from k8swatch.coder._fake import FakeCoder
 from k8swatch.redis import open_redis_backend
-from tests.coder.conftest import TEST_TOKEN, FakeCoderServer, serve_asgi
+from tests.coder.conftest import FakeCoderServer
 from tests.coder.test_conformance_coder import (
     TestTemplateStorageConformance as _TemplateConformance,
 )
@@ -31,43 +30,20 @@ from tests.coder.test_conformance_coder import (
 )
 from tests.coder.test_log_mode import rv_of, take
 
+from ._coder_replicas import (
+    GROUP,
+    NS,
+    SEED,
+    StorageT,
+    coder_replica,
+    two_workspace_replicas,
+    workspace_replica,
+)
 from .conftest import RedisServer
 
 pytestmark = pytest.mark.redis
 
-NS = "control-plane"
-GROUP = "aggregation.coder.com"
-SEED = "acme.alice.dev-workspace"
 Obj = dict[str, Any]
-
-
-@pytest.fixture
-async def coder(anyio_backend_name: str) -> AsyncIterator[FakeCoderServer]:
-    """A seeded FakeCoder (instant builds) served over HTTP."""
-    fake = FakeCoder(token=TEST_TOKEN)
-    async with serve_asgi(fake, anyio_backend_name) as url:
-        try:
-            yield FakeCoderServer(url, fake.token, fake)
-        finally:
-            fake.close()
-
-
-@asynccontextmanager
-async def replica(url: str, prefix: str, coder: FakeCoderServer) -> AsyncIterator[WorkspaceStorage]:
-    """One server replica: its own Redis client, log mirror, watch cache and follower."""
-    provider = StaticClientProvider(coder.url, coder.token, NS)
-    try:
-        async with open_redis_backend(url, prefix=prefix) as backend:
-            log = backend.log_for("coderworkspaces", group=GROUP)
-            storage = WorkspaceStorage(provider, log=log)
-            async with anyio.create_task_group() as tg:
-                await tg.start(storage.follow)
-                try:
-                    yield storage
-                finally:
-                    await storage.aclose()
-    finally:
-        await provider.aclose()
 
 
 def workspace(name: str, *, running: bool = True) -> Obj:
@@ -91,7 +67,7 @@ async def current_rv(storage: WorkspaceStorage) -> int:
 async def test_writes_on_a_and_b_reach_a_watch_on_b_in_one_order(
     redis_url: str, prefix: str, coder: FakeCoderServer
 ) -> None:
-    async with replica(redis_url, prefix, coder) as a, replica(redis_url, prefix, coder) as b:
+    async with two_workspace_replicas(redis_url, prefix, coder) as (a, b):
         listed = await b.list(NS, ListOptions())
         assert [o["metadata"]["name"] for o in listed.items] == [SEED]
         async with await b.watch(
@@ -134,7 +110,7 @@ async def test_writes_on_a_and_b_reach_a_watch_on_b_in_one_order(
 async def test_an_out_of_band_change_seen_by_both_replicas_is_recorded_once(
     redis_url: str, prefix: str, coder: FakeCoderServer
 ) -> None:
-    async with replica(redis_url, prefix, coder) as a, replica(redis_url, prefix, coder) as b:
+    async with two_workspace_replicas(redis_url, prefix, coder) as (a, b):
         await a.resync(NS)
         await b.resync(NS)
         start = await current_rv(a)
@@ -168,7 +144,7 @@ async def test_an_out_of_band_change_seen_by_both_replicas_is_recorded_once(
 async def test_a_stale_listing_cannot_revert_the_other_replicas_write(
     redis_url: str, prefix: str, coder: FakeCoderServer
 ) -> None:
-    async with replica(redis_url, prefix, coder) as a, replica(redis_url, prefix, coder) as b:
+    async with two_workspace_replicas(redis_url, prefix, coder) as (a, b):
         await a.resync(NS)
         await b.resync(NS)
         client = await b._client(NS)
@@ -190,7 +166,7 @@ async def test_a_replica_with_a_stale_view_records_nothing(
     redis_url: str, prefix: str, coder: FakeCoderServer
 ) -> None:
     """The conditional write itself: B has not read A's entry yet and reports an old state."""
-    async with replica(redis_url, prefix, coder) as a:
+    async with workspace_replica(redis_url, prefix, coder) as a:
         provider = StaticClientProvider(coder.url, coder.token, NS)
         async with open_redis_backend(redis_url, prefix=prefix) as backend:
             # B without a follower: its view stays where its own calls left it
@@ -214,7 +190,7 @@ async def test_a_replica_with_a_stale_view_records_nothing(
 async def test_redis_down_is_503_and_nothing_half_applied(
     own_redis_server: RedisServer, prefix: str, coder: FakeCoderServer
 ) -> None:
-    async with replica(own_redis_server.url, prefix, coder) as a:
+    async with workspace_replica(own_redis_server.url, prefix, coder) as a:
         listed = await a.list(NS, ListOptions())
         async with await a.watch(
             NS, ListOptions(watch=True, resource_version=listed.resource_version)
@@ -277,66 +253,46 @@ async def test_put_of_the_same_state_and_remove_of_an_absent_key_record_nothing(
         assert await log.current_resource_version() == gone.resource_version
 
 
-class TestWorkspaceStorageOnRedisConformance(_WorkspaceConformance):
+class _OnAReplica(Generic[StorageT]):
+    """Runs a Coder storage conformance suite against one replica's storage on Redis
+    (``coder_replica``): put before the suite among the bases, set ``storage_type``."""
+
+    storage_type: type[StorageT]
+    storage_options: ClassVar[dict[str, Any]] = {}
+    """Passed to the storage beyond the suite's cache window and bookmark interval."""
+
+    history_window: int
+    bookmark_interval: float
+
+    @pytest.fixture(autouse=True)
+    def _coder(self, coder: FakeCoderServer, redis_url: str, prefix: str) -> None:
+        self.server = coder
+        self.redis_url = redis_url
+        self.prefix = prefix
+
+    @asynccontextmanager
+    async def make_storage(self) -> AsyncIterator[StorageT]:
+        async with coder_replica(
+            self.storage_type,
+            self.redis_url,
+            self.prefix,
+            self.server,
+            window=self.history_window,
+            cache_window=self.history_window,
+            bookmark_interval=self.bookmark_interval,
+            **self.storage_options,
+        ) as storage:
+            yield storage
+
+
+class TestWorkspaceStorageOnRedisConformance(_OnAReplica[WorkspaceStorage], _WorkspaceConformance):
     """The watch conformance suite against a replica's ``WorkspaceStorage(log=...)``."""
 
-    @pytest.fixture(autouse=True)
-    def _coder(self, coder: FakeCoderServer, redis_url: str, prefix: str) -> None:
-        self.server = coder
-        self.redis_url = redis_url
-        self.prefix = prefix
-
-    @asynccontextmanager
-    async def make_storage(self) -> AsyncIterator[WorkspaceStorage]:
-        provider = StaticClientProvider(self.server.url, self.server.token, NS)
-        try:
-            async with open_redis_backend(
-                self.redis_url, prefix=self.prefix, window=self.history_window
-            ) as backend:
-                storage = WorkspaceStorage(
-                    provider,
-                    log=backend.log_for("coderworkspaces", group=GROUP),
-                    cache_window=self.history_window,
-                    bookmark_interval=self.bookmark_interval,
-                )
-                async with anyio.create_task_group() as tg:
-                    await tg.start(storage.follow)
-                    try:
-                        yield storage
-                    finally:
-                        await storage.aclose()
-        finally:
-            await provider.aclose()
+    storage_type = WorkspaceStorage
 
 
-class TestTemplateStorageOnRedisConformance(_TemplateConformance):
+class TestTemplateStorageOnRedisConformance(_OnAReplica[TemplateStorage], _TemplateConformance):
     """The watch conformance suite against a replica's ``TemplateStorage(log=...)``."""
 
-    @pytest.fixture(autouse=True)
-    def _coder(self, coder: FakeCoderServer, redis_url: str, prefix: str) -> None:
-        self.server = coder
-        self.redis_url = redis_url
-        self.prefix = prefix
-
-    @asynccontextmanager
-    async def make_storage(self) -> AsyncIterator[TemplateStorage]:
-        provider = StaticClientProvider(self.server.url, self.server.token, NS)
-        try:
-            async with open_redis_backend(
-                self.redis_url, prefix=self.prefix, window=self.history_window
-            ) as backend:
-                storage = TemplateStorage(
-                    provider,
-                    log=backend.log_for("codertemplates", group=GROUP),
-                    cache_window=self.history_window,
-                    bookmark_interval=self.bookmark_interval,
-                    build_poll_interval=0.01,
-                )
-                async with anyio.create_task_group() as tg:
-                    await tg.start(storage.follow)
-                    try:
-                        yield storage
-                    finally:
-                        await storage.aclose()
-        finally:
-            await provider.aclose()
+    storage_type = TemplateStorage
+    storage_options: ClassVar[dict[str, Any]] = {"build_poll_interval": 0.01}

@@ -3,51 +3,22 @@ through A is on B's get, list selection and watch; concurrent writes conflict, o
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 import anyio
 import pytest
 
 from k8swatch import EventType, ListOptions, StatusError
-from k8swatch.coder import StaticClientProvider, WorkspaceStorage
-from k8swatch.redis import open_redis_backend
 from tests.coder.conftest import FakeCoderServer
+from tests.coder.test_log_mode import rv_of
 
-from .test_coder_replicas import GROUP, NS, SEED, coder, rv_of
+from ._coder_replicas import NS, SEED, two_workspace_replicas
 
 pytestmark = pytest.mark.redis
-
-__all__ = ["coder"]  # the fixture, imported for the tests below
-
-
-@asynccontextmanager
-async def replica(
-    url: str, prefix: str, server: FakeCoderServer
-) -> AsyncIterator[WorkspaceStorage]:
-    """A replica whose log and metadata store are in Redis, following the log."""
-    provider = StaticClientProvider(server.url, server.token, NS)
-    try:
-        async with open_redis_backend(url, prefix=prefix) as backend:
-            storage = WorkspaceStorage(
-                provider,
-                log=backend.log_for("coderworkspaces", group=GROUP),
-                metadata_store=backend.metadata_store_for("coderworkspaces", group=GROUP),
-            )
-            async with anyio.create_task_group() as tg:
-                await tg.start(storage.follow)
-                try:
-                    yield storage
-                finally:
-                    await storage.aclose()
-    finally:
-        await provider.aclose()
 
 
 async def test_metadata_is_shared_by_replicas(
     redis_url: str, prefix: str, coder: FakeCoderServer
 ) -> None:
-    async with replica(redis_url, prefix, coder) as a, replica(redis_url, prefix, coder) as b:
+    async with two_workspace_replicas(redis_url, prefix, coder, shared_metadata=True) as (a, b):
         listed = await b.list(NS, ListOptions())
         async with await b.watch(
             NS, ListOptions(watch=True, resource_version=listed.resource_version)

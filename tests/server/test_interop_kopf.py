@@ -3,10 +3,6 @@ update and delete of objects served by the app."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import queue
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -15,162 +11,80 @@ import httpx
 import kopf
 import pytest
 
+from tests._kopf import KopfOperator
+
 from ._interop import GROUP, PLURAL, VERSION, Served, new_namespace
 
 
-class Operator:
-    """A kopf operator watching one namespace; its events land in a queue."""
+def event_operator(served: Served, namespace: str) -> KopfOperator:
+    """kopf with one event handler: each watch event it sees is a call
+    ``(type, name, body)`` (type ``None`` for what it listed)."""
+    operator = KopfOperator(served.url, namespace)
 
-    def __init__(self, url: str, namespace: str) -> None:
-        self.events: queue.Queue[tuple[str | None, str, dict[str, Any]]] = queue.Queue()
-        self.registry = kopf.OperatorRegistry()
-        self.stop_flag = threading.Event()
-        self.ready_flag = threading.Event()
-        self.error: BaseException | None = None
+    @kopf.on.event(GROUP, VERSION, PLURAL, registry=operator.registry)
+    def on_event(type: str | None, name: str, body: Any, **_: Any) -> None:
+        operator.record(type, name, dict(body))
 
-        @kopf.on.login(registry=self.registry)
-        def login(**_: Any) -> kopf.ConnectionInfo:
-            return kopf.ConnectionInfo(server=url, insecure=True)
-
-        @kopf.on.event(GROUP, VERSION, PLURAL, registry=self.registry)
-        def on_event(type: str | None, name: str, body: Any, **_: Any) -> None:
-            self.events.put((type, name, dict(body)))
-
-        self.settings = kopf.OperatorSettings()
-        self.settings.posting.enabled = False
-        self.settings.scanning.disabled = True
-        self.settings.watching.connect_timeout = 10
-        self.namespace = namespace
-        self.thread = threading.Thread(target=self._run, name="kopf", daemon=True)
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(
-                kopf.operator(
-                    registry=self.registry,
-                    settings=self.settings,
-                    namespaces=[self.namespace],
-                    standalone=True,
-                    stop_flag=self.stop_flag,
-                    ready_flag=self.ready_flag,
-                )
-            )
-        except BaseException as exc:  # reported by the test
-            self.error = exc
-
-    def next_event(self, timeout: float = 30) -> tuple[str | None, str, dict[str, Any]]:
-        return self.events.get(timeout=timeout)
-
-    def start(self) -> None:
-        self.thread.start()
-        assert self.ready_flag.wait(60), "kopf did not start"
-
-    def stop(self) -> None:
-        self.stop_flag.set()
-        self.thread.join(60)
-        assert not self.thread.is_alive(), "kopf did not stop"
+    return operator
 
 
 @pytest.fixture
-def operator(served: Served) -> Iterator[Operator]:
-    logging.getLogger("kopf").setLevel(logging.WARNING)
-    operator = Operator(served.url, new_namespace())
-    operator.start()
-    try:
+def operator(served: Served) -> Iterator[KopfOperator]:
+    """``event_operator`` running on a namespace of its own."""
+    with event_operator(served, new_namespace()).running() as operator:
         yield operator
-    finally:
-        operator.stop()
-    assert operator.error is None, operator.error
 
 
-def test_operator_sees_create_update_delete(operator: Operator, served: Served) -> None:
+def test_operator_sees_create_update_delete(operator: KopfOperator, served: Served) -> None:
     ns = operator.namespace
     served.wait_for_watches(1)  # kopf has listed and is watching
     served.create(ns, "w", app="x")
-    event_type, name, body = operator.next_event()
+    event_type, name, body = operator.next_call()
     assert (event_type, name) == ("ADDED", "w")
     assert body["metadata"]["labels"] == {"app": "x"}
     served.patch(ns, "w", {"spec": {"size": 2}})
-    event_type, name, body = operator.next_event()
+    event_type, name, body = operator.next_call()
     assert (event_type, name) == ("MODIFIED", "w")
     assert body["spec"]["size"] == 2
     served.delete(ns, "w")
-    event_type, name, _ = operator.next_event()
+    event_type, name, _ = operator.next_call()
     assert (event_type, name) == ("DELETED", "w")
     # Objects in other namespaces are not this operator's business.
     served.create(new_namespace(), "elsewhere")
     served.create(ns, "w2")
-    assert operator.next_event()[:2] == ("ADDED", "w2")
+    assert operator.next_call()[:2] == ("ADDED", "w2")
 
 
 def test_operator_sees_existing_objects(served: Served) -> None:
     ns = new_namespace()
     served.create(ns, "old")
-    operator = Operator(served.url, ns)
-    operator.start()
-    try:
-        event_type, name, _ = operator.next_event()
+    with event_operator(served, ns).running() as operator:
+        event_type, name, _ = operator.next_call()
         assert name == "old"
         assert event_type in (None, "ADDED")  # kopf reports listed objects with type None
-    finally:
-        operator.stop()
-    assert operator.error is None
 
 
-class HandlerOperator:
-    """A kopf operator in namespaced mode (``kopf run -n <ns>``: namespace scanning on)
-    with create, update and delete handlers; each call lands in ``calls``."""
+def handler_operator(served: Served, namespace: str) -> KopfOperator:
+    """kopf in namespaced mode (``kopf run -n <ns>``: namespace scanning on) with create,
+    update and delete handlers; the delete handler records the object as GET answers it."""
+    operator = KopfOperator(served.url, namespace, scan_namespaces=True)
 
-    def __init__(self, served: Served, namespace: str) -> None:
-        self.calls: queue.Queue[tuple[str, str, dict[str, Any]]] = queue.Queue()
-        self.registry = kopf.OperatorRegistry()
-        self.stop_flag = threading.Event()
-        self.ready_flag = threading.Event()
-        self.error: BaseException | None = None
-        self.namespace = namespace
-        url = served.url
+    @kopf.on.create(GROUP, VERSION, PLURAL, registry=operator.registry)
+    def on_create(name: str, spec: Any, **_: Any) -> None:
+        operator.record("create", name, {"spec": dict(spec)})
 
-        @kopf.on.login(registry=self.registry)
-        def login(**_: Any) -> kopf.ConnectionInfo:
-            return kopf.ConnectionInfo(server=url, insecure=True)
+    @kopf.on.update(GROUP, VERSION, PLURAL, registry=operator.registry)
+    def on_update(name: str, spec: Any, **_: Any) -> None:
+        operator.record("update", name, {"spec": dict(spec)})
 
-        @kopf.on.create(GROUP, VERSION, PLURAL, registry=self.registry)
-        def on_create(name: str, spec: Any, **_: Any) -> None:
-            self.calls.put(("create", name, {"spec": dict(spec)}))
+    @kopf.on.delete(GROUP, VERSION, PLURAL, registry=operator.registry)
+    def on_delete(name: str, namespace: str, **_: Any) -> None:
+        # The object must still exist, marked for deletion, while this runs.
+        with httpx.Client(base_url=served.url, timeout=10) as http:
+            response = http.get(served.path(namespace, name))
+        operator.record("delete", name, {"status": response.status_code, **response.json()})
 
-        @kopf.on.update(GROUP, VERSION, PLURAL, registry=self.registry)
-        def on_update(name: str, spec: Any, **_: Any) -> None:
-            self.calls.put(("update", name, {"spec": dict(spec)}))
-
-        @kopf.on.delete(GROUP, VERSION, PLURAL, registry=self.registry)
-        def on_delete(name: str, namespace: str, **_: Any) -> None:
-            # The object must still exist, marked for deletion, while this runs.
-            with httpx.Client(base_url=url, timeout=10) as http:
-                response = http.get(served.path(namespace, name))
-            self.calls.put(("delete", name, {"status": response.status_code, **response.json()}))
-
-        self.settings = kopf.OperatorSettings()
-        self.settings.posting.enabled = False
-        self.settings.watching.connect_timeout = 10
-        self.thread = threading.Thread(target=self._run, name="kopf-handlers", daemon=True)
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(
-                kopf.operator(
-                    registry=self.registry,
-                    settings=self.settings,
-                    namespaces=[self.namespace],
-                    standalone=True,
-                    stop_flag=self.stop_flag,
-                    ready_flag=self.ready_flag,
-                )
-            )
-        except BaseException as exc:  # reported by the test
-            self.error = exc
-
-    def next_call(self, timeout: float = 30) -> tuple[str, str, dict[str, Any]]:
-        return self.calls.get(timeout=timeout)
+    return operator
 
 
 def _gone(served: Served, namespace: str, name: str, timeout: float = 30) -> dict[str, Any]:
@@ -187,13 +101,9 @@ def _gone(served: Served, namespace: str, name: str, timeout: float = 30) -> dic
 
 
 def test_namespaced_operator_runs_each_handler_once(served: Served) -> None:
-    logging.getLogger("kopf").setLevel(logging.WARNING)
     ns = new_namespace()  # not known to the server yet: it appears once used
     watches = served.app.active_watches
-    operator = HandlerOperator(served, ns)
-    operator.thread.start()
-    try:
-        assert operator.ready_flag.wait(60), "kopf did not start"
+    with handler_operator(served, ns).running() as operator:
         served.wait_for_watches(watches + 1)  # the namespace observer watches namespaces
         served.create(ns, "w", app="x")
         assert operator.next_call() == ("create", "w", {"spec": {"size": 1}})
@@ -209,10 +119,4 @@ def test_namespaced_operator_runs_each_handler_once(served: Served) -> None:
         assert seen["metadata"]["deletionTimestamp"]
         _gone(served, ns, "w")
         # Nothing ran twice.
-        time.sleep(1.0)
-        assert operator.calls.empty(), operator.calls.get_nowait()
-    finally:
-        operator.stop_flag.set()
-        operator.thread.join(60)
-    assert not operator.thread.is_alive(), "kopf did not stop"
-    assert operator.error is None, operator.error
+        assert operator.no_more_calls(1.0) == []
