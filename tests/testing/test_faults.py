@@ -292,6 +292,7 @@ def test_marker_keywords_build_each_fault() -> None:
     )
     assert _fault_from_keywords({"expired": True, "message": "m"}) == Fault.expired("m")
     assert _fault_from_keywords({"drop": True}) == Fault.drop(0)
+    assert _fault_from_keywords({"drop": 0}) == Fault.drop(0)
     assert _fault_from_keywords({"drop": 3, "cut": True}) == Fault.drop(3, cut=True)
     assert _fault_from_keywords({"stall": True}) == Fault.stall()
     assert _fault_from_keywords({"latency": 0.5}) == Fault.latency(0.5)

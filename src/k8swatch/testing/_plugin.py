@@ -32,8 +32,8 @@ _MARKER = "k8swatch_fault"
 _MARKER_HELP = (
     f"{_MARKER}(fault=None, *, status=None, message=None, retry_after=None, expired=False, "
     "drop=None, cut=False, stall=False, latency=None, method=None, path=None, watch=None, "
-    "times=1): inject a fault (a k8swatch.testing.Fault, or one built from the keywords) "
-    "into the matching requests served by the asgi_client and live_server fixtures"
+    "where=None, times=1): inject a fault (a k8swatch.testing.Fault, or one built from the "
+    "keywords) into the matching requests served by the asgi_client and live_server fixtures"
 )
 _MATCH_KEYS = ("method", "path", "watch", "where", "times")
 
@@ -48,7 +48,8 @@ def _fault_from_keywords(options: Mapping[str, Any]) -> Fault:
     kinds = [
         key
         for key in ("status", "expired", "drop", "stall", "latency")
-        if options.get(key) not in (None, False)
+        # Identity, not equality: ``drop=0`` (end after 0 events) is a drop, not "none".
+        if options.get(key) is not None and options.get(key) is not False
     ]
     if len(kinds) != 1:
         raise TypeError(
