@@ -22,9 +22,12 @@ from typing import Any, NamedTuple
 import anyio
 import pytest
 
+from k8swatch.coder import StaticClientProvider
 from k8swatch.coder._fake import FakeCoder
 
 TEST_TOKEN = "test-session-token"
+#: The Kubernetes namespace the storage tests serve Coder in (``provider``).
+CODER_NAMESPACE = "control-plane"
 
 
 class FakeCoderServer(NamedTuple):
@@ -127,3 +130,17 @@ async def fake_coder_server(
     """``fake_coder`` served on 127.0.0.1:<random port>: ``(url, token, fake)``."""
     async with serve_fake_coder(fake_coder) as server:
         yield server
+
+
+@pytest.fixture
+async def provider(fake_coder_server: FakeCoderServer) -> AsyncIterator[StaticClientProvider]:
+    """A client provider for ``fake_coder_server``, serving namespace ``control-plane``."""
+    provider = StaticClientProvider(fake_coder_server.url, fake_coder_server.token, CODER_NAMESPACE)
+    yield provider
+    await provider.aclose()
+
+
+@pytest.fixture
+def fake(fake_coder_server: FakeCoderServer) -> FakeCoder:
+    """The fake Coder behind ``fake_coder_server`` (to seed it or count its requests)."""
+    return fake_coder_server.fake

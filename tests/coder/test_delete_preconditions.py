@@ -12,9 +12,9 @@ from k8swatch import DeletePreconditions, MemoryEventLog, Status, StatusError
 from k8swatch.coder import StaticClientProvider, TemplateStorage, WorkspaceStorage
 from k8swatch.coder._fake import FakeCoder
 
-from .conftest import FakeCoderServer
+from .conftest import CODER_NAMESPACE
 
-NS = "control-plane"
+NS = CODER_NAMESPACE  # what the conftest's provider serves
 WS = "acme.alice.dev-workspace"
 WS_REF = "alice/dev-workspace"
 TMPL = "acme.spare"
@@ -29,18 +29,6 @@ def _mode_kwargs(mode: str) -> dict[str, Any]:
     if mode == "log":
         return {"log": MemoryEventLog()}
     return {"watch_cache": mode == "cache"}
-
-
-@pytest.fixture
-async def provider(fake_coder_server: FakeCoderServer) -> AsyncIterator[StaticClientProvider]:
-    provider = StaticClientProvider(fake_coder_server.url, fake_coder_server.token, NS)
-    yield provider
-    await provider.aclose()
-
-
-@pytest.fixture
-def fake(fake_coder_server: FakeCoderServer) -> FakeCoder:
-    return fake_coder_server.fake
 
 
 @pytest.fixture(params=MODES)

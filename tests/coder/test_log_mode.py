@@ -27,9 +27,9 @@ from k8swatch import (
 from k8swatch.coder import CoderPoller, StaticClientProvider, TemplateStorage, WorkspaceStorage
 from tests.forwarding_log import ForwardingLog
 
-from .conftest import FakeCoderServer
+from .conftest import CODER_NAMESPACE, FakeCoderServer
 
-NS = "control-plane"
+NS = CODER_NAMESPACE  # what the conftest's provider serves
 SEED = "acme.alice.dev-workspace"
 Obj = dict[str, Any]
 
@@ -46,13 +46,6 @@ class FlakyLog(ForwardingLog):
             self.failures -= 1
             raise service_unavailable("injected: the log is unreachable")
         return await super().append(write)
-
-
-@pytest.fixture
-async def provider(fake_coder_server: FakeCoderServer) -> AsyncIterator[StaticClientProvider]:
-    provider = StaticClientProvider(fake_coder_server.url, fake_coder_server.token, NS)
-    yield provider
-    await provider.aclose()
 
 
 @asynccontextmanager

@@ -18,23 +18,11 @@ from k8swatch.coder import (
 )
 from k8swatch.coder._fake import FakeCoder
 
-from .conftest import FakeCoderServer
+from .conftest import CODER_NAMESPACE
 
-NS = "control-plane"
+NS = CODER_NAMESPACE  # what the conftest's provider serves
 WS = "acme.alice.dev-workspace"
 TMPL = "acme.starter-template"
-
-
-@pytest.fixture
-async def provider(fake_coder_server: FakeCoderServer) -> AsyncIterator[StaticClientProvider]:
-    provider = StaticClientProvider(fake_coder_server.url, fake_coder_server.token, NS)
-    yield provider
-    await provider.aclose()
-
-
-@pytest.fixture
-def fake(fake_coder_server: FakeCoderServer) -> FakeCoder:
-    return fake_coder_server.fake
 
 
 @pytest.fixture

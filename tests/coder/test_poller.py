@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -17,21 +16,9 @@ from k8swatch.coder import (
 )
 from k8swatch.coder._fake import FakeCoder
 
-from .conftest import FakeCoderServer
+from .conftest import CODER_NAMESPACE
 
-NS = "control-plane"
-
-
-@pytest.fixture
-async def provider(fake_coder_server: FakeCoderServer) -> AsyncIterator[StaticClientProvider]:
-    provider = StaticClientProvider(fake_coder_server.url, fake_coder_server.token, NS)
-    yield provider
-    await provider.aclose()
-
-
-@pytest.fixture
-def fake(fake_coder_server: FakeCoderServer) -> FakeCoder:
-    return fake_coder_server.fake
+NS = CODER_NAMESPACE  # what the conftest's provider serves
 
 
 @pytest.fixture(params=[False, True], ids=["broadcaster", "cache"])

@@ -15,17 +15,10 @@ from k8swatch import ListOptions, StatusError
 from k8swatch.coder import CoderClient, StaticClientProvider, TemplateStorage
 from k8swatch.coder._fake import FakeCoder
 
-from .conftest import FakeCoderServer
+from .conftest import CODER_NAMESPACE
 
-NS = "control-plane"
+NS = CODER_NAMESPACE  # what the conftest's provider serves
 MAIN_TF = 'resource "null_resource" "example" {}'
-
-
-@pytest.fixture
-async def provider(fake_coder_server: FakeCoderServer) -> AsyncIterator[StaticClientProvider]:
-    provider = StaticClientProvider(fake_coder_server.url, fake_coder_server.token, NS)
-    yield provider
-    await provider.aclose()
 
 
 @pytest.fixture
@@ -33,11 +26,6 @@ async def storage(provider: StaticClientProvider) -> AsyncIterator[TemplateStora
     storage = TemplateStorage(provider, build_poll_interval=0.01)
     yield storage
     await storage.aclose()
-
-
-@pytest.fixture
-def fake(fake_coder_server: FakeCoderServer) -> FakeCoder:
-    return fake_coder_server.fake
 
 
 def template(name: str, **spec: Any) -> dict[str, Any]:

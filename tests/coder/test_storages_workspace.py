@@ -11,17 +11,10 @@ from k8swatch import ListOptions, StatusError
 from k8swatch.coder import StaticClientProvider, WorkspaceStorage
 from k8swatch.coder._fake import FakeCoder
 
-from .conftest import FakeCoderServer
+from .conftest import CODER_NAMESPACE
 
-NS = "control-plane"
+NS = CODER_NAMESPACE  # what the conftest's provider serves
 SCHEDULE = "CRON_TZ=UTC 0 10 * * 1-5"
-
-
-@pytest.fixture
-async def provider(fake_coder_server: FakeCoderServer) -> AsyncIterator[StaticClientProvider]:
-    provider = StaticClientProvider(fake_coder_server.url, fake_coder_server.token, NS)
-    yield provider
-    await provider.aclose()
 
 
 @pytest.fixture
@@ -29,11 +22,6 @@ async def storage(provider: StaticClientProvider) -> AsyncIterator[WorkspaceStor
     storage = WorkspaceStorage(provider)
     yield storage
     await storage.aclose()
-
-
-@pytest.fixture
-def fake(fake_coder_server: FakeCoderServer) -> FakeCoder:
-    return fake_coder_server.fake
 
 
 def workspace(name: str, **spec: Any) -> dict[str, Any]:

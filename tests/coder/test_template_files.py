@@ -6,7 +6,6 @@ so the cache's effect is measured where Coder sees it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -18,9 +17,9 @@ from k8swatch.coder import CoderClient, StaticClientProvider, TemplateStorage
 from k8swatch.coder._fake import FakeCoder
 from k8swatch.coder._files import build_archive
 
-from .conftest import FakeCoderServer
+from .conftest import CODER_NAMESPACE, FakeCoderServer
 
-NS = "control-plane"
+NS = CODER_NAMESPACE  # what the conftest's provider serves
 MAIN_TF = 'resource "null_resource" "example" {}'
 DOWNLOAD = ("GET", "files/{id}")
 VERSION = ("GET", "templateversions/{id}")
@@ -30,18 +29,6 @@ EVENT_TIMEOUT = 5.0
 @pytest.fixture(params=[False, True], ids=["broadcaster", "cache"])
 def cached(request: pytest.FixtureRequest) -> bool:
     return bool(request.param)
-
-
-@pytest.fixture
-async def provider(fake_coder_server: FakeCoderServer) -> AsyncIterator[StaticClientProvider]:
-    provider = StaticClientProvider(fake_coder_server.url, fake_coder_server.token, NS)
-    yield provider
-    await provider.aclose()
-
-
-@pytest.fixture
-def fake(fake_coder_server: FakeCoderServer) -> FakeCoder:
-    return fake_coder_server.fake
 
 
 def template(name: str, **spec: Any) -> dict[str, Any]:

@@ -21,18 +21,11 @@ from k8swatch import (
 )
 from k8swatch.coder import StaticClientProvider, TemplateStorage, WorkspaceStorage
 
-from .conftest import FakeCoderServer
+from .conftest import CODER_NAMESPACE, FakeCoderServer
 
-NS = "control-plane"
+NS = CODER_NAMESPACE  # what the conftest's provider serves
 EVENT_TIMEOUT = 3.0
 NO_EVENT_WINDOW = 0.25
-
-
-@pytest.fixture
-async def provider(fake_coder_server: FakeCoderServer) -> AsyncIterator[StaticClientProvider]:
-    provider = StaticClientProvider(fake_coder_server.url, fake_coder_server.token, NS)
-    yield provider
-    await provider.aclose()
 
 
 @pytest.fixture(params=[False, True], ids=["broadcaster", "cache"])
