@@ -14,24 +14,11 @@ import pytest
 from k8swatch.redis import open_redis_backend
 from tests.kubectl.conftest import Kubectl
 
-from .test_serve_replicas import NS, started
+from .test_serve_replicas import NS, serve_args, started
 
 pytestmark = pytest.mark.redis
 
 DEMO = "acme.alice.dev-workspace"
-
-
-def serve_args(coder_url: str, redis_url: str, prefix: str, kubeconfig: Path) -> list[str]:
-    return [
-        "serve",
-        "--port", "0",
-        "--namespace", NS,
-        "--coder-url", coder_url,
-        "--redis-url", redis_url,
-        "--redis-prefix", prefix,
-        "--poll-interval", "0.3",
-        "--kubeconfig", str(kubeconfig),
-    ]  # fmt: skip
 
 
 def names(k: Kubectl, selector: str) -> list[str]:

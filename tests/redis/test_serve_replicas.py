@@ -33,6 +33,20 @@ PATH = f"/apis/{GROUP}/{VERSION}/namespaces/{NS}/coderworkspaces"
 Obj = dict[str, Any]
 
 
+def serve_args(coder_url: str, redis_url: str, prefix: str, kubeconfig: Path) -> list[str]:
+    """``k8swatch serve`` for one replica on *prefix*, writing its kubeconfig to *kubeconfig*."""
+    return [
+        "serve",
+        "--port", "0",
+        "--namespace", NS,
+        "--coder-url", coder_url,
+        "--redis-url", redis_url,
+        "--redis-prefix", prefix,
+        "--poll-interval", "0.3",
+        "--kubeconfig", str(kubeconfig),
+    ]  # fmt: skip
+
+
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     out = dict(os.environ)
@@ -60,18 +74,9 @@ def deployment(
     with started(["fake-coder", "--port", "0", "--build-mode", "instant"], env) as fake:
         coder_url, token = fake.value("URL: "), fake.value("token: ")
         replica_env = {**env, "CODER_SESSION_TOKEN": token}
-        common = [
-            "serve",
-            "--port", "0",
-            "--namespace", NS,
-            "--coder-url", coder_url,
-            "--redis-url", redis_url,
-            "--redis-prefix", prefix,
-            "--poll-interval", "0.3",
-        ]  # fmt: skip
         with (
-            started([*common, "--kubeconfig", str(tmp_path / "a")], replica_env) as a,
-            started([*common, "--kubeconfig", str(tmp_path / "b")], replica_env) as b,
+            started(serve_args(coder_url, redis_url, prefix, tmp_path / "a"), replica_env) as a,
+            started(serve_args(coder_url, redis_url, prefix, tmp_path / "b"), replica_env) as b,
         ):
             assert any(line.startswith("Redis: ") for line in a.lines)
             yield coder_url, token, a.value("URL: "), b.value("URL: ")
