@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import base64
 import ssl
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trustme
 
+from tests.kubectl.conftest import ThreadedServer
 
-class TLSServer:
+
+class TLSServer(ThreadedServer):
     """*app* served by uvicorn over TLS on 127.0.0.1 (a free port) in a thread.
 
     Client certificates are asked for (not required) and verified against
@@ -34,8 +34,6 @@ class TLSServer:
         tmp: Path,
         client_cas: tuple[trustme.CA, ...] = (),
     ) -> None:
-        import uvicorn
-
         from k8swatch._cli_uvicorn import ServeTimeouts, _protocol_class
 
         cert = tmp / "serving.pem"
@@ -50,26 +48,7 @@ class TLSServer:
             bundle.write_bytes(b"".join(ca.cert_pem.bytes() for ca in client_cas))
             options["ssl_ca_certs"] = str(bundle)
             options["ssl_cert_reqs"] = ssl.CERT_OPTIONAL
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", **options
-        )
-        self.server = uvicorn.Server(config)
-        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        return f"https://127.0.0.1:{port}"
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
+        super().__init__(app, scheme="https", lifespan="on", **options)
 
 
 def client_context(server_ca: trustme.CA, cert: trustme.LeafCert | None = None) -> ssl.SSLContext:

@@ -163,12 +163,20 @@ class LineReader:
 
 
 class ThreadedServer:
-    """An ASGI app served by uvicorn on 127.0.0.1 (random port) in a thread."""
+    """An ASGI app served by uvicorn on 127.0.0.1 (random port) in a thread.
 
-    def __init__(self, app: Any) -> None:
+    *options* are more ``uvicorn.Config`` options (TLS ones with ``scheme="https"``).
+    """
+
+    def __init__(
+        self, app: Any, *, scheme: str = "http", lifespan: str = "off", **options: Any
+    ) -> None:
         import uvicorn
 
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+        self.scheme = scheme
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=0, log_level="warning", lifespan=lifespan, **options
+        )
         self.server = uvicorn.Server(config)
         self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -182,7 +190,7 @@ class ThreadedServer:
             time.sleep(0.02)
         sockets = self.server.servers[0].sockets
         port = sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
+        return f"{self.scheme}://127.0.0.1:{port}"
 
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
